@@ -1,0 +1,12 @@
+/*
+ * framepool.h — umbrella header: everything but the OpenCV wrapper (cv.h).
+ */
+#ifndef FRAMEPOOL_H
+#define FRAMEPOOL_H
+
+#include "framepool/base.h"
+#include "framepool/obj.h"
+#include "framepool/image.h"
+#include "framepool/pool.h"
+
+#endif

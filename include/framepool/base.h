@@ -1,0 +1,151 @@
+/*
+ * framepool/base.h — errors, allocator hook, version, pixel formats.
+ *
+ * Conventions used by every framepool header:
+ *   - Functions return an int: 0 (FP_OK) on success, a negative FP_E* code on
+ *     failure. Results come back through out-parameters, which are left
+ *     untouched (or set to NULL for object out-parameters) on failure.
+ *   - "+1 (caller releases)" means the caller owns a new reference and must
+ *     drop it with fp_unref(); "borrowed" means the callee keeps ownership and
+ *     the pointer is valid only as long as the documented owner keeps it.
+ *   - Every function is thread-safe unless its comment says otherwise.
+ */
+#ifndef FRAMEPOOL_BASE_H
+#define FRAMEPOOL_BASE_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define FP_API
+#elif defined(__GNUC__)
+#define FP_API __attribute__((visibility("default")))
+#else
+#define FP_API
+#endif
+
+#define FP_VERSION_MAJOR 0
+#define FP_VERSION_MINOR 1
+#define FP_VERSION_PATCH 0
+#define FP_VERSION_STRING "0.1.0"
+
+/* Returns the library version as (major << 16 | minor << 8 | patch). */
+FP_API unsigned fp_version(void);
+
+/* ---- errors --------------------------------------------------------------
+ * Errors are negative. The first group are negated errno values, the second
+ * are framepool's own codes (chosen far outside the errno range). */
+enum {
+    FP_OK = 0,
+    FP_EINVAL = -EINVAL,         /* an argument is invalid */
+    FP_ENOMEM = -ENOMEM,         /* an allocation failed */
+    FP_EAGAIN = -EAGAIN,         /* try again (non-blocking call had nothing) */
+    FP_ETIMEDOUT = -ETIMEDOUT,   /* a deadline passed */
+    FP_ECANCELED = -ECANCELED,   /* the wait was cancelled (fp_pool_cancel, interrupt) */
+    FP_ENOENT = -ENOENT,         /* no such file, key or entry */
+    FP_EBUSY = -EBUSY,           /* the object is in use and cannot be changed */
+    FP_ELIMIT = -0x46500001,     /* a bound was reached (the message names it) */
+    FP_EFORMAT = -0x46500002,    /* not a media file, or unsupported codec/format */
+    FP_ENOSTREAM = -0x46500003,  /* the input has no (such) video stream */
+    FP_EDECODE = -0x46500004,    /* too many decode errors */
+    FP_EIO = -0x46500005,        /* input/output error */
+    FP_ENODISPLAY = -0x46500006, /* no display for imshow */
+    FP_EUNKNOWN = -0x46500007,   /* an error from a dependency with no better mapping */
+};
+
+/* Returns a static, human-readable description of an error code (never NULL;
+ * unknown codes give "unknown error"). Thread-safe. */
+FP_API const char *fp_strerror(int err);
+
+/* ---- allocator hook ------------------------------------------------------
+ * Every allocation framepool makes (objects, pixel buffers, tables) goes
+ * through the installed allocator. `alloc` must return memory aligned to
+ * `align` (a power of two, at least sizeof(void*)) or NULL; `free` receives
+ * the same size that was asked for. */
+typedef struct fp_allocator {
+    void *(*alloc)(size_t size, size_t align, void *user);
+    void (*free)(void *p, size_t size, void *user);
+    void *user;
+} fp_allocator;
+
+/* Installs `a` (copied) as the process-wide allocator; NULL restores the
+ * default (posix_memalign/free). Call it before creating any framepool
+ * object: memory is always returned to the allocator that provided it only
+ * if the allocator is not changed while objects live. Not thread-safe with
+ * respect to concurrent allocations. */
+FP_API void fp_set_allocator(const fp_allocator *a);
+
+/* Returns the currently installed allocator (borrowed, never NULL). */
+FP_API const fp_allocator *fp_get_allocator(void);
+
+/* Allocates `size` bytes aligned to `align` through the installed allocator.
+ * Returns NULL on failure (or when size is 0). Release with fp_free(p, size). */
+FP_API void *fp_alloc(size_t size, size_t align);
+/* Releases memory from fp_alloc; `size` must be the size asked for. NULL-safe. */
+FP_API void fp_free(void *p, size_t size);
+
+/* ---- pixel formats -------------------------------------------------------- */
+typedef enum fp_pixfmt {
+    FP_PIX_NONE = 0,
+    FP_PIX_GRAY8,      /* 1 plane, 1 byte per pixel */
+    FP_PIX_BGR24,      /* 1 plane, packed B,G,R (OpenCV's default order) */
+    FP_PIX_RGB24,      /* 1 plane, packed R,G,B */
+    FP_PIX_BGRA,       /* 1 plane, packed B,G,R,A */
+    FP_PIX_RGBA,       /* 1 plane, packed R,G,B,A */
+    FP_PIX_YUV420P,    /* 3 planes, chroma halved both ways */
+    FP_PIX_NV12,       /* 2 planes: Y, interleaved UV at half height */
+    FP_PIX_YUV422P,    /* 3 planes, chroma halved horizontally */
+    FP_PIX_YUV444P,    /* 3 planes, full-size chroma */
+    FP_PIX_YUV420P10,  /* 3 planes, 16-bit little-endian samples, 10 bits used */
+    FP_PIX_OTHER,      /* any other layout: see fp_image.av_format and fp_layout */
+    FP_PIX_COUNT_
+} fp_pixfmt;
+
+/* Describes one pixel format's planes. */
+typedef struct fp_pixfmt_desc {
+    const char *name;          /* "bgr24", "yuv420p", ... (FFmpeg's names) */
+    int planes;                /* number of planes, 1..4 */
+    int bytes_per_pixel[4];    /* bytes per pixel in each plane (per sample pair for NV12 UV) */
+    int log2_chroma_w;         /* horizontal subsampling of planes 1.. */
+    int log2_chroma_h;         /* vertical subsampling of planes 1.. */
+} fp_pixfmt_desc;
+
+/* Returns the description of `fmt` (borrowed, static) or NULL for
+ * FP_PIX_NONE, FP_PIX_OTHER and unknown values. */
+FP_API const fp_pixfmt_desc *fp_pixfmt_describe(fp_pixfmt fmt);
+/* Returns the format's name, or "none"/"other"/"invalid". */
+FP_API const char *fp_pixfmt_name(fp_pixfmt fmt);
+/* Returns the format whose FFmpeg-style name is `name`, or FP_PIX_NONE. */
+FP_API fp_pixfmt fp_pixfmt_from_name(const char *name);
+
+/* Largest width or height framepool accepts for any image (16384). Larger
+ * dimensions are rejected with FP_EINVAL before any allocation. */
+#define FP_MAX_DIMENSION 16384
+
+/* The memory layout of one image: where each plane starts in a single
+ * allocation, its row stride and its number of rows. */
+typedef struct fp_layout {
+    int planes;           /* 1..4 */
+    int stride[4];        /* bytes per row, a multiple of the alignment */
+    int rows[4];          /* rows in each plane */
+    size_t offset[4];     /* byte offset of each plane, aligned */
+    size_t size;          /* total bytes, including `padding` */
+} fp_layout;
+
+/* Computes the layout of a `width` x `height` image of `fmt` with every row
+ * stride and plane offset a multiple of `align` (a power of two >= 1; 0 means
+ * 64) and `padding` extra bytes after the last plane. Returns 0, or FP_EINVAL
+ * for FP_PIX_NONE/OTHER, non-positive or > FP_MAX_DIMENSION sizes, or a bad
+ * alignment. Pure function, thread-safe. */
+FP_API int fp_layout_compute(fp_pixfmt fmt, int width, int height, int align, size_t padding,
+                             fp_layout *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

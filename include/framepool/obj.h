@@ -1,0 +1,116 @@
+/*
+ * framepool/obj.h — reference-counted objects, the C analogue of Python's.
+ *
+ * Every framepool object (images, pools, budgets, caches, readers' frames)
+ * and any object of your own made with fp_new() shares one header: an atomic
+ * strong count, its type, the bytes it charges, and the file:line where it
+ * was created. Per-type live counts and bytes are kept always (two relaxed
+ * atomic adds per object lifetime) so that diagnostics can name what holds
+ * memory.
+ *
+ *   typedef struct track { double x, y; fp_image *crop; } track;
+ *   static void track_fin(void *o) { track *t = o; fp_unref(&t->crop); }
+ *   static const fp_type track_type = { "track", track_fin };
+ *   track *t = fp_new(&track_type, sizeof *t);   // +1, zero-filled
+ *   ...
+ *   fp_unref(&t);                                // runs track_fin, frees, t = NULL
+ */
+#ifndef FRAMEPOOL_OBJ_H
+#define FRAMEPOOL_OBJ_H
+
+#include "base.h"
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A type: a name for diagnostics and an optional finalizer that releases
+ * what the object owns (it must not free the object itself). The struct must
+ * outlive every object of the type (make it static const). */
+typedef struct fp_type {
+    const char *name;
+    void (*finalize)(void *obj);
+} fp_type;
+
+/* Creates a zero-filled object of `size` payload bytes (64-byte aligned)
+ * whose creation site is the caller's file:line. Returns +1 (caller
+ * releases), or NULL when allocation fails or `type` is NULL. Thread-safe. */
+#define fp_new(type, size) fp_new_at((type), (size), __FILE__, __LINE__, __func__)
+FP_API void *fp_new_at(const fp_type *type, size_t size, const char *file, int line,
+                       const char *func);
+
+/* Adds a strong reference and returns `obj` (NULL-safe: returns NULL).
+ * The caller owns the new reference. Thread-safe (relaxed atomic add). */
+FP_API void *fp_ref(void *obj);
+
+/* Drops the reference held in `*pobj` and sets `*pobj` to NULL. `pobj` is the
+ * address of your pointer (a T**, passed as void* so that it works for every
+ * type); NULL-safe for both `pobj` and `*pobj`. When the last reference goes
+ * the finalizer runs, then fp_on_free callbacks, then the memory is freed (or
+ * a pooled image goes back to its pool). Thread-safe (acq_rel decrement).
+ * Dropping a reference you do not own (a double unref) is detected when the
+ * count would go below zero: framepool prints the type and creation site to
+ * stderr and aborts, rather than corrupting memory silently. */
+FP_API void fp_unref(void *pobj);
+
+/* Drops one reference to `obj` without touching any pointer variable (for
+ * callbacks that receive the object by value). NULL-safe. */
+FP_API void fp_decref(void *obj);
+
+/* Returns the current strong count (a snapshot; racy by nature when other
+ * threads hold references). 0 for NULL. */
+FP_API uint32_t fp_refcount(const void *obj);
+
+/* Returns the object's type (borrowed), or NULL for NULL. */
+FP_API const fp_type *fp_type_of(const void *obj);
+
+/* Returns the bytes charged to the object: its payload size plus whatever
+ * fp_obj_set_bytes added (pixel buffers for images). */
+FP_API size_t fp_obj_bytes(const void *obj);
+
+/* Sets the bytes charged to `obj` (e.g. a user object that owns a large
+ * malloc'd buffer) so that per-type statistics and diagnostics count them.
+ * Thread-safe with respect to the statistics; call it while you own obj. */
+FP_API void fp_obj_set_bytes(void *obj, size_t bytes);
+
+/* Returns the creation site recorded for `obj` (borrowed static strings). */
+FP_API void fp_obj_site(const void *obj, const char **file, int *line, const char **func);
+
+/* Returns the frame tick (see fp_frame_tick) at which `obj` was created. */
+FP_API uint64_t fp_obj_birth(const void *obj);
+
+/* Per-type statistics, kept for every type that ever had an object. */
+typedef struct fp_type_stats {
+    const char *name;
+    uint64_t live;          /* objects alive now */
+    uint64_t live_bytes;    /* bytes charged by the live objects */
+    uint64_t peak;          /* highest `live` ever reached */
+    uint64_t peak_bytes;    /* highest `live_bytes` ever reached */
+    uint64_t created;       /* objects ever created */
+} fp_type_stats;
+
+/* Fills `out` with the statistics of `type`. Returns 0, or FP_ENOENT when no
+ * object of that type was ever created (out is then zero-filled with the
+ * name set). Thread-safe; figures are a consistent-enough snapshot. */
+FP_API int fp_type_get_stats(const fp_type *type, fp_type_stats *out);
+
+/* Calls `fn` for every type that ever had an object, in registration order.
+ * Stops early and returns fn's value when it returns non-zero. Thread-safe. */
+FP_API int fp_type_foreach(int (*fn)(const fp_type *type, const fp_type_stats *s, void *user),
+                           void *user);
+
+/* Total bytes and objects alive across all types. */
+FP_API void fp_obj_totals(uint64_t *live_objects, uint64_t *live_bytes);
+
+/* A process-wide frame counter used to give objects an age in frames. The
+ * reader advances it once per delivered frame; loops without a reader may
+ * call fp_frame_tick() themselves. Returns the new value. Thread-safe. */
+FP_API uint64_t fp_frame_tick(void);
+/* Returns the current frame counter. */
+FP_API uint64_t fp_frame_now(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,268 @@
+/* fp_image: standalone, wrapped and pooled images. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+static void image_finalize(void *obj)
+{
+    fp__image *im = obj;
+    if (im->wrap_free) {
+        void (*fn)(void *) = im->wrap_free;
+        im->wrap_free = NULL;
+        fn(im->wrap_user);
+    }
+}
+
+const fp_type fp_image_type = {"fp_image", image_finalize};
+
+#define IMAGE_HDR_SIZE ((sizeof(fp__image) + 63) & ~(size_t)63)
+
+void fp__image_reset(fp__image *im)
+{
+    im->pub.pts = INT64_MIN;
+    im->pub.time = NAN;
+    im->pub.index = -1;
+    im->pub.flags = 0;
+}
+
+void fp__image_bind_planes(fp__image *im)
+{
+    for (int p = 0; p < 4; p++) {
+        if (p < im->layout.planes) {
+            im->pub.data[p] = im->pixels + im->layout.offset[p];
+            im->pub.stride[p] = im->layout.stride[p];
+        } else {
+            im->pub.data[p] = NULL;
+            im->pub.stride[p] = 0;
+        }
+    }
+}
+
+static int layout_valid(const fp_layout *l)
+{
+    if (l->planes < 1 || l->planes > 4 || l->size == 0)
+        return 0;
+    for (int p = 0; p < l->planes; p++) {
+        if (l->stride[p] <= 0 || l->rows[p] <= 0 || (l->stride[p] & 63) || (l->offset[p] & 63))
+            return 0;
+        if (l->offset[p] + (size_t)l->stride[p] * (size_t)l->rows[p] > l->size)
+            return 0;
+    }
+    return 1;
+}
+
+fp__image *fp__image_alloc(const fp_layout *layout, fp_pixfmt format, int av_format, int width,
+                           int height, void (*dispose)(fp__obj *h), const char *file, int line,
+                           const char *func)
+{
+    size_t charge = IMAGE_HDR_SIZE + layout->size;
+    fp__image *im = fp__obj_new(&fp_image_type, charge, charge, dispose, file, line, func);
+    if (!im)
+        return NULL;
+    im->layout = *layout;
+    im->pixels = (uint8_t *)im + IMAGE_HDR_SIZE;
+    im->pub.width = width;
+    im->pub.height = height;
+    im->pub.format = format;
+    im->pub.av_format = av_format;
+    im->pub.bytes = charge;
+    fp__image_reset(im);
+    fp__image_bind_planes(im);
+    return im;
+}
+
+int fp_image_new_layout_at(const fp_layout *layout, fp_pixfmt format, int av_format, int width,
+                           int height, fp_image **out, const char *file, int line,
+                           const char *func)
+{
+    if (!out)
+        return FP_EINVAL;
+    *out = NULL;
+    if (!layout || !layout_valid(layout) || width <= 0 || height <= 0 ||
+        width > FP_MAX_DIMENSION || height > FP_MAX_DIMENSION || format <= FP_PIX_NONE ||
+        format >= FP_PIX_COUNT_)
+        return FP_EINVAL;
+    fp__image *im = fp__image_alloc(layout, format, av_format, width, height, NULL, file, line,
+                                    func);
+    if (!im)
+        return FP_ENOMEM;
+    *out = &im->pub;
+    return FP_OK;
+}
+
+int fp_image_new_at(fp_pixfmt format, int width, int height, fp_image **out, const char *file,
+                    int line, const char *func)
+{
+    if (!out)
+        return FP_EINVAL;
+    *out = NULL;
+    fp_layout l;
+    int rc = fp_layout_compute(format, width, height, 64, 0, &l);
+    if (rc)
+        return rc;
+    return fp_image_new_layout_at(&l, format, -1, width, height, out, file, line, func);
+}
+
+int fp_image_wrap_at(const fp_image_wrap_info *info, fp_image **out, const char *file, int line,
+                     const char *func)
+{
+    if (!out)
+        return FP_EINVAL;
+    *out = NULL;
+    if (!info || info->width <= 0 || info->height <= 0 || info->width > FP_MAX_DIMENSION ||
+        info->height > FP_MAX_DIMENSION || info->format <= FP_PIX_NONE ||
+        info->format >= FP_PIX_COUNT_ || !info->data[0])
+        return FP_EINVAL;
+    size_t charge = IMAGE_HDR_SIZE + info->bytes;
+    fp__image *im = fp__obj_new(&fp_image_type, IMAGE_HDR_SIZE, charge, NULL, file, line, func);
+    if (!im)
+        return FP_ENOMEM;
+    im->pub.width = info->width;
+    im->pub.height = info->height;
+    im->pub.format = info->format;
+    im->pub.av_format = info->av_format;
+    for (int p = 0; p < 4; p++) {
+        im->pub.data[p] = info->data[p];
+        im->pub.stride[p] = info->data[p] ? info->stride[p] : 0;
+    }
+    im->pub.bytes = charge;
+    fp__image_reset(im);
+    im->pub.flags = info->flags & FP_IMAGE_READONLY;
+    im->wrap_free = info->free_fn;
+    im->wrap_user = info->user;
+    *out = &im->pub;
+    return FP_OK;
+}
+
+/* Bytes per row actually holding pixels in plane p, and its rows. */
+static int plane_geometry(const fp_image *img, int p, size_t *row_bytes, int *rows)
+{
+    const fp_pixfmt_desc *d = fp_pixfmt_describe(img->format);
+    if (d) {
+        if (p >= d->planes)
+            return 0;
+        int w = img->width, h = img->height;
+        if (p > 0) {
+            w = (w + (1 << d->log2_chroma_w) - 1) >> d->log2_chroma_w;
+            h = (h + (1 << d->log2_chroma_h) - 1) >> d->log2_chroma_h;
+        }
+        *row_bytes = (size_t)w * (size_t)d->bytes_per_pixel[p];
+        *rows = h;
+        return 1;
+    }
+    /* FP_PIX_OTHER: only framepool-allocated layouts are known; copy whole strides. */
+    const fp__image *im = fp__img(img);
+    if (p >= im->layout.planes || !img->data[p])
+        return 0;
+    *row_bytes = (size_t)img->stride[p];
+    *rows = im->layout.rows[p];
+    return 1;
+}
+
+void fp__image_copy_pixels(fp_image *dst, const fp_image *src)
+{
+    for (int p = 0; p < 4; p++) {
+        size_t row;
+        int rows;
+        if (!plane_geometry(src, p, &row, &rows))
+            continue;
+        if (src->stride[p] == dst->stride[p]) {
+            memcpy(dst->data[p], src->data[p], (size_t)src->stride[p] * (size_t)(rows - 1) + row);
+        } else {
+            for (int y = 0; y < rows; y++)
+                memcpy(dst->data[p] + (size_t)y * (size_t)dst->stride[p],
+                       src->data[p] + (size_t)y * (size_t)src->stride[p], row);
+        }
+    }
+}
+
+static void copy_meta(fp_image *dst, const fp_image *src)
+{
+    dst->pts = src->pts;
+    dst->time = src->time;
+    dst->index = src->index;
+    dst->flags = src->flags & ~(unsigned)FP_IMAGE_READONLY;
+}
+
+int fp_image_copy_at(const fp_image *src, fp_pool *pool, int64_t timeout_us, fp_image **out,
+                     const char *file, int line, const char *func)
+{
+    if (!out)
+        return FP_EINVAL;
+    *out = NULL;
+    if (!src)
+        return FP_EINVAL;
+    const fp__image *s = fp__img(src);
+    fp_pool *own = NULL; /* a reference to src's pool, taken only if it is still open */
+    if (!pool && s->pool && fp__obj_try_ref(fp__hdr(s->pool)))
+        pool = own = s->pool;
+    fp_image *dst = NULL;
+    int rc;
+    if (pool && fp__pool_matches(pool, src)) {
+        rc = fp_pool_acquire_at(pool, timeout_us, &dst, file, line, func);
+        if (rc == FP_OK && (dst->width != src->width || dst->height != src->height ||
+                            dst->format != src->format))
+            fp_unref(&dst); /* reconfigured meanwhile: fall back to a standalone copy */
+        if (rc) {
+            fp_unref(&own);
+            return rc;
+        }
+    }
+    fp_unref(&own);
+    if (!dst) {
+        if (src->format == FP_PIX_OTHER) {
+            if (s->layout.planes == 0)
+                return FP_EINVAL; /* wrapped memory of a layout framepool does not know */
+            rc = fp_image_new_layout_at(&s->layout, src->format, src->av_format, src->width,
+                                        src->height, &dst, file, line, func);
+        } else {
+            rc = fp_image_new_at(src->format, src->width, src->height, &dst, file, line, func);
+        }
+        if (rc)
+            return rc;
+        dst->av_format = src->av_format;
+    }
+    fp__image_copy_pixels(dst, src);
+    copy_meta(dst, src);
+    *out = dst;
+    return FP_OK;
+}
+
+bool fp_image_is_writable(const fp_image *img)
+{
+    return img && fp_refcount(img) == 1 && !(img->flags & FP_IMAGE_READONLY);
+}
+
+int fp_image_make_writable(fp_image **img)
+{
+    if (!img || !*img)
+        return FP_EINVAL;
+    if (fp_image_is_writable(*img))
+        return FP_OK;
+    const fp__obj *h = fp__hdr(*img);
+    fp_image *copy = NULL;
+    int rc = fp_image_copy_at(*img, NULL, 0, &copy, h->file, h->line, h->func);
+    if (rc)
+        return rc;
+    fp_unref(img);
+    *img = copy;
+    return FP_OK;
+}
+
+fp_pool *fp_image_pool(const fp_image *img)
+{
+    return img ? fp__img(img)->pool : NULL;
+}
+
+int fp_image_layout(const fp_image *img, fp_layout *out)
+{
+    if (!img || !out)
+        return FP_EINVAL;
+    const fp__image *im = fp__img(img);
+    if (im->layout.planes == 0)
+        return FP_EINVAL;
+    *out = im->layout;
+    return FP_OK;
+}

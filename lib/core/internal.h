@@ -1,0 +1,156 @@
+/*
+ * Internal interfaces shared by framepool's modules (core and av). Not
+ * installed. Names use the fp__ prefix.
+ */
+#ifndef FRAMEPOOL_INTERNAL_H
+#define FRAMEPOOL_INTERNAL_H
+
+#include "framepool/base.h"
+#include "framepool/image.h"
+#include "framepool/obj.h"
+#include "framepool/pool.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+
+#define FP__OBJ_MAGIC 0x46504f424a4c4956ull /* "FPOBJLIV" */
+#define FP__OBJ_DEAD 0x46504f424a444541ull  /* "FPOBJDEA" */
+
+/* Object flags (fp__obj.flags). */
+enum {
+    FP__OBJ_WEAK = 1u << 0,      /* has a weak slot: the last release goes through weak.c */
+    FP__OBJ_ONFREE = 1u << 1,    /* has fp_on_free callbacks */
+    FP__OBJ_TRACKED = 1u << 2,   /* linked in the diagnostics live list */
+    FP__OBJ_SINGLETON = 1u << 3, /* intentional: leave out of leak reports */
+    FP__OBJ_INTERNAL = 1u << 4,  /* owned by the library (e.g. a decoder's buffer) */
+};
+
+typedef struct fp__typestat fp__typestat;
+
+/* The header in front of every object's payload: 128 bytes, so that the
+ * payload keeps 64-byte alignment. */
+typedef struct fp__obj {
+    _Atomic uint32_t refs;
+    _Atomic uint32_t flags;
+    uint32_t weak_slot;          /* owned by weak.c (under its lock); 0 = none */
+    int line;
+    const fp_type *type;
+    fp__typestat *ts;
+    size_t bytes;                /* bytes charged to the type statistics */
+    size_t alloc_size;           /* bytes allocated for header + payload */
+    const char *file;
+    const char *func;
+    uint64_t birth;              /* frame tick at creation */
+    void (*dispose)(struct fp__obj *h); /* NULL: free the memory; else it owns the memory */
+    struct fp__obj *diag_prev;   /* diagnostics live list (diag.c, under its lock) */
+    struct fp__obj *diag_next;
+    void *diag_extra;            /* diagnostics: backtrace or other per-object record */
+    uint64_t magic;
+    uint64_t reserved[2];
+} fp__obj;
+
+_Static_assert(sizeof(fp__obj) == 128, "object header must keep payload 64-byte aligned");
+
+static inline fp__obj *fp__hdr(const void *payload)
+{
+    return (fp__obj *)((char *)payload - sizeof(fp__obj));
+}
+static inline void *fp__payload(const fp__obj *h)
+{
+    return (char *)h + sizeof(fp__obj);
+}
+
+/* Allocates an object with `extra` payload bytes, initialises its header
+ * (refs = 1) and counts it. Returns the payload or NULL. `dispose` may be
+ * NULL. */
+void *fp__obj_new(const fp_type *type, size_t payload, size_t charge,
+                  void (*dispose)(fp__obj *h), const char *file, int line, const char *func);
+
+/* Brings a recycled object back to life (pooled images): refs = 1, new site,
+ * new birth tick, counted again. */
+void fp__obj_revive(fp__obj *h, const char *file, int line, const char *func);
+
+/* Adds a reference only if the object still has one (count > 0); returns 1
+ * on success. The memory must be known to be valid (e.g. a pool with buffers
+ * out, or a weak slot under its lock). */
+int fp__obj_try_ref(fp__obj *h);
+
+/* Frees an object's memory (for dispose hooks that decide to free). */
+void fp__obj_free_memory(fp__obj *h);
+
+/* Changes the bytes charged by a live object. */
+void fp__obj_charge(fp__obj *h, size_t bytes);
+
+/* Prints "<what>: object of type 'T' created at file:line (func)" and aborts. */
+_Noreturn void fp__obj_fatal(const fp__obj *h, const char *what);
+
+/* weak.c: called on the last release of an object with FP__OBJ_WEAK or
+ * FP__OBJ_ONFREE set, before its finalizer runs. Invalidates the object's
+ * weak handles and returns its fp_on_free callbacks in a list that the
+ * caller runs with fp__weak_run_callbacks after finalizing. */
+typedef struct fp__onfree fp__onfree;
+fp__onfree *fp__weak_dying(fp__obj *h);
+void fp__weak_run_callbacks(fp__onfree *list);
+
+/* diag.c: hooks called while diagnostics tracking is on. */
+extern _Atomic int fp__diag_mode; /* 0 = off (the one branch on the hot path) */
+void fp__diag_on_new(fp__obj *h);
+void fp__diag_on_free(fp__obj *h);
+
+/* Type statistics registry (obj.c). */
+fp__typestat *fp__typestat_get(const fp_type *type);
+
+/* Current time on CLOCK_MONOTONIC in microseconds. */
+int64_t fp__now_us(void);
+
+/* A thread-local error message buffer shared by core modules. */
+void fp__set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *fp__get_errmsg(void);
+
+/* image.c: creates/recycles images (used by pool.c and the av bridge). */
+typedef struct fp__image fp__image;
+struct fp__image {
+    fp_image pub;
+    fp_layout layout;            /* layout of `pixels` (planes == 0 for wrapped images) */
+    uint8_t *pixels;             /* start of the pixel allocation inside the object */
+    struct fp_pool *pool;        /* owning pool (holds no reference while idle) */
+    unsigned pool_gen;           /* generation the buffer was made for */
+    fp__image *next_idle;        /* pool LIFO link */
+    int64_t idle_since_us;
+    void (*wrap_free)(void *user);
+    void *wrap_user;
+};
+
+static inline fp__image *fp__img(const fp_image *img)
+{
+    return (fp__image *)img;
+}
+
+/* Resets an image's per-frame fields (timestamps, index, flags). */
+void fp__image_reset(fp__image *im);
+/* Sets the plane pointers of `im` from its layout and pixel memory. */
+void fp__image_bind_planes(fp__image *im);
+/* Creates an image object holding `layout` pixels, with `dispose` as its
+ * last-release hook. */
+fp__image *fp__image_alloc(const fp_layout *layout, fp_pixfmt format, int av_format, int width,
+                           int height, void (*dispose)(fp__obj *h), const char *file, int line,
+                           const char *func);
+/* Copies the pixels of `src` into `dst` (same size and format). */
+void fp__image_copy_pixels(fp_image *dst, const fp_image *src);
+
+/* pool.c: returns a pooled image to its pool (its dispose hook). */
+void fp__pool_image_returned(fp__obj *h);
+
+/* pool.c: whether `img` fits the pool's current buffers (and the pool is open). */
+int fp__pool_matches(struct fp_pool *p, const fp_image *img);
+/* pool.c: visits every pool in the process (for leak reports). */
+int fp__pool_foreach(int (*fn)(struct fp_pool *p, const fp_pool_stats *s, int closed, void *user),
+                     void *user);
+
+#ifdef FP_DEBUG
+#define FP__DEBUG 1
+#else
+#define FP__DEBUG 0
+#endif
+
+#endif

@@ -1,0 +1,382 @@
+/* Reference-counted objects and per-type statistics. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- per-type statistics --------------------------------------------------
+ * A fixed open-addressing table keyed by the fp_type pointer: lookups are
+ * lock-free (types are never removed), inserts take a mutex. The table is
+ * bounded; types beyond its capacity share one overflow record. */
+
+struct fp__typestat {
+    _Atomic(const fp_type *) type;
+    _Atomic uint64_t live;
+    _Atomic uint64_t live_bytes;
+    _Atomic uint64_t peak;
+    _Atomic uint64_t peak_bytes;
+    _Atomic uint64_t created;
+};
+
+#define TYPE_TABLE_SIZE 1024 /* power of two */
+#define TYPE_TABLE_MAX 768   /* keep the table at most 3/4 full */
+
+static fp__typestat type_table[TYPE_TABLE_SIZE];
+static fp__typestat *type_order[TYPE_TABLE_MAX];
+static _Atomic unsigned type_count;
+static pthread_mutex_t type_lock = PTHREAD_MUTEX_INITIALIZER;
+static const fp_type overflow_type = {"(other types)", NULL};
+static fp__typestat overflow_stat = {.type = &overflow_type};
+
+static size_t type_hash(const fp_type *t)
+{
+    uintptr_t v = (uintptr_t)t;
+    v ^= v >> 17;
+    v *= 0x9e3779b97f4a7c15ull;
+    return (size_t)(v >> 40) & (TYPE_TABLE_SIZE - 1);
+}
+
+static fp__typestat *typestat_find(const fp_type *type)
+{
+    size_t i = type_hash(type);
+    for (;;) {
+        const fp_type *k = atomic_load_explicit(&type_table[i].type, memory_order_acquire);
+        if (k == type)
+            return &type_table[i];
+        if (k == NULL)
+            return NULL;
+        i = (i + 1) & (TYPE_TABLE_SIZE - 1);
+    }
+}
+
+fp__typestat *fp__typestat_get(const fp_type *type)
+{
+    fp__typestat *s = typestat_find(type);
+    if (s)
+        return s;
+    pthread_mutex_lock(&type_lock);
+    s = typestat_find(type);
+    if (!s) {
+        unsigned n = atomic_load_explicit(&type_count, memory_order_relaxed);
+        if (n >= TYPE_TABLE_MAX) {
+            s = &overflow_stat;
+        } else {
+            size_t i = type_hash(type);
+            while (atomic_load_explicit(&type_table[i].type, memory_order_relaxed) != NULL)
+                i = (i + 1) & (TYPE_TABLE_SIZE - 1);
+            s = &type_table[i];
+            type_order[n] = s;
+            atomic_store_explicit(&s->type, type, memory_order_release);
+            atomic_store_explicit(&type_count, n + 1, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&type_lock);
+    return s;
+}
+
+static void raise_peak(_Atomic uint64_t *peak, uint64_t v)
+{
+    uint64_t p = atomic_load_explicit(peak, memory_order_relaxed);
+    while (v > p &&
+           !atomic_compare_exchange_weak_explicit(peak, &p, v, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+static void typestat_add(fp__typestat *s, size_t bytes)
+{
+    uint64_t live = atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed) + 1;
+    uint64_t lb = atomic_fetch_add_explicit(&s->live_bytes, bytes, memory_order_relaxed) + bytes;
+    atomic_fetch_add_explicit(&s->created, 1, memory_order_relaxed);
+    raise_peak(&s->peak, live);
+    raise_peak(&s->peak_bytes, lb);
+}
+
+static void typestat_sub(fp__typestat *s, size_t bytes)
+{
+    atomic_fetch_sub_explicit(&s->live, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->live_bytes, bytes, memory_order_relaxed);
+}
+
+static void typestat_fill(const fp__typestat *s, const fp_type *t, fp_type_stats *out)
+{
+    out->name = t->name ? t->name : "(unnamed)";
+    out->live = atomic_load_explicit(&s->live, memory_order_relaxed);
+    out->live_bytes = atomic_load_explicit(&s->live_bytes, memory_order_relaxed);
+    out->peak = atomic_load_explicit(&s->peak, memory_order_relaxed);
+    out->peak_bytes = atomic_load_explicit(&s->peak_bytes, memory_order_relaxed);
+    out->created = atomic_load_explicit(&s->created, memory_order_relaxed);
+}
+
+int fp_type_get_stats(const fp_type *type, fp_type_stats *out)
+{
+    if (!type || !out)
+        return FP_EINVAL;
+    memset(out, 0, sizeof *out);
+    fp__typestat *s = typestat_find(type);
+    if (!s) {
+        out->name = type->name ? type->name : "(unnamed)";
+        return FP_ENOENT;
+    }
+    typestat_fill(s, type, out);
+    return FP_OK;
+}
+
+int fp_type_foreach(int (*fn)(const fp_type *type, const fp_type_stats *s, void *user),
+                    void *user)
+{
+    if (!fn)
+        return FP_EINVAL;
+    unsigned n = atomic_load_explicit(&type_count, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++) {
+        fp__typestat *s = type_order[i];
+        const fp_type *t = atomic_load_explicit(&s->type, memory_order_acquire);
+        fp_type_stats st;
+        typestat_fill(s, t, &st);
+        int rc = fn(t, &st, user);
+        if (rc)
+            return rc;
+    }
+    if (atomic_load_explicit(&overflow_stat.created, memory_order_relaxed)) {
+        fp_type_stats st;
+        typestat_fill(&overflow_stat, &overflow_type, &st);
+        return fn(&overflow_type, &st, user);
+    }
+    return 0;
+}
+
+static int totals_cb(const fp_type *t, const fp_type_stats *s, void *user)
+{
+    (void)t;
+    uint64_t *acc = user;
+    acc[0] += s->live;
+    acc[1] += s->live_bytes;
+    return 0;
+}
+
+void fp_obj_totals(uint64_t *live_objects, uint64_t *live_bytes)
+{
+    uint64_t acc[2] = {0, 0};
+    fp_type_foreach(totals_cb, acc);
+    if (live_objects)
+        *live_objects = acc[0];
+    if (live_bytes)
+        *live_bytes = acc[1];
+}
+
+/* ---- frame ticks ------------------------------------------------------------ */
+
+static _Atomic uint64_t frame_counter;
+
+uint64_t fp_frame_tick(void)
+{
+    return atomic_fetch_add_explicit(&frame_counter, 1, memory_order_relaxed) + 1;
+}
+
+uint64_t fp_frame_now(void)
+{
+    return atomic_load_explicit(&frame_counter, memory_order_relaxed);
+}
+
+/* ---- objects ------------------------------------------------------------------ */
+
+static void hdr_init(fp__obj *h, const char *file, int line, const char *func)
+{
+    atomic_store_explicit(&h->refs, 1, memory_order_relaxed);
+    h->file = file ? file : "?";
+    h->line = line;
+    h->func = func ? func : "?";
+    h->birth = fp_frame_now();
+    h->magic = FP__OBJ_MAGIC;
+    typestat_add(h->ts, h->bytes);
+    if (atomic_load_explicit(&fp__diag_mode, memory_order_relaxed))
+        fp__diag_on_new(h);
+}
+
+void *fp__obj_new(const fp_type *type, size_t payload, size_t charge,
+                  void (*dispose)(fp__obj *h), const char *file, int line, const char *func)
+{
+    if (!type || payload > SIZE_MAX - sizeof(fp__obj) - 64)
+        return NULL;
+    size_t total = sizeof(fp__obj) + payload;
+    fp__obj *h = fp_alloc(total, 64);
+    if (!h)
+        return NULL;
+    memset(h, 0, total);
+    h->type = type;
+    h->ts = fp__typestat_get(type);
+    h->bytes = charge;
+    h->alloc_size = total;
+    h->dispose = dispose;
+    atomic_init(&h->flags, 0);
+    hdr_init(h, file, line, func);
+    return fp__payload(h);
+}
+
+void *fp_new_at(const fp_type *type, size_t size, const char *file, int line, const char *func)
+{
+    return fp__obj_new(type, size, size, NULL, file, line, func);
+}
+
+void fp__obj_revive(fp__obj *h, const char *file, int line, const char *func)
+{
+    atomic_store_explicit(&h->flags, 0, memory_order_relaxed);
+    h->weak_slot = 0;
+    hdr_init(h, file, line, func);
+}
+
+int fp__obj_try_ref(fp__obj *h)
+{
+    uint32_t r = atomic_load_explicit(&h->refs, memory_order_relaxed);
+    while (r != 0) {
+        if (atomic_compare_exchange_weak_explicit(&h->refs, &r, r + 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 1;
+    }
+    return 0;
+}
+
+void fp__obj_free_memory(fp__obj *h)
+{
+    h->magic = FP__OBJ_DEAD;
+    fp_free(h, h->alloc_size);
+}
+
+void fp__obj_charge(fp__obj *h, size_t bytes)
+{
+    if (bytes > h->bytes) {
+        size_t d = bytes - h->bytes;
+        uint64_t lb = atomic_fetch_add_explicit(&h->ts->live_bytes, d, memory_order_relaxed) + d;
+        raise_peak(&h->ts->peak_bytes, lb);
+    } else {
+        atomic_fetch_sub_explicit(&h->ts->live_bytes, h->bytes - bytes, memory_order_relaxed);
+    }
+    h->bytes = bytes;
+}
+
+_Noreturn void fp__obj_fatal(const fp__obj *h, const char *what)
+{
+    const char *tname = (h->type && h->type->name) ? h->type->name : "(unnamed)";
+    fprintf(stderr,
+            "framepool: %s: object %p of type '%s' created at %s:%d (%s)\n"
+            "framepool: this is a reference-counting bug in the caller (a reference dropped "
+            "twice, or used after its last release)\n",
+            what, fp__payload(h), tname, h->file ? h->file : "?", h->line,
+            h->func ? h->func : "?");
+    fflush(stderr);
+    abort();
+}
+
+static void check_live(const fp__obj *h, const char *what)
+{
+    if (h->magic != FP__OBJ_MAGIC) {
+        if (h->magic == FP__OBJ_DEAD)
+            fp__obj_fatal(h, what);
+        fprintf(stderr, "framepool: %s: %p is not a framepool object\n", what, fp__payload(h));
+        fflush(stderr);
+        abort();
+    }
+}
+
+void *fp_ref(void *obj)
+{
+    if (!obj)
+        return NULL;
+    fp__obj *h = fp__hdr(obj);
+    uint32_t old = atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+    if (FP__DEBUG && old == 0) {
+        atomic_fetch_sub_explicit(&h->refs, 1, memory_order_relaxed);
+        fp__obj_fatal(h, "fp_ref on an object whose last reference was already dropped");
+    }
+    return obj;
+}
+
+static void last_release(fp__obj *h)
+{
+    atomic_thread_fence(memory_order_acquire);
+    fp__onfree *cbs = NULL;
+    uint32_t flags = atomic_load_explicit(&h->flags, memory_order_relaxed);
+    if (flags & (FP__OBJ_WEAK | FP__OBJ_ONFREE))
+        cbs = fp__weak_dying(h);
+    if (h->type->finalize)
+        h->type->finalize(fp__payload(h));
+    typestat_sub(h->ts, h->bytes);
+    if (flags & FP__OBJ_TRACKED)
+        fp__diag_on_free(h);
+    if (cbs)
+        fp__weak_run_callbacks(cbs);
+    if (h->dispose)
+        h->dispose(h);
+    else
+        fp__obj_free_memory(h);
+}
+
+void fp_decref(void *obj)
+{
+    if (!obj)
+        return;
+    fp__obj *h = fp__hdr(obj);
+    if (FP__DEBUG)
+        check_live(h, "fp_unref");
+    uint32_t old = atomic_fetch_sub_explicit(&h->refs, 1, memory_order_release);
+    if (old == 1) {
+        last_release(h);
+    } else if (old == 0) {
+        atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+        fp__obj_fatal(h, "fp_unref of an object whose last reference was already dropped");
+    }
+}
+
+void fp_unref(void *pobj)
+{
+    if (!pobj)
+        return;
+    void *obj;
+    memcpy(&obj, pobj, sizeof obj);
+    if (!obj)
+        return;
+    void *null = NULL;
+    memcpy(pobj, &null, sizeof null);
+    fp_decref(obj);
+}
+
+uint32_t fp_refcount(const void *obj)
+{
+    if (!obj)
+        return 0;
+    return atomic_load_explicit(&fp__hdr(obj)->refs, memory_order_acquire);
+}
+
+const fp_type *fp_type_of(const void *obj)
+{
+    return obj ? fp__hdr(obj)->type : NULL;
+}
+
+size_t fp_obj_bytes(const void *obj)
+{
+    return obj ? fp__hdr(obj)->bytes : 0;
+}
+
+void fp_obj_set_bytes(void *obj, size_t bytes)
+{
+    if (obj)
+        fp__obj_charge(fp__hdr(obj), bytes);
+}
+
+void fp_obj_site(const void *obj, const char **file, int *line, const char **func)
+{
+    const fp__obj *h = obj ? fp__hdr(obj) : NULL;
+    if (file)
+        *file = h ? h->file : NULL;
+    if (line)
+        *line = h ? h->line : 0;
+    if (func)
+        *func = h ? h->func : NULL;
+}
+
+uint64_t fp_obj_birth(const void *obj)
+{
+    return obj ? fp__hdr(obj)->birth : 0;
+}

@@ -1,0 +1,85 @@
+#define _POSIX_C_SOURCE 200809L
+#include "testutil.h"
+
+#include <framepool.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+static _Atomic uint64_t n_calls, fail_at;
+static _Atomic int64_t n_live, live_bytes;
+
+static void *tu_alloc(size_t size, size_t align, void *user)
+{
+    (void)user;
+    uint64_t n = atomic_fetch_add(&n_calls, 1) + 1;
+    uint64_t f = atomic_load(&fail_at);
+    if (f && n == f)
+        return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, align, size))
+        return NULL;
+    atomic_fetch_add(&n_live, 1);
+    atomic_fetch_add(&live_bytes, (int64_t)size);
+    return p;
+}
+
+static void tu_free(void *p, size_t size, void *user)
+{
+    (void)user;
+    atomic_fetch_sub(&n_live, 1);
+    atomic_fetch_sub(&live_bytes, (int64_t)size);
+    free(p);
+}
+
+void tu_alloc_install(void)
+{
+    atomic_store(&n_calls, 0);
+    atomic_store(&fail_at, 0);
+    atomic_store(&n_live, 0);
+    atomic_store(&live_bytes, 0);
+    fp_allocator a = {tu_alloc, tu_free, NULL};
+    fp_set_allocator(&a);
+}
+
+void tu_alloc_uninstall(void)
+{
+    fp_set_allocator(NULL);
+}
+
+void tu_alloc_fail_at(uint64_t n)
+{
+    atomic_store(&n_calls, 0);
+    atomic_store(&fail_at, n);
+}
+
+uint64_t tu_alloc_count(void)
+{
+    return atomic_load(&n_calls);
+}
+
+int64_t tu_alloc_live(void)
+{
+    return atomic_load(&n_live);
+}
+
+int64_t tu_alloc_live_bytes(void)
+{
+    return atomic_load(&live_bytes);
+}
+
+int tu_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+double tu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}

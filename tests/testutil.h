@@ -1,0 +1,24 @@
+/* Helpers shared by the unit tests. */
+#ifndef FP_TESTUTIL_H
+#define FP_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A counting allocator installed with fp_set_allocator: it records live
+ * allocations and bytes and can fail the Nth allocation (1-based). */
+void tu_alloc_install(void);
+void tu_alloc_uninstall(void);
+void tu_alloc_fail_at(uint64_t n);     /* 0 = never fail */
+uint64_t tu_alloc_count(void);         /* allocations attempted since install */
+int64_t tu_alloc_live(void);           /* allocations not yet freed */
+int64_t tu_alloc_live_bytes(void);
+
+/* Runs a suite with check's runner; returns the process exit status. */
+int tu_run(Suite *s);
+
+/* Current time in seconds (monotonic). */
+double tu_now(void);
+
+#endif
