@@ -387,9 +387,9 @@ static _Atomic uint64_t upgrades_ok, upgrades_dead, releases;
 static fp_pool *stress_pool;
 
 #if UNDER_TSAN
-#define OBJECTS_PER_RELEASER 15000
+#define OBJECTS_PER_RELEASER 40000
 #else
-#define OBJECTS_PER_RELEASER 150000
+#define OBJECTS_PER_RELEASER 400000
 #endif
 
 /* Each releaser keeps its last HOLD objects alive, so that upgrades often
