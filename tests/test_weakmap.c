@@ -480,7 +480,7 @@ END_TEST
 /* ---- threads -------------------------------------------------------------------- */
 
 #if UNDER_TSAN
-#define MT_ROUNDS 4000
+#define MT_ROUNDS 20000
 #else
 #define MT_ROUNDS 40000
 #endif
