@@ -368,8 +368,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < nt; i++) {
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
             size_t cs = sizes[s];
-            if (i == 3) /* looping over 1200 keys: sizes around the loop */
-                cs = s == 0 ? 1000 : 1100;
+            if (i == 3) /* a loop of 1200 keys: a cache smaller and larger than it */
+                cs = s == 0 ? 1000 : 1500;
             if (i == 4) /* 20000-frame timeline: 256 and 1024 cached frames */
                 cs = s == 0 ? 256 : 1024;
             double ms = miss_ratio(&traces[i], cs, FP_CACHE_SIEVE);
