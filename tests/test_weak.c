@@ -280,6 +280,30 @@ static void node_fin(void *o)
 }
 static const fp_type node_type = {"test_cycle_node", node_fin};
 
+/* A finalizer cannot hand out weak handles to its own dying object. */
+static int fin_rc = 1;
+static void self_weak_fin(void *o)
+{
+    fp_weak w;
+    fin_rc = fp_weak_create(o, &w);
+    if (fin_rc == FP_EINVAL)
+        fin_rc = fp_on_free(o, after_fin_cb, NULL);
+}
+static const fp_type self_weak_type = {"test_self_weak", self_weak_fin};
+
+START_TEST(no_handles_from_finalizer)
+{
+    void *o = fp_new(&self_weak_type, 8);
+    fp_weak_stats s0, s1;
+    fp_weak_get_stats(&s0);
+    fp_unref(&o);
+    ck_assert_int_eq(fin_rc, FP_EINVAL);
+    fp_weak_get_stats(&s1);
+    ck_assert_uint_eq(s1.slots_used, s0.slots_used);
+    ck_assert_int_eq(atomic_load(&cb_count), 0);
+}
+END_TEST
+
 START_TEST(reference_cycle)
 {
     /* Strong all around: A -> B -> C -> A. Dropping our references leaks
@@ -537,6 +561,7 @@ static Suite *weak_suite(void)
     tcase_add_test(tc, on_free_after_finalizer_and_on_pooled);
     tcase_add_test(tc, slot_retirement);
     tcase_add_test(tc, reference_cycle);
+    tcase_add_test(tc, no_handles_from_finalizer);
     tcase_add_test(tc, alloc_failures);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("stress");
