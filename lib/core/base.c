@@ -65,6 +65,7 @@ static fp_allocator current_allocator = {default_alloc, default_free, NULL};
 
 void fp_set_allocator(const fp_allocator *a)
 {
+    fp__obj_quarantine_flush(); /* memory goes back to the allocator that gave it */
     if (a && a->alloc && a->free)
         current_allocator = *a;
     else

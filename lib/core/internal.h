@@ -78,6 +78,10 @@ int fp__obj_try_ref(fp__obj *h);
 /* Frees an object's memory (for dispose hooks that decide to free). */
 void fp__obj_free_memory(fp__obj *h);
 
+/* Debug builds: frees the objects held back to detect double unrefs (the
+ * allocator changes, and tests that count live allocations call it). */
+void fp__obj_quarantine_flush(void);
+
 /* Changes the bytes charged by a live object. */
 void fp__obj_charge(fp__obj *h, size_t bytes);
 
