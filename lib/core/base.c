@@ -1,5 +1,5 @@
 /* Errors, allocator hook, pixel formats and layouts. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* CLOCK_MONOTONIC_COARSE */
 #include "internal.h"
 
 #include <stdarg.h>
@@ -180,6 +180,13 @@ int64_t fp__now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t fp__coarse_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 

@@ -106,6 +106,8 @@ fp__typestat *fp__typestat_get(const fp_type *type);
 
 /* Current time on CLOCK_MONOTONIC in microseconds. */
 int64_t fp__now_us(void);
+/* The same clock at tick resolution (a few ms), several times cheaper. */
+int64_t fp__coarse_now_us(void);
 
 /* A thread-local error message buffer shared by core modules. */
 void fp__set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -60,12 +60,6 @@ static void budget_finalize(void *obj);
 const fp_type fp_pool_type = {"fp_pool", NULL};
 const fp_type fp_budget_type = {"fp_budget", budget_finalize};
 
-static _Atomic uint64_t idle_bytes_total;
-
-uint64_t fp_pool_idle_bytes_total(void)
-{
-    return atomic_load_explicit(&idle_bytes_total, memory_order_relaxed);
-}
 
 const char *fp_pool_errmsg(void)
 {
@@ -222,7 +216,6 @@ static fp__image *detach_idle(fp_pool *p, unsigned keep, int64_t older_than_us)
     p->idle_bytes -= bytes;
     p->bytes -= bytes;
     p->frees += n;
-    atomic_fetch_sub_explicit(&idle_bytes_total, bytes, memory_order_relaxed);
     return cut;
 }
 
@@ -498,7 +491,9 @@ void fp__pool_image_returned(fp__obj *h)
     if (FP__DEBUG && im->layout.size)
         memset(im->pixels, 0xA5, im->layout.size); /* poison: stale reads show up */
     fp__image_reset(im);
-    int64_t now = fp__now_us();
+    /* Reading the clock costs more than the rest of a release: only pools
+     * that age idle buffers stamp them. */
+    int64_t now = p->max_idle_us > 0 ? fp__coarse_now_us() : 0;
     fp__image *expired = NULL;
     int keep;
     pthread_mutex_lock(&p->mu);
@@ -511,7 +506,6 @@ void fp__pool_image_returned(fp__obj *h)
         p->idle = im;
         p->n_idle++;
         p->idle_bytes += im->pub.bytes;
-        atomic_fetch_add_explicit(&idle_bytes_total, im->pub.bytes, memory_order_relaxed);
         expired = age_idle(p, now);
     } else {
         p->n_alloc--;
@@ -631,9 +625,8 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             p->n_out++;
             p->hits++;
             p->idle_bytes -= im->pub.bytes;
-            atomic_fetch_sub_explicit(&idle_bytes_total, im->pub.bytes, memory_order_relaxed);
             if (p->max_idle_us > 0)
-                expired = age_idle(p, fp__now_us());
+                expired = age_idle(p, fp__coarse_now_us());
             pthread_mutex_unlock(&p->mu);
             free_list(p->budget, expired);
             fp__obj_revive(fp__hdr(im), file, line, func);
@@ -820,6 +813,21 @@ void fp_pool_layout(fp_pool *p, fp_layout *out)
     pthread_mutex_lock(&p->mu);
     *out = p->layout;
     pthread_mutex_unlock(&p->mu);
+}
+
+static int add_idle_bytes(fp_pool *p, const fp_pool_stats *s, int closed, void *user)
+{
+    (void)p;
+    (void)closed;
+    *(uint64_t *)user += s->idle_bytes;
+    return 0;
+}
+
+uint64_t fp_pool_idle_bytes_total(void)
+{
+    uint64_t total = 0;
+    fp__pool_foreach(add_idle_bytes, &total);
+    return total;
 }
 
 int fp__pool_matches(fp_pool *p, const fp_image *img)
