@@ -237,8 +237,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* Sized for the pipeline (8 queued, one at each end, slack) and warmed up
+     * front, as a real-time loop would configure it. */
     fp_pool_config cfg = {.name = "bench", .format = FP_PIX_BGR24, .width = w, .height = h,
-                          .max_buffers = QDEPTH + 4};
+                          .min_buffers = QDEPTH + 4, .max_buffers = QDEPTH + 4,
+                          .prefault = 1};
     fp_pool *pool;
     if (fp_pool_new(&cfg, &pool) != FP_OK) {
         fprintf(stderr, "pool_ops: cannot create a %dx%d pool: %s\n", w, h, fp_pool_errmsg());

@@ -270,6 +270,28 @@ START_TEST(test_min_buffers_are_warm_and_trim_keeps_them)
 }
 END_TEST
 
+START_TEST(test_prefault_zero_fills_new_buffers)
+{
+    fp_pool_config cfg = {.format = FP_PIX_NV12, .width = 64, .height = 32, .min_buffers = 1,
+                          .max_buffers = 2, .prefault = 1};
+    fp_pool *p = NULL;
+    ck_assert_int_eq(fp_pool_new(&cfg, &p), FP_OK);
+    fp_image *a = NULL, *b = NULL;
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &a), FP_OK); /* the prefilled one */
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &b), FP_OK); /* allocated now */
+    fp_layout l;
+    fp_pool_layout(p, &l);
+    for (size_t i = 0; i < (size_t)l.stride[0] * 32; i++) {
+        ck_assert_uint_eq(a->data[0][i], 0);
+        ck_assert_uint_eq(b->data[0][i], 0);
+    }
+    ck_assert_uint_eq(b->data[1][(size_t)l.stride[1] * 16 - 1], 0);
+    fp_unref(&a);
+    fp_unref(&b);
+    fp_unref(&p);
+}
+END_TEST
+
 START_TEST(test_idle_buffers_age_out)
 {
     fp_pool_config cfg = {.format = FP_PIX_GRAY8, .width = 32, .height = 32, .min_buffers = 1,
@@ -603,6 +625,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_wait_forever_gets_a_returned_buffer);
     tcase_add_test(tc, test_cancel_wakes_waiters_and_sticks_until_resume);
     tcase_add_test(tc, test_min_buffers_are_warm_and_trim_keeps_them);
+    tcase_add_test(tc, test_prefault_zero_fills_new_buffers);
     tcase_add_test(tc, test_idle_buffers_age_out);
     tcase_add_test(tc, test_reconfigure_frees_old_generation_on_return);
     tcase_add_test(tc, test_pool_outlives_owner_until_last_buffer);

@@ -11,17 +11,15 @@
  * lock-free (types are never removed), inserts take a mutex. The table is
  * bounded; types beyond its capacity share one overflow record. */
 
-/* Live figures are differences of monotonic counters, so creating or
- * releasing an object costs two uncontended atomic adds (and a peak check
- * made of plain loads). */
+/* Exact live figures: the value an atomic add returns is the count at that
+ * instant, so peaks are exact too. */
 struct fp__typestat {
     _Atomic(const fp_type *) type;
-    _Atomic uint64_t created;
-    _Atomic uint64_t freed;
-    _Atomic uint64_t bytes_in;
-    _Atomic uint64_t bytes_out;
+    _Atomic uint64_t live;
+    _Atomic uint64_t live_bytes;
     _Atomic uint64_t peak;
     _Atomic uint64_t peak_bytes;
+    _Atomic uint64_t created;
 };
 
 #define TYPE_TABLE_SIZE 1024 /* power of two */
@@ -91,12 +89,10 @@ static void raise_peak(_Atomic uint64_t *peak, uint64_t v)
 
 static void typestat_add(fp__typestat *s, size_t bytes)
 {
-    uint64_t created = atomic_fetch_add_explicit(&s->created, 1, memory_order_relaxed) + 1;
-    uint64_t in = atomic_fetch_add_explicit(&s->bytes_in, bytes, memory_order_relaxed) + bytes;
-    uint64_t live = created - atomic_load_explicit(&s->freed, memory_order_relaxed);
-    uint64_t lb = in - atomic_load_explicit(&s->bytes_out, memory_order_relaxed);
-    /* Racing releases can make these transiently high by a few objects, which
-     * a peak tolerates; they never undercount the true peak of this thread. */
+    uint64_t live = atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed) + 1;
+    uint64_t lb = atomic_fetch_add_explicit(&s->live_bytes, bytes, memory_order_relaxed) + bytes;
+    atomic_fetch_add_explicit(&s->created, 1, memory_order_relaxed);
+    /* Plain loads first: the peak is rarely beaten, so the CAS is rare. */
     if (live > atomic_load_explicit(&s->peak, memory_order_relaxed))
         raise_peak(&s->peak, live);
     if (lb > atomic_load_explicit(&s->peak_bytes, memory_order_relaxed))
@@ -105,26 +101,18 @@ static void typestat_add(fp__typestat *s, size_t bytes)
 
 static void typestat_sub(fp__typestat *s, size_t bytes)
 {
-    atomic_fetch_add_explicit(&s->bytes_out, bytes, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->freed, 1, memory_order_release);
+    atomic_fetch_sub_explicit(&s->live, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->live_bytes, bytes, memory_order_relaxed);
 }
 
 static void typestat_fill(const fp__typestat *s, const fp_type *t, fp_type_stats *out)
 {
     out->name = t->name ? t->name : "(unnamed)";
-    /* Read the "out" counters first so that live figures are never negative. */
-    uint64_t freed = atomic_load_explicit(&s->freed, memory_order_acquire);
-    uint64_t out_b = atomic_load_explicit(&s->bytes_out, memory_order_relaxed);
-    out->created = atomic_load_explicit(&s->created, memory_order_relaxed);
-    uint64_t in_b = atomic_load_explicit(&s->bytes_in, memory_order_relaxed);
-    out->live = out->created - freed;
-    out->live_bytes = in_b - out_b;
+    out->live = atomic_load_explicit(&s->live, memory_order_relaxed);
+    out->live_bytes = atomic_load_explicit(&s->live_bytes, memory_order_relaxed);
     out->peak = atomic_load_explicit(&s->peak, memory_order_relaxed);
     out->peak_bytes = atomic_load_explicit(&s->peak_bytes, memory_order_relaxed);
-    if (out->peak < out->live)
-        out->peak = out->live;
-    if (out->peak_bytes < out->live_bytes)
-        out->peak_bytes = out->live_bytes;
+    out->created = atomic_load_explicit(&s->created, memory_order_relaxed);
 }
 
 int fp_type_get_stats(const fp_type *type, fp_type_stats *out)
@@ -315,11 +303,10 @@ void fp__obj_charge(fp__obj *h, size_t bytes)
 {
     if (bytes > h->bytes) {
         size_t d = bytes - h->bytes;
-        uint64_t in = atomic_fetch_add_explicit(&h->ts->bytes_in, d, memory_order_relaxed) + d;
-        raise_peak(&h->ts->peak_bytes,
-                   in - atomic_load_explicit(&h->ts->bytes_out, memory_order_relaxed));
+        uint64_t lb = atomic_fetch_add_explicit(&h->ts->live_bytes, d, memory_order_relaxed) + d;
+        raise_peak(&h->ts->peak_bytes, lb);
     } else {
-        atomic_fetch_add_explicit(&h->ts->bytes_out, h->bytes - bytes, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&h->ts->live_bytes, h->bytes - bytes, memory_order_relaxed);
     }
     h->bytes = bytes;
 }

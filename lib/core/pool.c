@@ -35,6 +35,7 @@ struct fp_pool {
     int width, height;
     unsigned min_buffers, max_buffers;
     int64_t max_idle_us;
+    int prefault;
     unsigned generation;
     size_t buffer_bytes;
     /* buffers */
@@ -179,13 +180,15 @@ static void free_list(fp_budget *budget, fp__image *list)
 /* Allocates a buffer of the pool's current generation (lock not held). The
  * new object is live with refs 1; the caller counts it. */
 static fp__image *buffer_alloc(fp_pool *p, const fp_layout *l, fp_pixfmt format, int av_format,
-                               int w, int h, unsigned gen, const char *file, int line,
-                               const char *func)
+                               int w, int h, unsigned gen, int prefault, const char *file,
+                               int line, const char *func)
 {
     fp__image *im = fp__image_alloc(l, format, av_format, w, h, fp__pool_image_returned, file,
                                     line, func);
     if (!im)
         return NULL;
+    if (prefault)
+        memset(im->pixels, 0, l->size);
     im->pool = p;
     im->pool_gen = gen;
     return im;
@@ -281,6 +284,7 @@ typedef struct pool_params {
     int width, height;
     unsigned min_buffers, max_buffers;
     int64_t max_idle_us;
+    int prefault;
 } pool_params;
 
 static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
@@ -329,6 +333,7 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
         return FP_EINVAL;
     }
     pp->max_idle_us = (int64_t)(cfg->max_idle_seconds * 1e6);
+    pp->prefault = cfg->prefault != 0;
     return FP_OK;
 }
 
@@ -342,6 +347,7 @@ static void apply_params(fp_pool *p, const pool_params *pp)
     p->min_buffers = pp->min_buffers;
     p->max_buffers = pp->max_buffers;
     p->max_idle_us = pp->max_idle_us;
+    p->prefault = pp->prefault;
     p->buffer_bytes = IMAGE_HDR_SIZE + pp->layout.size;
 }
 
@@ -533,7 +539,8 @@ static int prefill(fp_pool *p)
             return FP_OK;
         }
         p->n_alloc++;
-        pool_params snap = {p->layout, p->format, p->av_format, p->width, p->height, 0, 0, 0};
+        pool_params snap = {p->layout, p->format, p->av_format, p->width, p->height, 0, 0, 0,
+                            p->prefault};
         unsigned gen = p->generation;
         size_t bytes = p->buffer_bytes;
         pthread_mutex_unlock(&p->mu);
@@ -541,7 +548,7 @@ static int prefill(fp_pool *p)
         fp__image *im = NULL;
         if (rc == FP_OK) {
             im = buffer_alloc(p, &snap.layout, snap.format, snap.av_format, snap.width,
-                              snap.height, gen, "(pool prefill)", 0, __func__);
+                              snap.height, gen, snap.prefault, "(pool prefill)", 0, __func__);
             if (!im) {
                 if (p->budget)
                     budget_uncharge(p->budget, bytes);
@@ -639,7 +646,8 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             p->misses++;
             if (p->n_alloc > p->peak)
                 p->peak = p->n_alloc;
-            pool_params snap = {p->layout, p->format, p->av_format, p->width, p->height, 0, 0, 0};
+            pool_params snap = {p->layout, p->format, p->av_format, p->width, p->height, 0, 0, 0,
+                                p->prefault};
             unsigned gen = p->generation;
             size_t bytes = p->buffer_bytes;
             pthread_mutex_unlock(&p->mu);
@@ -647,7 +655,7 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             fp__image *im = NULL;
             if (rc == FP_OK) {
                 im = buffer_alloc(p, &snap.layout, snap.format, snap.av_format, snap.width,
-                                  snap.height, gen, file, line, func);
+                                  snap.height, gen, snap.prefault, file, line, func);
                 if (!im) {
                     if (p->budget)
                         budget_uncharge(p->budget, bytes);
