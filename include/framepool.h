@@ -8,5 +8,7 @@
 #include "framepool/obj.h"
 #include "framepool/image.h"
 #include "framepool/pool.h"
+#include "framepool/weak.h"
+#include "framepool/cache.h"
 
 #endif
