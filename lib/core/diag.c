@@ -117,21 +117,33 @@ void fp__diag_print_bt(FILE *out, const fp__bt *tb, const char *indent)
 {
     if (!tb)
         return;
+    /* Start below the outermost framepool entry point (exported fp_*
+     * functions) so that the first line is the caller's. Without dynamic
+     * symbols (a static link without -rdynamic) every frame is printed. */
+    int start = 0;
     for (int i = 0; i < tb->depth; i++) {
         Dl_info di;
+        if (dladdr(tb->frames[i], &di) && di.dli_sname && !strncmp(di.dli_sname, "fp_", 3))
+            start = i + 1;
+    }
+    if (start >= tb->depth)
+        start = 0;
+    for (int i = start; i < tb->depth; i++) {
+        Dl_info di;
         void *pc = tb->frames[i];
+        int num = i - start;
         memset(&di, 0, sizeof di);
         if (dladdr(pc, &di) && di.dli_fname) {
             const char *obj = strrchr(di.dli_fname, '/');
             obj = obj ? obj + 1 : di.dli_fname;
             uintptr_t off = (uintptr_t)pc - (uintptr_t)di.dli_fbase;
             if (di.dli_sname)
-                fprintf(out, "%s#%d %s+0x%zx (%s+0x%zx)\n", indent, i, di.dli_sname,
+                fprintf(out, "%s#%d %s+0x%zx (%s+0x%zx)\n", indent, num, di.dli_sname,
                         (size_t)((uintptr_t)pc - (uintptr_t)di.dli_saddr), obj, (size_t)off);
             else
-                fprintf(out, "%s#%d %p (%s+0x%zx)\n", indent, i, pc, obj, (size_t)off);
+                fprintf(out, "%s#%d %p (%s+0x%zx)\n", indent, num, pc, obj, (size_t)off);
         } else {
-            fprintf(out, "%s#%d %p\n", indent, i, pc);
+            fprintf(out, "%s#%d %p\n", indent, num, pc);
         }
     }
 }
@@ -450,6 +462,8 @@ char *fp_diag_format_size(char *buf, size_t n, double size, int sign)
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     if (!buf || n == 0)
         return buf;
+    if (size == 0)
+        size = 0; /* sizes are integers: no "-0 B" */
     for (int u = 0; u < 5; u++) {
         double a = size < 0 ? -size : size;
         if (a < 100 && u != 0) {

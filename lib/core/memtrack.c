@@ -177,8 +177,15 @@ int fp_memtrack_sample(fp_memtrack *t)
             decimate(t);
         t->s[t->n++] = x;
     }
-    if (warm_now && (atomic_load_explicit(&fp__diag_mode, memory_order_relaxed) & FP_DIAG_SITES))
-        fp_snapshot_take(&t->warm_snap); /* best effort: NULL on failure */
+    if (warm_now &&
+        (atomic_load_explicit(&fp__diag_mode, memory_order_relaxed) & FP_DIAG_SITES)) {
+        /* Best effort (NULL on failure). Owned by the tracker, which leak
+         * reports list already: mark it internal. */
+        fp_snapshot_take(&t->warm_snap);
+        if (t->warm_snap)
+            atomic_fetch_or_explicit(&fp__hdr(t->warm_snap)->flags, FP__OBJ_INTERNAL,
+                                     memory_order_relaxed);
+    }
     return FP_OK;
 }
 
