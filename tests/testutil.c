@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <framepool.h>
+#include "internal.h"
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -60,11 +61,13 @@ uint64_t tu_alloc_count(void)
 
 int64_t tu_alloc_live(void)
 {
+    fp__obj_quarantine_flush();
     return atomic_load(&n_live);
 }
 
 int64_t tu_alloc_live_bytes(void)
 {
+    fp__obj_quarantine_flush();
     return atomic_load(&live_bytes);
 }
 

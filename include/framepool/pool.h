@@ -53,6 +53,9 @@ typedef struct fp_pool_config {
     double max_idle_seconds;   /* idle buffers beyond min_buffers older than this are freed
                                   on the next acquire/release/trim; 0 = never */
     fp_budget *budget;         /* borrowed; the pool takes its own reference */
+    int prefault;              /* non-zero: zero-fill each new buffer when it is allocated,
+                                  so that its pages are resident before the first frame
+                                  (with min_buffers: no page faults once running) */
 } fp_pool_config;
 
 /* Creates a pool. Allocates `min_buffers` buffers up front. Returns 0 with
