@@ -180,9 +180,10 @@ void fp__diag_on_free(fp__obj *h)
         h->diag_next->diag_prev = h->diag_prev;
     s->n--;
     pthread_mutex_unlock(&s->mu);
+    /* FP__OBJ_TRACKED stays set: the object is dead, and a pooled image's
+     * flags are reset when it is revived. */
     h->diag_prev = h->diag_next = NULL;
     h->diag_extra = NULL;
-    atomic_fetch_and_explicit(&h->flags, ~(uint32_t)FP__OBJ_TRACKED, memory_order_relaxed);
 }
 
 static size_t tracked_count(void)
@@ -481,17 +482,20 @@ char *fp_diag_format_size(char *buf, size_t n, double size, int sign)
 
 char *fp__diag_commas(char *buf, size_t n, uint64_t v)
 {
-    char tmp[32];
+    char tmp[32], out[48];
     int len = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    char out[48];
-    int k = 0;
+    size_t k = 0;
     for (int i = 0; i < len; i++) {
         if (i > 0 && (len - i) % 3 == 0)
             out[k++] = ',';
         out[k++] = tmp[i];
     }
     out[k] = 0;
-    snprintf(buf, n, "%s", out);
+    if (n) {
+        size_t c = k < n - 1 ? k : n - 1;
+        memcpy(buf, out, c);
+        buf[c] = 0;
+    }
     return buf;
 }
 
