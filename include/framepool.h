@@ -10,5 +10,6 @@
 #include "framepool/pool.h"
 #include "framepool/weak.h"
 #include "framepool/cache.h"
+#include "framepool/diag.h"
 
 #endif
