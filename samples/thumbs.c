@@ -3,7 +3,10 @@
  *
  * The reader resizes on decode (the full-size frame is never converted) and
  * delivers every Nth frame; each thumbnail goes into an fp_cache bounded in
- * bytes, keyed by frame index. A timeline UI then scrubs around a moving
+ * bytes, keyed by frame index. The cache keeps copies from a pool of its
+ * own, so the reader's frames go back to the reader at once (the reader
+ * bounds how many of its frames a caller may hold, and a cache is not a
+ * good place to hold them). A timeline UI then scrubs around a moving
  * playhead, asking for the thumbnails near it: hits come from the cache,
  * misses are frames that were evicted. However long the video, the cache
  * never holds more than its bound.
@@ -54,10 +57,27 @@ int main(int argc, char **argv)
     }
     long thumbs = 0;
     uint64_t max_bytes_seen = 0;
+    fp_pool *thumb_pool = NULL;
     fp_image *img = NULL;
     int rc;
     while ((rc = fp_reader_next(r, &img)) > 0) {
-        fp_cache_put(cache, (uint64_t)img->index, img, 0);
+        if (!thumb_pool) {
+            /* As many thumbnails as the cache can hold, plus the ones in use. */
+            fp_pool_config pc = {.name = "thumbnails", .format = img->format,
+                                 .width = img->width, .height = img->height};
+            pc.max_buffers = (unsigned)(cc.max_bytes / img->bytes) + 4;
+            if ((rc = fp_pool_new(&pc, &thumb_pool)) < 0)
+                break;
+        }
+        fp_image *thumb = NULL;
+        if ((rc = fp_image_copy(img, thumb_pool, 0, &thumb)) < 0) {
+            fprintf(stderr, "thumbs: %s\n", fp_pool_errmsg());
+            break;
+        }
+        rc = fp_cache_put(cache, (uint64_t)img->index, thumb, 0);
+        fp_unref(&thumb); /* the cache holds it now */
+        if (rc < 0)
+            break;
         thumbs++;
         /* The UI looks at the thumbnails around the playhead. */
         for (int k = -3 * every; k <= 0; k += every) {
@@ -74,7 +94,7 @@ int main(int argc, char **argv)
     }
     fp_unref(&img);
     if (rc < 0)
-        fprintf(stderr, "thumbs: stopped: %s\n", fp_reader_errmsg(r));
+        fprintf(stderr, "thumbs: stopped: %s\n", fp_strerror(rc));
     fp_reader_info info;
     fp_reader_info(r, &info);
     fp_cache_stats cs;
@@ -88,6 +108,7 @@ int main(int argc, char **argv)
     printf("bound respected: %s (largest %llu bytes)\n",
            max_bytes_seen <= cc.max_bytes ? "yes" : "NO", (unsigned long long)max_bytes_seen);
     fp_unref(&cache);
+    fp_unref(&thumb_pool);
     fp_reader_close(&r);
     return rc < 0 ? 1 : 0;
 }
