@@ -9,12 +9,14 @@
  * in many applications; here it stays flat.
  *
  * Usage: save_display INPUT [--save-every N] [--out DIR] [--no-display]
- *                           [--frames N] [--loop] [--threads N] [--ext png|jpg]
+ *                           [--frames N] [--seconds S] [--loop] [--threads N]
+ *                           [--ext png|jpg]
  *   --save-every N  save every Nth frame (default 100; 0 = never)
  *   --out DIR       where frames are saved (default ./frames, created)
  *   --no-display    never open a window (also automatic without a display)
  *   --frames N      stop after N frames (default: the whole input)
- *   --loop          rewind at the end until --frames frames were read
+ *   --seconds S     stop after S seconds
+ *   --loop          rewind at the end until --frames or --seconds is reached
  * Exit status: 0 verdict PASS, 3 verdict FAIL, 1 error, 2 usage.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -38,7 +40,8 @@ static double now_s(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: save_display INPUT [--save-every N] [--out DIR] [--no-display]\n"
-                    "                          [--frames N] [--loop] [--threads N] [--ext png|jpg]\n");
+                    "                          [--frames N] [--seconds S] [--loop] [--threads N]\n"
+                    "                          [--ext png|jpg]\n");
     return 2;
 }
 
@@ -46,6 +49,7 @@ int main(int argc, char **argv)
 {
     const char *input = NULL, *out_dir = "frames", *ext = "png";
     long save_every = 100, max_frames = -1;
+    double max_seconds = -1;
     int display = 1, loop = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -56,6 +60,8 @@ int main(int argc, char **argv)
             out_dir = argv[++i];
         else if (!strcmp(a, "--frames") && has_value)
             max_frames = atol(argv[++i]);
+        else if (!strcmp(a, "--seconds") && has_value)
+            max_seconds = atof(argv[++i]);
         else if (!strcmp(a, "--threads") && has_value)
             threads = atoi(argv[++i]);
         else if (!strcmp(a, "--ext") && has_value)
@@ -69,7 +75,7 @@ int main(int argc, char **argv)
         else
             input = a;
     }
-    if (!input || save_every < 0 || (loop && max_frames <= 0))
+    if (!input || save_every < 0 || (loop && max_frames <= 0 && max_seconds <= 0))
         return usage();
 
     if (save_every > 0 && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
@@ -95,9 +101,7 @@ int main(int argc, char **argv)
            info.height, info.av_format_name, info.fps, info.codec, info.threads);
 
     fp_memtrack *mt = NULL;
-    fp_memtrack_config mcfg = {0};
-    if (max_frames > 0)
-        mcfg.capacity = (size_t)max_frames + 16;
+    fp_memtrack_config mcfg = {0}; /* long runs are decimated, keeping their shape */
     rc = fp_memtrack_new(&mcfg, &mt);
     if (rc < 0) {
         fprintf(stderr, "save_display: cannot start the memory tracker: %s\n", fp_strerror(rc));
@@ -110,7 +114,8 @@ int main(int argc, char **argv)
     int quit = 0;
     double t0 = now_s();
     char path[4096];
-    while (!quit && (max_frames < 0 || frames < max_frames)) {
+    while (!quit && (max_frames < 0 || frames < max_frames) &&
+           (max_seconds < 0 || (frames % 64 != 0 || now_s() - t0 < max_seconds))) {
         rc = fp_reader_next(r, &img); /* releases the previous frame */
         if (rc == 0 && loop && frames > 0) {
             if ((rc = fp_reader_seek(r, 0, FP_SEEK_KEY)) < 0)
