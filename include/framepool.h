@@ -8,5 +8,6 @@
 #include "framepool/obj.h"
 #include "framepool/image.h"
 #include "framepool/pool.h"
+#include "framepool/reader.h"
 
 #endif
