@@ -811,10 +811,16 @@ static int convert(fp_reader *r, const AVFrame *f, fp_image **out, const char *f
     r->sws = c;
     {
         int *inv, *tab, srange, drange, bri, con, sat;
+        /* YUV output keeps the source range (framepool images carry no
+         * range tag), as ffmpeg's scale filter does; RGB/gray expand it. */
+        const AVPixFmtDescriptor *dd = av_pix_fmt_desc_get(dfmt);
+        int dfull = dd && !(dd->flags & AV_PIX_FMT_FLAG_RGB) && dd->nb_components >= 3 ? full
+                                                                                      : -1;
         if (sws_getColorspaceDetails(c, &inv, &srange, &tab, &drange, &bri, &con, &sat) >= 0 &&
-            srange != full) {
+            (srange != full || (dfull >= 0 && drange != dfull))) {
             const int *coefs = sws_getCoefficients(SWS_CS_DEFAULT);
-            sws_setColorspaceDetails(c, coefs, full, tab, drange, bri, con, sat);
+            sws_setColorspaceDetails(c, coefs, full, tab, dfull >= 0 ? dfull : drange, bri, con,
+                                     sat);
         }
     }
     fp_image *img = NULL;
