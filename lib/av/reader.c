@@ -479,11 +479,19 @@ static int reader_finish_open(fp_reader *r, const char *url)
             return fail(r, FP_EFORMAT, "looks like a text file, not a media file");
         if (e == AVERROR_INVALIDDATA || e == AVERROR_EOF)
             return fail(r, FP_EFORMAT, "not a media file (no demuxer recognises it)");
+        if (!r->avio && is_local_path(url) && (e == AVERROR(EIO) || e == AVERROR(EINVAL))) {
+            char buf[AV_ERROR_MAX_STRING_SIZE];
+            av_strerror(e, buf, sizeof buf);
+            return fail(r, FP_EFORMAT, "cannot open: the file is damaged or truncated (%s)", buf);
+        }
         return lavf_error(r, e, "cannot open");
     }
     arm(r);
     e = avformat_find_stream_info(r->ic, NULL);
     disarm(r);
+    if (e == AVERROR_EOF || e == AVERROR_INVALIDDATA)
+        return fail(r, FP_EFORMAT, "cannot read stream information: the input ends or is "
+                                   "damaged before its streams are known (truncated?)");
     if (e < 0)
         return lavf_error(r, e, "cannot read stream information");
     int rc = open_decoder(r);
