@@ -11,5 +11,6 @@
 #include "framepool/weak.h"
 #include "framepool/cache.h"
 #include "framepool/diag.h"
+#include "framepool/reader.h"
 
 #endif
