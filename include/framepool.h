@@ -10,5 +10,7 @@
 #include "framepool/pool.h"
 #include "framepool/weak.h"
 #include "framepool/cache.h"
+#include "framepool/diag.h"
+#include "framepool/reader.h"
 
 #endif

@@ -78,6 +78,10 @@ int fp__obj_try_ref(fp__obj *h);
 /* Frees an object's memory (for dispose hooks that decide to free). */
 void fp__obj_free_memory(fp__obj *h);
 
+/* Debug builds: frees the objects held back to detect double unrefs (the
+ * allocator changes, and tests that count live allocations call it). */
+void fp__obj_quarantine_flush(void);
+
 /* Changes the bytes charged by a live object. */
 void fp__obj_charge(fp__obj *h, size_t bytes);
 
@@ -117,6 +121,8 @@ fp__typestat *fp__typestat_get(const fp_type *type);
 
 /* Current time on CLOCK_MONOTONIC in microseconds. */
 int64_t fp__now_us(void);
+/* The same clock at tick resolution (a few ms), several times cheaper. */
+int64_t fp__coarse_now_us(void);
 
 /* A thread-local error message buffer shared by core modules. */
 void fp__set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
