@@ -345,6 +345,10 @@ START_TEST(test_reconfigure_frees_old_generation_on_return)
     ck_assert_int_eq(fp_pool_acquire(p, 0, &n), FP_OK);
     ck_assert_int_eq(n->width, 320);
     ck_assert_int_eq(n->format, FP_PIX_GRAY8);
+    st = stats(p);
+    ck_assert_int_eq(st.width, 320);
+    ck_assert_int_eq(st.height, 240);
+    ck_assert_int_eq(st.format, FP_PIX_GRAY8);
     uint64_t frees = stats(p).frees;
     fp_unref(&old1);
     st = stats(p);

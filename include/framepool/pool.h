@@ -115,6 +115,8 @@ typedef struct fp_pool_stats {
     uint64_t idle_bytes;   /* bytes of the idle buffers */
     size_t buffer_bytes;   /* bytes of one buffer of the current generation */
     unsigned generation;   /* 1 at creation, +1 per fp_pool_reconfigure */
+    int width, height;     /* size of the current generation's images */
+    fp_pixfmt format;      /* format of the current generation's images */
     unsigned max_buffers;
     unsigned min_buffers;
 } fp_pool_stats;

@@ -184,6 +184,7 @@ static void copy_meta(fp_image *dst, const fp_image *src)
     dst->time = src->time;
     dst->index = src->index;
     dst->flags = src->flags & ~(unsigned)FP_IMAGE_READONLY;
+    dst->av_format = src->av_format;
 }
 
 int fp_image_copy_at(const fp_image *src, fp_pool *pool, int64_t timeout_us, fp_image **out,

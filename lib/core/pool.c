@@ -804,6 +804,9 @@ void fp_pool_get_stats(fp_pool *p, fp_pool_stats *out)
     out->idle_bytes = p->idle_bytes;
     out->buffer_bytes = p->buffer_bytes;
     out->generation = p->generation;
+    out->width = p->width;
+    out->height = p->height;
+    out->format = p->format;
     out->max_buffers = p->max_buffers;
     out->min_buffers = p->min_buffers;
     pthread_mutex_unlock(&p->mu);

@@ -30,12 +30,20 @@ run(${CC} -std=c11 ${cflags} ${SRC_DIR}/consumer.c ${libs} -Wl,-rpath,${libdir}
 run(${WORK_DIR}/consumer_pkgconfig)
 message(STATUS "pkg-config consumer: ${last_output}")
 
-# pkg-config --static.
-run(pkg-config --static --libs framepool)
-string(STRIP "${last_output}" slibs)
-separate_arguments(slibs UNIX_COMMAND "${slibs}")
-run(${CC} -std=c11 ${cflags} ${SRC_DIR}/consumer.c -Wl,-Bstatic -lframepool -Wl,-Bdynamic
-    -L${libdir} ${slibs} -o ${WORK_DIR}/consumer_pkgconfig_static)
+# The static archive, with FFmpeg's shared libraries (pkg-config --static would
+# ask for static builds of FFmpeg's own dependencies, which Debian does not
+# ship): framepool.pc names them in Requires.private.
+run(pkg-config --print-requires-private framepool)
+string(REGEX REPLACE "[\r\n]+" " " reqs "${last_output}")
+separate_arguments(reqs UNIX_COMMAND "${reqs}")
+set(dep_libs "")
+if(reqs)
+  run(pkg-config --libs ${reqs})
+  string(STRIP "${last_output}" dep_libs)
+  separate_arguments(dep_libs UNIX_COMMAND "${dep_libs}")
+endif()
+run(${CC} -std=c11 ${cflags} ${SRC_DIR}/consumer.c ${libdir}/libframepool.a ${dep_libs}
+    -lpthread -lm -o ${WORK_DIR}/consumer_pkgconfig_static)
 run(${WORK_DIR}/consumer_pkgconfig_static)
 
 # find_package, shared and static targets.

@@ -1,0 +1,234 @@
+/*
+ * framepool/reader.h — fp_reader, the generator-style frame iterator over FFmpeg.
+ *
+ *   fp_reader *r = NULL;
+ *   fp_reader_options o = {0};            // zero = defaults: best stream, native, all frames
+ *   o.format = FP_PIX_BGR24;
+ *   if (fp_reader_open("in.mp4", &o, &r) < 0) { puts(fp_reader_errmsg(r)); ... }
+ *   FP_FOREACH_FRAME(r, img) {             // each step releases the previous frame
+ *       use(img);                           // keep one past the step: fp_ref(img)
+ *   }
+ *   fp_reader_close(&r);
+ *
+ * Frames. fp_reader_next(r, &img) REBINDS: it first drops the reference held
+ * in *img (like rebinding a name in Python), then stores a new +1 reference
+ * to the next frame. A loop that never calls fp_unref cannot leak; a frame
+ * kept with fp_ref(img) stays valid (and is never recycled) until its last
+ * reference goes, also after fp_reader_close.
+ *
+ * Native output (options.format == FP_PIX_NONE, no resize) is zero-copy: for
+ * decoders that accept custom buffers (AV_CODEC_CAP_DR1, i.e. nearly all of
+ * them) the decoder decodes straight into framepool pool buffers, so every
+ * byte the decoder holds is counted and bounded. A delivered native image may
+ * still be a reference picture of the decoder. framepool expresses that with
+ * the reference count, not with a flag: while the decoder uses a buffer it
+ * holds one reference of its own, so fp_image_is_writable() is false and
+ * fp_image_make_writable() copies; once the decoder lets go, an image you hold
+ * alone is writable in place. (FP_IMAGE_READONLY is set only on images
+ * wrapping frames of decoders that cannot use framepool buffers, when FFmpeg
+ * reports the frame as shared.)
+ * Native images of layouts framepool has no enum for (10-bit 4:2:2, planar
+ * RGB, ...) have format FP_PIX_OTHER; av_format always holds the
+ * AVPixelFormat and fp_image_layout() the planes.
+ *
+ * Converted output (format set, and/or width/height) goes through swscale into
+ * pooled images of the target format; the decoder's frame is released at once.
+ * Frames skipped by `every`, `start` or a precise seek are never converted.
+ *
+ * Bounds. The caller may hold at most `max_held` delivered frames at once;
+ * fp_reader_next with that many still held returns FP_ELIMIT (the message
+ * says so) without losing the next frame: release one and call again. Pools
+ * are sized from the decoder's own need (codec reference frames, reordering
+ * delay, frame threads) plus max_held; fp_reader_info reports both.
+ *
+ * Threads. One reader is used by one thread at a time (not thread-safe),
+ * except fp_reader_interrupt, which any thread may call. Images are ordinary
+ * framepool objects: hand them to other threads freely.
+ *
+ * Errors. Every function returns 0 or a negative FP_E* code;
+ * fp_reader_errmsg() names the problem ("open 'x.mp4': no such file", "... no
+ * video stream (1 audio stream)", "... unsupported codec", ...).
+ */
+#ifndef FRAMEPOOL_READER_H
+#define FRAMEPOOL_READER_H
+
+#include "image.h"
+#include "pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fp_reader fp_reader;
+
+/* Default for fp_reader_options.max_held when it is 0. */
+#define FP_READER_DEFAULT_MAX_HELD 8
+/* Decode errors tolerated before fp_reader_next gives FP_EDECODE: more than
+ * this many AND more than 2/3 of the packets sent (ffmpeg's own default
+ * max_error_rate). Up to then corrupt packets are counted and skipped. */
+#define FP_READER_ERROR_BUDGET_MIN 16
+
+/* Options; zero means the documented default for every field. */
+typedef struct fp_reader_options {
+    int stream;          /* video stream index in the container; 0 with
+                            `stream_set` unset = best video stream (the default) */
+    int stream_set;      /* non-zero: use `stream` as given (a zero struct picks the best) */
+    fp_pixfmt format;    /* FP_PIX_NONE = native format, zero-copy (default) */
+    int width, height;   /* output size; 0 keeps the source size; one 0 keeps the aspect */
+    int every;           /* deliver every Nth frame (by frame index); 0/1 = all */
+    double start;        /* seconds: deliver frames with time >= start (precise) */
+    double end;          /* seconds: stop before the first frame with time >= end; 0 = no end */
+    int threads;         /* decoder threads; 0 = FFmpeg's automatic choice */
+    unsigned max_held;   /* frames the caller may hold at once; 0 = FP_READER_DEFAULT_MAX_HELD */
+    int64_t timeout_us;  /* deadline for the open and for each read (network sources);
+                            0 = none */
+    int sws_flags;       /* swscale flags for conversion; 0 = SWS_BILINEAR */
+} fp_reader_options;
+
+/* Custom input: read up to `size` bytes into `buf`; return the number read,
+ * 0 at end of input, or a negative value on error. */
+typedef int (*fp_reader_read_fn)(void *user, uint8_t *buf, int size);
+/* Custom input: seek like lseek (whence SEEK_SET, SEEK_CUR, SEEK_END) and
+ * return the new position, or the total size when whence == FP_READER_SEEK_SIZE
+ * (negative if unknown); negative on error. */
+typedef int64_t (*fp_reader_seek_fn)(void *user, int64_t offset, int whence);
+#define FP_READER_SEEK_SIZE 0x10000
+
+/* Opens `url` (a file path or anything FFmpeg opens: rtsp://, http://, ...)
+ * and prepares its video decoder. `opts` may be NULL (all defaults).
+ * On success stores the reader in *out and returns 0. On failure returns
+ * FP_ENOENT (missing file), FP_EINVAL (bad option, a directory), FP_EFORMAT
+ * (empty file, not a media file, unsupported codec, absurd dimensions),
+ * FP_ENOSTREAM (no video stream), FP_ETIMEDOUT (timeout_us passed),
+ * FP_EIO, FP_ENOMEM — and still stores a closed reader in *out whose only use
+ * is fp_reader_errmsg() and fp_reader_close() (so the message survives; *out
+ * is NULL only when even that allocation failed). Not thread-safe with
+ * respect to the same `out`. Cost: the container probe and stream-info
+ * analysis (reads the first packets). The caller's file:line is recorded and
+ * given to the frames the reader makes. */
+#define fp_reader_open(url, opts, out) \
+    fp_reader_open_at((url), (opts), (out), __FILE__, __LINE__, __func__)
+FP_API int fp_reader_open_at(const char *url, const fp_reader_options *opts, fp_reader **out,
+                             const char *file, int line, const char *func);
+
+/* As fp_reader_open over `len` bytes at `buf` (borrowed: it must stay valid
+ * and unchanged until fp_reader_close). */
+#define fp_reader_open_memory(buf, len, opts, out) \
+    fp_reader_open_memory_at((buf), (len), (opts), (out), __FILE__, __LINE__, __func__)
+FP_API int fp_reader_open_memory_at(const void *buf, size_t len, const fp_reader_options *opts,
+                                    fp_reader **out, const char *file, int line,
+                                    const char *func);
+
+/* As fp_reader_open over callbacks: `read` is required, `seek` may be NULL
+ * (non-seekable input; fp_reader_seek then fails). `user` is passed back to
+ * both and must stay valid until fp_reader_close. */
+#define fp_reader_open_io(read, seek, user, opts, out) \
+    fp_reader_open_io_at((read), (seek), (user), (opts), (out), __FILE__, __LINE__, __func__)
+FP_API int fp_reader_open_io_at(fp_reader_read_fn read, fp_reader_seek_fn seek, void *user,
+                                const fp_reader_options *opts, fp_reader **out,
+                                const char *file, int line, const char *func);
+
+/* Drops the reference in *img (if any; NULL-safe), then decodes up to the
+ * next frame to deliver and stores +1 (caller releases, or the next call
+ * rebinds) in *img. Returns 1 with a frame, 0 at the end of the stream (or
+ * of [start, end)), or a negative error with *img NULL:
+ *   FP_ELIMIT     the caller holds max_held frames: release one, call again
+ *                 (no frame is lost);
+ *   FP_EDECODE    the error budget was exceeded (see FP_READER_ERROR_BUDGET_MIN);
+ *   FP_ETIMEDOUT  a read took longer than timeout_us;
+ *   FP_ECANCELED  fp_reader_interrupt was called;
+ *   FP_EIO, FP_ENOMEM, FP_EINVAL (NULL or closed reader).
+ * After an error other than FP_ELIMIT/FP_ECANCELED/FP_ETIMEDOUT the reader
+ * is at its end. Advances the frame tick (fp_frame_tick) once per delivered
+ * frame. The caller's file:line becomes the creation site of the frames.
+ * Cost: decoding (plus conversion of the delivered frames only). */
+#define fp_reader_next(r, img) fp_reader_next_at((r), (img), __FILE__, __LINE__, __func__)
+FP_API int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
+                             const char *func);
+
+/* Iterates over the frames: `img` is a fresh variable per loop, released by
+ * each step and by the final (end or error) step; to leave early, call
+ * fp_unref(&img) after the break. */
+#define FP_FOREACH_FRAME(r, img) for (fp_image *img = NULL; fp_reader_next((r), &img) > 0;)
+
+enum {
+    FP_SEEK_KEY = 0,          /* resume at the key frame at or before the time (fast) */
+    FP_SEEK_PRECISE = 1 << 0, /* decode from that key frame, deliver from the first frame
+                                 with time >= the target */
+};
+
+/* Seeks to `seconds` from the start of the stream. Frames already delivered
+ * stay valid. Returns 0, FP_EINVAL (NULL, closed, negative time), FP_EIO
+ * (the input cannot seek), FP_ETIMEDOUT, FP_ECANCELED. Frame indices after a
+ * seek are estimated from the timestamp and the frame rate. Cost: one
+ * container seek and a decoder flush. */
+FP_API int fp_reader_seek(fp_reader *r, double seconds, int flags);
+
+typedef struct fp_reader_info {
+    int width, height;           /* decoded frame size (source) */
+    fp_pixfmt native_format;     /* the decoder's format in framepool terms (OTHER if none) */
+    int av_format;               /* its AVPixelFormat */
+    const char *av_format_name;  /* e.g. "yuv420p10le" (static) */
+    int out_width, out_height;   /* size of delivered frames (= source for native) */
+    fp_pixfmt out_format;        /* format delivered (native_format when native) */
+    double fps;                  /* average frame rate (0 if unknown) */
+    int fps_num, fps_den;        /* the same as a fraction (0/1 if unknown) */
+    double duration;             /* seconds (0 if unknown) */
+    int64_t frame_count;         /* estimate (container count or duration*fps), -1 if unknown */
+    int time_base_num, time_base_den; /* stream time base of fp_image.pts */
+    int sar_num, sar_den;        /* sample (pixel) aspect ratio, 0/1 if unknown */
+    int stream_index;
+    const char *codec;           /* decoder name, e.g. "h264" (static) */
+    const char *container;       /* demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2" (static) */
+    int threads;                 /* decoder threads in use */
+    int zero_copy;               /* 1: native frames are decoded into framepool pools */
+    unsigned decoder_buffers;    /* buffers the decoder may hold (its need: refs, delay, threads) */
+    unsigned max_held;           /* frames the caller may hold */
+    unsigned pool_max_buffers;   /* cap of the decoder pool: decoder_buffers (+ max_held + 1
+                                    when native) */
+    unsigned out_pool_max_buffers; /* cap of the conversion pool (0 when native) */
+} fp_reader_info;
+
+/* Fills *out. Returns 0 or FP_EINVAL (NULL or a reader whose open failed).
+ * The strings are static or live as long as the reader. */
+FP_API int fp_reader_info_get(const fp_reader *r, fp_reader_info *out);
+#define fp_reader_info(r, out) fp_reader_info_get((r), (out))
+
+typedef struct fp_reader_stats {
+    uint64_t packets;         /* packets of the stream sent to the decoder */
+    uint64_t decoded;         /* frames out of the decoder */
+    uint64_t delivered;       /* frames handed to the caller */
+    uint64_t skipped;         /* decoded frames dropped by every/start/end/precise seek */
+    uint64_t corrupt;         /* delivered or skipped frames with concealed errors */
+    uint64_t decode_errors;   /* packets or frames the decoder rejected */
+    uint64_t size_changes;    /* mid-stream resolution/format changes */
+    uint64_t wrapped;         /* frames delivered by wrapping FFmpeg memory (non-DR1) */
+    unsigned held;            /* frames the caller holds now */
+    unsigned decoder_held;    /* decoder pool buffers only the decoder references now */
+    fp_pool_stats pool;       /* the decoder pool (native frames) */
+    fp_pool_stats out_pool;   /* the conversion pool (zero when native) */
+} fp_reader_stats;
+
+/* Fills *out with a snapshot. Returns 0 or FP_EINVAL. Not thread-safe with
+ * respect to other calls on the same reader (fp_reader_interrupt excepted). */
+FP_API int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out);
+#define fp_reader_stats(r, out) fp_reader_stats_get((r), (out))
+
+/* Returns the message of the reader's last error ("" if none; "no reader"
+ * for NULL). Borrowed: valid until the next call on the reader. */
+FP_API const char *fp_reader_errmsg(const fp_reader *r);
+
+/* Makes the blocking call in progress on `r` (or the next one) return
+ * FP_ECANCELED as soon as FFmpeg checks its interrupt callback (network and
+ * file protocols check it in every wait). Any thread may call it; it is
+ * async-signal-unsafe only because of FFmpeg. The reader stays usable. */
+FP_API void fp_reader_interrupt(fp_reader *r);
+
+/* Closes the reader and sets *r to NULL (NULL-safe). Frames the caller still
+ * holds stay valid: their pools live until the last one is released. */
+FP_API void fp_reader_close(fp_reader **r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

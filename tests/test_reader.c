@@ -1,0 +1,627 @@
+/* fp_reader: the iterator's contract — rebinding, bounds, zero-copy pools,
+ * conversion, skipping, seeking, custom inputs, creation sites, flat memory
+ * over a long loop, deadlines and interrupts. */
+#define _DEFAULT_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#include "avclips.h"
+#include "internal.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <framepool.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SRC "-f lavfi -i testsrc2=size=320x240:rate=25 "
+#define NFR 30
+
+static char clip_h264[1024], clip_ts[1024], clip_small[1024], clip_long_ts[1024];
+static char md5_ref[NFR][33]; /* native md5 of clip_h264's frames */
+
+static void setup(void)
+{
+    ck_assert_ptr_nonnull(clip_make("r_h264.mp4",
+                                    SRC "-frames:v 30 -c:v libx264 -bf 3 -g 10 -pix_fmt yuv420p",
+                                    clip_h264, sizeof clip_h264));
+    ck_assert_ptr_nonnull(clip_make("r_h264.ts",
+                                    SRC "-frames:v 30 -c:v libx264 -bf 2 -g 10 -pix_fmt yuv420p",
+                                    clip_ts, sizeof clip_ts));
+    ck_assert_ptr_nonnull(clip_make("r_small.mp4",
+                                    "-f lavfi -i testsrc2=size=160x120:rate=25 -frames:v 25 "
+                                    "-c:v libx264 -bf 2 -g 25 -pix_fmt yuv420p",
+                                    clip_small, sizeof clip_small));
+    /* 10 s: longer than the 5 s libavformat analyses before the open returns */
+    ck_assert_ptr_nonnull(clip_make("r_long.ts",
+                                    "-f lavfi -i testsrc2=size=160x120:rate=25 -frames:v 250 "
+                                    "-c:v libx264 -g 25 -pix_fmt yuv420p",
+                                    clip_long_ts, sizeof clip_long_ts));
+    ck_assert_int_eq(oracle_md5(clip_h264, NULL, md5_ref, NFR), NFR);
+}
+
+START_TEST(defaults_native)
+{
+    fp_reader *r = NULL;
+    uint64_t tick0 = fp_frame_now();
+    ck_assert_int_eq(fp_reader_open(clip_h264, NULL, &r), 0);
+    ck_assert_str_eq(fp_reader_errmsg(r), "");
+    fp_reader_info info;
+    ck_assert_int_eq(fp_reader_info(r, &info), 0);
+    ck_assert_int_eq(info.width, 320);
+    ck_assert_int_eq(info.height, 240);
+    ck_assert_int_eq(info.native_format, FP_PIX_YUV420P);
+    ck_assert_int_eq(info.out_format, FP_PIX_YUV420P);
+    ck_assert_str_eq(info.codec, "h264");
+    ck_assert_double_eq_tol(info.fps, 25.0, 1e-9);
+    ck_assert_int_eq(info.frame_count, NFR);
+    ck_assert_int_eq(info.zero_copy, 1);
+    ck_assert_uint_eq(info.max_held, FP_READER_DEFAULT_MAX_HELD);
+    ck_assert_uint_ge(info.decoder_buffers, 17);
+    ck_assert_uint_eq(info.pool_max_buffers, info.decoder_buffers + info.max_held + 1);
+    int n = 0;
+    int64_t last_pts = INT64_MIN;
+    FP_FOREACH_FRAME(r, img)
+    {
+        ck_assert_int_eq(img->index, n);
+        ck_assert_int_eq(img->width, 320);
+        ck_assert_int_eq(img->format, FP_PIX_YUV420P);
+        ck_assert_int_eq(img->av_format, 0 /* AV_PIX_FMT_YUV420P */);
+        ck_assert_int_gt(img->pts, last_pts);
+        last_pts = img->pts;
+        ck_assert_double_eq_tol(img->time, n / 25.0, 1e-6);
+        if (n % 10 == 0)
+            ck_assert_uint_ne(img->flags & FP_IMAGE_KEY, 0);
+        ck_assert_uint_eq(img->flags & FP_IMAGE_CORRUPT, 0);
+        ck_assert_ptr_nonnull(fp_image_pool(img));
+        ck_assert_uint_eq((uintptr_t)img->data[0] % 64, 0);
+        ck_assert_int_eq(img->stride[0] % 64, 0);
+        char h[33];
+        image_md5(img, h);
+        ck_assert_str_eq(h, md5_ref[n]);
+        n++;
+    }
+    ck_assert_int_eq(n, NFR);
+    ck_assert_uint_eq(fp_frame_now() - tick0, NFR);
+    fp_reader_stats st;
+    ck_assert_int_eq(fp_reader_stats(r, &st), 0);
+    ck_assert_uint_eq(st.delivered, NFR);
+    ck_assert_uint_eq(st.decoded, NFR);
+    ck_assert_uint_eq(st.held, 0);
+    ck_assert_uint_eq(st.wrapped, 0);
+    ck_assert_uint_le(st.pool.peak, info.pool_max_buffers);
+    /* at the end the reader keeps answering 0 */
+    fp_image *img = NULL;
+    ck_assert_int_eq(fp_reader_next(r, &img), 0);
+    ck_assert_ptr_null(img);
+    fp_reader_close(&r);
+    ck_assert_ptr_null(r);
+    fp_reader_close(&r); /* NULL-safe */
+}
+END_TEST
+
+START_TEST(rebind_and_keep)
+{
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(clip_h264, NULL, &r), 0);
+    fp_image *img = NULL, *kept = NULL;
+    ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    kept = fp_ref(img); /* frame 1, kept past the next step */
+    uint32_t before = fp_refcount(kept);
+    ck_assert_int_eq(fp_reader_next(r, &img), 1); /* rebinding dropped our other reference */
+    ck_assert_uint_lt(fp_refcount(kept), before); /* (the decoder may have let go too) */
+    ck_assert_uint_ge(fp_refcount(kept), 1);
+    ck_assert_ptr_ne(img, kept);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    /* the kept frame was never recycled or overwritten */
+    char h[33];
+    image_md5(kept, h);
+    ck_assert_str_eq(h, md5_ref[1]);
+    ck_assert_int_eq(kept->index, 1);
+    /* it outlives the reader */
+    fp_unref(&img);
+    fp_reader_close(&r);
+    image_md5(kept, h);
+    ck_assert_str_eq(h, md5_ref[1]);
+    ck_assert(fp_image_is_writable(kept)); /* the decoder is gone: ours alone */
+    fp_unref(&kept);
+}
+END_TEST
+
+START_TEST(writable_rules)
+{
+    /* native: the decoder's reference pictures are not writable while it
+     * uses them; make_writable copies from the same pool */
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(clip_h264, NULL, &r), 0);
+    fp_image *img = NULL;
+    ck_assert_int_eq(fp_reader_next(r, &img), 1); /* an I frame: a reference */
+    ck_assert_uint_ge(fp_refcount(img), 2);
+    ck_assert(!fp_image_is_writable(img));
+    fp_image *w = fp_ref(img);
+    ck_assert_int_eq(fp_image_make_writable(&w), 0);
+    ck_assert_ptr_ne(w, img);
+    ck_assert(fp_image_is_writable(w));
+    char h[33];
+    image_md5(w, h);
+    ck_assert_str_eq(h, md5_ref[0]);
+    memset(w->data[0], 0, (size_t)w->stride[0]); /* writing the copy leaves the decoder alone */
+    fp_unref(&w);
+    int n = 1;
+    while (fp_reader_next(r, &img) > 0) {
+        image_md5(img, h);
+        ck_assert_str_eq(h, md5_ref[n]);
+        n++;
+    }
+    ck_assert_int_eq(n, NFR);
+    fp_reader_close(&r);
+
+    /* converted: the caller's image is its own */
+    fp_reader_options o = {0};
+    o.format = FP_PIX_BGR24;
+    ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
+    ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    ck_assert(fp_image_is_writable(img));
+    ck_assert_int_eq(img->format, FP_PIX_BGR24);
+    fp_unref(&img);
+    fp_reader_close(&r);
+}
+END_TEST
+
+static void max_held_case(fp_pixfmt fmt)
+{
+    fp_reader_options o = {0};
+    o.max_held = 3;
+    o.format = fmt;
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
+    fp_image *held[3] = {0}, *img = NULL;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(fp_reader_next(r, &img), 1);
+        held[i] = fp_ref(img);
+    }
+    /* three held (the rebind dropped img's own reference): a fourth is refused */
+    int rc = fp_reader_next(r, &img);
+    ck_assert_int_eq(rc, FP_ELIMIT);
+    ck_assert_ptr_null(img);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "max_held"));
+    ck_assert_int_eq(fp_reader_next(r, &img), FP_ELIMIT); /* still, no hang */
+    fp_reader_stats st;
+    fp_reader_stats(r, &st);
+    ck_assert_uint_eq(st.held, 3);
+    fp_unref(&held[0]);
+    ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    ck_assert_int_eq(img->index, 3); /* nothing was lost */
+    fp_unref(&held[1]);
+    fp_unref(&held[2]);
+    int n = 4;
+    while (fp_reader_next(r, &img) > 0)
+        ck_assert_int_eq(img->index, n++);
+    ck_assert_int_eq(n, NFR);
+    fp_reader_stats(r, &st);
+    ck_assert_uint_eq(st.held, 0);
+    fp_reader_close(&r);
+}
+
+START_TEST(max_held_native)
+{
+    max_held_case(FP_PIX_NONE);
+}
+END_TEST
+
+START_TEST(max_held_bgr)
+{
+    max_held_case(FP_PIX_BGR24);
+}
+END_TEST
+
+START_TEST(sites_are_the_callers)
+{
+    for (int k = 0; k < 2; k++) {
+        fp_reader_options o = {0};
+        o.format = k ? FP_PIX_BGR24 : FP_PIX_NONE;
+        fp_reader *r = NULL;
+        ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
+        fp_image *img = NULL;
+        int line = __LINE__ + 1;
+        while (fp_reader_next(r, &img) > 0) {
+            const char *file, *func;
+            int l;
+            fp_obj_site(img, &file, &l, &func);
+            ck_assert_str_eq(file, __FILE__);
+            ck_assert_int_eq(l, line);
+        }
+        fp_reader_close(&r);
+    }
+}
+END_TEST
+
+START_TEST(every_start_end)
+{
+    fp_reader_options o = {0};
+    o.every = 3;
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
+    int n = 0;
+    FP_FOREACH_FRAME(r, img)
+    {
+        ck_assert_int_eq(img->index, 3 * n);
+        char h[33];
+        image_md5(img, h);
+        ck_assert_str_eq(h, md5_ref[3 * n]);
+        n++;
+    }
+    ck_assert_int_eq(n, NFR / 3);
+    fp_reader_stats st;
+    fp_reader_stats(r, &st);
+    ck_assert_uint_eq(st.skipped, NFR - NFR / 3);
+    fp_reader_close(&r);
+
+    /* [0.5 s, 1.0 s): frames 13..24 at 25 fps (0.52 .. 0.96) — wait, 12.5: 13 first */
+    memset(&o, 0, sizeof o);
+    o.start = 0.5;
+    o.end = 1.0;
+    o.format = FP_PIX_BGR24; /* skipped frames are never converted: see stats */
+    ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
+    n = 0;
+    int first = -1;
+    FP_FOREACH_FRAME(r, img)
+    {
+        if (first < 0)
+            first = (int)img->index;
+        ck_assert_double_ge(img->time, 0.5 - 1e-9);
+        ck_assert_double_lt(img->time, 1.0);
+        n++;
+    }
+    ck_assert_int_eq(first, 13);
+    ck_assert_int_eq(n, 12);
+    fp_reader_stats(r, &st);
+    ck_assert_uint_eq(st.out_pool.misses + st.out_pool.hits, 12);
+    fp_reader_close(&r);
+}
+END_TEST
+
+START_TEST(seek_precise_and_key)
+{
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(clip_h264, NULL, &r), 0);
+    fp_image *img = NULL;
+    for (int i = 0; i < 25; i++)
+        ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    ck_assert_int_eq(fp_reader_seek(r, 0.6, FP_SEEK_PRECISE), 0);
+    ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    ck_assert_int_eq(img->index, 15);
+    ck_assert_double_eq_tol(img->time, 0.6, 1e-6);
+    char h[33];
+    image_md5(img, h);
+    ck_assert_str_eq(h, md5_ref[15]);
+    ck_assert_int_eq(fp_reader_seek(r, 0.6, FP_SEEK_KEY), 0);
+    ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    ck_assert_uint_ne(img->flags & FP_IMAGE_KEY, 0);
+    ck_assert_double_le(img->time, 0.6 + 1e-9);
+    ck_assert_int_eq(img->index, 10); /* GOP of 10 */
+    image_md5(img, h);
+    ck_assert_str_eq(h, md5_ref[10]);
+    /* after the end, a seek rewinds */
+    while (fp_reader_next(r, &img) > 0) {
+    }
+    ck_assert_int_eq(fp_reader_seek(r, 0, FP_SEEK_PRECISE), 0);
+    ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    ck_assert_int_eq(img->index, 0);
+    ck_assert_int_eq(fp_reader_seek(r, -1, 0), FP_EINVAL);
+    fp_unref(&img);
+    fp_reader_close(&r);
+}
+END_TEST
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*len);
+    ck_assert_uint_eq(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+static int file_read(void *user, uint8_t *buf, int size)
+{
+    return (int)fread(buf, 1, (size_t)size, user);
+}
+
+static int64_t file_seek(void *user, int64_t off, int whence)
+{
+    FILE *f = user;
+    if (whence == FP_READER_SEEK_SIZE) {
+        long cur = ftell(f);
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, cur, SEEK_SET);
+        return n;
+    }
+    if (fseek(f, (long)off, whence) != 0)
+        return -1;
+    return ftell(f);
+}
+
+START_TEST(memory_and_io)
+{
+    size_t len;
+    unsigned char *buf = slurp(clip_h264, &len);
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open_memory(buf, len, NULL, &r), 0);
+    int n = 0;
+    FP_FOREACH_FRAME(r, img)
+    {
+        char h[33];
+        image_md5(img, h);
+        ck_assert_str_eq(h, md5_ref[n]);
+        n++;
+    }
+    ck_assert_int_eq(n, NFR);
+    ck_assert_int_eq(fp_reader_seek(r, 0.4, FP_SEEK_PRECISE), 0);
+    fp_image *img = NULL;
+    ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    ck_assert_int_eq(img->index, 10);
+    fp_unref(&img);
+    fp_reader_close(&r);
+    ck_assert_int_eq(fp_reader_open_memory(buf, 0, NULL, &r), FP_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "empty"));
+    fp_reader_close(&r);
+    free(buf);
+
+    FILE *f = fopen(clip_h264, "rb");
+    ck_assert_int_eq(fp_reader_open_io(file_read, file_seek, f, NULL, &r), 0);
+    n = 0;
+    FP_FOREACH_FRAME(r, im)
+    n++;
+    ck_assert_int_eq(n, NFR);
+    fp_reader_close(&r);
+    fclose(f);
+
+    /* a non-seekable stream (MPEG-TS needs no seeking) */
+    f = fopen(clip_ts, "rb");
+    ck_assert_int_eq(fp_reader_open_io(file_read, NULL, f, NULL, &r), 0);
+    n = 0;
+    FP_FOREACH_FRAME(r, im)
+    n++;
+    ck_assert_int_eq(n, NFR);
+    ck_assert_int_eq(fp_reader_seek(r, 0, 0), FP_EIO);
+    fp_reader_close(&r);
+    fclose(f);
+}
+END_TEST
+
+START_TEST(resize_and_formats)
+{
+    static const fp_pixfmt fmts[] = {FP_PIX_GRAY8, FP_PIX_BGR24, FP_PIX_RGB24,
+                                     FP_PIX_BGRA,  FP_PIX_RGBA,  FP_PIX_YUV420P};
+    for (int i = 0; i < 6; i++) {
+        fp_reader_options o = {0};
+        o.format = fmts[i];
+        o.width = 160; /* height 0: keeps the aspect */
+        fp_reader *r = NULL;
+        ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
+        fp_reader_info info;
+        fp_reader_info(r, &info);
+        ck_assert_int_eq(info.out_width, 160);
+        ck_assert_int_eq(info.out_height, 120);
+        int n = 0;
+        FP_FOREACH_FRAME(r, img)
+        {
+            ck_assert_int_eq(img->format, fmts[i]);
+            ck_assert_int_eq(img->width, 160);
+            ck_assert_int_eq(img->height, 120);
+            n++;
+        }
+        ck_assert_int_eq(n, NFR);
+        fp_reader_stats st;
+        fp_reader_stats(r, &st);
+        ck_assert_uint_le(st.out_pool.misses, 2); /* one buffer reused frame after frame */
+        fp_reader_close(&r);
+    }
+    fp_reader_options o = {0};
+    o.format = FP_PIX_OTHER;
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), FP_EINVAL);
+    fp_reader_close(&r);
+}
+END_TEST
+
+/* 20,000 frames re-seeking one small clip: the library's live bytes are the
+ * same at frame 1,000 and 20,000 and the pools stop allocating. */
+START_TEST(long_loop_flat)
+{
+    for (int k = 0; k < 2; k++) {
+        fp_reader_options o = {0};
+        o.threads = 1;
+        o.format = k ? FP_PIX_BGR24 : FP_PIX_NONE;
+        fp_reader *r = NULL;
+        ck_assert_int_eq(fp_reader_open(clip_small, &o, &r), 0);
+        fp_image *img = NULL;
+        uint64_t bytes_1k = 0, objs_1k = 0, miss_1k = 0, bytes, objs;
+        fp_reader_stats st;
+        for (int n = 1; n <= 20000; n++) {
+            int rc = fp_reader_next(r, &img);
+            if (rc == 0) {
+                ck_assert_int_eq(fp_reader_seek(r, 0, FP_SEEK_KEY), 0);
+                rc = fp_reader_next(r, &img);
+            }
+            ck_assert_int_eq(rc, 1);
+            if (n == 1000 || n == 20000) {
+                fp_obj_totals(&objs, &bytes);
+                fp_reader_stats(r, &st);
+                uint64_t miss = st.pool.misses + st.out_pool.misses;
+                if (n == 1000) {
+                    bytes_1k = bytes;
+                    objs_1k = objs;
+                    miss_1k = miss;
+                } else {
+                    ck_assert_uint_eq(bytes, bytes_1k);
+                    ck_assert_uint_eq(objs, objs_1k);
+                    ck_assert_uint_eq(miss, miss_1k);
+                }
+            }
+        }
+        fp_unref(&img);
+        fp_reader_close(&r);
+    }
+}
+END_TEST
+
+/* ---- network: deadline and interrupt ------------------------------------------------ */
+
+typedef struct server {
+    int lfd, port;
+    const unsigned char *data; /* sent after accepting (may be NULL: never answer) */
+    size_t len;
+    volatile int stop;
+    pthread_t th;
+} server;
+
+static void *serve(void *arg)
+{
+    server *s = arg;
+    int c = accept(s->lfd, NULL, NULL);
+    if (c >= 0 && s->data) {
+        size_t off = 0;
+        while (off < s->len) {
+            ssize_t w = write(c, s->data + off, s->len - off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+    }
+    while (!s->stop)
+        usleep(10000);
+    if (c >= 0)
+        close(c);
+    return NULL;
+}
+
+static void server_start(server *s)
+{
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(s->lfd, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(s->lfd, 4), 0);
+    socklen_t al = sizeof a;
+    getsockname(s->lfd, (struct sockaddr *)&a, &al);
+    s->port = ntohs(a.sin_port);
+    ck_assert_int_eq(pthread_create(&s->th, NULL, serve, s), 0);
+}
+
+static void server_stop(server *s)
+{
+    s->stop = 1;
+    shutdown(s->lfd, SHUT_RDWR);
+    close(s->lfd);
+    pthread_join(s->th, NULL);
+}
+
+START_TEST(open_deadline)
+{
+    server s = {0};
+    server_start(&s);
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", s.port);
+    fp_reader_options o = {0};
+    o.timeout_us = 300000;
+    fp_reader *r = NULL;
+    double t0 = tu_now();
+    int rc = fp_reader_open(url, &o, &r);
+    double dt = tu_now() - t0;
+    ck_assert_int_eq(rc, FP_ETIMEDOUT);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "deadline"));
+    ck_assert_double_ge(dt, 0.29);
+    ck_assert_double_lt(dt, 0.3 + 0.5);
+    fp_reader_close(&r);
+    server_stop(&s);
+}
+END_TEST
+
+typedef struct intr {
+    fp_reader *r;
+    double delay;
+} intr;
+
+static void *interrupter(void *arg)
+{
+    intr *it = arg;
+    usleep((useconds_t)(it->delay * 1e6));
+    fp_reader_interrupt(it->r);
+    return NULL;
+}
+
+START_TEST(interrupt_from_thread)
+{
+    /* the server sends 80% of a 10 s TS clip, then stalls forever */
+    size_t len;
+    unsigned char *buf = slurp(clip_long_ts, &len);
+    server s = {0};
+    s.data = buf;
+    s.len = (len * 4 / 5) / 188 * 188;
+    server_start(&s);
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", s.port);
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(url, NULL, &r), 0);
+    intr it = {r, 0.4};
+    pthread_t th;
+    double t0 = tu_now();
+    ck_assert_int_eq(pthread_create(&th, NULL, interrupter, &it), 0);
+    fp_image *img = NULL;
+    int rc, n = 0;
+    while ((rc = fp_reader_next(r, &img)) > 0)
+        n++;
+    double dt = tu_now() - t0;
+    pthread_join(th, NULL);
+    ck_assert_int_eq(rc, FP_ECANCELED);
+    ck_assert_int_gt(n, 0);
+    ck_assert_double_lt(dt, 0.4 + 1.0);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "interrupt"));
+    fp_reader_close(&r);
+    server_stop(&s);
+    free(buf);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("reader");
+    TCase *tc = tcase_create("api");
+    tcase_add_unchecked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, defaults_native);
+    tcase_add_test(tc, rebind_and_keep);
+    tcase_add_test(tc, writable_rules);
+    tcase_add_test(tc, max_held_native);
+    tcase_add_test(tc, max_held_bgr);
+    tcase_add_test(tc, sites_are_the_callers);
+    tcase_add_test(tc, every_start_end);
+    tcase_add_test(tc, seek_precise_and_key);
+    tcase_add_test(tc, memory_and_io);
+    tcase_add_test(tc, resize_and_formats);
+    tcase_add_test(tc, long_loop_flat);
+    tcase_add_test(tc, open_deadline);
+    tcase_add_test(tc, interrupt_from_thread);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
+}
