@@ -1,4 +1,3 @@
-#define _POSIX_C_SOURCE 200809L
 /*
  * The reader fuzz harness proper, shared by the libFuzzer target
  * (fuzz_reader.c) and the regression test (tests/test_fuzz_regress.c).
@@ -15,7 +14,9 @@
  * of a few thousand pixels per side decode normally while absurd ones fail
  * cleanly with an error code — which is itself a path worth fuzzing.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "fuzz_reader_body.h"
+#include "internal.h" /* fp__obj_quarantine_flush (debug builds) */
 
 #include <framepool.h>
 #include <libavutil/common.h>
@@ -76,6 +77,7 @@ void fpfz_init(void)
 
 long long fpfz_live_allocations(void)
 {
+    fp__obj_quarantine_flush(); /* debug builds hold freed objects back for a while */
     return __atomic_load_n(&fz_mem.live, __ATOMIC_RELAXED);
 }
 
