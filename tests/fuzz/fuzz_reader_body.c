@@ -28,6 +28,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- a bounded, counting allocator ---------------------------------------------------------- */
 
@@ -149,10 +150,31 @@ static void check_frame(const fp_reader_options *o, const fp_image *img)
 
 /* One pass over the input with `o`. Holds up to two frames at once (the
  * current one and one kept from earlier) to exercise the held-frame limit. */
-static void one_pass(const uint8_t *data, size_t size, const fp_reader_options *o, int seek)
+/* Non-seekable custom input, handed out in uneven small chunks. */
+typedef struct fz_stream {
+    const uint8_t *data;
+    size_t size, pos;
+} fz_stream;
+
+static int fz_read(void *user, uint8_t *buf, int want)
+{
+    fz_stream *s = user;
+    size_t left = s->size - s->pos;
+    size_t n = (size_t)want < left ? (size_t)want : left;
+    if (n > 1 + (s->pos % 997))
+        n = 1 + (s->pos % 997);
+    memcpy(buf, s->data + s->pos, n);
+    s->pos += n;
+    return (int)n;
+}
+
+static void one_pass(const uint8_t *data, size_t size, const fp_reader_options *o, int seek,
+                     int stream)
 {
     fp_reader *r = NULL;
-    int rc = fp_reader_open_memory(data, size, o, &r);
+    fz_stream fs = {data, size, 0};
+    int rc = stream ? fp_reader_open_io(fz_read, NULL, &fs, o, &r)
+                    : fp_reader_open_memory(data, size, o, &r);
     if (rc != 0) {
         if (rc > 0)
             fz_fail("open returned %d", rc);
@@ -192,8 +214,8 @@ static void one_pass(const uint8_t *data, size_t size, const fp_reader_options *
         fp_unref(&img);
         if (seek && round == 0) {
             rc = fp_reader_seek(r, 0, (size & 1) ? FP_SEEK_PRECISE : FP_SEEK_KEY);
-            if (rc > 0)
-                fz_fail("seek returned %d", rc);
+            if (rc > 0 || (stream && rc != FP_EIO))
+                fz_fail("seek returned %d%s", rc, stream ? " on a non-seekable input" : "");
             if (rc < 0)
                 break;
         }
@@ -218,16 +240,35 @@ int fpfz_run_one(const uint8_t *data, size_t size)
     fz_failed = 0;
     long long live0 = fpfz_live_allocations();
 
+    /* Options vary with the input's first and last bytes, so that mutations
+     * reach every/start/resize and the streaming path too. */
+    unsigned h = size ? (unsigned)data[0] * 31u + data[size - 1] : 0;
+
     fp_reader_options o = {0};
-    o.threads = 1;    /* deterministic: the fuzzer needs reproducible runs */
+    o.threads = 1; /* deterministic: the fuzzer needs reproducible runs */
     o.max_held = 2;
-    one_pass(data, size, &o, 1);
+    if ((h & 7) == 5)
+        o.every = 2;
+    one_pass(data, size, &o, 1, 0);
 
     fp_reader_options b = {0};
     b.threads = 1;
     b.max_held = 2;
     b.format = FP_PIX_BGR24;
-    one_pass(data, size, &b, 0);
+    switch (h % 5) {
+    case 1: b.width = 33; break;                 /* odd width, height keeps the aspect */
+    case 2: b.width = 20; b.height = 70; break;  /* both given, aspect changed */
+    case 3: b.start = 0.15; break;               /* a precise seek at open */
+    default: break;
+    }
+    one_pass(data, size, &b, 0, 0);
+
+    if ((h & 3) == 2) { /* non-seekable streaming input, native */
+        fp_reader_options n = {0};
+        n.threads = 1;
+        n.max_held = 2;
+        one_pass(data, size, &n, 1, 1);
+    }
 
     long long live1 = fpfz_live_allocations();
     if (live1 != live0)
