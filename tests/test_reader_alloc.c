@@ -79,11 +79,13 @@ static int ok_error(int rc)
 
 /* The scenario. Returns the number of frames delivered; every step's return
  * must be success or an error code the API documents for it. */
+static int scen_threads = 1;
+
 static int scenario(const char *path, const void *mem, size_t len, fp_pixfmt fmt)
 {
     fp_reader_options o = {0};
     o.format = fmt;
-    o.threads = 1;
+    o.threads = scen_threads;
     o.max_held = 3;
     fp_reader *r = NULL;
     int rc = mem ? fp_reader_open_memory(mem, len, &o, &r) : fp_reader_open(path, &o, &r);
@@ -183,10 +185,10 @@ static void sweep_framepool(int c, int use_mem, fp_pixfmt fmt)
         succeeded += got == full;
         assert_clean("failing allocation", (unsigned long long)k);
     }
-    printf("%s %s %s: %llu framepool allocations, each failed once: %d runs still delivered "
+    printf("%s %s %s%s: %llu framepool allocations, each failed once: %d runs still delivered "
            "every frame, the rest ended in an error code; no leak\n",
            clips[c].name, use_mem ? "memory" : "file", fmt ? "bgr24" : "native",
-           (unsigned long long)n, succeeded);
+           scen_threads > 1 ? " 2 threads" : "", (unsigned long long)n, succeeded);
     tu_alloc_uninstall();
     free(mem);
 }
@@ -200,6 +202,17 @@ END_TEST
 START_TEST(framepool_sweep_bgr_memory)
 {
     sweep_framepool(_i, 1, FP_PIX_BGR24);
+}
+END_TEST
+
+/* Frame threads: the decoder asks for buffers from its worker threads. The
+ * allocation order varies from run to run; every N up to the dry run's count
+ * is still failed once. */
+START_TEST(framepool_sweep_frame_threads)
+{
+    scen_threads = 2;
+    sweep_framepool(0, _i, _i ? FP_PIX_BGR24 : FP_PIX_NONE);
+    scen_threads = 1;
 }
 END_TEST
 
@@ -319,6 +332,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 240);
     tcase_add_loop_test(tc, framepool_sweep_native, 0, NCLIPS);
     tcase_add_loop_test(tc, framepool_sweep_bgr_memory, 0, NCLIPS);
+    tcase_add_loop_test(tc, framepool_sweep_frame_threads, 0, 2);
     tcase_add_loop_test(tc, ffmpeg_size_sweep, 0, NCLIPS);
 #if FP_AV_INTERPOSE
     tcase_add_loop_test(tc, ffmpeg_count_sweep, 0, NCLIPS);
