@@ -199,8 +199,19 @@ static void one_pass(const uint8_t *data, size_t size, const fp_reader_options *
                 fz_fail("next returned %d (%s)", rc, fp_reader_errmsg(r));
             if ((rc == 1) != (img != NULL))
                 fz_fail("next returned %d with image %p", rc, (void *)img);
-            if (rc == FP_ELIMIT)
-                fz_fail("held-frame limit hit while holding two frames");
+            if (rc == FP_ELIMIT) {
+                fp_reader_stats es;
+                fp_reader_stats(r, &es);
+                fz_fail("held-frame limit hit while holding %d frame(s): %s (stats: held %u, "
+                        "decoder_held %u, pool out %llu alloc %llu peak %llu limits %llu gen %u, "
+                        "size changes %llu, wrapped %llu, delivered %llu)",
+                        kept ? 1 : 0, fp_reader_errmsg(r), es.held, es.decoder_held,
+                        (unsigned long long)es.pool.outstanding,
+                        (unsigned long long)es.pool.allocated, (unsigned long long)es.pool.peak,
+                        (unsigned long long)es.pool.limits, es.pool.generation,
+                        (unsigned long long)es.size_changes,
+                        (unsigned long long)es.wrapped, (unsigned long long)es.delivered);
+            }
             if (rc != 1)
                 break;
             check_frame(o, img);
