@@ -12,6 +12,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,7 +485,7 @@ typedef struct server {
     int lfd, port;
     const unsigned char *data; /* sent after accepting (may be NULL: never answer) */
     size_t len;
-    volatile int stop;
+    _Atomic int stop; /* set by the test thread, polled by the server thread */
     pthread_t th;
 } server;
 
