@@ -622,6 +622,31 @@ START_TEST(interrupt_from_thread)
     ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "interrupt"));
     fp_reader_close(&r);
     server_stop(&s);
+
+    /* the same stall with a per-read deadline: FP_ETIMEDOUT, no thread needed */
+    server s2 = {0};
+    s2.data = buf;
+    s2.len = s.len;
+    server_start(&s2);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", s2.port);
+    fp_reader_options o = {0};
+    o.threads = TU_THREADS;
+    o.timeout_us = 300000;
+    ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
+    n = 0;
+    double t_last = tu_now();
+    while ((rc = fp_reader_next(r, &img)) > 0) {
+        n++;
+        t_last = tu_now();
+    }
+    dt = tu_now() - t_last;
+    ck_assert_msg(rc == FP_ETIMEDOUT, "%d: %s", rc, fp_reader_errmsg(r));
+    ck_assert_int_gt(n, 0);
+    ck_assert_double_ge(dt, 0.29);
+    ck_assert_double_lt(dt, 0.3 + 0.7);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "deadline"));
+    fp_reader_close(&r);
+    server_stop(&s2);
     free(buf);
 }
 END_TEST
