@@ -8,6 +8,9 @@
 #include "framepool/obj.h"
 #include "framepool/image.h"
 #include "framepool/pool.h"
+#include "framepool/weak.h"
+#include "framepool/cache.h"
+#include "framepool/diag.h"
 #include "framepool/reader.h"
 
 #endif

@@ -2,8 +2,10 @@
  * framepool/image.h — fp_image, the pooled, reference-counted image buffer.
  *
  * An fp_image is a framepool object (see obj.h): fp_ref/fp_unref it. The
- * struct is a read-only view: read its fields, never assign them. The pixel
- * data may be written only while the image is writable (you hold the only
+ * struct is a view: read its fields; never change the geometry fields
+ * (width, height, format, data, stride, bytes). The pixel data and the
+ * per-frame fields (pts, time, index, flags other than FP_IMAGE_READONLY) may
+ * be written only while the image is writable (you hold the only
  * reference and FP_IMAGE_READONLY is not set); fp_image_make_writable() gets
  * you there, copying only when needed.
  *

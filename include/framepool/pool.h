@@ -53,6 +53,9 @@ typedef struct fp_pool_config {
     double max_idle_seconds;   /* idle buffers beyond min_buffers older than this are freed
                                   on the next acquire/release/trim; 0 = never */
     fp_budget *budget;         /* borrowed; the pool takes its own reference */
+    int prefault;              /* non-zero: zero-fill each new buffer when it is allocated,
+                                  so that its pages are resident before the first frame
+                                  (with min_buffers: no page faults once running) */
 } fp_pool_config;
 
 /* Creates a pool. Allocates `min_buffers` buffers up front. Returns 0 with
@@ -112,6 +115,8 @@ typedef struct fp_pool_stats {
     uint64_t idle_bytes;   /* bytes of the idle buffers */
     size_t buffer_bytes;   /* bytes of one buffer of the current generation */
     unsigned generation;   /* 1 at creation, +1 per fp_pool_reconfigure */
+    int width, height;     /* size of the current generation's images */
+    fp_pixfmt format;      /* format of the current generation's images */
     unsigned max_buffers;
     unsigned min_buffers;
 } fp_pool_stats;

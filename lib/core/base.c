@@ -1,5 +1,5 @@
 /* Errors, allocator hook, pixel formats and layouts. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* CLOCK_MONOTONIC_COARSE */
 #include "internal.h"
 
 #include <stdarg.h>
@@ -65,6 +65,7 @@ static fp_allocator current_allocator = {default_alloc, default_free, NULL};
 
 void fp_set_allocator(const fp_allocator *a)
 {
+    fp__obj_quarantine_flush(); /* memory goes back to the allocator that gave it */
     if (a && a->alloc && a->free)
         current_allocator = *a;
     else
@@ -179,6 +180,13 @@ int64_t fp__now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t fp__coarse_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 

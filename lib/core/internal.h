@@ -78,6 +78,10 @@ int fp__obj_try_ref(fp__obj *h);
 /* Frees an object's memory (for dispose hooks that decide to free). */
 void fp__obj_free_memory(fp__obj *h);
 
+/* Debug builds: frees the objects held back to detect double unrefs (the
+ * allocator changes, and tests that count live allocations call it). */
+void fp__obj_quarantine_flush(void);
+
 /* Changes the bytes charged by a live object. */
 void fp__obj_charge(fp__obj *h, size_t bytes);
 
@@ -91,6 +95,21 @@ _Noreturn void fp__obj_fatal(const fp__obj *h, const char *what);
 typedef struct fp__onfree fp__onfree;
 fp__onfree *fp__weak_dying(fp__obj *h);
 void fp__weak_run_callbacks(fp__onfree *list);
+/* weak.c, for weak maps: the handle id of h's current life, or 0 when h has
+ * no slot (never had a weak handle or callback). */
+uint64_t fp__weak_peek(const fp__obj *h);
+/* Registers an on-free callback on h (a live object) and returns the record
+ * and h's handle id, for fp__onfree_cancel. 0, FP_ENOMEM, FP_ELIMIT. */
+int fp__onfree_add(fp__obj *h, void (*cb)(void *user), void *user, fp__onfree **node,
+                   uint64_t *id);
+/* Cancels a record from fp__onfree_add (at most once per record): returns 1
+ * when it will never run (freed), 0 when the object is dying and the
+ * callback has been or will be run by the releasing thread. */
+int fp__onfree_cancel(uint64_t id, fp__onfree *node);
+/* Test hook: sets the generation bits (1..32; other values restore the
+ * build default); slots whose generation reaches the limit are retired.
+ * Returns the previous value. */
+unsigned fp__weak_set_gen_bits(unsigned bits);
 
 /* diag.c: hooks called while diagnostics tracking is on. */
 extern _Atomic int fp__diag_mode; /* 0 = off (the one branch on the hot path) */
@@ -102,6 +121,8 @@ fp__typestat *fp__typestat_get(const fp_type *type);
 
 /* Current time on CLOCK_MONOTONIC in microseconds. */
 int64_t fp__now_us(void);
+/* The same clock at tick resolution (a few ms), several times cheaper. */
+int64_t fp__coarse_now_us(void);
 
 /* A thread-local error message buffer shared by core modules. */
 void fp__set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

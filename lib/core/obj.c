@@ -11,6 +11,8 @@
  * lock-free (types are never removed), inserts take a mutex. The table is
  * bounded; types beyond its capacity share one overflow record. */
 
+/* Exact live figures: the value an atomic add returns is the count at that
+ * instant, so peaks are exact too. */
 struct fp__typestat {
     _Atomic(const fp_type *) type;
     _Atomic uint64_t live;
@@ -90,8 +92,11 @@ static void typestat_add(fp__typestat *s, size_t bytes)
     uint64_t live = atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed) + 1;
     uint64_t lb = atomic_fetch_add_explicit(&s->live_bytes, bytes, memory_order_relaxed) + bytes;
     atomic_fetch_add_explicit(&s->created, 1, memory_order_relaxed);
-    raise_peak(&s->peak, live);
-    raise_peak(&s->peak_bytes, lb);
+    /* Plain loads first: the peak is rarely beaten, so the CAS is rare. */
+    if (live > atomic_load_explicit(&s->peak, memory_order_relaxed))
+        raise_peak(&s->peak, live);
+    if (lb > atomic_load_explicit(&s->peak_bytes, memory_order_relaxed))
+        raise_peak(&s->peak_bytes, lb);
 }
 
 static void typestat_sub(fp__typestat *s, size_t bytes)
@@ -238,10 +243,60 @@ int fp__obj_try_ref(fp__obj *h)
     return 0;
 }
 
+/* Debug builds keep recently freed small objects in a bounded quarantine
+ * (header intact, magic set to DEAD) so that a double unref or a use after
+ * the last release is reported with the type and creation site, instead of
+ * touching memory that has been handed out again. */
+#define QUARANTINE_SLOTS 256
+#define QUARANTINE_MAX_OBJECT (1u << 20)
+#define QUARANTINE_MAX_BYTES (8u << 20)
+
+static pthread_mutex_t quarantine_lock = PTHREAD_MUTEX_INITIALIZER;
+static fp__obj *quarantine[QUARANTINE_SLOTS];
+static unsigned quarantine_next;
+static size_t quarantine_bytes;
+
+void fp__obj_quarantine_flush(void)
+{
+    pthread_mutex_lock(&quarantine_lock);
+    for (unsigned i = 0; i < QUARANTINE_SLOTS; i++) {
+        if (quarantine[i]) {
+            fp_free(quarantine[i], quarantine[i]->alloc_size);
+            quarantine[i] = NULL;
+        }
+    }
+    quarantine_bytes = 0;
+    pthread_mutex_unlock(&quarantine_lock);
+}
+
 void fp__obj_free_memory(fp__obj *h)
 {
     h->magic = FP__OBJ_DEAD;
-    fp_free(h, h->alloc_size);
+    if (!FP__DEBUG || h->alloc_size > QUARANTINE_MAX_OBJECT) {
+        fp_free(h, h->alloc_size);
+        return;
+    }
+    fp__obj *evict[QUARANTINE_SLOTS];
+    unsigned n = 0;
+    pthread_mutex_lock(&quarantine_lock);
+    /* The ring is FIFO: quarantine_next is the oldest slot. */
+    for (;;) {
+        fp__obj *old = quarantine[quarantine_next];
+        if (old) {
+            quarantine_bytes -= old->alloc_size;
+            quarantine[quarantine_next] = NULL;
+            evict[n++] = old;
+        }
+        if (quarantine_bytes + h->alloc_size <= QUARANTINE_MAX_BYTES)
+            break;
+        quarantine_next = (quarantine_next + 1) % QUARANTINE_SLOTS;
+    }
+    quarantine[quarantine_next] = h;
+    quarantine_bytes += h->alloc_size;
+    quarantine_next = (quarantine_next + 1) % QUARANTINE_SLOTS;
+    pthread_mutex_unlock(&quarantine_lock);
+    for (unsigned i = 0; i < n; i++)
+        fp_free(evict[i], evict[i]->alloc_size);
 }
 
 void fp__obj_charge(fp__obj *h, size_t bytes)
@@ -295,7 +350,6 @@ void *fp_ref(void *obj)
 
 static void last_release(fp__obj *h)
 {
-    atomic_thread_fence(memory_order_acquire);
     fp__onfree *cbs = NULL;
     uint32_t flags = atomic_load_explicit(&h->flags, memory_order_relaxed);
     if (flags & (FP__OBJ_WEAK | FP__OBJ_ONFREE))
@@ -320,7 +374,9 @@ void fp_decref(void *obj)
     fp__obj *h = fp__hdr(obj);
     if (FP__DEBUG)
         check_live(h, "fp_unref");
-    uint32_t old = atomic_fetch_sub_explicit(&h->refs, 1, memory_order_release);
+    /* acq_rel: the last releaser sees every write made under other references
+     * (a standalone acquire fence would do, but ThreadSanitizer cannot see it). */
+    uint32_t old = atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel);
     if (old == 1) {
         last_release(h);
     } else if (old == 0) {

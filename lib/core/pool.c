@@ -35,6 +35,7 @@ struct fp_pool {
     int width, height;
     unsigned min_buffers, max_buffers;
     int64_t max_idle_us;
+    int prefault;
     unsigned generation;
     size_t buffer_bytes;
     /* buffers */
@@ -60,12 +61,6 @@ static void budget_finalize(void *obj);
 const fp_type fp_pool_type = {"fp_pool", NULL};
 const fp_type fp_budget_type = {"fp_budget", budget_finalize};
 
-static _Atomic uint64_t idle_bytes_total;
-
-uint64_t fp_pool_idle_bytes_total(void)
-{
-    return atomic_load_explicit(&idle_bytes_total, memory_order_relaxed);
-}
 
 const char *fp_pool_errmsg(void)
 {
@@ -185,13 +180,15 @@ static void free_list(fp_budget *budget, fp__image *list)
 /* Allocates a buffer of the pool's current generation (lock not held). The
  * new object is live with refs 1; the caller counts it. */
 static fp__image *buffer_alloc(fp_pool *p, const fp_layout *l, fp_pixfmt format, int av_format,
-                               int w, int h, unsigned gen, const char *file, int line,
-                               const char *func)
+                               int w, int h, unsigned gen, int prefault, const char *file,
+                               int line, const char *func)
 {
     fp__image *im = fp__image_alloc(l, format, av_format, w, h, fp__pool_image_returned, file,
                                     line, func);
     if (!im)
         return NULL;
+    if (prefault)
+        memset(im->pixels, 0, l->size);
     im->pool = p;
     im->pool_gen = gen;
     return im;
@@ -222,7 +219,6 @@ static fp__image *detach_idle(fp_pool *p, unsigned keep, int64_t older_than_us)
     p->idle_bytes -= bytes;
     p->bytes -= bytes;
     p->frees += n;
-    atomic_fetch_sub_explicit(&idle_bytes_total, bytes, memory_order_relaxed);
     return cut;
 }
 
@@ -288,6 +284,7 @@ typedef struct pool_params {
     int width, height;
     unsigned min_buffers, max_buffers;
     int64_t max_idle_us;
+    int prefault;
 } pool_params;
 
 static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
@@ -336,6 +333,7 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
         return FP_EINVAL;
     }
     pp->max_idle_us = (int64_t)(cfg->max_idle_seconds * 1e6);
+    pp->prefault = cfg->prefault != 0;
     return FP_OK;
 }
 
@@ -349,6 +347,7 @@ static void apply_params(fp_pool *p, const pool_params *pp)
     p->min_buffers = pp->min_buffers;
     p->max_buffers = pp->max_buffers;
     p->max_idle_us = pp->max_idle_us;
+    p->prefault = pp->prefault;
     p->buffer_bytes = IMAGE_HDR_SIZE + pp->layout.size;
 }
 
@@ -498,7 +497,9 @@ void fp__pool_image_returned(fp__obj *h)
     if (FP__DEBUG && im->layout.size)
         memset(im->pixels, 0xA5, im->layout.size); /* poison: stale reads show up */
     fp__image_reset(im);
-    int64_t now = fp__now_us();
+    /* Reading the clock costs more than the rest of a release: only pools
+     * that age idle buffers stamp them. */
+    int64_t now = p->max_idle_us > 0 ? fp__coarse_now_us() : 0;
     fp__image *expired = NULL;
     int keep;
     pthread_mutex_lock(&p->mu);
@@ -511,7 +512,6 @@ void fp__pool_image_returned(fp__obj *h)
         p->idle = im;
         p->n_idle++;
         p->idle_bytes += im->pub.bytes;
-        atomic_fetch_add_explicit(&idle_bytes_total, im->pub.bytes, memory_order_relaxed);
         expired = age_idle(p, now);
     } else {
         p->n_alloc--;
@@ -539,7 +539,8 @@ static int prefill(fp_pool *p)
             return FP_OK;
         }
         p->n_alloc++;
-        pool_params snap = {p->layout, p->format, p->av_format, p->width, p->height, 0, 0, 0};
+        pool_params snap = {p->layout, p->format, p->av_format, p->width, p->height, 0, 0, 0,
+                            p->prefault};
         unsigned gen = p->generation;
         size_t bytes = p->buffer_bytes;
         pthread_mutex_unlock(&p->mu);
@@ -547,7 +548,7 @@ static int prefill(fp_pool *p)
         fp__image *im = NULL;
         if (rc == FP_OK) {
             im = buffer_alloc(p, &snap.layout, snap.format, snap.av_format, snap.width,
-                              snap.height, gen, "(pool prefill)", 0, __func__);
+                              snap.height, gen, snap.prefault, "(pool prefill)", 0, __func__);
             if (!im) {
                 if (p->budget)
                     budget_uncharge(p->budget, bytes);
@@ -631,9 +632,8 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             p->n_out++;
             p->hits++;
             p->idle_bytes -= im->pub.bytes;
-            atomic_fetch_sub_explicit(&idle_bytes_total, im->pub.bytes, memory_order_relaxed);
             if (p->max_idle_us > 0)
-                expired = age_idle(p, fp__now_us());
+                expired = age_idle(p, fp__coarse_now_us());
             pthread_mutex_unlock(&p->mu);
             free_list(p->budget, expired);
             fp__obj_revive(fp__hdr(im), file, line, func);
@@ -646,7 +646,8 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             p->misses++;
             if (p->n_alloc > p->peak)
                 p->peak = p->n_alloc;
-            pool_params snap = {p->layout, p->format, p->av_format, p->width, p->height, 0, 0, 0};
+            pool_params snap = {p->layout, p->format, p->av_format, p->width, p->height, 0, 0, 0,
+                                p->prefault};
             unsigned gen = p->generation;
             size_t bytes = p->buffer_bytes;
             pthread_mutex_unlock(&p->mu);
@@ -654,7 +655,7 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             fp__image *im = NULL;
             if (rc == FP_OK) {
                 im = buffer_alloc(p, &snap.layout, snap.format, snap.av_format, snap.width,
-                                  snap.height, gen, file, line, func);
+                                  snap.height, gen, snap.prefault, file, line, func);
                 if (!im) {
                     if (p->budget)
                         budget_uncharge(p->budget, bytes);
@@ -803,6 +804,9 @@ void fp_pool_get_stats(fp_pool *p, fp_pool_stats *out)
     out->idle_bytes = p->idle_bytes;
     out->buffer_bytes = p->buffer_bytes;
     out->generation = p->generation;
+    out->width = p->width;
+    out->height = p->height;
+    out->format = p->format;
     out->max_buffers = p->max_buffers;
     out->min_buffers = p->min_buffers;
     pthread_mutex_unlock(&p->mu);
@@ -820,6 +824,21 @@ void fp_pool_layout(fp_pool *p, fp_layout *out)
     pthread_mutex_lock(&p->mu);
     *out = p->layout;
     pthread_mutex_unlock(&p->mu);
+}
+
+static int add_idle_bytes(fp_pool *p, const fp_pool_stats *s, int closed, void *user)
+{
+    (void)p;
+    (void)closed;
+    *(uint64_t *)user += s->idle_bytes;
+    return 0;
+}
+
+uint64_t fp_pool_idle_bytes_total(void)
+{
+    uint64_t total = 0;
+    fp__pool_foreach(add_idle_bytes, &total);
+    return total;
 }
 
 int fp__pool_matches(fp_pool *p, const fp_image *img)

@@ -1,0 +1,189 @@
+/*
+ * diag_overhead: what diagnostics cost on the object and pool hot paths.
+ *
+ * In one process, interleaved rounds (best of N), ns per operation:
+ *   fp_new+fp_unref of a 64-byte object, and fp_pool_acquire+fp_unref of a
+ *   pooled frame (hit path), each with diagnostics off (the default: per-type
+ *   counters plus one branch), sites on (live list), backtraces on;
+ *   peers: malloc+free of the same size, and the per-type counters' atomic
+ *   operations alone (the same adds and loads on a private record), which is
+ *   what a build without counters would save;
+ *   the same fp_new+fp_unref from 4 threads at once (shard contention).
+ *
+ * Usage: diag_overhead [--ops N] [--rounds R]
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <framepool.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const fp_type bench_type = {"bench_obj", NULL};
+static long ops = 1000000;
+static int rounds = 5;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void *volatile sink;
+
+static double run_new_unref(long n)
+{
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        void *o = fp_new(&bench_type, 64);
+        sink = o;
+        fp_unref(&o);
+    }
+    return (now_s() - t0) * 1e9 / (double)n;
+}
+
+static double run_malloc_free(long n)
+{
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        void *o = malloc(64 + 128);
+        sink = o;
+        free(o);
+    }
+    return (now_s() - t0) * 1e9 / (double)n;
+}
+
+/* The per-type counters' work on one create + release: three adds, two
+ * peak loads, two subtractions (see typestat_add/typestat_sub in obj.c). */
+static struct {
+    _Atomic uint64_t live, live_bytes, peak, peak_bytes, created;
+} fake_stat;
+
+static double run_counters_only(long n)
+{
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        uint64_t live = atomic_fetch_add_explicit(&fake_stat.live, 1, memory_order_relaxed) + 1;
+        uint64_t lb = atomic_fetch_add_explicit(&fake_stat.live_bytes, 64, memory_order_relaxed) + 64;
+        atomic_fetch_add_explicit(&fake_stat.created, 1, memory_order_relaxed);
+        if (live > atomic_load_explicit(&fake_stat.peak, memory_order_relaxed))
+            atomic_store_explicit(&fake_stat.peak, live, memory_order_relaxed);
+        if (lb > atomic_load_explicit(&fake_stat.peak_bytes, memory_order_relaxed))
+            atomic_store_explicit(&fake_stat.peak_bytes, lb, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&fake_stat.live, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&fake_stat.live_bytes, 64, memory_order_relaxed);
+    }
+    return (now_s() - t0) * 1e9 / (double)n;
+}
+
+static fp_pool *pool;
+
+static double run_pool(long n)
+{
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        fp_image *img = NULL;
+        if (fp_pool_acquire(pool, 0, &img) != 0) {
+            fprintf(stderr, "acquire failed: %s\n", fp_pool_errmsg());
+            exit(1);
+        }
+        sink = img;
+        fp_unref(&img);
+    }
+    return (now_s() - t0) * 1e9 / (double)n;
+}
+
+static void *thread_body(void *arg)
+{
+    long n = *(long *)arg;
+    for (long i = 0; i < n; i++) {
+        void *o = fp_new(&bench_type, 64);
+        fp_unref(&o);
+    }
+    return NULL;
+}
+
+/* Wall time per operation with 4 threads each doing n ops. */
+static double run_threads(long n)
+{
+    pthread_t th[4];
+    double t0 = now_s();
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, thread_body, &n);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    return (now_s() - t0) * 1e9 / (double)(4 * n);
+}
+
+enum { OFF, SITES, BT, NMODES };
+static const unsigned mode_flags[NMODES] = {0, FP_DIAG_SITES, FP_DIAG_SITES | FP_DIAG_BACKTRACE};
+static const char *const mode_names[NMODES] = {"off (counters only)", "sites", "sites+backtrace"};
+
+static double minv(double a, double b)
+{
+    return a < b ? a : b;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--ops") && i + 1 < argc)
+            ops = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+            rounds = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--ops N] [--rounds R]\n", argv[0]);
+            return 2;
+        }
+    }
+    fp_pool_config cfg = {.name = "bench", .format = FP_PIX_BGR24, .width = 1920, .height = 1080,
+                          .max_buffers = 2};
+    if (fp_pool_new(&cfg, &pool) != 0) {
+        fprintf(stderr, "pool: %s\n", fp_pool_errmsg());
+        return 1;
+    }
+    double best_new[NMODES], best_pool[NMODES], best_thr[NMODES];
+    double best_malloc = 1e30, best_counters = 1e30;
+    for (int m = 0; m < NMODES; m++)
+        best_new[m] = best_pool[m] = best_thr[m] = 1e30;
+    /* Warm-up. */
+    run_new_unref(ops / 10);
+    run_pool(ops / 10);
+    for (int r = 0; r < rounds; r++) {
+        best_malloc = minv(best_malloc, run_malloc_free(ops));
+        best_counters = minv(best_counters, run_counters_only(ops));
+        for (int m = 0; m < NMODES; m++) {
+            fp_diag_set_flags(mode_flags[m]);
+            best_new[m] = minv(best_new[m], run_new_unref(ops));
+            best_pool[m] = minv(best_pool[m], run_pool(ops));
+            best_thr[m] = minv(best_thr[m], run_threads(ops / 4));
+        }
+        fp_diag_set_flags(0);
+    }
+    printf("diag_overhead: best of %d interleaved rounds of %ld ops\n\n", rounds, ops);
+    printf("%-36s %10s %12s\n", "fp_new(64 B)+fp_unref, 1 thread", "ns/op", "vs off");
+    for (int m = 0; m < NMODES; m++)
+        printf("%-36s %10.1f %12.2f\n", mode_names[m], best_new[m], best_new[m] / best_new[OFF]);
+    printf("%-36s %10.1f %12.2f\n", "peer: malloc+free (192 B)", best_malloc,
+           best_malloc / best_new[OFF]);
+    printf("%-36s %10.1f %12.2f\n", "peer: the counters' atomics alone", best_counters,
+           best_counters / best_new[OFF]);
+    printf("\n%-36s %10s %12s\n", "fp_pool_acquire+fp_unref (hit)", "ns/op", "vs off");
+    for (int m = 0; m < NMODES; m++)
+        printf("%-36s %10.1f %12.2f\n", mode_names[m], best_pool[m], best_pool[m] / best_pool[OFF]);
+    printf("\n%-36s %10s %12s\n", "fp_new+fp_unref, 4 threads (wall)", "ns/op", "vs off");
+    for (int m = 0; m < NMODES; m++)
+        printf("%-36s %10.1f %12.2f\n", mode_names[m], best_thr[m], best_thr[m] / best_thr[OFF]);
+    printf("\ncounters' share of fp_new+fp_unref: %.0f%%; of acquire+release: %.0f%%\n",
+           100 * best_counters / best_new[OFF], 100 * best_counters / best_pool[OFF]);
+    printf("goal sites on within 2x of off: fp_new %s (%.2fx), pool %s (%.2fx)\n",
+           best_new[SITES] <= 2 * best_new[OFF] ? "met" : "NOT met", best_new[SITES] / best_new[OFF],
+           best_pool[SITES] <= 2 * best_pool[OFF] ? "met" : "NOT met",
+           best_pool[SITES] / best_pool[OFF]);
+    fp_unref(&pool);
+    return 0;
+}

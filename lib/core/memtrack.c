@@ -1,0 +1,428 @@
+/*
+ * Memory per frame: samples RssAnon and minor faults every frame into a
+ * pre-touched array and judges the steady state with a Theil-Sen slope.
+ */
+#define _GNU_SOURCE
+#include "diag_internal.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+typedef struct mt_sample {
+    uint64_t frame;
+    uint64_t rss;     /* RssAnon bytes */
+    uint64_t minflt;  /* minor faults so far */
+    uint64_t live;    /* library live bytes */
+    uint64_t idle;    /* pool idle bytes */
+    uint64_t misses;  /* pool misses so far */
+} mt_sample;
+
+struct fp_memtrack {
+    fp_memtrack_config cfg;
+    mt_sample *s;
+    size_t cap, n;
+    uint64_t stride;
+    uint64_t frame;
+    int fd;
+    long page;
+    _Atomic uint64_t noted_misses;
+    uint64_t last_misses, last_miss_frame;
+    uint64_t peak_rss;
+    int warm;
+    mt_sample warm_at;       /* the sample at warm-up end */
+    fp_snapshot *warm_snap;  /* sites at warm-up end, when sites are on */
+};
+
+static void memtrack_finalize(void *obj)
+{
+    fp_memtrack *t = obj;
+    if (t->fd >= 0)
+        close(t->fd);
+    fp_free(t->s, t->cap * sizeof *t->s);
+    fp_unref(&t->warm_snap);
+}
+
+const fp_type fp_memtrack_type = {"fp_memtrack", memtrack_finalize};
+
+static int read_rss(fp_memtrack *t, uint64_t *rss)
+{
+    char buf[128];
+    ssize_t r = pread(t->fd, buf, sizeof buf - 1, 0);
+    if (r <= 0)
+        return FP_EIO;
+    buf[r] = 0;
+    unsigned long long size, resident, shared;
+    if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3)
+        return FP_EIO;
+    *rss = (resident >= shared ? resident - shared : 0) * (uint64_t)t->page;
+    return FP_OK;
+}
+
+int fp_memtrack_new_at(const fp_memtrack_config *cfg, fp_memtrack **out, const char *file,
+                       int line, const char *func)
+{
+    if (!out)
+        return FP_EINVAL;
+    *out = NULL;
+    fp_memtrack_config c;
+    if (cfg)
+        c = *cfg;
+    else
+        memset(&c, 0, sizeof c);
+    if (c.capacity == 0)
+        c.capacity = 16384;
+    if (c.capacity < 64)
+        c.capacity = 64;
+    c.capacity &= ~(size_t)1;
+    if (c.min_warmup == 0)
+        c.min_warmup = 60;
+    if (c.quiet_frames == 0)
+        c.quiet_frames = 10;
+    if (c.max_slope == 0)
+        c.max_slope = 16;
+    if (c.max_faults == 0)
+        c.max_faults = 0.05;
+    if (c.max_live_slope == 0)
+        c.max_live_slope = 1;
+    if (c.min_frames == 0)
+        c.min_frames = 30;
+    if (c.capacity > SIZE_MAX / sizeof(mt_sample))
+        return FP_EINVAL;
+    fp_memtrack *t = fp__obj_new(&fp_memtrack_type, sizeof *t, sizeof *t, NULL, file, line, func);
+    if (!t)
+        return FP_ENOMEM;
+    t->fd = -1;
+    t->cfg = c;
+    t->cap = c.capacity;
+    t->stride = 1;
+    t->page = sysconf(_SC_PAGESIZE);
+    t->s = fp_alloc(t->cap * sizeof *t->s, 64);
+    if (!t->s) {
+        t->cap = 0;
+        fp_unref(&t);
+        return FP_ENOMEM;
+    }
+    /* Touch every page now: the sampler must not fault in its own array. */
+    memset(t->s, 0, t->cap * sizeof *t->s);
+    fp__obj_charge(fp__hdr(t), sizeof *t + t->cap * sizeof *t->s);
+    t->fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    uint64_t rss;
+    if (t->fd < 0 || read_rss(t, &rss) != FP_OK) {
+        fp__set_errmsg("memtrack: cannot read /proc/self/statm");
+        fp_unref(&t);
+        return FP_EIO;
+    }
+    *out = t;
+    return FP_OK;
+}
+
+void fp_memtrack_note_pool_misses(fp_memtrack *t, uint64_t total_misses)
+{
+    if (t)
+        atomic_store_explicit(&t->noted_misses, total_misses, memory_order_relaxed);
+}
+
+static int misses_cb(fp_pool *p, const fp_pool_stats *s, int closed, void *user)
+{
+    (void)p;
+    (void)closed;
+    *(uint64_t *)user += s->misses;
+    return 0;
+}
+
+static void decimate(fp_memtrack *t)
+{
+    size_t half = t->n / 2;
+    for (size_t i = 0; i < half; i++)
+        t->s[i] = t->s[2 * i];
+    t->n = half;
+    t->stride *= 2;
+}
+
+int fp_memtrack_sample(fp_memtrack *t)
+{
+    if (!t)
+        return FP_EINVAL;
+    mt_sample x;
+    x.frame = ++t->frame;
+    if (read_rss(t, &x.rss) != FP_OK)
+        return FP_EIO;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    x.minflt = (uint64_t)ru.ru_minflt;
+    fp_obj_totals(NULL, &x.live);
+    x.idle = fp_pool_idle_bytes_total();
+    x.misses = atomic_load_explicit(&t->noted_misses, memory_order_relaxed);
+    if (!t->cfg.manual_misses)
+        fp__pool_foreach(misses_cb, &x.misses);
+    if (x.rss > t->peak_rss)
+        t->peak_rss = x.rss;
+    if (x.frame == 1 || x.misses != t->last_misses) {
+        t->last_misses = x.misses;
+        t->last_miss_frame = x.frame;
+    }
+    int warm_now = 0;
+    if (!t->warm && x.frame >= t->cfg.min_warmup &&
+        x.frame - t->last_miss_frame >= t->cfg.quiet_frames) {
+        t->warm = 1;
+        t->warm_at = x;
+        warm_now = 1;
+    }
+    if (warm_now || (x.frame - 1) % t->stride == 0) {
+        if (t->n == t->cap)
+            decimate(t);
+        t->s[t->n++] = x;
+    }
+    if (warm_now &&
+        (atomic_load_explicit(&fp__diag_mode, memory_order_relaxed) & FP_DIAG_SITES)) {
+        /* Best effort (NULL on failure). Owned by the tracker, which leak
+         * reports list already: mark it internal. */
+        fp_snapshot_take(&t->warm_snap);
+        if (t->warm_snap)
+            atomic_fetch_or_explicit(&fp__hdr(t->warm_snap)->flags, FP__OBJ_INTERNAL,
+                                     memory_order_relaxed);
+    }
+    return FP_OK;
+}
+
+/* ---- analysis ------------------------------------------------------------------------ */
+
+static double select_kth(double *a, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double pivot = a[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot)
+                i++;
+            while (a[j] > pivot)
+                j--;
+            if (i <= j) {
+                double tmp = a[i];
+                a[i] = a[j];
+                a[j] = tmp;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return a[k];
+    }
+    return a[k];
+}
+
+static double median(double *a, size_t n)
+{
+    if (n == 0)
+        return 0;
+    double hi = select_kth(a, n, n / 2);
+    if (n % 2)
+        return hi;
+    double lo = a[0];
+    for (size_t i = 1; i < n / 2; i++) /* after selection the lower half is below */
+        if (a[i] > lo)
+            lo = a[i];
+    return (lo + hi) / 2;
+}
+
+#define MAX_PAIRS 65536
+
+typedef uint64_t (*mt_field)(const mt_sample *s);
+static uint64_t f_rss(const mt_sample *s)
+{
+    return s->rss;
+}
+static uint64_t f_live(const mt_sample *s)
+{
+    return s->live;
+}
+
+/* Theil-Sen slope of field(s[i]) against s[i].frame over s[0..n). */
+static double theil_sen(const mt_sample *s, size_t n, mt_field f, double *work)
+{
+    size_t m = 0;
+    if (n < 2)
+        return 0;
+    if ((uint64_t)n * (n - 1) / 2 <= MAX_PAIRS) {
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = i + 1; j < n; j++)
+                work[m++] = ((double)f(&s[j]) - (double)f(&s[i])) /
+                            (double)(s[j].frame - s[i].frame);
+    } else {
+        uint64_t x = 0x9e3779b97f4a7c15ull;
+        while (m < MAX_PAIRS) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            size_t i = (size_t)((x >> 32) % n), j = (size_t)((x & 0xffffffffu) % n);
+            if (i == j)
+                continue;
+            if (i > j) {
+                size_t t = i;
+                i = j;
+                j = t;
+            }
+            work[m++] = ((double)f(&s[j]) - (double)f(&s[i])) / (double)(s[j].frame - s[i].frame);
+        }
+    }
+    return median(work, m);
+}
+
+/* Median of the first and last 10% windows. */
+static int64_t window_delta(const mt_sample *s, size_t n, mt_field f, double *work)
+{
+    size_t w = n / 10;
+    if (w < 1)
+        w = 1;
+    for (size_t i = 0; i < w; i++)
+        work[i] = (double)f(&s[i]);
+    double a = median(work, w);
+    for (size_t i = 0; i < w; i++)
+        work[i] = (double)f(&s[n - w + i]);
+    double b = median(work, w);
+    return (int64_t)llround(b - a);
+}
+
+/* Frames between the centres of the two windows. */
+static double window_span(const mt_sample *s, size_t n)
+{
+    size_t w = n / 10;
+    if (w < 1)
+        w = 1;
+    double c0 = ((double)s[0].frame + (double)s[w - 1].frame) / 2;
+    double c1 = ((double)s[n - w].frame + (double)s[n - 1].frame) / 2;
+    return c1 > c0 ? c1 - c0 : 1;
+}
+
+int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
+{
+    if (!t || !r)
+        return FP_EINVAL;
+    memset(r, 0, sizeof *r);
+    r->frames = t->frame;
+    r->peak_rss = t->peak_rss;
+    if (t->n == 0) {
+        r->verdict = FP_MEMTRACK_INCONCLUSIVE;
+        return FP_OK;
+    }
+    const mt_sample *last = &t->s[t->n - 1];
+    r->last_rss = last->rss;
+    r->live_bytes = last->live;
+    r->idle_bytes = last->idle;
+    mt_sample w0;
+    if (t->warm) {
+        w0 = t->warm_at;
+        r->warmup_ended = 1;
+    } else {
+        /* Pool misses never stopped: judge the second half. */
+        w0 = t->s[t->n / 2];
+    }
+    r->warmup_frames = w0.frame;
+    size_t i0 = 0;
+    while (i0 < t->n && t->s[i0].frame < w0.frame)
+        i0++;
+    const mt_sample *s = t->s + i0;
+    size_t n = t->n - i0;
+    uint64_t after = last->frame - w0.frame;
+    r->late_misses = last->misses - w0.misses;
+    if (after < t->cfg.min_frames || n < 3) {
+        r->verdict = FP_MEMTRACK_INCONCLUSIVE;
+        return FP_OK;
+    }
+    r->faults_per_frame = (double)(last->minflt - w0.minflt) / (double)after;
+    size_t wn = (uint64_t)n * (n - 1) / 2 <= MAX_PAIRS ? (size_t)((uint64_t)n * (n - 1) / 2)
+                                                        : MAX_PAIRS;
+    if (wn < n)
+        wn = n;
+    double *work = fp_alloc(wn * sizeof *work, 16);
+    if (!work)
+        return FP_ENOMEM;
+    r->slope = theil_sen(s, n, f_rss, work);
+    r->window_delta = window_delta(s, n, f_rss, work);
+    r->live_slope = theil_sen(s, n, f_live, work);
+    int64_t live_window = window_delta(s, n, f_live, work);
+    fp_free(work, wn * sizeof *work);
+    r->live_delta = (int64_t)last->live - (int64_t)w0.live;
+    double span = window_span(s, n);
+    const fp_memtrack_config *c = &t->cfg;
+    /* RSS grows when the robust slope and the window rate agree: a one-time
+     * step (a heap extension) moves the window but not the slope. */
+    if (c->max_slope >= 0 && r->slope > c->max_slope &&
+        (double)r->window_delta / span > c->max_slope)
+        r->fail_reasons |= 1u;
+    if (c->max_faults >= 0 && r->faults_per_frame > c->max_faults)
+        r->fail_reasons |= 2u;
+    /* Library live bytes are exact: either sign of growth counts. */
+    r->live_flat = 1;
+    if (c->max_live_slope >= 0 &&
+        (r->live_slope > c->max_live_slope || (double)live_window / span > c->max_live_slope))
+        r->live_flat = 0;
+    if (!r->live_flat)
+        r->fail_reasons |= 4u;
+    r->verdict = r->fail_reasons ? FP_MEMTRACK_FAIL : FP_MEMTRACK_PASS;
+    return FP_OK;
+}
+
+int fp_memtrack_print(fp_memtrack *t, FILE *out)
+{
+    fp_memtrack_result r;
+    int rc = fp_memtrack_result_get(t, &r);
+    if (rc)
+        return rc;
+    if (!out)
+        return (int)r.verdict;
+    static const char *const names[] = {"PASS", "FAIL", "INCONCLUSIVE"};
+    char w[32], pk[32], idle[32], live[48];
+    if (r.live_flat)
+        snprintf(live, sizeof live, "flat");
+    else
+        snprintf(live, sizeof live, "%+.1f B/frame", r.live_slope);
+    fprintf(out,
+            "memory per frame: %s slope=%.1f B/frame window=%s peak=%s faults/frame=%.3f "
+            "live=%s idle=%s frames=%llu warmup=%llu\n",
+            names[r.verdict], r.slope, fp_diag_format_size(w, sizeof w, (double)r.window_delta, 1),
+            fp_diag_format_size(pk, sizeof pk, (double)r.peak_rss, 0), r.faults_per_frame, live,
+            fp_diag_format_size(idle, sizeof idle, (double)r.idle_bytes, 0),
+            (unsigned long long)r.frames, (unsigned long long)r.warmup_frames);
+    if (r.verdict == FP_MEMTRACK_INCONCLUSIVE)
+        fprintf(out, "  fewer than %u frames after warm-up: no verdict\n", t->cfg.min_frames);
+    if (!r.warmup_ended && r.frames)
+        fprintf(out, "  pool misses never stopped: the second half of the run was judged\n");
+    if (r.verdict != FP_MEMTRACK_FAIL)
+        return (int)r.verdict;
+    char a[32], b[32];
+    if (r.fail_reasons & 1u)
+        fprintf(out, "  RssAnon grows %.1f B/frame (limit %.1f), window %s\n", r.slope,
+                t->cfg.max_slope, fp_diag_format_size(a, sizeof a, (double)r.window_delta, 1));
+    if (r.fail_reasons & 2u)
+        fprintf(out, "  %.3f minor page faults per frame after warm-up (limit %.3f)\n",
+                r.faults_per_frame, t->cfg.max_faults);
+    if (r.fail_reasons & 4u)
+        fprintf(out, "  framepool live bytes not flat: %+.1f B/frame, %s since warm-up (now %s)\n",
+                r.live_slope, fp_diag_format_size(a, sizeof a, (double)r.live_delta, 1),
+                fp_diag_format_size(b, sizeof b, (double)r.live_bytes, 0));
+    if (t->warm_snap) {
+        fp_snapshot *now = NULL;
+        if (fp_snapshot_take(&now) == FP_OK) {
+            char c1[32];
+            fprintf(out, "  objects created since warm-up end (frame %s), by site:\n",
+                    fp__diag_commas(c1, sizeof c1, fp_snapshot_frame(t->warm_snap)));
+            fp_diag_print_diff(out, now, t->warm_snap, FP_DIAG_BY_SITE, 10);
+        }
+        fp_unref(&now);
+    } else if (r.fail_reasons & 4u) {
+        fprintf(out, "  (run with FP_DIAG=sites to see which lines created them)\n");
+    }
+    return (int)r.verdict;
+}

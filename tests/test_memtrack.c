@@ -1,0 +1,285 @@
+/* Memory per frame: a leaking loop fails with the right slope, a steady loop
+ * passes, warm-up ends when pool misses stop. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <framepool.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const fp_type frame_obj_type = {"frame_obj", NULL};
+
+/* AddressSanitizer's fake stack (detect_stack_use_after_return) gives every
+ * call with addressable locals a frame from a per-thread ring that is
+ * touched for the first time as it fills: about a page of new RSS per loop
+ * iteration until the ring wraps. Steady-loop cases then warm up longer. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_ASAN 1
+#endif
+#endif
+#ifdef TU_ASAN
+extern void *__asan_get_current_fake_stack(void);
+static int fake_stack_on(void)
+{
+    return __asan_get_current_fake_stack() != NULL;
+}
+#else
+static int fake_stack_on(void)
+{
+    return 0;
+}
+#endif
+
+/* Warm-up frames for steady loops: the default, or enough to wrap ASan's
+ * fake stack (see above). */
+static unsigned steady_warmup(void)
+{
+    if (!fake_stack_on())
+        return 0;
+    printf("note: ASan fake stack active: steady loops warm up for 30000 frames\n");
+    return 30000;
+}
+
+typedef struct memout {
+    FILE *f;
+    char *buf;
+    size_t len;
+} memout;
+
+static void mo_open(memout *m)
+{
+    m->buf = NULL;
+    m->len = 0;
+    m->f = open_memstream(&m->buf, &m->len);
+    ck_assert_ptr_nonnull(m->f);
+}
+
+static const char *mo_text(memout *m)
+{
+    fflush(m->f);
+    return m->buf ? m->buf : "";
+}
+
+static void mo_close(memout *m)
+{
+    fclose(m->f);
+    free(m->buf);
+}
+
+#define LEAK_BYTES (64 * 1024)
+#define FRAMES 400
+
+START_TEST(leaking_loop_fails_with_its_slope)
+{
+    fp_memtrack *t = NULL;
+    ck_assert_int_eq(fp_memtrack_new(NULL, &t), 0);
+    void **leaks = calloc(FRAMES, sizeof *leaks);
+    int failures = 0;
+    for (int f = 0; f < FRAMES; f++) {
+        leaks[f] = malloc(LEAK_BYTES);
+        memset(leaks[f], f & 0xff, LEAK_BYTES); /* touch: the pages become resident */
+        failures += fp_memtrack_sample(t) != 0;
+    }
+    ck_assert_int_eq(failures, 0);
+    fp_memtrack_result r;
+    ck_assert_int_eq(fp_memtrack_result_get(t, &r), 0);
+    ck_assert_int_eq(r.verdict, FP_MEMTRACK_FAIL);
+    ck_assert_uint_eq(r.frames, FRAMES);
+    ck_assert_uint_eq(r.warmup_frames, 60); /* no pools: the minimum */
+    ck_assert(r.warmup_ended);
+    ck_assert(r.fail_reasons & 1u);
+    /* About N bytes per frame (a sanitizer's shadow memory adds up to ~1/8). */
+    ck_assert_msg(r.slope > 0.9 * LEAK_BYTES && r.slope < 1.6 * LEAK_BYTES, "slope %.1f",
+                  r.slope);
+    ck_assert_int_gt(r.window_delta, (int64_t)LEAK_BYTES * 200);
+    ck_assert(r.faults_per_frame >= 8); /* 16 new pages per frame */
+    ck_assert(r.live_flat);
+    ck_assert_uint_ge(r.peak_rss, (uint64_t)LEAK_BYTES * FRAMES);
+    memout m;
+    mo_open(&m);
+    ck_assert_int_eq(fp_memtrack_print(t, m.f), FP_MEMTRACK_FAIL);
+    const char *txt = mo_text(&m);
+    ck_assert_msg(!strncmp(txt, "memory per frame: FAIL slope=", 29), "got %s", txt);
+    ck_assert_ptr_nonnull(strstr(txt, " live=flat "));
+    ck_assert_ptr_nonnull(strstr(txt, "  RssAnon grows "));
+    ck_assert_ptr_nonnull(strstr(txt, "minor page faults per frame"));
+    mo_close(&m);
+    for (int f = 0; f < FRAMES; f++)
+        free(leaks[f]);
+    free(leaks);
+    fp_unref(&t);
+}
+END_TEST
+
+static void steady_pool_loop(fp_memtrack *t, int frames)
+{
+    int small = fake_stack_on(); /* long runs: keep each frame cheap */
+    fp_pool_config cfg = {.name = "steady", .format = FP_PIX_GRAY8, .width = small ? 64 : 640,
+                          .height = small ? 64 : 480, .max_buffers = 4};
+    fp_pool *pool = NULL;
+    ck_assert_int_eq(fp_pool_new(&cfg, &pool), 0);
+    fp_image *held[3] = {NULL, NULL, NULL};
+    /* No check assertions inside the measured loop: each one records its
+     * location through a malloc'd message, and under AddressSanitizer (whose
+     * quarantine never reuses freed memory at once) that alone grows RSS. */
+    int failures = 0;
+    for (int f = 0; f < frames; f++) {
+        fp_image *img = NULL;
+        if (fp_pool_acquire(pool, 0, &img) != 0) {
+            failures++;
+            break;
+        }
+        memset(img->data[0], f & 0xff, (size_t)img->stride[0] * (size_t)img->height);
+        fp_unref(&held[f % 3]); /* keep the last three frames, like a decoder */
+        held[f % 3] = img;
+        fp_frame_tick();
+        failures += fp_memtrack_sample(t) != 0;
+    }
+    ck_assert_int_eq(failures, 0);
+    for (int i = 0; i < 3; i++)
+        fp_unref(&held[i]);
+    fp_unref(&pool);
+}
+
+START_TEST(steady_loop_passes)
+{
+    fp_memtrack_config cfg = {.min_warmup = steady_warmup()};
+    int frames = FRAMES + (int)cfg.min_warmup;
+    fp_memtrack *t = NULL;
+    ck_assert_int_eq(fp_memtrack_new(&cfg, &t), 0);
+    steady_pool_loop(t, frames);
+    fp_memtrack_result r;
+    ck_assert_int_eq(fp_memtrack_result_get(t, &r), 0);
+    ck_assert_msg(r.verdict == FP_MEMTRACK_PASS, "slope %.1f faults %.3f live %.1f reasons %u",
+                  r.slope, r.faults_per_frame, r.live_slope, r.fail_reasons);
+    ck_assert_uint_eq(r.late_misses, 0);
+    ck_assert(r.live_flat);
+    memout m;
+    mo_open(&m);
+    ck_assert_int_eq(fp_memtrack_print(t, m.f), FP_MEMTRACK_PASS);
+    ck_assert_msg(!strncmp(mo_text(&m), "memory per frame: PASS slope=", 29), "got %s",
+                  mo_text(&m));
+    ck_assert_ptr_nonnull(strstr(mo_text(&m), " live=flat "));
+    char tail[64];
+    snprintf(tail, sizeof tail, " frames=%d warmup=%u\n", frames,
+             cfg.min_warmup ? cfg.min_warmup : 60);
+    ck_assert_ptr_nonnull(strstr(mo_text(&m), tail));
+    mo_close(&m);
+    fp_unref(&t);
+}
+END_TEST
+
+START_TEST(decimation_keeps_long_runs)
+{
+    fp_memtrack_config cfg = {.capacity = 64, .min_warmup = steady_warmup()};
+    int frames = 2000 + (int)cfg.min_warmup;
+    fp_memtrack *t = NULL;
+    ck_assert_int_eq(fp_memtrack_new(&cfg, &t), 0);
+    steady_pool_loop(t, frames);
+    fp_memtrack_result r;
+    ck_assert_int_eq(fp_memtrack_result_get(t, &r), 0);
+    ck_assert_uint_eq(r.frames, (uint64_t)frames);
+    ck_assert_int_eq(r.verdict, FP_MEMTRACK_PASS);
+    fp_unref(&t);
+}
+END_TEST
+
+START_TEST(warmup_ends_when_misses_stop)
+{
+    fp_memtrack_config cfg = {.manual_misses = 1, .quiet_frames = 10};
+    fp_memtrack *t = NULL;
+    ck_assert_int_eq(fp_memtrack_new(&cfg, &t), 0);
+    for (int f = 1; f <= 300; f++) {
+        fp_memtrack_note_pool_misses(t, f <= 100 ? (uint64_t)f : 100);
+        ck_assert_int_eq(fp_memtrack_sample(t), 0);
+    }
+    fp_memtrack_result r;
+    ck_assert_int_eq(fp_memtrack_result_get(t, &r), 0);
+    ck_assert(r.warmup_ended);
+    ck_assert_uint_eq(r.warmup_frames, 110);
+    ck_assert_uint_eq(r.late_misses, 0);
+    fp_unref(&t);
+
+    /* Misses that never stop: warm-up is not detected, the second half is judged. */
+    ck_assert_int_eq(fp_memtrack_new(&cfg, &t), 0);
+    for (int f = 1; f <= 200; f++) {
+        fp_memtrack_note_pool_misses(t, (uint64_t)f);
+        ck_assert_int_eq(fp_memtrack_sample(t), 0);
+    }
+    ck_assert_int_eq(fp_memtrack_result_get(t, &r), 0);
+    ck_assert(!r.warmup_ended);
+    ck_assert_uint_eq(r.warmup_frames, 101);
+    memout m;
+    mo_open(&m);
+    fp_memtrack_print(t, m.f);
+    ck_assert_ptr_nonnull(strstr(mo_text(&m), "pool misses never stopped"));
+    mo_close(&m);
+    fp_unref(&t);
+
+    /* Too short for a verdict. */
+    ck_assert_int_eq(fp_memtrack_new(NULL, &t), 0);
+    for (int f = 0; f < 70; f++)
+        fp_memtrack_sample(t);
+    ck_assert_int_eq(fp_memtrack_print(t, NULL), FP_MEMTRACK_INCONCLUSIVE);
+    fp_unref(&t);
+}
+END_TEST
+
+START_TEST(live_growth_fails_with_site_diff)
+{
+    ck_assert_int_eq(fp_diag_configure("sites"), 0);
+    fp_memtrack *t = NULL;
+    ck_assert_int_eq(fp_memtrack_new(NULL, &t), 0);
+    void **kept = calloc(FRAMES, sizeof *kept);
+    int line = 0;
+    int failures = 0;
+    for (int f = 0; f < FRAMES; f++) {
+        kept[f] = fp_new(&frame_obj_type, 4096); line = __LINE__;
+        fp_frame_tick();
+        failures += fp_memtrack_sample(t) != 0;
+    }
+    ck_assert_int_eq(failures, 0);
+    fp_memtrack_result r;
+    ck_assert_int_eq(fp_memtrack_result_get(t, &r), 0);
+    ck_assert_int_eq(r.verdict, FP_MEMTRACK_FAIL);
+    ck_assert(!r.live_flat);
+    ck_assert(r.fail_reasons & 4u);
+    ck_assert_msg(r.live_slope > 4000 && r.live_slope < 4300, "live slope %.1f", r.live_slope);
+    memout m;
+    mo_open(&m);
+    fp_memtrack_print(t, m.f);
+    const char *txt = mo_text(&m);
+    ck_assert_ptr_nonnull(strstr(txt, "framepool live bytes not flat"));
+    ck_assert_ptr_nonnull(strstr(txt, "objects created since warm-up end (frame 60), by site:"));
+    char want[512];
+    /* 340 objects of 4096 B created after the warm-up snapshot. */
+    snprintf(want, sizeof want,
+             "%s:%d: size=1600 KiB (+1360 KiB), count=400 (+340), average=4096 B\n", __FILE__,
+             line);
+    ck_assert_msg(strstr(txt, want), "got:\n%s\nwant:\n%s", txt, want);
+    mo_close(&m);
+    for (int f = 0; f < FRAMES; f++)
+        fp_unref(&kept[f]);
+    free(kept);
+    fp_unref(&t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("memtrack");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, leaking_loop_fails_with_its_slope);
+    tcase_add_test(tc, steady_loop_passes);
+    tcase_add_test(tc, decimation_keeps_long_runs);
+    tcase_add_test(tc, warmup_ends_when_misses_stop);
+    tcase_add_test(tc, live_growth_fails_with_site_diff);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
