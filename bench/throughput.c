@@ -15,8 +15,11 @@
  * Without INPUT it generates a 1080p H.264 clip with the ffmpeg command (once,
  * under the build tree) and also runs ../shared/videos/bottle-detection.mp4
  * when that folder exists. Each peer runs R times, interleaved with the
- * others, and the best run counts (the machines are noisy); the table gives
- * frames per second and ratios.
+ * others, and the best run counts (the machines are noisy). The table gives
+ * wall-clock frames per second and CPU time per frame (user+system of all
+ * threads; for the ffmpeg command and the OpenCV peer, measured in those
+ * processes from the open on, so start-up is not counted). On a machine
+ * shared with other work, CPU ms/frame is the steadier figure.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <framepool.h>
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +43,14 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu_self(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec +
+           u.ru_stime.tv_usec * 1e-6;
 }
 
 /* ---- in-process peers ----------------------------------------------------------------- */
@@ -122,7 +134,7 @@ static long fp_loop(const char *path, fp_pixfmt fmt)
 
 /* ---- out-of-process peers -------------------------------------------------------------- */
 
-static long ffmpeg_null(const char *path, double *secs)
+static long ffmpeg_null(const char *path, double *secs, double *cpu)
 {
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
@@ -134,21 +146,26 @@ static long ffmpeg_null(const char *path, double *secs)
         return -1;
     char line[1024];
     long frames = -1;
-    double rtime = -1;
+    double rtime = -1, ut = 0, st = 0;
     while (fgets(line, sizeof line, p)) {
         char *s;
         for (s = line; (s = strstr(s, "frame=")) != NULL; s += 6)
             frames = strtol(s + 6, NULL, 10);
         if ((s = strstr(line, "rtime=")) != NULL)
             rtime = strtod(s + 6, NULL);
+        if ((s = strstr(line, "utime=")) != NULL)
+            ut = strtod(s + 6, NULL);
+        if ((s = strstr(line, "stime=")) != NULL)
+            st = strtod(s + 6, NULL);
     }
     if (pclose(p) != 0 || rtime <= 0)
         return -1;
     *secs = rtime;
+    *cpu = ut + st;
     return frames;
 }
 
-static long opencv_peer(const char *path, double *secs)
+static long opencv_peer(const char *path, double *secs, double *cpu)
 {
     char exe[1200], cmd[2600];
     snprintf(exe, sizeof exe, "%s/throughput_cv", self_dir);
@@ -159,12 +176,13 @@ static long opencv_peer(const char *path, double *secs)
     if (!p)
         return -1;
     long n = -1;
-    double s = -1;
-    if (fscanf(p, "%ld %lf", &n, &s) != 2)
+    double s = -1, c = -1;
+    if (fscanf(p, "%ld %lf %lf", &n, &s, &c) != 3)
         n = -1;
     if (pclose(p) != 0)
         return -1;
     *secs = s;
+    *cpu = c;
     return n;
 }
 
@@ -177,45 +195,61 @@ static const char *const names[NPEERS] = {"ffmpeg -f null",   "libav decode-only
 
 static void run_input(const char *path)
 {
-    double best[NPEERS];
+    double best[NPEERS], best_cpu[NPEERS];
     long frames[NPEERS];
     for (int p = 0; p < NPEERS; p++) {
-        best[p] = 1e30;
+        best[p] = best_cpu[p] = 1e30;
         frames[p] = -1;
     }
+    libav_loop(path, 0); /* warm-up: file in the page cache, libraries loaded */
     for (int rep = 0; rep < reps; rep++) {
         for (int p = 0; p < NPEERS; p++) {
-            double t0 = now(), secs = -1;
+            double t0 = now(), c0 = cpu_self(), secs = -1, cpu = -1;
             long n;
             switch (p) {
-            case P_FFNULL: n = ffmpeg_null(path, &secs); break;
+            case P_FFNULL: n = ffmpeg_null(path, &secs, &cpu); break;
             case P_DECODE: n = libav_loop(path, 0); break;
             case P_LIBAV_BGR: n = libav_loop(path, 1); break;
             case P_FP_NATIVE: n = fp_loop(path, FP_PIX_NONE); break;
             case P_FP_BGR: n = fp_loop(path, FP_PIX_BGR24); break;
-            default: n = opencv_peer(path, &secs); break;
+            default: n = opencv_peer(path, &secs, &cpu); break;
             }
             if (secs < 0)
                 secs = now() - t0;
-            if (n > 0 && secs < best[p]) {
-                best[p] = secs;
+            if (cpu < 0)
+                cpu = cpu_self() - c0;
+            if (n > 0) {
                 frames[p] = n;
+                if (secs < best[p])
+                    best[p] = secs;
+                if (cpu < best_cpu[p])
+                    best_cpu[p] = cpu;
             }
         }
     }
     printf("\n%s  (decoder threads %d, best of %d runs)\n", path, threads, reps);
-    printf("| peer | frames | fps | vs libav decode-only |\n|---|---:|---:|---:|\n");
-    double fps[NPEERS];
-    for (int p = 0; p < NPEERS; p++)
+    printf("| peer | frames | fps (wall) | fps vs decode-only | CPU ms/frame | CPU vs "
+           "decode-only |\n|---|---:|---:|---:|---:|---:|\n");
+    double fps[NPEERS], cms[NPEERS];
+    for (int p = 0; p < NPEERS; p++) {
         fps[p] = frames[p] > 0 ? frames[p] / best[p] : 0;
+        cms[p] = frames[p] > 0 ? best_cpu[p] * 1e3 / frames[p] : 0;
+    }
     for (int p = 0; p < NPEERS; p++) {
         if (frames[p] <= 0) {
-            printf("| %s | - | (not available) | - |\n", names[p]);
+            printf("| %s | - | (not available) | - | - | - |\n", names[p]);
             continue;
         }
-        printf("| %s | %ld | %.1f | %.3f |\n", names[p], frames[p], fps[p],
-               fps[P_DECODE] > 0 ? fps[p] / fps[P_DECODE] : 0);
+        printf("| %s | %ld | %.1f | %.3f | %.3f | %.3f |\n", names[p], frames[p], fps[p],
+               fps[P_DECODE] > 0 ? fps[p] / fps[P_DECODE] : 0, cms[p],
+               cms[P_DECODE] > 0 ? cms[p] / cms[P_DECODE] : 0);
     }
+    if (cms[P_CV] > 0 && cms[P_FP_BGR] > 0)
+        printf("CPU per frame: cv::VideoCapture / framepool BGR24 = %.2fx\n",
+               cms[P_CV] / cms[P_FP_BGR]);
+    if (cms[P_DECODE] > 0 && cms[P_FP_NATIVE] > 0)
+        printf("CPU per frame: framepool native / libav decode-only = %.3f\n",
+               cms[P_FP_NATIVE] / cms[P_DECODE]);
     if (fps[P_CV] > 0)
         printf("framepool BGR24 / cv::VideoCapture = %.2fx (goal >= 1.15)\n",
                fps[P_FP_BGR] / fps[P_CV]);
