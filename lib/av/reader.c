@@ -801,6 +801,7 @@ static int on_geometry(fp_reader *r, const AVFrame *f)
     }
     if (rc)
         return fail(r, rc, "cannot create the output pool: %s", fp_pool_errmsg());
+    atomic_fetch_or(&fp__hdr(r->out_pool)->flags, FP__OBJ_INTERNAL);
     return FP_OK;
 }
 
