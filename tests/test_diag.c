@@ -569,6 +569,87 @@ START_TEST(sigusr1_prints_report_from_thread)
 }
 END_TEST
 
+
+/* ---- allocation failures ----------------------------------------------------------- */
+
+/* Every diag entry point that allocates, with objects around. Returns the
+ * first error. */
+static int alloc_scenario(FILE *out)
+{
+    void *o[5] = {NULL};
+    fp_snapshot *a = NULL, *b = NULL;
+    fp_diag_diff *d = NULL;
+    fp_growth *g = NULL;
+    fp_memtrack *t = NULL;
+    int rc;
+    for (int i = 0; i < 3; i++)
+        if (!(o[i] = fp_new(&leak_type, 100))) {
+            rc = FP_ENOMEM;
+            goto out;
+        }
+    if ((rc = fp_snapshot_take(&a)))
+        goto out;
+    for (int i = 3; i < 5; i++)
+        if (!(o[i] = fp_new(&other_type, 10))) {
+            rc = FP_ENOMEM;
+            goto out;
+        }
+    if ((rc = fp_snapshot_take(&b)))
+        goto out;
+    if ((rc = fp_snapshot_compare(b, a, FP_DIAG_BY_SITE, &d)))
+        goto out;
+    if ((rc = fp_diag_print_diff(out, b, a, FP_DIAG_BY_TYPE, 1)) < 0)
+        goto out;
+    if ((rc = fp_growth_new(&g)))
+        goto out;
+    if ((rc = fp_growth_check(g, out, 0)) < 0)
+        goto out;
+    fp_diag_leak_report(out, FP_DIAG_REPORT_OBJECTS);
+    fp_diag_print_summary(out);
+    fp_memtrack_config cfg = {.capacity = 64};
+    if ((rc = fp_memtrack_new(&cfg, &t)))
+        goto out;
+    for (int i = 0; i < 100; i++)
+        fp_memtrack_sample(t);
+    if ((rc = fp_memtrack_print(t, out)) < 0)
+        goto out;
+    rc = FP_OK;
+out:
+    for (int i = 0; i < 5; i++)
+        fp_unref(&o[i]);
+    fp_unref(&a);
+    fp_unref(&b);
+    fp_unref(&d);
+    fp_unref(&g);
+    fp_unref(&t);
+    return rc;
+}
+
+START_TEST(diag_survives_every_failed_allocation)
+{
+    ck_assert_int_eq(fp_diag_configure("sites"), 0);
+    FILE *null = fopen("/dev/null", "w");
+    tu_alloc_install();
+    ck_assert_int_eq(alloc_scenario(null), FP_OK);
+    uint64_t total = tu_alloc_count();
+    ck_assert_int_eq(tu_alloc_live(), 0);
+    ck_assert_uint_ge(total, 15);
+    for (uint64_t n = 1; n <= total + 1; n++) {
+        tu_alloc_fail_at(n);
+        int rc = alloc_scenario(null);
+        if (n > total)
+            ck_assert_int_eq(rc, FP_OK);
+        else
+            ck_assert_msg(rc == FP_OK || rc == FP_ENOMEM, "allocation %llu: %d",
+                          (unsigned long long)n, rc);
+        ck_assert_msg(tu_alloc_live() == 0, "failing allocation %llu leaked %lld blocks",
+                      (unsigned long long)n, (long long)tu_alloc_live());
+    }
+    tu_alloc_uninstall();
+    fclose(null);
+}
+END_TEST
+
 static Suite *diag_suite(void)
 {
     Suite *s = suite_create("diag");
@@ -586,6 +667,7 @@ static Suite *diag_suite(void)
     tcase_add_test(tc, leak_report_counts_untracked);
     tcase_add_test(tc, leaks_error_sets_exit_status);
     tcase_add_test(tc, sigusr1_prints_report_from_thread);
+    tcase_add_test(tc, diag_survives_every_failed_allocation);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -511,7 +511,7 @@ typedef struct server {
     int lfd, port;
     const unsigned char *data; /* sent after accepting (may be NULL: never answer) */
     size_t len;
-    _Atomic int stop;
+    _Atomic int stop; /* set by the test thread, polled by the server thread */
     pthread_t th;
 } server;
 

@@ -23,7 +23,9 @@
  * nothing. When pinned entries alone exceed a bound, a put either fails
  * (FP_CACHE_STRICT: FP_ELIMIT) or goes ahead and the excess is reported as
  * overshoot in the statistics; the next put or fp_cache_trim evicts back to
- * the bounds once the pins are released.
+ * the bounds once the pins are released. Looking for a victim skips pinned
+ * entries one by one, so a put into a cache full of pinned entries costs
+ * O(entries).
  *
  * Every function is thread-safe: one mutex per cache, never held while an
  * object is released or a loader runs. Cost: get and put are O(1) expected

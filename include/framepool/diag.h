@@ -17,7 +17,9 @@
  *   summary     print fp_diag_print_summary to stderr at exit;
  *   signal      SIGUSR1 prints the summary and the growth since the last
  *               report to stderr, from a dedicated thread (never from the
- *               signal handler itself);
+ *               signal handler itself, which only writes a byte to a pipe
+ *               the thread reads); framepool's handler replaces any other
+ *               SIGUSR1 handler;
  *   off         nothing (the default).
  * Items are separated by commas, e.g. FP_DIAG=sites,leaks=error,signal.
  * The variable is read once, when the library is loaded. With everything
@@ -60,7 +62,8 @@ enum {
 };
 
 /* Applies a specification in the FP_DIAG syntax (see above), replacing the
- * current switches. Returns 0, or FP_EINVAL for an unknown item (the message
+ * current switches (including those FP_DIAG set: to add to them, use
+ * fp_diag_set_flags(fp_diag_flags() | ...)). Returns 0, or FP_EINVAL for an unknown item (the message
  * is in fp_diag_errmsg; the known items are still applied). Objects created
  * before tracking was switched on are not in the live list: reports count
  * them as "not tracked". Thread-safe. */

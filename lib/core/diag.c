@@ -165,7 +165,10 @@ void fp__diag_on_new(fp__obj *h)
     s->head = h;
     s->n++;
     pthread_mutex_unlock(&s->mu);
-    atomic_fetch_or_explicit(&h->flags, FP__OBJ_TRACKED, memory_order_relaxed);
+    /* Only the creating thread knows the object yet (a new object, or a
+     * pooled image being revived), so a plain read-modify-write is enough. */
+    uint32_t f = atomic_load_explicit(&h->flags, memory_order_relaxed);
+    atomic_store_explicit(&h->flags, f | FP__OBJ_TRACKED, memory_order_relaxed);
 }
 
 void fp__diag_on_free(fp__obj *h)
@@ -381,6 +384,8 @@ static void at_exit_handler(int status, void *arg)
 {
     (void)arg;
     unsigned f = fp_diag_flags();
+    if (f & (FP_DIAG_SUMMARY | FP_DIAG_LEAKS_REPORT))
+        fflush(stdout); /* keep the program's own output first */
     if (f & FP_DIAG_SUMMARY)
         fp_diag_print_summary(stderr);
     if (f & FP_DIAG_LEAKS_REPORT) {

@@ -145,6 +145,11 @@ static int slot_take(uint32_t *out)
  * with a strong reference held. */
 static int ensure_slot(fp__obj *h, uint32_t flag, uint32_t *idx_out, uint32_t *gen_out)
 {
+    if (atomic_load_explicit(&h->refs, memory_order_relaxed) == 0) {
+        fp__set_errmsg("weak handle or on-free callback for an object whose last reference "
+                       "is gone (called from its finalizer or after fp_unref?)");
+        return FP_EINVAL;
+    }
     pthread_once(&stripes_once, stripes_init);
     pthread_mutex_t *am = assign_lock_of(h);
     pthread_mutex_lock(am);
