@@ -47,6 +47,13 @@ typedef struct mpf_run {
     size_t npts, cap;
     uint64_t stride;
     double t0, t_end, last_progress;
+    double cpu0, cpu;     /* process CPU seconds: at start, spent in the loop */
+    uint64_t base_rss;
+    /* peak watcher: a thread reading RssAnon every millisecond, so that a
+     * peak between two per-frame samples (another thread's moment) counts */
+    void *watcher;
+    uint64_t watch_peak;    /* RssAnon when the process started, before any clip work */
+    long clip_frames;     /* frames in one pass through the clip (estimate; 0 unknown) */
     int tty;
     uint64_t progress_every;
     /* filled by the scenario */
@@ -59,17 +66,30 @@ typedef struct mpf_run {
 
 /* Starts the harness: the tracker (framepool pools count as misses unless
  * manual_misses) and the point series. Returns 0 or a negative FP_E* code. */
-int mpf_run_start(mpf_run *r, const char *name, long target, int manual_misses, int tty);
+int mpf_run_start(mpf_run *r, const char *name, long target, long clip_frames,
+                  int manual_misses, int tty);
+/* Frames of warm-up for a run of `target` frames over a clip of
+ * `clip_frames` (see the rule in mem_per_frame_harness.c). */
+long mpf_warmup_frames(long target, long clip_frames);
 /* One frame done. Returns 1 when the target is reached, else 0. */
 int mpf_frame(mpf_run *r);
 /* Marks the end of the timed loop. */
 void mpf_run_stop(mpf_run *r);
-double mpf_now(void);
 /* Pool misses for loops whose buffers framepool does not see. */
 void mpf_note_misses(mpf_run *r, uint64_t misses);
 
-/* Scenario 2, the OpenCV peer: cv::VideoCapture::read + cv::imwrite. */
-int mpf_scenario_opencv(const mpf_opts *o, mpf_run *r);
+double mpf_now(void);
+uint64_t mpf_rss_now(void);
+int mpf_cpu_count(void);
+char *mpf_fmt_size(char *buf, size_t n, double bytes, int sign);
+/* Writes the key/value result file and the (frame, RssAnon) points the
+ * driver reads back. 0 or -1. */
+int mpf_write_result(const char *result, const char *points, mpf_run *r, int rc);
+/* Parses a scenario process's arguments (--scenario ID --result F --points F
+ * --dir D --clip C --frames N ...). 0 or -1. */
+int mpf_child_parse(int argc, char **argv, mpf_opts *o, const char **id, const char **result,
+                    const char **points);
+
 /* cv::imwrite of a BGR24 buffer (a Mat header over it). 0 or -1. */
 int mpf_cv_save_bgr(const char *path, const uint8_t *data, int stride, int w, int h);
 

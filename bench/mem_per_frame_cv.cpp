@@ -1,5 +1,9 @@
-// mem_per_frame, scenario 2: the loop most C++ users run today,
-// cv::VideoCapture::read into one cv::Mat, cv::imwrite every Nth frame.
+// mem_per_frame_cv, scenario 2 of mem_per_frame: the loop most C++ users
+// run today, cv::VideoCapture::read into one cv::Mat, cv::imwrite every Nth
+// frame. A program of its own, linking what that loop needs (OpenCV's core,
+// imgcodecs and videoio; framepool only for fp_memtrack), as mem_per_frame
+// links what the framepool and libav loops need: each process's RssAnon is
+// what a user's program running that loop would have. mem_per_frame runs it.
 // OpenCV 4.6 gives its FFmpeg decoder as many threads as the machine has
 // CPUs (it has no property to change that); the harness uses the same count
 // for every other scenario.
@@ -10,20 +14,11 @@
 #include <opencv2/videoio.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 
-extern "C" int mpf_cv_save_bgr(const char *path, const uint8_t *data, int stride, int w, int h)
-{
-    try {
-        cv::Mat m(h, w, CV_8UC3, const_cast<uint8_t *>(data), (size_t)stride);
-        return cv::imwrite(path, m) ? 0 : -1;
-    } catch (const std::exception &e) {
-        std::fprintf(stderr, "imwrite %s: %s\n", path, e.what());
-        return -1;
-    }
-}
-
-extern "C" int mpf_scenario_opencv(const mpf_opts *o, mpf_run *r)
+static int scenario_opencv(const mpf_opts *o, mpf_run *r)
 {
     try {
         cv::VideoCapture cap(o->clip, cv::CAP_FFMPEG);
@@ -39,7 +34,9 @@ extern "C" int mpf_scenario_opencv(const mpf_opts *o, mpf_run *r)
         cv::Mat frame;
         char path[4096];
         int failed_reads = 0;
-        if (mpf_run_start(r, "2 cv::VideoCapture", o->frames, 1, o->progress_tty) < 0)
+        long clip_frames = (long)cap.get(cv::CAP_PROP_FRAME_COUNT);
+        if (mpf_run_start(r, "2 cv::VideoCapture", o->frames, clip_frames, 1, o->progress_tty) <
+            0)
             return -1;
         for (;;) {
             if (!cap.read(frame)) {
@@ -66,4 +63,26 @@ extern "C" int mpf_scenario_opencv(const mpf_opts *o, mpf_run *r)
         std::snprintf(r->note, sizeof r->note, "OpenCV: %s", e.what());
         return -1;
     }
+}
+
+int main(int argc, char **argv)
+{
+    mpf_run r;
+    std::memset(&r, 0, sizeof r);
+    r.statm_fd = -1;
+    r.base_rss = mpf_rss_now();
+    mpf_opts o;
+    const char *id, *result, *points;
+    if (mpf_child_parse(argc, argv, &o, &id, &result, &points) < 0 || std::strcmp(id, "2")) {
+        std::fprintf(stderr, "mem_per_frame_cv: run by mem_per_frame (scenario 2)\n");
+        return 2;
+    }
+    int rc = scenario_opencv(&o, &r);
+    if (rc < 0 && r.note[0])
+        std::fprintf(stderr, "mem_per_frame_cv: %s\n", r.note);
+    if (mpf_write_result(result, points, &r, rc) < 0)
+        rc = -1;
+    fp_unref(&r.mt);
+    std::free(r.pts);
+    return rc < 0 ? 1 : 0;
 }
