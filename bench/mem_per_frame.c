@@ -469,8 +469,8 @@ static int scenario_pipeline(const mpf_opts *o, mpf_run *r, int use_fp)
     int hold = o->hold > 0 ? o->hold : 1;
     int rc;
     if (use_fp)
-        /* the queue, the worker's window, one in the decode thread's hand, one spare */
-        rc = open_reader(o, (unsigned)(o->queue + hold + 2), &c.rd, r);
+        rc = open_reader(o, (unsigned)(o->max_held > 0 ? o->max_held : o->queue + hold + 2),
+                         &c.rd, r);
     else
         rc = lav_open(&c.l, o->clip, o->threads, r);
     if (rc < 0 || queue_init(&c.q, o->queue) < 0) {
@@ -945,8 +945,11 @@ static int make_plot(const char *png, const char *tmp, const char *clip, row *ro
                 pass == 0 ? "all scenarios" : "without the leak (zoomed)");
         fprintf(f, "plot ");
         int k = 0;
-        for (int i = 0; i < n; i++) {
-            row *w = &rows[i];
+        /* the peers first, so that framepool's lines are drawn on top */
+        for (int j = 0; j < 2 * n; j++) {
+            row *w = &rows[j % n];
+            if ((j < n) == (w->sc->framepool != 0))
+                continue;
             if (!w->ran || !w->ok || (pass == 1 && !strcmp(w->sc->id, "4")))
                 continue;
             fprintf(f, "%s'%s' using 1:($2/1048576) with lines lw %d lc rgb '%s' title '%s'",
@@ -992,6 +995,8 @@ static int usage(void)
             "  --leak-mb MB    scenario 4 stops after leaking about this much (default 512)\n"
             "  --queue N       pipeline queue bound (default 8)\n"
             "  --hold N        frames the pipeline worker holds (default 4)\n"
+            "  --max-held N    5a's reader bound on frames held (default queue + hold + 2, the\n"
+            "                  pipeline's full depth; fewer makes the decode thread wait)\n"
             "  --plot FILE     PNG of RssAnon over frames (gnuplot); more clips get -2, -3, ...\n"
             "  --keep          keep the temporary directory (clip, frames, samples)\n"
             "Without CLIP, a 1280x720 H.264 test clip is generated with ffmpeg.\n");
@@ -1036,6 +1041,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--leak-mb") && v) o.leak_mb = atol(argv[++i]);
         else if (!strcmp(a, "--queue") && v) o.queue = atoi(argv[++i]);
         else if (!strcmp(a, "--hold") && v) o.hold = atoi(argv[++i]);
+        else if (!strcmp(a, "--max-held") && v) o.max_held = atoi(argv[++i]);
         else if (!strcmp(a, "--csv") && v) csv = argv[++i];
         else if (!strcmp(a, "--json") && v) json = argv[++i];
         else if (!strcmp(a, "--plot") && v) plot = argv[++i];
@@ -1046,7 +1052,7 @@ int main(int argc, char **argv)
         else if (nclips < 64) clips[nclips++] = a;
         else return usage();
     }
-    if (o.frames < 200 || o.threads < 0 || o.save_every < 0 || o.queue < 1 || o.hold < 1 ||
+    if (o.frames < 200 || o.threads < 0 || o.save_every < 0 || o.queue < 1 || o.hold < 1 || o.max_held < 0 ||
         o.leak_mb < 1) {
         fprintf(stderr, "mem_per_frame: --frames must be >= 200, the others positive\n");
         return 2;
@@ -1094,8 +1100,9 @@ int main(int argc, char **argv)
     if (fjson) {
         fprintf(fjson, "{\"tool\": \"mem_per_frame\", \"date\": \"%s\", \"cpus\": %d, "
                        "\"frames_per_scenario\": %ld, \"threads\": %d, \"save_every\": %d, "
-                       "\"queue\": %d, \"hold\": %d, \"command\": ",
-                date, mpf_cpu_count(), o.frames, o.threads, o.save_every, o.queue, o.hold);
+                       "\"queue\": %d, \"hold\": %d, \"max_held\": %d, \"command\": ",
+                date, mpf_cpu_count(), o.frames, o.threads, o.save_every, o.queue, o.hold,
+                o.max_held > 0 ? o.max_held : o.queue + o.hold + 2);
         char cmd[4096] = "";
         for (int i = 0; i < argc; i++) {
             size_t l = strlen(cmd);
@@ -1122,8 +1129,9 @@ int main(int argc, char **argv)
         row rows[NSCEN];
         memset(rows, 0, sizeof rows);
         printf("\nmem_per_frame: %s, %ld frames per scenario, %d decoder threads, save every "
-               "%d, pipeline queue %d, worker holds %d\n",
-               clips[c], o.frames, o.threads, o.save_every, o.queue, o.hold);
+               "%d, pipeline queue %d, worker holds %d, 5a max_held %d\n",
+               clips[c], o.frames, o.threads, o.save_every, o.queue, o.hold,
+               o.max_held > 0 ? o.max_held : o.queue + o.hold + 2);
         for (int s = 0; s < NSCEN; s++) {
             row *w = &rows[s];
             w->sc = &scenarios[s];
@@ -1135,7 +1143,7 @@ int main(int argc, char **argv)
                 if (!strstr(list, key))
                     continue;
             }
-            char res[4200], fr[32], th[32], se[32], lm[32], qu[32], ho[32];
+            char res[4200], fr[32], th[32], se[32], lm[32], qu[32], ho[32], mh[32];
             snprintf(res, sizeof res, "%s/result-%d-%s.txt", tmp, c, w->sc->id);
             snprintf(w->points, sizeof w->points, "%s/rss-%d-%s.dat", tmp, c, w->sc->id);
             snprintf(fr, sizeof fr, "%ld", o.frames);
@@ -1144,11 +1152,12 @@ int main(int argc, char **argv)
             snprintf(lm, sizeof lm, "%ld", o.leak_mb);
             snprintf(qu, sizeof qu, "%d", o.queue);
             snprintf(ho, sizeof ho, "%d", o.hold);
+            snprintf(mh, sizeof mh, "%d", o.max_held);
             char *cargv[] = {strcmp(w->sc->id, "2") ? self : self_cv,
                              "--scenario", (char *)w->sc->id, "--result", res,
                              "--points", w->points, "--dir", tmp, "--frames", fr, "--threads",
                              th, "--save-every", se, "--leak-mb", lm, "--queue", qu, "--hold",
-                             ho, "--clip", (char *)clips[c], NULL};
+                             ho, "--max-held", mh, "--clip", (char *)clips[c], NULL};
             unlink(res);
             w->ran = 1;
             int rc = run_and_wait(cargv);

@@ -337,6 +337,7 @@ int mpf_child_parse(int argc, char **argv, mpf_opts *o, const char **id, const c
         else if (!strcmp(a, "--leak-mb")) o->leak_mb = atol(v);
         else if (!strcmp(a, "--queue")) o->queue = atoi(v);
         else if (!strcmp(a, "--hold")) o->hold = atoi(v);
+        else if (!strcmp(a, "--max-held")) o->max_held = atoi(v);
         else return -1;
     }
     if (!*id || !*result || !*points || !o->dir || !o->clip || o->frames <= 0)
