@@ -607,6 +607,7 @@ typedef struct row {
     double seconds, fps, cpu_ms, slope, faults, live_slope;
     uint64_t base_rss;
     long clip_frames;
+    double late_slope; /* Theil-Sen slope of RssAnon over the last half after warm-up */
     int64_t window, live_delta;
     int verdict, warmup_ended, live_flat;
     unsigned fail_reasons;
@@ -663,6 +664,48 @@ static int parse_result(const char *path, row *w)
     }
     fclose(f);
     return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Theil-Sen slope of RssAnon over the second half of the frames after
+ * warm-up, from the points file (at most 400 points, every pair). A leak
+ * grows in both halves; a one-time heap extension shows in one at most. */
+static void late_slope(row *w)
+{
+    FILE *f = fopen(w->points, "r");
+    if (!f)
+        return;
+    enum { MAXP = 400 };
+    static double fx[8192], fy[8192];
+    size_t n = 0;
+    unsigned long long a, b;
+    uint64_t from = w->warmup + (w->frames - w->warmup) / 2;
+    while (n < 8192 && fscanf(f, "%llu %llu", &a, &b) == 2)
+        if (a >= from) {
+            fx[n] = (double)a;
+            fy[n] = (double)b;
+            n++;
+        }
+    fclose(f);
+    if (n < 3)
+        return;
+    size_t step = n / MAXP + 1, m = 0;
+    double *sl = malloc(sizeof *sl * (MAXP + 1) * (MAXP + 1) / 2);
+    if (!sl)
+        return;
+    for (size_t i = 0; i < n; i += step)
+        for (size_t j = i + step; j < n; j += step)
+            sl[m++] = (fy[j] - fy[i]) / (fx[j] - fx[i]);
+    if (m) {
+        qsort(sl, m, sizeof *sl, cmp_double);
+        w->late_slope = m % 2 ? sl[m / 2] : (sl[m / 2 - 1] + sl[m / 2]) / 2;
+    }
+    free(sl);
 }
 
 static const char *verdict_name(const row *w)
@@ -888,9 +931,10 @@ static void write_json_clip(FILE *f, const char *clip, row *rows, int n, goal *g
                 "\"fps\": %.3f, \"cpu_ms_per_frame\": %.5f, \"start_rss_anon_bytes\": %" PRIu64
                 ", \"warmup_frames\": %" PRIu64 ", \"rss_slope_bytes_per_frame\": "
                 "%.3f, \"rss_window_delta_bytes\": %" PRId64 ", \"peak_rss_anon_bytes\": %" PRIu64
-                ", \"minor_faults_per_frame\": %.5f",
+                ", \"minor_faults_per_frame\": %.5f, \"rss_slope_last_half\": %.3f",
                 w->width, w->height, w->threads, w->proc_threads, w->frame_bytes, w->frames,
-                w->seconds, w->fps, w->cpu_ms, w->base_rss, w->warmup, w->slope, w->window, w->peak, w->faults);
+                w->seconds, w->fps, w->cpu_ms, w->base_rss, w->warmup, w->slope, w->window,
+                w->peak, w->faults, w->late_slope);
         if (w->sc->framepool)
             fprintf(f,
                     ", \"framepool_live_bytes\": %" PRIu64 ", \"framepool_live_flat\": %s, "
@@ -1161,6 +1205,8 @@ int main(int argc, char **argv)
             unlink(res);
             w->ran = 1;
             int rc = run_and_wait(cargv);
+            if (parse_result(res, w) == 0 && rc == 0)
+                late_slope(w);
             if (parse_result(res, w) < 0 || rc != 0) {
                 w->ok = 0;
                 if (!w->note[0])
@@ -1193,11 +1239,11 @@ int main(int argc, char **argv)
             if (!w->ran)
                 continue;
             char b[32];
-            printf("  %-22s warm-up %" PRIu64 " frames%s, RssAnon at start %s, %d threads in "
-                   "the process%s%s\n",
+            printf("  %-22s warm-up %" PRIu64 " frames%s, slope over the last half %.1f B/f, "
+                   "RssAnon at start %s, %d threads in the process%s%s\n",
                    w->sc->label, w->warmup, w->warmup_ended ? "" : " (pools never settled)",
-                   mpf_fmt_size(b, sizeof b, (double)w->base_rss, 0), w->proc_threads,
-                   w->note[0] ? "; " : "", w->note);
+                   w->late_slope, mpf_fmt_size(b, sizeof b, (double)w->base_rss, 0),
+                   w->proc_threads, w->note[0] ? "; " : "", w->note);
         }
         char png[4200] = "";
         if (plot) {
