@@ -461,6 +461,31 @@ static void *lav_producer(void *arg)
     return NULL;
 }
 
+/* --prime: hold max_held frames at once, so that the reader's BGR pool
+ * reaches the pipeline's full depth (and its pages are touched) before the
+ * run, then rewind. fp_reader_options has no such switch yet; this is how a
+ * user gets the same effect with the public API. */
+static int prime_reader(fp_reader *rd, mpf_run *r)
+{
+    fp_reader_info in;
+    fp_reader_info(rd, &in);
+    fp_image **held = calloc(in.max_held, sizeof *held);
+    if (!held)
+        return -1;
+    unsigned n = 0;
+    int rc = 0;
+    while (n < in.max_held && (rc = fp_reader_next(rd, &held[n])) > 0)
+        n++;
+    for (unsigned i = 0; i < n; i++)
+        fp_unref(&held[i]);
+    free(held);
+    if (rc < 0 && rc != FP_ELIMIT) {
+        snprintf(r->note, sizeof r->note, "priming: %s", fp_reader_errmsg(rd));
+        return -1;
+    }
+    return fp_reader_seek(rd, 0, FP_SEEK_KEY);
+}
+
 static int scenario_pipeline(const mpf_opts *o, mpf_run *r, int use_fp)
 {
     pipe_ctx c;
@@ -476,6 +501,10 @@ static int scenario_pipeline(const mpf_opts *o, mpf_run *r, int use_fp)
     if (rc < 0 || queue_init(&c.q, o->queue) < 0) {
         fp_reader_close(&c.rd);
         lav_close(&c.l);
+        return -1;
+    }
+    if (use_fp && o->prime && prime_reader(c.rd, r) < 0) {
+        fp_reader_close(&c.rd);
         return -1;
     }
     if ((rc = mpf_run_start(r, use_fp ? "5a framepool pipeline" : "5b libav pipeline", o->frames,
@@ -1041,6 +1070,8 @@ static int usage(void)
             "  --hold N        frames the pipeline worker holds (default 4)\n"
             "  --max-held N    5a's reader bound on frames held (default queue + hold + 2, the\n"
             "                  pipeline's full depth; fewer makes the decode thread wait)\n"
+            "  --prime         5a holds max_held frames once before the run, so its BGR pool\n"
+            "                  is at full depth from the start (no late growth)\n"
             "  --plot FILE     PNG of RssAnon over frames (gnuplot); more clips get -2, -3, ...\n"
             "  --keep          keep the temporary directory (clip, frames, samples)\n"
             "Without CLIP, a 1280x720 H.264 test clip is generated with ffmpeg.\n");
@@ -1086,6 +1117,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--queue") && v) o.queue = atoi(argv[++i]);
         else if (!strcmp(a, "--hold") && v) o.hold = atoi(argv[++i]);
         else if (!strcmp(a, "--max-held") && v) o.max_held = atoi(argv[++i]);
+        else if (!strcmp(a, "--prime")) o.prime = 1;
         else if (!strcmp(a, "--csv") && v) csv = argv[++i];
         else if (!strcmp(a, "--json") && v) json = argv[++i];
         else if (!strcmp(a, "--plot") && v) plot = argv[++i];
@@ -1144,9 +1176,10 @@ int main(int argc, char **argv)
     if (fjson) {
         fprintf(fjson, "{\"tool\": \"mem_per_frame\", \"date\": \"%s\", \"cpus\": %d, "
                        "\"frames_per_scenario\": %ld, \"threads\": %d, \"save_every\": %d, "
-                       "\"queue\": %d, \"hold\": %d, \"max_held\": %d, \"command\": ",
+                       "\"queue\": %d, \"hold\": %d, \"max_held\": %d, \"prime\": %s, "
+                       "\"command\": ",
                 date, mpf_cpu_count(), o.frames, o.threads, o.save_every, o.queue, o.hold,
-                o.max_held > 0 ? o.max_held : o.queue + o.hold + 2);
+                o.max_held > 0 ? o.max_held : o.queue + o.hold + 2, o.prime ? " (primed)" : "");
         char cmd[4096] = "";
         for (int i = 0; i < argc; i++) {
             size_t l = strlen(cmd);
@@ -1173,9 +1206,9 @@ int main(int argc, char **argv)
         row rows[NSCEN];
         memset(rows, 0, sizeof rows);
         printf("\nmem_per_frame: %s, %ld frames per scenario, %d decoder threads, save every "
-               "%d, pipeline queue %d, worker holds %d, 5a max_held %d\n",
+               "%d, pipeline queue %d, worker holds %d, 5a max_held %d%s\n",
                clips[c], o.frames, o.threads, o.save_every, o.queue, o.hold,
-               o.max_held > 0 ? o.max_held : o.queue + o.hold + 2);
+               o.max_held > 0 ? o.max_held : o.queue + o.hold + 2, o.prime ? " (primed)" : "");
         for (int s = 0; s < NSCEN; s++) {
             row *w = &rows[s];
             w->sc = &scenarios[s];
@@ -1187,7 +1220,7 @@ int main(int argc, char **argv)
                 if (!strstr(list, key))
                     continue;
             }
-            char res[4200], fr[32], th[32], se[32], lm[32], qu[32], ho[32], mh[32];
+            char res[4200], fr[32], th[32], se[32], lm[32], qu[32], ho[32], mh[32], pr[8];
             snprintf(res, sizeof res, "%s/result-%d-%s.txt", tmp, c, w->sc->id);
             snprintf(w->points, sizeof w->points, "%s/rss-%d-%s.dat", tmp, c, w->sc->id);
             snprintf(fr, sizeof fr, "%ld", o.frames);
@@ -1197,11 +1230,12 @@ int main(int argc, char **argv)
             snprintf(qu, sizeof qu, "%d", o.queue);
             snprintf(ho, sizeof ho, "%d", o.hold);
             snprintf(mh, sizeof mh, "%d", o.max_held);
+            snprintf(pr, sizeof pr, "%d", o.prime);
             char *cargv[] = {strcmp(w->sc->id, "2") ? self : self_cv,
                              "--scenario", (char *)w->sc->id, "--result", res,
                              "--points", w->points, "--dir", tmp, "--frames", fr, "--threads",
                              th, "--save-every", se, "--leak-mb", lm, "--queue", qu, "--hold",
-                             ho, "--max-held", mh, "--clip", (char *)clips[c], NULL};
+                             ho, "--max-held", mh, "--prime", pr, "--clip", (char *)clips[c], NULL};
             unlink(res);
             w->ran = 1;
             int rc = run_and_wait(cargv);

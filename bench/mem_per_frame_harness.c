@@ -338,6 +338,7 @@ int mpf_child_parse(int argc, char **argv, mpf_opts *o, const char **id, const c
         else if (!strcmp(a, "--queue")) o->queue = atoi(v);
         else if (!strcmp(a, "--hold")) o->hold = atoi(v);
         else if (!strcmp(a, "--max-held")) o->max_held = atoi(v);
+        else if (!strcmp(a, "--prime")) o->prime = atoi(v);
         else return -1;
     }
     if (!*id || !*result || !*points || !o->dir || !o->clip || o->frames <= 0)
