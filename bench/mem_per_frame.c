@@ -5,7 +5,9 @@
  *   mem_per_frame [options] [CLIP ...]
  *
  * Scenarios, each in its own process (this program re-executes itself with
- * --scenario ID), each looping the clip by seeking until it has run --frames:
+ * --scenario ID; scenario 2 is the program mem_per_frame_cv next to it, which
+ * links OpenCV's videoio), each looping the clip by seeking until it has run
+ * --frames:
  *   1   framepool: fp_reader (BGR24) -> fp_cv_imwrite every Nth -> release
  *   2   OpenCV: cv::VideoCapture::read into one Mat + cv::imwrite every Nth
  *   3   plain libav: decode, a new BGR AVFrame per frame (av_frame_get_buffer
@@ -13,12 +15,13 @@
  *   4   the same loop forgetting av_frame_free (the classic leak; stops after
  *       leaking about --leak-mb)
  *   5a  pipeline, framepool: decode thread -> queue of 8 -> worker holding a
- *       window of its last --hold frames, releasing the oldest
+ *       window of its last --hold frames, releasing the oldest (the worker
+ *       starts once the queue is full: a pre-roll)
  *   5b  the same pipeline with plain libav frames (allocated by the decode
  *       thread, freed by the worker)
  * Every scenario measures itself with one fp_memtrack (RssAnon from statm,
  * minor faults from getrusage, framepool live and idle bytes), sampled once
- * per frame. Prints one table per clip, the goals, and writes --csv, --json
+ * per frame, plus a 1 ms RssAnon watcher for the peak (mem_per_frame_harness.c). Prints one table per clip, the goals, and writes --csv, --json
  * and a gnuplot PNG of RssAnon over frames (--plot).
  */
 #define _GNU_SOURCE
@@ -223,7 +226,8 @@ static int scenario_fp_loop(const mpf_opts *o, mpf_run *r)
         fp_reader_close(&rd);
         return rc;
     }
-    if ((rc = mpf_run_start(r, "1 framepool loop", o->frames, r->clip_frames, 0, o->progress_tty)) < 0)
+    rc = mpf_run_start(r, "1 framepool loop", o->frames, r->clip_frames, 0, o->progress_tty);
+    if (rc < 0)
         return rc;
     fp_image *img = NULL;
     char path[4096];
@@ -570,7 +574,7 @@ static int scenario_pipeline(const mpf_opts *o, mpf_run *r, int use_fp)
     return rc < 0 ? rc : 0;
 }
 
-/* ---- child: run one scenario, write its result ------------------------------------------------ */
+/* ---- child: run one scenario, write its result -------------------------------------- */
 
 typedef struct scenario {
     const char *id;
@@ -625,7 +629,7 @@ static int child_main(int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
-/* ---- driver ------------------------------------------------------------------------------------ */
+/* ---- driver ---------------------------------------------------------------------------- */
 
 typedef struct row {
     const scenario *sc;
@@ -829,8 +833,8 @@ static int eval_goals(row *rows, int n, goal *g)
         x->met = w->live_flat && w->slope <= 16 && w->faults <= 0.05 &&
                  w->verdict == FP_MEMTRACK_PASS;
         snprintf(x->detail, sizeof x->detail,
-                 "live %s, slope %.1f B/f, faults %.3f/f, verdict %s", w->live_flat ? "flat" : "NOT flat",
-                 w->slope, w->faults, verdict_name(w));
+                 "live %s, slope %.1f B/f, faults %.3f/f, verdict %s",
+                 w->live_flat ? "flat" : "NOT flat", w->slope, w->faults, verdict_name(w));
     }
     row *a = find_row(rows, n, "5a"), *b = find_row(rows, n, "5b");
     goal *x = &g[k++];
@@ -844,9 +848,11 @@ static int eval_goals(row *rows, int n, goal *g)
         char pa[32], pb[32];
         snprintf(x->detail, sizeof x->detail,
                  "faults %.3f vs %.3f per frame (%s%.1fx lower), peak %s vs %s (%.2fx)",
-                 a->faults, b->faults, isinf(ratio) ? ">" : "", isinf(ratio) ? b->faults / 0.001 : ratio,
+                 a->faults, b->faults, isinf(ratio) ? ">" : "",
+                 isinf(ratio) ? b->faults / 0.001 : ratio,
                  mpf_fmt_size(pa, sizeof pa, (double)a->peak, 0),
-                 mpf_fmt_size(pb, sizeof pb, (double)b->peak, 0), (double)a->peak / (double)b->peak);
+                 mpf_fmt_size(pb, sizeof pb, (double)b->peak, 0),
+                 (double)a->peak / (double)b->peak);
     }
     a = find_row(rows, n, "1");
     b = find_row(rows, n, "2");
@@ -1059,12 +1065,14 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: mem_per_frame [--frames N] [--threads N] [--save-every N] [--leak-mb MB]\n"
-            "                     [--queue N] [--hold N] [--only 1,2,3,4,5a,5b]\n"
-            "                     [--csv FILE] [--json FILE] [--plot FILE.png] [--keep] [CLIP ...]\n"
+            "                     [--queue N] [--hold N] [--max-held N] [--prime]\n"
+            "                     [--only 1,2,3,4,5a,5b] [--csv FILE] [--json FILE]\n"
+            "                     [--plot FILE.png] [--keep] [CLIP ...]\n"
             "  --frames N      frames per scenario (default 5000; the clip is looped by seeking)\n"
             "  --threads N     decoder threads for every scenario (default: the CPU count,\n"
             "                  which is what cv::VideoCapture uses and cannot be told otherwise)\n"
-            "  --save-every N  save every Nth frame as PNG in scenarios 1-4 (default 100; 0 never)\n"
+            "  --save-every N  save every Nth frame as PNG in scenarios 1-4 (default 100;\n"
+            "                  0 = never)\n"
             "  --leak-mb MB    scenario 4 stops after leaking about this much (default 512)\n"
             "  --queue N       pipeline queue bound (default 8)\n"
             "  --hold N        frames the pipeline worker holds (default 4)\n"
@@ -1128,8 +1136,8 @@ int main(int argc, char **argv)
         else if (nclips < 64) clips[nclips++] = a;
         else return usage();
     }
-    if (o.frames < 200 || o.threads < 0 || o.save_every < 0 || o.queue < 1 || o.hold < 1 || o.max_held < 0 ||
-        o.leak_mb < 1) {
+    if (o.frames < 200 || o.threads < 0 || o.save_every < 0 || o.queue < 1 || o.hold < 1 ||
+        o.max_held < 0 || o.leak_mb < 1) {
         fprintf(stderr, "mem_per_frame: --frames must be >= 200, the others positive\n");
         return 2;
     }

@@ -30,8 +30,8 @@ typedef struct mpf_opts {
     int max_held;     /* 5a's fp_reader max_held; 0 = queue + hold + 2 (the pipeline's
                          full depth: queue, window, one new in the worker's hand, one
                          in the decode thread's) */
-    long leak_mb;
-    int prime;        /* 5a: fill the reader's BGR pool to max_held before the run */     /* scenario 4 stops once it leaked about this much */
+    long leak_mb;     /* scenario 4 stops once it leaked about this much */
+    int prime;        /* 5a: fill the reader's BGR pool to max_held before the run */
     int progress_tty; /* 1: redraw one progress line; 0: plain lines */
 } mpf_opts;
 
