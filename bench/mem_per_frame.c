@@ -995,7 +995,7 @@ static void write_json_clip(FILE *f, const char *clip, row *rows, int n, goal *g
                     w->late_misses);
         else
             fprintf(f, ", \"framepool_live_bytes\": null, \"pool_idle_bytes\": null");
-        fprintf(f, ", \"rounds\": [");
+        fprintf(f, ", \"fail_reasons\": %u, \"rounds\": [", w->fail_reasons);
         for (int r = 0; r < w->nrounds && r < 16; r++)
             fprintf(f, "%s{\"fps\": %.3f, \"verdict\": %d}", r ? ", " : "", w->round_fps[r],
                     w->round_verdict[r]);
@@ -1335,6 +1335,13 @@ int main(int argc, char **argv)
                    w->sc->label, w->warmup, w->warmup_ended ? "" : " (pools never settled)",
                    w->late_slope, mpf_fmt_size(b, sizeof b, (double)w->base_rss, 0),
                    w->proc_threads, w->note[0] ? "; " : "", w->note);
+            if (w->ok && w->verdict == FP_MEMTRACK_FAIL)
+                printf("  %-22s FAIL because:%s%s%s (live bytes: slope %.1f B/f, %s since "
+                       "warm-up end)\n",
+                       "", w->fail_reasons & 1u ? " RssAnon grows" : "",
+                       w->fail_reasons & 2u ? " faults" : "",
+                       w->fail_reasons & 4u ? " framepool live bytes not flat" : "",
+                       w->live_slope, mpf_fmt_size(b, sizeof b, (double)w->live_delta, 1));
             if (w->nrounds > 1) {
                 static const char *const vn[] = {"PASS", "FAIL", "INCONCLUSIVE"};
                 printf("  %-22s rounds (fps verdict):", "");
