@@ -1038,10 +1038,16 @@ static int make_plot(const char *png, const char *tmp, const char *clip, row *ro
     fprintf(f, "set multiplot layout 2,1 title \"RssAnon per frame: %s (%dx%d %s, %d decoder "
                "threads)\" font 'sans,12'\n",
             base, any->width, any->height, any->codec, any->threads);
-    fprintf(f, "set xlabel 'frame'\nset ylabel 'RssAnon (MiB)'\nset grid\nset key top left\n");
+    fprintf(f, "set xlabel 'frame'\nset ylabel 'RssAnon (MiB)'\nset grid\n"
+               "set key outside right top samplen 2\n");
     for (int pass = 0; pass < 2; pass++) {
         fprintf(f, "set title \"%s\"\n",
                 pass == 0 ? "all scenarios" : "without the leak (zoomed)");
+        if (pass == 1 && any->warmup > 0)
+            fprintf(f, "set arrow 1 from %" PRIu64 ", graph 0 to %" PRIu64 ", graph 1 nohead "
+                       "dt 2 lc rgb '#555555'\nset label 1 'warm-up end' at %" PRIu64
+                       ", graph 0.96 offset 0.5,0 font 'sans,9'\n",
+                    any->warmup, any->warmup, any->warmup);
         fprintf(f, "plot ");
         int k = 0;
         /* the peers first, so that framepool's lines are drawn on top */
