@@ -954,6 +954,9 @@ int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
                 int rc = on_geometry(r, f);
                 if (rc) {
                     av_frame_unref(f);
+                    /* Not committed: a seek revives the reader, and its next
+                     * frame must set up the output again, not find no pool. */
+                    r->cur_fmt = AV_PIX_FMT_NONE;
                     r->done = 1;
                     return rc;
                 }
