@@ -174,8 +174,11 @@ static const src_clip damaged[] = {
 
 /* Reads everything; returns frames, stores the final code. Each frame is
  * touched (hashed) so that ASan sees any bad pixel pointer. */
+static uint64_t last_corrupt; /* frames flagged FP_IMAGE_CORRUPT by the last drain */
+
 static int drain(const char *path, fp_pixfmt fmt, int *final, int *opened)
 {
+    last_corrupt = 0;
     fp_reader_options o = {0};
     o.format = fmt;
     fp_reader *r = NULL;
@@ -193,12 +196,14 @@ static int drain(const char *path, fp_pixfmt fmt, int *final, int *opened)
         char h[33];
         image_md5(img, h);
         n++;
+        last_corrupt += (img->flags & FP_IMAGE_CORRUPT) != 0;
     }
     if (rc < 0)
         ck_assert_msg(strlen(fp_reader_errmsg(r)) > 0, "error %d without a message", rc);
     fp_reader_stats st;
     fp_reader_stats(r, &st);
     ck_assert_uint_eq(st.held, 0);
+    ck_assert_uint_eq(st.corrupt, last_corrupt); /* stats agree with the flags */
     fp_reader_close(&r);
     *final = rc;
     return n;
@@ -209,14 +214,17 @@ START_TEST(corrupted_middle_third)
     const src_clip *c = &damaged[_i];
     char path[1024];
     ck_assert_ptr_nonnull(clip_make(c->name, c->args, path, sizeof path));
+    uint64_t flagged = 0;
     for (int stride = 97; stride >= 13; stride /= 2) {
         const char *bad = tmp_path(c->name);
         ck_assert_int_eq(clip_corrupt_copy(path, bad, stride, 0), 0);
         for (int k = 0; k < 2; k++) {
             int final, opened;
             int n = drain(bad, k ? FP_PIX_BGR24 : FP_PIX_NONE, &final, &opened);
-            printf("%s corrupt/%d %s: %d of %d frames, end %d\n", c->name, stride,
-                   k ? "bgr24" : "native", n, c->frames, final);
+            printf("%s corrupt/%d %s: %d of %d frames (%llu flagged corrupt), end %d\n",
+                   c->name, stride, k ? "bgr24" : "native", n, c->frames,
+                   (unsigned long long)last_corrupt, final);
+            flagged += last_corrupt;
             ck_assert(final == 0 || final == FP_EDECODE || final == FP_EFORMAT ||
                       final == FP_EIO);
             ck_assert_int_le(n, c->frames + 2);
@@ -226,6 +234,9 @@ START_TEST(corrupted_middle_third)
         }
         unlink(bad);
     }
+    /* H.264 and MPEG-4 conceal damaged macroblocks: those frames are flagged */
+    if (strstr(c->name, "h264") || strstr(c->name, "mpeg4"))
+        ck_assert_uint_gt(flagged, 0);
 }
 END_TEST
 
@@ -249,6 +260,52 @@ START_TEST(truncated)
             ck_assert_int_ge(n, c->frames / 3); /* 60% of the bytes: a good part of the frames */
         unlink(bad);
     }
+}
+END_TEST
+
+/* Every JPEG's entropy-coded data scrambled: the decoder rejects packet
+ * after packet, and past the error budget the reader says so. */
+START_TEST(error_budget)
+{
+    char path[1024];
+    ck_assert_ptr_nonnull(clip_make("b_mjpeg60.avi", SRC "-frames:v 60 -c:v mjpeg", path,
+                                    sizeof path));
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n);
+    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    int scans = 0;
+    for (long i = 0; i + 1 < n; i++) {
+        if (b[i] == 0xFF && b[i + 1] == 0xDA) { /* start of scan */
+            for (long k = i + 14; k < i + 3000 && k < n; k += 2)
+                b[k] = b[k] == 0xFF ? 0x00 : 0xFF;
+            scans++;
+            i += 1;
+        }
+    }
+    ck_assert_int_ge(scans, 60);
+    const char *bad = tmp_path("scrambled.avi");
+    write_file(bad, b, (size_t)n);
+    free(b);
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(bad, NULL, &r), 0);
+    fp_image *img = NULL;
+    int rc, frames = 0;
+    while ((rc = fp_reader_next(r, &img)) > 0)
+        frames++;
+    ck_assert_int_eq(rc, FP_EDECODE);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "too many decode errors"));
+    fp_reader_stats st;
+    fp_reader_stats(r, &st);
+    ck_assert_uint_gt(st.decode_errors, FP_READER_ERROR_BUDGET_MIN);
+    ck_assert_uint_gt(st.decode_errors * 3, st.packets * 2);
+    ck_assert_int_eq(fp_reader_next(r, &img), 0); /* then at its end */
+    fp_reader_close(&r);
+    unlink(bad);
 }
 END_TEST
 
@@ -313,6 +370,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unsupported_codec_and_absurd_size);
     tcase_add_loop_test(tc, corrupted_middle_third, 0, NDAMAGED);
     tcase_add_loop_test(tc, truncated, 0, NDAMAGED);
+    tcase_add_test(tc, error_budget);
     tcase_add_test(tc, allocation_failures);
     suite_add_tcase(s, tc);
     (void)dir;

@@ -12,11 +12,25 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* Decoder threads for the tests: automatic, so that get_buffer2 and the
+ * buffer release callbacks run on FFmpeg's frame threads — also under
+ * ThreadSanitizer, where tests/tsan.supp (scripts/test) silences the races
+ * TSan reports inside uninstrumented FFmpeg, not those in framepool. */
+#define TU_THREADS 0
+
+static const fp_reader_options *dflt(void)
+{
+    static fp_reader_options o;
+    o.threads = TU_THREADS;
+    return &o;
+}
 
 #define SRC "-f lavfi -i testsrc2=size=320x240:rate=25 "
 #define NFR 30
@@ -48,7 +62,7 @@ START_TEST(defaults_native)
 {
     fp_reader *r = NULL;
     uint64_t tick0 = fp_frame_now();
-    ck_assert_int_eq(fp_reader_open(clip_h264, NULL, &r), 0);
+    ck_assert_int_eq(fp_reader_open(clip_h264, dflt(), &r), 0);
     ck_assert_str_eq(fp_reader_errmsg(r), "");
     fp_reader_info info;
     ck_assert_int_eq(fp_reader_info(r, &info), 0);
@@ -107,7 +121,7 @@ END_TEST
 START_TEST(rebind_and_keep)
 {
     fp_reader *r = NULL;
-    ck_assert_int_eq(fp_reader_open(clip_h264, NULL, &r), 0);
+    ck_assert_int_eq(fp_reader_open(clip_h264, dflt(), &r), 0);
     fp_image *img = NULL, *kept = NULL;
     ck_assert_int_eq(fp_reader_next(r, &img), 1);
     ck_assert_int_eq(fp_reader_next(r, &img), 1);
@@ -139,7 +153,7 @@ START_TEST(writable_rules)
     /* native: the decoder's reference pictures are not writable while it
      * uses them; make_writable copies from the same pool */
     fp_reader *r = NULL;
-    ck_assert_int_eq(fp_reader_open(clip_h264, NULL, &r), 0);
+    ck_assert_int_eq(fp_reader_open(clip_h264, dflt(), &r), 0);
     fp_image *img = NULL;
     ck_assert_int_eq(fp_reader_next(r, &img), 1); /* an I frame: a reference */
     ck_assert_uint_ge(fp_refcount(img), 2);
@@ -164,6 +178,7 @@ START_TEST(writable_rules)
 
     /* converted: the caller's image is its own */
     fp_reader_options o = {0};
+    o.threads = TU_THREADS;
     o.format = FP_PIX_BGR24;
     ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
     ck_assert_int_eq(fp_reader_next(r, &img), 1);
@@ -177,6 +192,7 @@ END_TEST
 static void max_held_case(fp_pixfmt fmt)
 {
     fp_reader_options o = {0};
+    o.threads = TU_THREADS;
     o.max_held = 3;
     o.format = fmt;
     fp_reader *r = NULL;
@@ -225,6 +241,7 @@ START_TEST(sites_are_the_callers)
 {
     for (int k = 0; k < 2; k++) {
         fp_reader_options o = {0};
+        o.threads = TU_THREADS;
         o.format = k ? FP_PIX_BGR24 : FP_PIX_NONE;
         fp_reader *r = NULL;
         ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
@@ -245,6 +262,7 @@ END_TEST
 START_TEST(every_start_end)
 {
     fp_reader_options o = {0};
+    o.threads = TU_THREADS;
     o.every = 3;
     fp_reader *r = NULL;
     ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
@@ -265,6 +283,7 @@ START_TEST(every_start_end)
 
     /* [0.5 s, 1.0 s): frames 13..24 at 25 fps (0.52 .. 0.96) — wait, 12.5: 13 first */
     memset(&o, 0, sizeof o);
+    o.threads = TU_THREADS;
     o.start = 0.5;
     o.end = 1.0;
     o.format = FP_PIX_BGR24; /* skipped frames are never converted: see stats */
@@ -290,7 +309,7 @@ END_TEST
 START_TEST(seek_precise_and_key)
 {
     fp_reader *r = NULL;
-    ck_assert_int_eq(fp_reader_open(clip_h264, NULL, &r), 0);
+    ck_assert_int_eq(fp_reader_open(clip_h264, dflt(), &r), 0);
     fp_image *img = NULL;
     for (int i = 0; i < 25; i++)
         ck_assert_int_eq(fp_reader_next(r, &img), 1);
@@ -358,7 +377,7 @@ START_TEST(memory_and_io)
     size_t len;
     unsigned char *buf = slurp(clip_h264, &len);
     fp_reader *r = NULL;
-    ck_assert_int_eq(fp_reader_open_memory(buf, len, NULL, &r), 0);
+    ck_assert_int_eq(fp_reader_open_memory(buf, len, dflt(), &r), 0);
     int n = 0;
     FP_FOREACH_FRAME(r, img)
     {
@@ -380,7 +399,7 @@ START_TEST(memory_and_io)
     free(buf);
 
     FILE *f = fopen(clip_h264, "rb");
-    ck_assert_int_eq(fp_reader_open_io(file_read, file_seek, f, NULL, &r), 0);
+    ck_assert_int_eq(fp_reader_open_io(file_read, file_seek, f, dflt(), &r), 0);
     n = 0;
     FP_FOREACH_FRAME(r, im)
     n++;
@@ -390,7 +409,7 @@ START_TEST(memory_and_io)
 
     /* a non-seekable stream (MPEG-TS needs no seeking) */
     f = fopen(clip_ts, "rb");
-    ck_assert_int_eq(fp_reader_open_io(file_read, NULL, f, NULL, &r), 0);
+    ck_assert_int_eq(fp_reader_open_io(file_read, NULL, f, dflt(), &r), 0);
     n = 0;
     FP_FOREACH_FRAME(r, im)
     n++;
@@ -407,6 +426,7 @@ START_TEST(resize_and_formats)
                                      FP_PIX_BGRA,  FP_PIX_RGBA,  FP_PIX_YUV420P};
     for (int i = 0; i < 6; i++) {
         fp_reader_options o = {0};
+        o.threads = TU_THREADS;
         o.format = fmts[i];
         o.width = 160; /* height 0: keeps the aspect */
         fp_reader *r = NULL;
@@ -430,6 +450,7 @@ START_TEST(resize_and_formats)
         fp_reader_close(&r);
     }
     fp_reader_options o = {0};
+    o.threads = TU_THREADS;
     o.format = FP_PIX_OTHER;
     fp_reader *r = NULL;
     ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), FP_EINVAL);
@@ -443,6 +464,7 @@ START_TEST(long_loop_flat)
 {
     for (int k = 0; k < 2; k++) {
         fp_reader_options o = {0};
+        o.threads = TU_THREADS;
         o.threads = 1;
         o.format = k ? FP_PIX_BGR24 : FP_PIX_NONE;
         fp_reader *r = NULL;
@@ -478,13 +500,106 @@ START_TEST(long_loop_flat)
 }
 END_TEST
 
+/* Frames handed to a consumer thread that checks and releases them while the
+ * reader keeps decoding: max_held throttles the producer (FP_ELIMIT, retry),
+ * nothing is lost or overwritten, and the buffers go back from that thread. */
+typedef struct handoff {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    fp_image *q[64];
+    char md5_at_delivery[NFR][33];
+    int head, tail, done, bad, seen, native;
+} handoff;
+
+static void *consumer(void *arg)
+{
+    handoff *h = arg;
+    for (;;) {
+        pthread_mutex_lock(&h->mu);
+        while (h->head == h->tail && !h->done)
+            pthread_cond_wait(&h->cv, &h->mu);
+        if (h->head == h->tail && h->done) {
+            pthread_mutex_unlock(&h->mu);
+            return NULL;
+        }
+        fp_image *img = h->q[h->head++ % 64];
+        pthread_mutex_unlock(&h->mu);
+        usleep(2000); /* slower than the decoder */
+        char md5[33];
+        image_md5(img, md5);
+        /* unchanged since delivery (never recycled while held), and for
+         * native frames equal to ffmpeg's */
+        if (img->index < 0 || img->index >= NFR || strcmp(md5, h->md5_at_delivery[img->index]) ||
+            (h->native && strcmp(md5, md5_ref[img->index])))
+            h->bad++;
+        h->seen++;
+        fp_unref(&img);
+    }
+}
+
+START_TEST(release_on_other_thread)
+{
+    for (int k = 0; k < 2; k++) {
+        fp_reader_options o = {0};
+        o.threads = TU_THREADS;
+        o.max_held = 4;
+        o.format = k ? FP_PIX_BGR24 : FP_PIX_NONE;
+        fp_reader *r = NULL;
+        ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
+        static handoff h;
+        memset(&h, 0, sizeof h);
+        pthread_mutex_init(&h.mu, NULL);
+        pthread_cond_init(&h.cv, NULL);
+        h.native = !k;
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, consumer, &h), 0);
+        fp_image *img = NULL;
+        int n = 0, limits = 0, rc;
+        for (;;) {
+            rc = fp_reader_next(r, &img);
+            if (rc == FP_ELIMIT) {
+                limits++;
+                usleep(500);
+                continue;
+            }
+            if (rc <= 0)
+                break;
+            ck_assert_int_eq(img->index, n);
+            image_md5(img, h.md5_at_delivery[n]);
+            pthread_mutex_lock(&h.mu);
+            h.q[h.tail++ % 64] = img; /* ownership moves to the consumer */
+            img = NULL;
+            pthread_cond_signal(&h.cv);
+            pthread_mutex_unlock(&h.mu);
+            n++;
+        }
+        ck_assert_int_eq(rc, 0);
+        pthread_mutex_lock(&h.mu);
+        h.done = 1;
+        pthread_cond_signal(&h.cv);
+        pthread_mutex_unlock(&h.mu);
+        pthread_join(th, NULL);
+        ck_assert_int_eq(n, NFR);
+        ck_assert_int_eq(h.seen, NFR);
+        ck_assert_int_eq(h.bad, 0);
+        ck_assert_int_gt(limits, 0); /* the bound did throttle */
+        fp_reader_stats st;
+        fp_reader_stats(r, &st);
+        ck_assert_uint_eq(st.held, 0);
+        fp_reader_close(&r);
+        pthread_mutex_destroy(&h.mu);
+        pthread_cond_destroy(&h.cv);
+    }
+}
+END_TEST
+
 /* ---- network: deadline and interrupt ------------------------------------------------ */
 
 typedef struct server {
     int lfd, port;
     const unsigned char *data; /* sent after accepting (may be NULL: never answer) */
     size_t len;
-    volatile int stop;
+    _Atomic int stop; /* set by the test thread, polled by the server thread */
     pthread_t th;
 } server;
 
@@ -538,6 +653,7 @@ START_TEST(open_deadline)
     char url[64];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", s.port);
     fp_reader_options o = {0};
+    o.threads = TU_THREADS;
     o.timeout_us = 300000;
     fp_reader *r = NULL;
     double t0 = tu_now();
@@ -577,7 +693,7 @@ START_TEST(interrupt_from_thread)
     char url[64];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", s.port);
     fp_reader *r = NULL;
-    ck_assert_int_eq(fp_reader_open(url, NULL, &r), 0);
+    ck_assert_int_eq(fp_reader_open(url, dflt(), &r), 0);
     intr it = {r, 0.4};
     pthread_t th;
     double t0 = tu_now();
@@ -594,6 +710,31 @@ START_TEST(interrupt_from_thread)
     ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "interrupt"));
     fp_reader_close(&r);
     server_stop(&s);
+
+    /* the same stall with a per-read deadline: FP_ETIMEDOUT, no thread needed */
+    server s2 = {0};
+    s2.data = buf;
+    s2.len = s.len;
+    server_start(&s2);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", s2.port);
+    fp_reader_options o = {0};
+    o.threads = TU_THREADS;
+    o.timeout_us = 300000;
+    ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
+    n = 0;
+    double t_last = tu_now();
+    while ((rc = fp_reader_next(r, &img)) > 0) {
+        n++;
+        t_last = tu_now();
+    }
+    dt = tu_now() - t_last;
+    ck_assert_msg(rc == FP_ETIMEDOUT, "%d: %s", rc, fp_reader_errmsg(r));
+    ck_assert_int_gt(n, 0);
+    ck_assert_double_ge(dt, 0.29);
+    ck_assert_double_lt(dt, 0.3 + 0.7);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "deadline"));
+    fp_reader_close(&r);
+    server_stop(&s2);
     free(buf);
 }
 END_TEST
@@ -615,6 +756,7 @@ static Suite *suite(void)
     tcase_add_test(tc, memory_and_io);
     tcase_add_test(tc, resize_and_formats);
     tcase_add_test(tc, long_loop_flat);
+    tcase_add_test(tc, release_on_other_thread);
     tcase_add_test(tc, open_deadline);
     tcase_add_test(tc, interrupt_from_thread);
     suite_add_tcase(s, tc);

@@ -87,10 +87,11 @@ FP_API int fp_image_wrap_at(const fp_image_wrap_info *info, fp_image **out, cons
 
 /* Deep-copies `src` (borrowed) into a new writable image with the same size,
  * format, timestamps and flags (minus FP_IMAGE_READONLY). The copy comes from
- * `pool` when it is non-NULL and its buffers fit (waits up to `timeout_us`
- * as fp_pool_acquire does), else from src's own pool when it has one, else it
- * is standalone. Returns 0 with +1 in *out, or FP_EINVAL, FP_ENOMEM,
- * FP_ELIMIT, FP_ETIMEDOUT, FP_ECANCELED. Cost: one pass over the pixels. */
+ * `pool` when it is non-NULL and makes images of src's size and format
+ * (waits up to `timeout_us` as fp_pool_acquire does); otherwise it is a new
+ * standalone image. (To copy into src's own pool, pass fp_image_pool(src).)
+ * Returns 0 with +1 in *out, or FP_EINVAL, FP_ENOMEM, FP_ELIMIT,
+ * FP_ETIMEDOUT, FP_ECANCELED. Cost: one pass over the pixels. */
 #define fp_image_copy(src, pool, timeout_us, out) \
     fp_image_copy_at((src), (pool), (timeout_us), (out), __FILE__, __LINE__, __func__)
 FP_API int fp_image_copy_at(const fp_image *src, struct fp_pool *pool, int64_t timeout_us,

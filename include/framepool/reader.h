@@ -34,6 +34,12 @@
  * Converted output (format set, and/or width/height) goes through swscale into
  * pooled images of the target format; the decoder's frame is released at once.
  * Frames skipped by `every`, `start` or a precise seek are never converted.
+ * Conversion uses swscale with options.sws_flags (default SWS_BILINEAR) and
+ * BT.601 coefficients, as ffmpeg's own conversion does: BGR24/RGB/GRAY output
+ * equals `ffmpeg -pix_fmt bgr24 -sws_flags bilinear` bit for bit (tested).
+ * Full-range sources (yuvj*, MJPEG) are expanded correctly to RGB; YUV output
+ * keeps the source range, since fp_image carries no range tag (ffmpeg instead
+ * compresses full range to limited when asked for yuv420p).
  *
  * Bounds. The caller may hold at most `max_held` delivered frames at once;
  * fp_reader_next with that many still held returns FP_ELIMIT (the message

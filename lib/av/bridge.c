@@ -208,6 +208,8 @@ static int pool_prepare(fp__bridge *b, int fmt, int w, int h, const fp_layout *l
                      : fp_pool_new_at(&cfg, &b->pool, __FILE__, __LINE__, __func__);
     if (rc)
         return rc;
+    /* owned by the library while the reader lives (diagnostics list it apart) */
+    atomic_fetch_or(&fp__hdr(b->pool)->flags, FP__OBJ_INTERNAL);
     b->pool_fmt = fmt;
     b->pool_w = w;
     b->pool_h = h;

@@ -40,6 +40,7 @@ struct fp_reader {
     /* interrupt */
     _Atomic int interrupted;
     _Atomic int int_reason;
+    _Atomic int last_reason;     /* cause of the last abort (kept across arm()) */
     _Atomic int64_t deadline_us;
     /* FFmpeg */
     AVFormatContext *ic;
@@ -132,9 +133,13 @@ static int lavf_error(fp_reader *r, int e, const char *during)
     char buf[AV_ERROR_MAX_STRING_SIZE];
     if (e == AVERROR_EXIT || atomic_load(&r->int_reason) != INT_NONE) {
         int why = atomic_load(&r->int_reason);
+        if (why == INT_NONE) /* an earlier abort left its error behind */
+            why = atomic_load(&r->last_reason);
         if (why == INT_TIMEOUT)
             return fail(r, FP_ETIMEDOUT, "%s: no data within the deadline of %lld us (timeout_us)",
                         during, (long long)r->opt.timeout_us);
+        atomic_store(&r->interrupted, 0); /* reported: consumed */
+        atomic_store(&r->last_reason, INT_NONE);
         return fail(r, FP_ECANCELED, "%s: interrupted (fp_reader_interrupt)", during);
     }
     av_strerror(e, buf, sizeof buf);
@@ -148,11 +153,13 @@ static int interrupt_cb(void *opaque)
     fp_reader *r = opaque;
     if (atomic_load_explicit(&r->interrupted, memory_order_relaxed)) {
         atomic_store(&r->int_reason, INT_CANCEL);
+        atomic_store(&r->last_reason, INT_CANCEL);
         return 1;
     }
     int64_t dl = atomic_load_explicit(&r->deadline_us, memory_order_relaxed);
     if (dl && fp__now_us() > dl) {
         atomic_store(&r->int_reason, INT_TIMEOUT);
+        atomic_store(&r->last_reason, INT_TIMEOUT);
         return 1;
     }
     return 0;
@@ -165,11 +172,11 @@ static void arm(fp_reader *r)
     atomic_store(&r->deadline_us, r->opt.timeout_us > 0 ? fp__now_us() + r->opt.timeout_us : 0);
 }
 
-/* After a blocking call: an interrupt is consumed by the call it aborted. */
+/* After a blocking call. An interrupt stays pending until it is reported
+ * as FP_ECANCELED (a demuxer may swallow the abort of one read and return
+ * buffered packets: the next read must abort too). */
 static void disarm(fp_reader *r)
 {
-    if (atomic_load(&r->int_reason) == INT_CANCEL)
-        atomic_store(&r->interrupted, 0);
     atomic_store(&r->deadline_us, 0);
 }
 
@@ -683,6 +690,14 @@ static int decode_error(fp_reader *r, int e, const char *during)
 static int read_packet(fp_reader *r)
 {
     for (;;) {
+        /* An interrupt or deadline leaves AVERROR_EXIT sticky in the I/O
+         * context (a demuxer may even have returned buffered packets after
+         * it): clear it so that the reader stays usable after FP_ECANCELED or
+         * FP_ETIMEDOUT, and so that a new failure gets its own cause. */
+        if (r->ic->pb && r->ic->pb->error == AVERROR_EXIT) {
+            r->ic->pb->error = 0;
+            r->ic->pb->eof_reached = 0;
+        }
         arm(r);
         int e = av_read_frame(r->ic, r->pkt);
         disarm(r);
@@ -786,6 +801,7 @@ static int on_geometry(fp_reader *r, const AVFrame *f)
     }
     if (rc)
         return fail(r, rc, "cannot create the output pool: %s", fp_pool_errmsg());
+    atomic_fetch_or(&fp__hdr(r->out_pool)->flags, FP__OBJ_INTERNAL);
     return FP_OK;
 }
 
@@ -938,6 +954,9 @@ int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
                 int rc = on_geometry(r, f);
                 if (rc) {
                     av_frame_unref(f);
+                    /* Not committed: a seek revives the reader, and its next
+                     * frame must set up the output again, not find no pool. */
+                    r->cur_fmt = AV_PIX_FMT_NONE;
                     r->done = 1;
                     return rc;
                 }

@@ -196,22 +196,15 @@ int fp_image_copy_at(const fp_image *src, fp_pool *pool, int64_t timeout_us, fp_
     if (!src)
         return FP_EINVAL;
     const fp__image *s = fp__img(src);
-    fp_pool *own = NULL; /* a reference to src's pool, taken only if it is still open */
-    if (!pool && s->pool && fp__obj_try_ref(fp__hdr(s->pool)))
-        pool = own = s->pool;
     fp_image *dst = NULL;
     int rc;
     if (pool && fp__pool_matches(pool, src)) {
         rc = fp_pool_acquire_at(pool, timeout_us, &dst, file, line, func);
-        if (rc == FP_OK && (dst->width != src->width || dst->height != src->height ||
-                            dst->format != src->format))
-            fp_unref(&dst); /* reconfigured meanwhile: fall back to a standalone copy */
-        if (rc) {
-            fp_unref(&own);
+        if (rc)
             return rc;
-        }
+        if (dst->width != src->width || dst->height != src->height || dst->format != src->format)
+            fp_unref(&dst); /* reconfigured meanwhile: fall back to a standalone copy */
     }
-    fp_unref(&own);
     if (!dst) {
         if (src->format == FP_PIX_OTHER) {
             if (s->layout.planes == 0)
@@ -243,8 +236,13 @@ int fp_image_make_writable(fp_image **img)
     if (fp_image_is_writable(*img))
         return FP_OK;
     const fp__obj *h = fp__hdr(*img);
+    const fp__image *im = fp__img(*img);
+    /* From the same pool, if it is still open (a reference taken only while
+     * its owner holds one). */
+    fp_pool *pool = im->pool && fp__obj_try_ref(fp__hdr(im->pool)) ? im->pool : NULL;
     fp_image *copy = NULL;
-    int rc = fp_image_copy_at(*img, NULL, 0, &copy, h->file, h->line, h->func);
+    int rc = fp_image_copy_at(*img, pool, 0, &copy, h->file, h->line, h->func);
+    fp_unref(&pool);
     if (rc)
         return rc;
     fp_unref(img);

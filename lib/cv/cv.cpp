@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <set>
 #include <string>
 
 namespace {
@@ -270,6 +271,18 @@ bool display_available()
 
 bool gui_failed = false; // the GUI backend refused to start once: stay headless
 
+// Windows created so far: each is created once, sized to the image, without
+// the Qt toolbar and status bar (they would hide part of a small frame).
+std::mutex windows_mu;
+std::set<std::string> windows;
+
+void ensure_window(const char *name)
+{
+    std::lock_guard<std::mutex> lock(windows_mu);
+    if (windows.insert(name).second)
+        cv::namedWindow(name, cv::WINDOW_AUTOSIZE | cv::WINDOW_GUI_NORMAL);
+}
+
 } // namespace
 
 extern "C" {
@@ -432,8 +445,10 @@ int fp_cv_imshow(const char *window, const fp_image *img)
     try {
         cv::Mat m;
         rc = highgui_mat(img, m, &tmp);
-        if (rc == FP_OK)
+        if (rc == FP_OK) {
+            ensure_window(window);
             cv::imshow(window, m);
+        }
     } catch (const cv::Exception &e) {
         // A backend that cannot reach the display throws here.
         gui_failed = true;
@@ -469,6 +484,8 @@ void fp_cv_destroy_all_windows(void)
         cv::destroyAllWindows();
     } catch (...) {
     }
+    std::lock_guard<std::mutex> lock(windows_mu);
+    windows.clear();
 }
 
 } // extern "C"
