@@ -1323,6 +1323,11 @@ int main(int argc, char **argv)
                    info->threads);
         }
         printf("\n\n");
+        if (info && info->clip_frames > 0 && 2 * info->clip_frames + 30 > o.frames / 2)
+            printf("note: %ld frames is less than four passes through this %ld-frame clip: the "
+                   "warm-up (capped at half the run)\n      may not cover the decoder's "
+                   "first-pass growth; --frames %ld or more judges it fully\n\n",
+                   o.frames, info->clip_frames, 4 * info->clip_frames + 60);
         print_table(stdout, rows, NSCEN);
         goal g[8];
         int ng = eval_goals(rows, NSCEN, g);
