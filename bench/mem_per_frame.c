@@ -811,8 +811,9 @@ static void print_table(FILE *out, row *rows, int n)
             mpf_fmt_size(lb, sizeof lb, (double)w->live, 0);
             if (w->live_flat)
                 snprintf(live, sizeof live, "flat %s", lb);
-            else
-                snprintf(live, sizeof live, "%+.0f B/f", w->live_slope);
+            else /* the window test failed: show how far the live bytes moved */
+                snprintf(live, sizeof live, "NOT flat %s",
+                         mpf_fmt_size(lb, sizeof lb, (double)w->live_delta, 1));
             mpf_fmt_size(idle, sizeof idle, (double)w->idle, 0);
         } else {
             snprintf(live, sizeof live, "-");
