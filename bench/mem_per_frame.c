@@ -793,7 +793,7 @@ static int run_and_wait(char *const argv[])
 
 static void print_table(FILE *out, row *rows, int n)
 {
-    fprintf(out, "%-22s %6s %7s %8s %9s %11s %12s %9s %16s %10s  %s\n", "scenario", "frames",
+    fprintf(out, "%-22s %6s %7s %8s %9s %11s %12s %9s %19s %10s  %s\n", "scenario", "frames",
             "fps", "cpu ms/f", "slope B/f", "window", "peak RssAnon", "faults/f",
             "framepool live", "pool idle", "verdict");
     for (int i = 0; i < n; i++) {
@@ -819,7 +819,7 @@ static void print_table(FILE *out, row *rows, int n)
             snprintf(live, sizeof live, "-");
             snprintf(idle, sizeof idle, "-");
         }
-        fprintf(out, "%-22s %6" PRIu64 " %7.1f %8.3f %9.1f %11s %12s %9.3f %16s %10s  %s%s\n",
+        fprintf(out, "%-22s %6" PRIu64 " %7.1f %8.3f %9.1f %11s %12s %9.3f %19s %10s  %s%s\n",
                 w->sc->label, w->frames, w->fps, w->cpu_ms, w->slope, win, pk, w->faults, live,
                 idle, verdict_name(w), rounds_differ(w) ? "*" : "");
     }
