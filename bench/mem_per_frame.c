@@ -639,7 +639,7 @@ typedef struct row {
     int width, height, threads, proc_threads;
     uint64_t frame_bytes, frames, warmup, peak, live, idle, late_misses;
     double seconds, fps, cpu_ms, slope, faults, live_slope;
-    uint64_t base_rss;
+    uint64_t base_rss, judged_from;
     long clip_frames;
     double late_slope; /* Theil-Sen slope of RssAnon over the last half after warm-up */
     /* --repeat: every round's fps and verdict (-1 error); the row is the
@@ -686,6 +686,7 @@ static int parse_result(const char *path, row *w)
         else if (!strcmp(k, "cpu_ms")) w->cpu_ms = atof(v);
         else if (!strcmp(k, "base_rss")) w->base_rss = strtoull(v, NULL, 10);
         else if (!strcmp(k, "clip_frames")) w->clip_frames = atol(v);
+        else if (!strcmp(k, "judged_from")) w->judged_from = strtoull(v, NULL, 10);
         else if (!strcmp(k, "verdict")) w->verdict = atoi(v);
         else if (!strcmp(k, "warmup")) w->warmup = strtoull(v, NULL, 10);
         else if (!strcmp(k, "warmup_ended")) w->warmup_ended = atoi(v);
@@ -996,7 +997,8 @@ static void write_json_clip(FILE *f, const char *clip, row *rows, int n, goal *g
                     w->late_misses);
         else
             fprintf(f, ", \"framepool_live_bytes\": null, \"pool_idle_bytes\": null");
-        fprintf(f, ", \"fail_reasons\": %u, \"rounds\": [", w->fail_reasons);
+        fprintf(f, ", \"judged_from_frame\": %" PRIu64 ", \"fail_reasons\": %u, \"rounds\": [",
+                w->judged_from, w->fail_reasons);
         for (int r = 0; r < w->nrounds && r < 16; r++)
             fprintf(f, "%s{\"fps\": %.3f, \"verdict\": %d}", r ? ", " : "", w->round_fps[r],
                     w->round_verdict[r]);
@@ -1342,10 +1344,14 @@ int main(int argc, char **argv)
             if (!w->ran)
                 continue;
             char b[32];
-            printf("  %-22s warm-up %" PRIu64 " frames%s, slope over the last half %.1f B/f, "
+            char judged[64] = "";
+            if (w->judged_from > w->warmup)
+                snprintf(judged, sizeof judged, " (settled late: judged from frame %" PRIu64 ")",
+                         w->judged_from);
+            printf("  %-22s warm-up %" PRIu64 " frames%s%s, slope over the last half %.1f B/f, "
                    "RssAnon at start %s, %d threads in the process%s%s\n",
                    w->sc->label, w->warmup, w->warmup_ended ? "" : " (pools never settled)",
-                   w->late_slope, mpf_fmt_size(b, sizeof b, (double)w->base_rss, 0),
+                   judged, w->late_slope, mpf_fmt_size(b, sizeof b, (double)w->base_rss, 0),
                    w->proc_threads, w->note[0] ? "; " : "", w->note);
             if (w->ok && w->verdict == FP_MEMTRACK_FAIL)
                 printf("  %-22s FAIL because:%s%s%s (live bytes: slope %.1f B/f, %s since "
