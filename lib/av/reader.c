@@ -315,7 +315,13 @@ static unsigned decoder_need(const AVCodecContext *dec)
     unsigned base;
     switch (dec->codec_id) {
     case AV_CODEC_ID_H264:
+        base = 36; /* FFmpeg's picture array (H264_MAX_PICTURE_COUNT): a valid stream
+                      holds at most a 16-picture DPB plus the current one, a damaged
+                      one can make the decoder keep up to this many */
+        break;
     case AV_CODEC_ID_HEVC:
+        base = 32; /* FFmpeg's DPB array, likewise (valid streams: 16 + 1) */
+        break;
     case AV_CODEC_ID_VVC:
         base = 17; /* a 16-picture DPB plus the current one */
         break;

@@ -190,6 +190,9 @@ static void one_pass(const uint8_t *data, size_t size, const fp_reader_options *
     fp_reader_info info;
     if (fp_reader_info(r, &info) != 0)
         fz_fail("info on an open reader failed");
+    if (info.width < 0 || info.height < 0 || info.width > FP_MAX_DIMENSION ||
+        info.height > FP_MAX_DIMENSION)
+        fz_fail("open accepted a %dx%d stream", info.width, info.height);
     fp_image *img = NULL, *kept = NULL;
     long long pixels = 0;
     for (int round = 0; round < (seek ? 2 : 1); round++) {
@@ -199,8 +202,19 @@ static void one_pass(const uint8_t *data, size_t size, const fp_reader_options *
                 fz_fail("next returned %d (%s)", rc, fp_reader_errmsg(r));
             if ((rc == 1) != (img != NULL))
                 fz_fail("next returned %d with image %p", rc, (void *)img);
-            if (rc == FP_ELIMIT)
-                fz_fail("held-frame limit hit while holding two frames");
+            if (rc == FP_ELIMIT) {
+                fp_reader_stats es;
+                fp_reader_stats(r, &es);
+                fz_fail("held-frame limit hit while holding %d frame(s): %s (stats: held %u, "
+                        "decoder_held %u, pool out %llu alloc %llu peak %llu limits %llu gen %u, "
+                        "size changes %llu, wrapped %llu, delivered %llu)",
+                        kept ? 1 : 0, fp_reader_errmsg(r), es.held, es.decoder_held,
+                        (unsigned long long)es.pool.outstanding,
+                        (unsigned long long)es.pool.allocated, (unsigned long long)es.pool.peak,
+                        (unsigned long long)es.pool.limits, es.pool.generation,
+                        (unsigned long long)es.size_changes,
+                        (unsigned long long)es.wrapped, (unsigned long long)es.delivered);
+            }
             if (rc != 1)
                 break;
             check_frame(o, img);
@@ -225,6 +239,11 @@ static void one_pass(const uint8_t *data, size_t size, const fp_reader_options *
         fz_fail("stats on an open reader failed");
     else if (st.held != (kept ? 1u : 0u))
         fz_fail("stats.held %u while holding %d", st.held, kept ? 1 : 0);
+    else if (st.pool.peak > info.pool_max_buffers ||
+             (info.out_pool_max_buffers && st.out_pool.peak > info.out_pool_max_buffers))
+        fz_fail("pool peaks %llu/%llu beyond their caps %u/%u",
+                (unsigned long long)st.pool.peak, (unsigned long long)st.out_pool.peak,
+                info.pool_max_buffers, info.out_pool_max_buffers);
     fp_reader_close(&r);
     if (r)
         fz_fail("close left the pointer set");
