@@ -28,7 +28,7 @@ struct fp__typestat {
     _Atomic uint64_t peak_bytes;
 };
 
-#define TLS_SLOTS 256         /* types counted per thread (6 KiB of TLS per thread) */
+#define TLS_SLOTS 256         /* types counted per thread (8 KiB of TLS per thread) */
 #define TYPE_TABLE_SIZE 1024 /* power of two */
 #define TYPE_TABLE_MAX 768   /* keep the table at most 3/4 full */
 
@@ -95,10 +95,16 @@ static void raise_peak(_Atomic uint64_t *peak, uint64_t v)
     }
 }
 
+/* One type's counts in one thread: a create or release touches one line. */
+typedef struct tls_slot {
+    _Atomic int64_t live;
+    _Atomic int64_t bytes;
+    _Atomic uint64_t created;
+    uint64_t pad_;
+} tls_slot;
+
 typedef struct tls_counts {
-    _Atomic int64_t live[TLS_SLOTS];
-    _Atomic int64_t bytes[TLS_SLOTS];
-    _Atomic uint64_t created[TLS_SLOTS];
+    tls_slot slot[TLS_SLOTS];
     struct tls_counts *prev, *next;
 } tls_counts;
 
@@ -119,13 +125,14 @@ static void tls_retire(void *arg)
     unsigned n = atomic_load_explicit(&type_count, memory_order_acquire);
     for (unsigned i = 0; i < n && i < TLS_SLOTS; i++) {
         fp__typestat *s = type_order[i];
-        atomic_fetch_add_explicit(&s->live, atomic_load_explicit(&c->live[i], memory_order_relaxed),
+        tls_slot *t = &c->slot[i];
+        atomic_fetch_add_explicit(&s->live, atomic_load_explicit(&t->live, memory_order_relaxed),
                                   memory_order_relaxed);
         atomic_fetch_add_explicit(&s->live_bytes,
-                                  atomic_load_explicit(&c->bytes[i], memory_order_relaxed),
+                                  atomic_load_explicit(&t->bytes, memory_order_relaxed),
                                   memory_order_relaxed);
         atomic_fetch_add_explicit(&s->created,
-                                  atomic_load_explicit(&c->created[i], memory_order_relaxed),
+                                  atomic_load_explicit(&t->created, memory_order_relaxed),
                                   memory_order_relaxed);
     }
     if (c->prev)
@@ -179,13 +186,12 @@ static void typestat_count(fp__typestat *s, int64_t live, int64_t bytes, uint64_
     if (!atomic_load_explicit(&counting, memory_order_relaxed))
         return;
     if (s->slot < TLS_SLOTS && (tls_state == TLS_ACTIVE || (tls_state == TLS_NEW && tls_register()))) {
-        tls_add(&tls_block.live[s->slot], live);
-        tls_add(&tls_block.bytes[s->slot], bytes);
-        if (created)
-            atomic_store_explicit(&tls_block.created[s->slot],
-                                  atomic_load_explicit(&tls_block.created[s->slot],
-                                                       memory_order_relaxed) + created,
-                                  memory_order_relaxed);
+        tls_slot *t = &tls_block.slot[s->slot];
+        tls_add(&t->live, live);
+        tls_add(&t->bytes, bytes);
+        atomic_store_explicit(&t->created,
+                              atomic_load_explicit(&t->created, memory_order_relaxed) + created,
+                              memory_order_relaxed);
         return;
     }
     atomic_fetch_add_explicit(&s->live, live, memory_order_relaxed);
@@ -213,9 +219,10 @@ static void typestat_fill_locked(fp__typestat *s, const fp_type *t, fp_type_stat
     uint64_t created = atomic_load_explicit(&s->created, memory_order_relaxed);
     if (s->slot < TLS_SLOTS) {
         for (tls_counts *c = tls_list; c; c = c->next) {
-            live += atomic_load_explicit(&c->live[s->slot], memory_order_relaxed);
-            bytes += atomic_load_explicit(&c->bytes[s->slot], memory_order_relaxed);
-            created += atomic_load_explicit(&c->created[s->slot], memory_order_relaxed);
+            const tls_slot *ts = &c->slot[s->slot];
+            live += atomic_load_explicit(&ts->live, memory_order_relaxed);
+            bytes += atomic_load_explicit(&ts->bytes, memory_order_relaxed);
+            created += atomic_load_explicit(&ts->created, memory_order_relaxed);
         }
     }
     out->name = t->name ? t->name : "(unnamed)";
