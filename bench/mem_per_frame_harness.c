@@ -296,7 +296,8 @@ int mpf_write_result(const char *path, const char *points, mpf_run *r, int rc)
             uint64_t peak = m.peak_rss > r->watch_peak ? m.peak_rss : r->watch_peak;
             fprintf(f, "slope %.3f\nwindow %" PRId64 "\npeak %" PRIu64 "\nfaults %.5f\n", m.slope,
                     m.window_delta, peak, m.faults_per_frame);
-            fprintf(f, "frame_peak %" PRIu64 "\n", m.peak_rss);
+            fprintf(f, "frame_peak %" PRIu64 "\njudged_from %" PRIu64 "\n", m.peak_rss,
+                    m.judged_from);
             fprintf(f, "live_slope %.3f\nlive_delta %" PRId64 "\nlive_flat %d\nlive %" PRIu64
                        "\nidle %" PRIu64 "\nlate_misses %" PRIu64 "\nfail_reasons %u\n",
                     m.live_slope, m.live_delta, m.live_flat, m.live_bytes, m.idle_bytes,
@@ -338,6 +339,7 @@ int mpf_child_parse(int argc, char **argv, mpf_opts *o, const char **id, const c
         else if (!strcmp(a, "--queue")) o->queue = atoi(v);
         else if (!strcmp(a, "--hold")) o->hold = atoi(v);
         else if (!strcmp(a, "--max-held")) o->max_held = atoi(v);
+        else if (!strcmp(a, "--prime")) o->prime = atoi(v);
         else return -1;
     }
     if (!*id || !*result || !*points || !o->dir || !o->clip || o->frames <= 0)

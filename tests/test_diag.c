@@ -18,32 +18,6 @@ static const fp_type leak_type = {"leaky_thing", NULL};
 static const fp_type steady_type = {"steady_thing", NULL};
 static const fp_type other_type = {"other_thing", NULL};
 
-/* An in-memory FILE for checking printed output. */
-typedef struct memout {
-    FILE *f;
-    char *buf;
-    size_t len;
-} memout;
-
-static void mo_open(memout *m)
-{
-    m->buf = NULL;
-    m->len = 0;
-    m->f = open_memstream(&m->buf, &m->len);
-    ck_assert_ptr_nonnull(m->f);
-}
-
-static const char *mo_text(memout *m)
-{
-    fflush(m->f);
-    return m->buf ? m->buf : "";
-}
-
-static void mo_close(memout *m)
-{
-    fclose(m->f);
-    free(m->buf);
-}
 
 /* ---- size formatting: every expected string below is what Python 3's
  * tracemalloc._format_size prints for the same value. ---------------------- */

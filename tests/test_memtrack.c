@@ -45,31 +45,6 @@ static unsigned steady_warmup(void)
     return 30000;
 }
 
-typedef struct memout {
-    FILE *f;
-    char *buf;
-    size_t len;
-} memout;
-
-static void mo_open(memout *m)
-{
-    m->buf = NULL;
-    m->len = 0;
-    m->f = open_memstream(&m->buf, &m->len);
-    ck_assert_ptr_nonnull(m->f);
-}
-
-static const char *mo_text(memout *m)
-{
-    fflush(m->f);
-    return m->buf ? m->buf : "";
-}
-
-static void mo_close(memout *m)
-{
-    fclose(m->f);
-    free(m->buf);
-}
 
 #define LEAK_BYTES (64 * 1024)
 #define FRAMES 400

@@ -192,6 +192,12 @@ END_TEST
 /* Exact counts under contention: 4 threads share one object and create and
  * release objects of one type. */
 enum { N_THREADS = 4, N_ITERS = 100000 };
+static const fp_type held_type = {"held", NULL};
+static void *release_elsewhere(void *arg)
+{
+    fp_decref(arg);
+    return NULL;
+}
 static thing *shared;
 static const fp_type mt_type = {"mt", NULL};
 
@@ -230,6 +236,65 @@ START_TEST(test_concurrent_refs_are_exact)
 }
 END_TEST
 
+/* Counts made by threads that are still running are summed in. */
+static pthread_barrier_t made, checked;
+static void *make_and_hold(void *arg)
+{
+    (void)arg;
+    void *objs[100];
+    for (int i = 0; i < 100; i++)
+        objs[i] = fp_new(&held_type, 40);
+    pthread_barrier_wait(&made);
+    pthread_barrier_wait(&checked);
+    for (int i = 0; i < 50; i++)
+        fp_unref(&objs[i]);
+    pthread_barrier_wait(&made);
+    pthread_barrier_wait(&checked);
+    for (int i = 50; i < 100; i++)
+        fp_unref(&objs[i]);
+    return NULL;
+}
+
+START_TEST(test_counts_of_running_threads_are_summed)
+{
+    fp_type_stats st;
+    pthread_t th[N_THREADS];
+    pthread_barrier_init(&made, NULL, N_THREADS + 1);
+    pthread_barrier_init(&checked, NULL, N_THREADS + 1);
+    for (int i = 0; i < N_THREADS; i++)
+        pthread_create(&th[i], NULL, make_and_hold, NULL);
+    pthread_barrier_wait(&made);
+    fp_type_get_stats(&held_type, &st);
+    ck_assert_uint_eq(st.live, N_THREADS * 100);
+    ck_assert_uint_eq(st.live_bytes, N_THREADS * 100 * 40);
+    ck_assert_uint_eq(st.created, N_THREADS * 100);
+    ck_assert_uint_eq(st.peak, N_THREADS * 100);
+    pthread_barrier_wait(&checked);
+    pthread_barrier_wait(&made);
+    fp_type_get_stats(&held_type, &st);
+    ck_assert_uint_eq(st.live, N_THREADS * 50);
+    ck_assert_uint_eq(st.peak, N_THREADS * 100);
+    pthread_barrier_wait(&checked);
+    for (int i = 0; i < N_THREADS; i++)
+        pthread_join(th[i], NULL);
+    /* The threads have exited: their counts were folded into the totals. */
+    fp_type_get_stats(&held_type, &st);
+    ck_assert_uint_eq(st.live, 0);
+    ck_assert_uint_eq(st.live_bytes, 0);
+    ck_assert_uint_eq(st.created, N_THREADS * 100);
+    /* Objects made in one thread and released in another balance out. */
+    void *o = fp_new(&held_type, 40);
+    pthread_t t;
+    pthread_create(&t, NULL, release_elsewhere, o);
+    pthread_join(t, NULL);
+    fp_type_get_stats(&held_type, &st);
+    ck_assert_uint_eq(st.live, 0);
+    ck_assert_uint_eq(st.created, N_THREADS * 100 + 1);
+    pthread_barrier_destroy(&made);
+    pthread_barrier_destroy(&checked);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("obj");
@@ -249,6 +314,7 @@ static Suite *suite(void)
     TCase *mt = tcase_create("threads");
     tcase_set_timeout(mt, 120);
     tcase_add_test(mt, test_concurrent_refs_are_exact);
+    tcase_add_test(mt, test_counts_of_running_threads_are_summed);
     suite_add_tcase(s, mt);
     return s;
 }

@@ -9,8 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define STRESS_BUFFERS 200000 /* TSan runs ~10x slower */
+#if UNDER_SANITIZER
+#define STRESS_BUFFERS 200000 /* sanitizers run ~10x slower */
 #else
 #define STRESS_BUFFERS 1000000
 #endif

@@ -16,11 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1 /* sanitizer allocators make RSS verdicts meaningless */
-#else
-#define SANITIZED 0
-#endif
+/* Sanitizer allocators make RSS verdicts meaningless. */
+#define SANITIZED UNDER_SANITIZER
 
 #define SAMPLE(name) FP_BINARY_DIR "/samples/" name
 

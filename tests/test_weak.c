@@ -10,17 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Sanitizers slow threads down 5-20x: the threaded cases scale down. */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
 
 typedef struct thing {
     uint64_t wid;

@@ -8,17 +8,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-/* Sanitizers slow threads down 5-20x: the threaded cases scale down. */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
 
 typedef struct widget {
     int id;

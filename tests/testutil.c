@@ -94,3 +94,24 @@ double tu_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
+
+
+void mo_open(memout *m)
+{
+    m->buf = NULL;
+    m->len = 0;
+    m->f = open_memstream(&m->buf, &m->len);
+    ck_assert_ptr_nonnull(m->f);
+}
+
+const char *mo_text(memout *m)
+{
+    fflush(m->f);
+    return m->buf ? m->buf : "";
+}
+
+void mo_close(memout *m)
+{
+    fclose(m->f);
+    free(m->buf);
+}

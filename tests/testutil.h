@@ -5,6 +5,29 @@
 #include <check.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+/* Sanitizers slow threads down 5-20x: the threaded cases scale down. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+#ifndef UNDER_SANITIZER
+#define UNDER_SANITIZER 0
+#endif
+
+/* An in-memory FILE for checking printed output. */
+typedef struct memout {
+    FILE *f;
+    char *buf;
+    size_t len;
+} memout;
+void mo_open(memout *m);
+const char *mo_text(memout *m); /* flushes; the text so far ("" if none) */
+void mo_close(memout *m);
 
 /* A counting allocator installed with fp_set_allocator: it records live
  * allocations and bytes and can fail the Nth allocation (1-based). */

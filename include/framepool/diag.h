@@ -302,6 +302,10 @@ typedef struct fp_memtrack_result {
     uint64_t idle_bytes;      /* pool idle bytes at the last sample */
     uint64_t late_misses;     /* pool misses after warm-up */
     unsigned fail_reasons;    /* bit 0 slope, bit 1 faults, bit 2 live bytes */
+    uint64_t judged_from;     /* first frame of the samples judged: warm-up end, or the
+                                 middle of the run when memory settled late (a run
+                                 that fails from warm-up end but is flat over its
+                                 second half passes: a leak grows in both halves) */
 } fp_memtrack_result;
 
 /* Analyses the samples so far. Returns 0 and fills *out, or FP_EINVAL.

@@ -4,9 +4,10 @@
  * Every framepool object (images, pools, budgets, caches, readers' frames)
  * and any object of your own made with fp_new() shares one header: an atomic
  * strong count, its type, the bytes it charges, and the file:line where it
- * was created. Per-type live counts and bytes are kept always (two relaxed
- * atomic adds per object lifetime) so that diagnostics can name what holds
- * memory.
+ * was created. Per-type live counts and bytes are kept always, so that
+ * diagnostics can name what holds memory; they are counted per thread (plain
+ * adds to the calling thread's own counters, no shared cache line) and
+ * summed when read.
  *
  *   typedef struct track { double x, y; fp_image *crop; } track;
  *   static void track_fin(void *o) { track *t = o; fp_unref(&t->crop); }
@@ -85,14 +86,20 @@ typedef struct fp_type_stats {
     const char *name;
     uint64_t live;          /* objects alive now */
     uint64_t live_bytes;    /* bytes charged by the live objects */
-    uint64_t peak;          /* highest `live` ever reached */
-    uint64_t peak_bytes;    /* highest `live_bytes` ever reached */
+    uint64_t peak;          /* highest `live` seen by a statistics read (every
+                               fp_type_get_stats/fp_type_foreach, so every summary,
+                               growth check and memtrack sample); a peak that comes
+                               and goes between two reads is not seen */
+    uint64_t peak_bytes;    /* the same for `live_bytes` */
     uint64_t created;       /* objects ever created */
 } fp_type_stats;
 
 /* Fills `out` with the statistics of `type`. Returns 0, or FP_ENOENT when no
  * object of that type was ever created (out is then zero-filled with the
- * name set). Thread-safe; figures are a consistent-enough snapshot. */
+ * name set). Thread-safe. Counts are exact for everything that happened
+ * before the call (in any thread that synchronised with the caller); objects
+ * created or released concurrently may or may not be included. Cost: one
+ * mutex and a sum over the threads that ever counted an object. */
 FP_API int fp_type_get_stats(const fp_type *type, fp_type_stats *out);
 
 /* Calls `fn` for every type that ever had an object, in registration order.

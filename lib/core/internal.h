@@ -82,6 +82,10 @@ void fp__obj_free_memory(fp__obj *h);
  * allocator changes, and tests that count live allocations call it). */
 void fp__obj_quarantine_flush(void);
 
+/* Benchmarks only: switches the per-type counters off (statistics then stop
+ * being meaningful), to measure what a build without them would cost. */
+void fp__obj_set_counting(int on);
+
 /* Changes the bytes charged by a live object. */
 void fp__obj_charge(fp__obj *h, size_t bytes);
 

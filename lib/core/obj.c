@@ -11,17 +11,24 @@
  * lock-free (types are never removed), inserts take a mutex. The table is
  * bounded; types beyond its capacity share one overflow record. */
 
-/* Exact live figures: the value an atomic add returns is the count at that
- * instant, so peaks are exact too. */
+/* Counting is per thread: creating or releasing an object adds to plain
+ * counters in the calling thread's own block (relaxed loads and stores, no
+ * locked instruction, no shared cache line), and a statistics read sums the
+ * blocks of every thread under a mutex. A thread's block is folded into the
+ * type's shared totals when the thread exits. Peaks are therefore the highest
+ * totals seen by a read. Types past the per-thread capacity, and threads
+ * that are exiting, use the shared totals directly (atomic adds). */
 struct fp__typestat {
     _Atomic(const fp_type *) type;
-    _Atomic uint64_t live;
-    _Atomic uint64_t live_bytes;
+    unsigned slot; /* index in the per-thread blocks; TLS_SLOTS = none */
+    _Atomic int64_t live;
+    _Atomic int64_t live_bytes;
+    _Atomic uint64_t created;
     _Atomic uint64_t peak;
     _Atomic uint64_t peak_bytes;
-    _Atomic uint64_t created;
 };
 
+#define TLS_SLOTS 256         /* types counted per thread (8 KiB of TLS per thread) */
 #define TYPE_TABLE_SIZE 1024 /* power of two */
 #define TYPE_TABLE_MAX 768   /* keep the table at most 3/4 full */
 
@@ -30,7 +37,7 @@ static fp__typestat *type_order[TYPE_TABLE_MAX];
 static _Atomic unsigned type_count;
 static pthread_mutex_t type_lock = PTHREAD_MUTEX_INITIALIZER;
 static const fp_type overflow_type = {"(other types)", NULL};
-static fp__typestat overflow_stat = {.type = &overflow_type};
+static fp__typestat overflow_stat = {.type = &overflow_type, .slot = TLS_SLOTS};
 
 static size_t type_hash(const fp_type *t)
 {
@@ -69,6 +76,7 @@ fp__typestat *fp__typestat_get(const fp_type *type)
             while (atomic_load_explicit(&type_table[i].type, memory_order_relaxed) != NULL)
                 i = (i + 1) & (TYPE_TABLE_SIZE - 1);
             s = &type_table[i];
+            s->slot = n < TLS_SLOTS ? n : TLS_SLOTS;
             type_order[n] = s;
             atomic_store_explicit(&s->type, type, memory_order_release);
             atomic_store_explicit(&type_count, n + 1, memory_order_release);
@@ -87,32 +95,152 @@ static void raise_peak(_Atomic uint64_t *peak, uint64_t v)
     }
 }
 
+/* One type's counts in one thread: a create or release touches one line. */
+typedef struct tls_slot {
+    _Atomic int64_t live;
+    _Atomic int64_t bytes;
+    _Atomic uint64_t created;
+    uint64_t pad_;
+} tls_slot;
+
+typedef struct tls_counts {
+    tls_slot slot[TLS_SLOTS];
+    struct tls_counts *prev, *next;
+} tls_counts;
+
+enum { TLS_NEW = 0, TLS_ACTIVE = 1, TLS_RETIRED = 2 };
+static _Thread_local tls_counts tls_block;
+static _Thread_local int tls_state;
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static tls_counts *tls_list;
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static int tls_key_ok;
+
+/* Thread exit: move this thread's counts into the shared totals. */
+static void tls_retire(void *arg)
+{
+    tls_counts *c = arg;
+    pthread_mutex_lock(&tls_lock);
+    unsigned n = atomic_load_explicit(&type_count, memory_order_acquire);
+    for (unsigned i = 0; i < n && i < TLS_SLOTS; i++) {
+        fp__typestat *s = type_order[i];
+        tls_slot *t = &c->slot[i];
+        atomic_fetch_add_explicit(&s->live, atomic_load_explicit(&t->live, memory_order_relaxed),
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->live_bytes,
+                                  atomic_load_explicit(&t->bytes, memory_order_relaxed),
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->created,
+                                  atomic_load_explicit(&t->created, memory_order_relaxed),
+                                  memory_order_relaxed);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        tls_list = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&tls_lock);
+    tls_state = TLS_RETIRED; /* objects released later in this thread count shared */
+}
+
+static void tls_key_init(void)
+{
+    tls_key_ok = pthread_key_create(&tls_key, tls_retire) == 0;
+}
+
+static int tls_register(void)
+{
+    pthread_once(&tls_once, tls_key_init);
+    if (!tls_key_ok || pthread_setspecific(tls_key, &tls_block) != 0) {
+        tls_state = TLS_RETIRED;
+        return 0;
+    }
+    pthread_mutex_lock(&tls_lock);
+    tls_block.prev = NULL;
+    tls_block.next = tls_list;
+    if (tls_list)
+        tls_list->prev = &tls_block;
+    tls_list = &tls_block;
+    pthread_mutex_unlock(&tls_lock);
+    tls_state = TLS_ACTIVE;
+    return 1;
+}
+
+static inline void tls_add(_Atomic int64_t *c, int64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+static _Atomic int counting = 1;
+
+void fp__obj_set_counting(int on)
+{
+    atomic_store_explicit(&counting, on != 0, memory_order_relaxed);
+}
+
+static void typestat_count(fp__typestat *s, int64_t live, int64_t bytes, uint64_t created)
+{
+    if (!atomic_load_explicit(&counting, memory_order_relaxed))
+        return;
+    if (s->slot < TLS_SLOTS && (tls_state == TLS_ACTIVE || (tls_state == TLS_NEW && tls_register()))) {
+        tls_slot *t = &tls_block.slot[s->slot];
+        tls_add(&t->live, live);
+        tls_add(&t->bytes, bytes);
+        atomic_store_explicit(&t->created,
+                              atomic_load_explicit(&t->created, memory_order_relaxed) + created,
+                              memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_add_explicit(&s->live, live, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->live_bytes, bytes, memory_order_relaxed);
+    if (created)
+        atomic_fetch_add_explicit(&s->created, created, memory_order_relaxed);
+}
+
 static void typestat_add(fp__typestat *s, size_t bytes)
 {
-    uint64_t live = atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed) + 1;
-    uint64_t lb = atomic_fetch_add_explicit(&s->live_bytes, bytes, memory_order_relaxed) + bytes;
-    atomic_fetch_add_explicit(&s->created, 1, memory_order_relaxed);
-    /* Plain loads first: the peak is rarely beaten, so the CAS is rare. */
-    if (live > atomic_load_explicit(&s->peak, memory_order_relaxed))
-        raise_peak(&s->peak, live);
-    if (lb > atomic_load_explicit(&s->peak_bytes, memory_order_relaxed))
-        raise_peak(&s->peak_bytes, lb);
+    typestat_count(s, 1, (int64_t)bytes, 1);
 }
 
 static void typestat_sub(fp__typestat *s, size_t bytes)
 {
-    atomic_fetch_sub_explicit(&s->live, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&s->live_bytes, bytes, memory_order_relaxed);
+    typestat_count(s, -1, -(int64_t)bytes, 0);
 }
 
-static void typestat_fill(const fp__typestat *s, const fp_type *t, fp_type_stats *out)
+/* Sums a type's counts over the shared totals and every thread's block;
+ * tls_lock held. Raises the peaks to what it finds. */
+static void typestat_fill_locked(fp__typestat *s, const fp_type *t, fp_type_stats *out)
 {
+    int64_t live = atomic_load_explicit(&s->live, memory_order_relaxed);
+    int64_t bytes = atomic_load_explicit(&s->live_bytes, memory_order_relaxed);
+    uint64_t created = atomic_load_explicit(&s->created, memory_order_relaxed);
+    if (s->slot < TLS_SLOTS) {
+        for (tls_counts *c = tls_list; c; c = c->next) {
+            const tls_slot *ts = &c->slot[s->slot];
+            live += atomic_load_explicit(&ts->live, memory_order_relaxed);
+            bytes += atomic_load_explicit(&ts->bytes, memory_order_relaxed);
+            created += atomic_load_explicit(&ts->created, memory_order_relaxed);
+        }
+    }
     out->name = t->name ? t->name : "(unnamed)";
-    out->live = atomic_load_explicit(&s->live, memory_order_relaxed);
-    out->live_bytes = atomic_load_explicit(&s->live_bytes, memory_order_relaxed);
+    /* A thread may release an object another thread counted a moment ago. */
+    out->live = live > 0 ? (uint64_t)live : 0;
+    out->live_bytes = bytes > 0 ? (uint64_t)bytes : 0;
+    out->created = created;
+    raise_peak(&s->peak, out->live);
+    raise_peak(&s->peak_bytes, out->live_bytes);
     out->peak = atomic_load_explicit(&s->peak, memory_order_relaxed);
     out->peak_bytes = atomic_load_explicit(&s->peak_bytes, memory_order_relaxed);
-    out->created = atomic_load_explicit(&s->created, memory_order_relaxed);
+}
+
+static void typestat_fill(fp__typestat *s, const fp_type *t, fp_type_stats *out)
+{
+    pthread_mutex_lock(&tls_lock);
+    typestat_fill_locked(s, t, out);
+    pthread_mutex_unlock(&tls_lock);
 }
 
 int fp_type_get_stats(const fp_type *type, fp_type_stats *out)
@@ -301,13 +429,7 @@ void fp__obj_free_memory(fp__obj *h)
 
 void fp__obj_charge(fp__obj *h, size_t bytes)
 {
-    if (bytes > h->bytes) {
-        size_t d = bytes - h->bytes;
-        uint64_t lb = atomic_fetch_add_explicit(&h->ts->live_bytes, d, memory_order_relaxed) + d;
-        raise_peak(&h->ts->peak_bytes, lb);
-    } else {
-        atomic_fetch_sub_explicit(&h->ts->live_bytes, h->bytes - bytes, memory_order_relaxed);
-    }
+    typestat_count(h->ts, 0, (int64_t)bytes - (int64_t)h->bytes, 0);
     h->bytes = bytes;
 }
 

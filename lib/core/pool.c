@@ -24,11 +24,8 @@ struct fp_budget {
     unsigned npools;
 };
 
-struct fp_pool {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    char name[64];
-    /* current generation */
+/* A pool's layout and bounds, as one generation has them. */
+typedef struct pool_params {
     fp_layout layout;
     fp_pixfmt format;
     int av_format;
@@ -36,6 +33,13 @@ struct fp_pool {
     unsigned min_buffers, max_buffers;
     int64_t max_idle_us;
     int prefault;
+} pool_params;
+
+struct fp_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char name[64];
+    pool_params cur; /* the current generation's layout and bounds */
     unsigned generation;
     size_t buffer_bytes;
     /* buffers */
@@ -201,7 +205,7 @@ static fp__image *detach_idle(fp_pool *p, unsigned keep, int64_t older_than_us)
     fp__image **link = &p->idle;
     unsigned i = 0;
     while (*link && i < keep) {
-        if (older_than_us && (*link)->idle_since_us < older_than_us && i >= p->min_buffers)
+        if (older_than_us && (*link)->idle_since_us < older_than_us && i >= p->cur.min_buffers)
             break;
         link = &(*link)->next_idle;
         i++;
@@ -224,11 +228,11 @@ static fp__image *detach_idle(fp_pool *p, unsigned keep, int64_t older_than_us)
 
 static fp__image *age_idle(fp_pool *p, int64_t now_us)
 {
-    if (p->max_idle_us <= 0 || p->n_idle <= p->min_buffers ||
+    if (p->cur.max_idle_us <= 0 || p->n_idle <= p->cur.min_buffers ||
         now_us - p->last_age_check_us < AGE_CHECK_INTERVAL_US)
         return NULL;
     p->last_age_check_us = now_us;
-    return detach_idle(p, p->n_idle, now_us - p->max_idle_us);
+    return detach_idle(p, p->n_idle, now_us - p->cur.max_idle_us);
 }
 
 /* ---- registry of all pools (diagnostics) ---------------------------------------- */
@@ -277,15 +281,6 @@ int fp__pool_foreach(int (*fn)(fp_pool *p, const fp_pool_stats *s, int closed, v
 
 /* ---- configuration ---------------------------------------------------------- */
 
-typedef struct pool_params {
-    fp_layout layout;
-    fp_pixfmt format;
-    int av_format;
-    int width, height;
-    unsigned min_buffers, max_buffers;
-    int64_t max_idle_us;
-    int prefault;
-} pool_params;
 
 static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
 {
@@ -339,15 +334,7 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
 
 static void apply_params(fp_pool *p, const pool_params *pp)
 {
-    p->layout = pp->layout;
-    p->format = pp->format;
-    p->av_format = pp->av_format;
-    p->width = pp->width;
-    p->height = pp->height;
-    p->min_buffers = pp->min_buffers;
-    p->max_buffers = pp->max_buffers;
-    p->max_idle_us = pp->max_idle_us;
-    p->prefault = pp->prefault;
+    p->cur = *pp;
     p->buffer_bytes = IMAGE_HDR_SIZE + pp->layout.size;
 }
 
@@ -499,7 +486,7 @@ void fp__pool_image_returned(fp__obj *h)
     fp__image_reset(im);
     /* Reading the clock costs more than the rest of a release: only pools
      * that age idle buffers stamp them. */
-    int64_t now = p->max_idle_us > 0 ? fp__coarse_now_us() : 0;
+    int64_t now = p->cur.max_idle_us > 0 ? fp__coarse_now_us() : 0;
     fp__image *expired = NULL;
     int keep;
     pthread_mutex_lock(&p->mu);
@@ -534,13 +521,12 @@ static int prefill(fp_pool *p)
 {
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        if (p->n_alloc >= p->min_buffers || p->closed) {
+        if (p->n_alloc >= p->cur.min_buffers || p->closed) {
             pthread_mutex_unlock(&p->mu);
             return FP_OK;
         }
         p->n_alloc++;
-        pool_params snap = {p->layout, p->format, p->av_format, p->width, p->height, 0, 0, 0,
-                            p->prefault};
+        pool_params snap = p->cur;
         unsigned gen = p->generation;
         size_t bytes = p->buffer_bytes;
         pthread_mutex_unlock(&p->mu);
@@ -632,7 +618,7 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             p->n_out++;
             p->hits++;
             p->idle_bytes -= im->pub.bytes;
-            if (p->max_idle_us > 0)
+            if (p->cur.max_idle_us > 0)
                 expired = age_idle(p, fp__coarse_now_us());
             pthread_mutex_unlock(&p->mu);
             free_list(p->budget, expired);
@@ -640,14 +626,13 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             *out = &im->pub;
             return FP_OK;
         }
-        if (p->n_alloc < p->max_buffers) {
+        if (p->n_alloc < p->cur.max_buffers) {
             p->n_alloc++;
             p->n_out++;
             p->misses++;
             if (p->n_alloc > p->peak)
                 p->peak = p->n_alloc;
-            pool_params snap = {p->layout, p->format, p->av_format, p->width, p->height, 0, 0, 0,
-                                p->prefault};
+            pool_params snap = p->cur;
             unsigned gen = p->generation;
             size_t bytes = p->buffer_bytes;
             pthread_mutex_unlock(&p->mu);
@@ -689,7 +674,7 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             pthread_mutex_unlock(&p->mu);
             fp__set_errmsg("pool '%s': all %u buffers are in use (max_buffers reached); "
                            "release frames sooner or raise max_buffers",
-                           p->name, p->max_buffers);
+                           p->name, p->cur.max_buffers);
             return FP_ELIMIT;
         }
         if (p->canceled) {
@@ -714,12 +699,12 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             fp__set_errmsg("pool '%s': acquire cancelled", p->name);
             return FP_ECANCELED;
         }
-        if (w == ETIMEDOUT && !p->idle && p->n_alloc >= p->max_buffers) {
+        if (w == ETIMEDOUT && !p->idle && p->n_alloc >= p->cur.max_buffers) {
             p->timeouts++;
             pthread_mutex_unlock(&p->mu);
             fp__set_errmsg("pool '%s': no buffer came back within %lld us (all %u in use); "
                            "release frames sooner or raise max_buffers",
-                           p->name, (long long)timeout_us, p->max_buffers);
+                           p->name, (long long)timeout_us, p->cur.max_buffers);
             return FP_ETIMEDOUT;
         }
     }
@@ -730,8 +715,8 @@ int fp_pool_trim(fp_pool *p, unsigned keep)
     if (!p)
         return 0;
     pthread_mutex_lock(&p->mu);
-    if (keep < p->min_buffers)
-        keep = p->min_buffers;
+    if (keep < p->cur.min_buffers)
+        keep = p->cur.min_buffers;
     unsigned before = p->n_idle;
     fp__image *list = detach_idle(p, keep, 0);
     unsigned freed = before - p->n_idle;
@@ -804,11 +789,11 @@ void fp_pool_get_stats(fp_pool *p, fp_pool_stats *out)
     out->idle_bytes = p->idle_bytes;
     out->buffer_bytes = p->buffer_bytes;
     out->generation = p->generation;
-    out->width = p->width;
-    out->height = p->height;
-    out->format = p->format;
-    out->max_buffers = p->max_buffers;
-    out->min_buffers = p->min_buffers;
+    out->width = p->cur.width;
+    out->height = p->cur.height;
+    out->format = p->cur.format;
+    out->max_buffers = p->cur.max_buffers;
+    out->min_buffers = p->cur.min_buffers;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -822,7 +807,7 @@ void fp_pool_layout(fp_pool *p, fp_layout *out)
     if (!p || !out)
         return;
     pthread_mutex_lock(&p->mu);
-    *out = p->layout;
+    *out = p->cur.layout;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -844,11 +829,11 @@ uint64_t fp_pool_idle_bytes_total(void)
 int fp__pool_matches(fp_pool *p, const fp_image *img)
 {
     pthread_mutex_lock(&p->mu);
-    int ok = !p->closed && p->width == img->width && p->height == img->height &&
-             p->format == img->format;
+    int ok = !p->closed && p->cur.width == img->width && p->cur.height == img->height &&
+             p->cur.format == img->format;
     if (ok && img->format == FP_PIX_OTHER) {
         const fp__image *im = fp__img(img);
-        ok = im->layout.planes != 0 && memcmp(&p->layout, &im->layout, sizeof p->layout) == 0;
+        ok = im->layout.planes != 0 && memcmp(&p->cur.layout, &im->layout, sizeof p->cur.layout) == 0;
     }
     pthread_mutex_unlock(&p->mu);
     return ok;

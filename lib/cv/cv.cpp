@@ -254,6 +254,38 @@ int map_cv_exception(const cv::Exception &e, const char *what)
     return FP_EUNKNOWN;
 }
 
+// Runs `body` (which returns an FP_ error code) and turns every C++
+// exception into an error code with a message naming `what`.
+template <class F> int guarded(const char *what, F &&body)
+{
+    try {
+        return body();
+    } catch (const cv::Exception &e) {
+        return map_cv_exception(e, what);
+    } catch (const std::bad_alloc &) {
+        set_err("%s: out of memory", what);
+        return FP_ENOMEM;
+    } catch (...) {
+        set_err("%s: unexpected exception", what);
+        return FP_EUNKNOWN;
+    }
+}
+
+// Hands dst to the caller with src's frame metadata, or drops it on error.
+int deliver(int rc, const fp_image *src, fp_image *dst, fp_image **out)
+{
+    if (rc) {
+        fp_unref(&dst);
+        return rc;
+    }
+    dst->pts = src->pts;
+    dst->time = src->time;
+    dst->index = src->index;
+    dst->flags = src->flags & ~static_cast<unsigned>(FP_IMAGE_READONLY);
+    *out = dst;
+    return FP_OK;
+}
+
 int check_image(const fp_image *img, const char *what)
 {
     if (!img || !img->data[0] || img->width <= 0 || img->height <= 0) {
@@ -315,27 +347,8 @@ int fp_cv_convert(const fp_image *src, fp_pixfmt format, fp_pool *pool, int64_t 
     int rc = make_dest(pool, format, src->width, src->height, timeout_us, &dst);
     if (rc)
         return rc;
-    try {
-        rc = convert_into(src, dst);
-    } catch (const cv::Exception &e) {
-        rc = map_cv_exception(e, "convert");
-    } catch (const std::bad_alloc &) {
-        set_err("convert: out of memory");
-        rc = FP_ENOMEM;
-    } catch (...) {
-        set_err("convert: unexpected exception");
-        rc = FP_EUNKNOWN;
-    }
-    if (rc) {
-        fp_unref(&dst);
-        return rc;
-    }
-    dst->pts = src->pts;
-    dst->time = src->time;
-    dst->index = src->index;
-    dst->flags = src->flags & ~static_cast<unsigned>(FP_IMAGE_READONLY);
-    *out = dst;
-    return FP_OK;
+    rc = guarded("convert", [&] { return convert_into(src, dst); });
+    return deliver(rc, src, dst, out);
 }
 
 int fp_cv_resize(const fp_image *src, int w, int h, fp_pool *pool, int64_t timeout_us,
@@ -360,29 +373,13 @@ int fp_cv_resize(const fp_image *src, int w, int h, fp_pool *pool, int64_t timeo
     int rc = make_dest(pool, src->format, w, h, timeout_us, &dst);
     if (rc)
         return rc;
-    try {
+    rc = guarded("resize", [&]() -> int {
         cv::Mat in = header(src), o = header(dst);
         bool shrink = static_cast<long>(w) * h < static_cast<long>(src->width) * src->height;
         cv::resize(in, o, o.size(), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
-    } catch (const cv::Exception &e) {
-        rc = map_cv_exception(e, "resize");
-    } catch (const std::bad_alloc &) {
-        set_err("resize: out of memory");
-        rc = FP_ENOMEM;
-    } catch (...) {
-        set_err("resize: unexpected exception");
-        rc = FP_EUNKNOWN;
-    }
-    if (rc) {
-        fp_unref(&dst);
-        return rc;
-    }
-    dst->pts = src->pts;
-    dst->time = src->time;
-    dst->index = src->index;
-    dst->flags = src->flags & ~static_cast<unsigned>(FP_IMAGE_READONLY);
-    *out = dst;
-    return FP_OK;
+        return FP_OK;
+    });
+    return deliver(rc, src, dst, out);
 }
 
 int fp_cv_imwrite(const char *path, const fp_image *img)
@@ -395,33 +392,25 @@ int fp_cv_imwrite(const char *path, const fp_image *img)
     if (int rc = check_image(img, "imwrite"))
         return rc;
     fp_image *tmp = nullptr;
-    int rc = FP_OK;
-    try {
+    int rc = guarded("imwrite", [&]() -> int {
         if (!cv::haveImageWriter(path)) {
             set_err("imwrite '%s': no image encoder for this file extension (try .png or .jpg)",
                     path);
             return FP_EFORMAT;
         }
         cv::Mat m;
-        rc = highgui_mat(img, m, &tmp);
-        if (rc == FP_OK) {
-            errno = 0;
-            if (!cv::imwrite(path, m)) {
-                int e = errno;
-                set_err("imwrite '%s': could not write the file%s%s", path, e ? ": " : "",
-                        e ? std::strerror(e) : " (missing directory or no permission?)");
-                rc = FP_EIO;
-            }
+        int r = highgui_mat(img, m, &tmp);
+        if (r)
+            return r;
+        errno = 0;
+        if (!cv::imwrite(path, m)) {
+            int e = errno;
+            set_err("imwrite '%s': could not write the file%s%s", path, e ? ": " : "",
+                    e ? std::strerror(e) : " (missing directory or no permission?)");
+            return FP_EIO;
         }
-    } catch (const cv::Exception &e) {
-        rc = map_cv_exception(e, "imwrite");
-    } catch (const std::bad_alloc &) {
-        set_err("imwrite: out of memory");
-        rc = FP_ENOMEM;
-    } catch (...) {
-        set_err("imwrite: unexpected exception");
-        rc = FP_EUNKNOWN;
-    }
+        return FP_OK;
+    });
     fp_unref(&tmp);
     return rc;
 }
