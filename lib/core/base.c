@@ -143,6 +143,17 @@ static size_t align_up(size_t v, size_t a)
     return (v + a - 1) & ~(a - 1);
 }
 
+void fp__plane_dims(const fp_pixfmt_desc *d, int plane, int width, int height, int *w, int *h)
+{
+    *w = width;
+    *h = height;
+    if (plane > 0) {
+        /* Round up, as FFmpeg's AV_CEIL_RSHIFT does for odd sizes. */
+        *w = (width + (1 << d->log2_chroma_w) - 1) >> d->log2_chroma_w;
+        *h = (height + (1 << d->log2_chroma_h) - 1) >> d->log2_chroma_h;
+    }
+}
+
 int fp_layout_compute(fp_pixfmt fmt, int width, int height, int align, size_t padding,
                       fp_layout *out)
 {
@@ -158,12 +169,8 @@ int fp_layout_compute(fp_pixfmt fmt, int width, int height, int align, size_t pa
     out->planes = d->planes;
     size_t off = 0;
     for (int p = 0; p < d->planes; p++) {
-        int w = width, h = height;
-        if (p > 0) {
-            /* Round up, as FFmpeg's AV_CEIL_RSHIFT does for odd sizes. */
-            w = (width + (1 << d->log2_chroma_w) - 1) >> d->log2_chroma_w;
-            h = (height + (1 << d->log2_chroma_h) - 1) >> d->log2_chroma_h;
-        }
+        int w, h;
+        fp__plane_dims(d, p, width, height, &w, &h);
         size_t row = (size_t)w * (size_t)d->bytes_per_pixel[p];
         out->stride[p] = (int)align_up(row, (size_t)align);
         out->rows[p] = h;

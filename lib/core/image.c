@@ -17,7 +17,6 @@ static void image_finalize(void *obj)
 
 const fp_type fp_image_type = {"fp_image", image_finalize};
 
-#define IMAGE_HDR_SIZE ((sizeof(fp__image) + 63) & ~(size_t)63)
 
 void fp__image_reset(fp__image *im)
 {
@@ -57,12 +56,12 @@ fp__image *fp__image_alloc(const fp_layout *layout, fp_pixfmt format, int av_for
                            int height, void (*dispose)(fp__obj *h), const char *file, int line,
                            const char *func)
 {
-    size_t charge = IMAGE_HDR_SIZE + layout->size;
+    size_t charge = FP__IMAGE_HDR_SIZE + layout->size;
     fp__image *im = fp__obj_new(&fp_image_type, charge, charge, dispose, file, line, func);
     if (!im)
         return NULL;
     im->layout = *layout;
-    im->pixels = (uint8_t *)im + IMAGE_HDR_SIZE;
+    im->pixels = (uint8_t *)im + FP__IMAGE_HDR_SIZE;
     im->pub.width = width;
     im->pub.height = height;
     im->pub.format = format;
@@ -115,8 +114,8 @@ int fp_image_wrap_at(const fp_image_wrap_info *info, fp_image **out, const char 
         info->height > FP_MAX_DIMENSION || info->format <= FP_PIX_NONE ||
         info->format >= FP_PIX_COUNT_ || !info->data[0])
         return FP_EINVAL;
-    size_t charge = IMAGE_HDR_SIZE + info->bytes;
-    fp__image *im = fp__obj_new(&fp_image_type, IMAGE_HDR_SIZE, charge, NULL, file, line, func);
+    size_t charge = FP__IMAGE_HDR_SIZE + info->bytes;
+    fp__image *im = fp__obj_new(&fp_image_type, FP__IMAGE_HDR_SIZE, charge, NULL, file, line, func);
     if (!im)
         return FP_ENOMEM;
     im->pub.width = info->width;
@@ -143,11 +142,8 @@ static int plane_geometry(const fp_image *img, int p, size_t *row_bytes, int *ro
     if (d) {
         if (p >= d->planes)
             return 0;
-        int w = img->width, h = img->height;
-        if (p > 0) {
-            w = (w + (1 << d->log2_chroma_w) - 1) >> d->log2_chroma_w;
-            h = (h + (1 << d->log2_chroma_h) - 1) >> d->log2_chroma_h;
-        }
+        int w, h;
+        fp__plane_dims(d, p, img->width, img->height, &w, &h);
         *row_bytes = (size_t)w * (size_t)d->bytes_per_pixel[p];
         *rows = h;
         return 1;

@@ -123,6 +123,10 @@ void fp__diag_on_free(fp__obj *h);
 /* Type statistics registry (obj.c). */
 fp__typestat *fp__typestat_get(const fp_type *type);
 
+/* Width and height in samples of `plane` of a width x height image of the
+ * format `d` (chroma planes rounded up, as FFmpeg does). */
+void fp__plane_dims(const fp_pixfmt_desc *d, int plane, int width, int height, int *w, int *h);
+
 /* Current time on CLOCK_MONOTONIC in microseconds. */
 int64_t fp__now_us(void);
 /* The same clock at tick resolution (a few ms), several times cheaper. */
@@ -145,6 +149,9 @@ struct fp__image {
     void (*wrap_free)(void *user);
     void *wrap_user;
 };
+
+/* Bytes of an image object before its pixels (kept 64-byte aligned). */
+#define FP__IMAGE_HDR_SIZE ((sizeof(fp__image) + 63) & ~(size_t)63)
 
 static inline fp__image *fp__img(const fp_image *img)
 {

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#define IMAGE_HDR_SIZE ((sizeof(fp__image) + 63) & ~(size_t)63)
 #define AGE_CHECK_INTERVAL_US 100000
 
 struct fp_budget {
@@ -335,7 +334,7 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
 static void apply_params(fp_pool *p, const pool_params *pp)
 {
     p->cur = *pp;
-    p->buffer_bytes = IMAGE_HDR_SIZE + pp->layout.size;
+    p->buffer_bytes = FP__IMAGE_HDR_SIZE + pp->layout.size;
 }
 
 /* ---- allocation of a new buffer (shared by acquire and prefill) ---------------- */
