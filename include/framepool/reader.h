@@ -41,6 +41,20 @@
  * keeps the source range, since fp_image carries no range tag (ffmpeg instead
  * compresses full range to limited when asked for yuv420p).
  *
+ * Converting ahead. By default (convert_ahead 0 on a machine with more than
+ * one CPU) a converting reader keeps one frame in flight: while the caller
+ * works on frame N, the reader's own thread converts frame N+1, and the next
+ * fp_reader_next decodes frame N+2 on the caller's thread before it collects
+ * N+1. Decoding and conversion then overlap instead of taking turns, which is
+ * worth 10-30% in frames per second when the decoder's threads leave a core
+ * idle (bench/README.md, throughput). Nothing else changes for the caller:
+ * the same frames, pixels, order, metadata and errors; an error met while
+ * decoding ahead is returned by the call after the one that delivers the
+ * frame before it. The reader holds one more output frame and one more
+ * decoder frame (counted in the pool caps, not in max_held), and owns one
+ * thread (signals blocked) that lives until fp_reader_close. Seeking drops
+ * the frame in flight.
+ *
  * Bounds. The caller may hold at most `max_held` delivered frames at once;
  * fp_reader_next with that many still held returns FP_ELIMIT (the message
  * says so) without losing the next frame: release one and call again. Pools
@@ -89,6 +103,20 @@ typedef struct fp_reader_options {
     int64_t timeout_us;  /* deadline for the open and for each read (network sources);
                             0 = none */
     int sws_flags;       /* swscale flags for conversion; 0 = SWS_BILINEAR */
+    int convert_ahead;   /* converted output only: 1 = convert each frame on the reader's
+                            own thread while the caller's thread decodes the next one
+                            (frames come out one call later, in the same order, with the
+                            same pixels); -1 = convert on the caller's thread; 0 = the
+                            default: on when the machine has more than one CPU. Costs one
+                            more output frame and one more decoder frame held by the
+                            reader, and one thread per reader (started at the first
+                            converted frame; if it cannot start, conversion stays on the
+                            caller's thread). See "Converting ahead" above. */
+    int prefill;         /* converted output only: non-zero = allocate the conversion pool
+                            to its bound (max_held, +1 when converting ahead) and touch
+                            every page before the first frame, so a pipeline that later
+                            holds max_held frames never allocates or faults mid-run. The
+                            price: the whole bound is resident from the start. */
 } fp_reader_options;
 
 /* Custom input: read up to `size` bytes into `buf`; return the number read,
@@ -192,7 +220,10 @@ typedef struct fp_reader_info {
     unsigned max_held;           /* frames the caller may hold */
     unsigned pool_max_buffers;   /* cap of the decoder pool: decoder_buffers (+ max_held + 1
                                     when native) */
-    unsigned out_pool_max_buffers; /* cap of the conversion pool (0 when native) */
+    unsigned out_pool_max_buffers; /* cap of the conversion pool (0 when native): max_held,
+                                      + 1 when converting ahead */
+    int convert_ahead;           /* 1: frames are converted on the reader's own thread, one
+                                    frame ahead (see fp_reader_options.convert_ahead) */
 } fp_reader_info;
 
 /* Fills *out. Returns 0 or FP_EINVAL (NULL or a reader whose open failed).

@@ -18,14 +18,19 @@
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define IO_BUFFER_SIZE 65536
 
 enum { INT_NONE = 0, INT_CANCEL = 1, INT_TIMEOUT = 2 };
+/* States of the convert-ahead worker (guarded by ahead_mu). */
+enum { AHEAD_IDLE = 0, AHEAD_WORK, AHEAD_DONE, AHEAD_QUIT };
 
 typedef struct mem_input {
     const uint8_t *data;
@@ -73,6 +78,21 @@ struct fp_reader {
     int threads, zero_copy;
     const char *site_file, *site_func;
     int site_line;
+    /* converting ahead: the reader's own thread converts job_src into job_dst
+     * while the caller's thread decodes the next frame */
+    int ahead;                   /* converting ahead is in effect */
+    int ahead_started;           /* the thread, mutex and condition exist */
+    int ahead_failed;            /* the thread could not start: convert on the caller's */
+    pthread_t ahead_th;
+    pthread_mutex_t ahead_mu;
+    pthread_cond_t ahead_cv;
+    int ahead_state;             /* AHEAD_*, guarded by ahead_mu */
+    int job_busy;                /* a job was posted and its image not yet collected */
+    AVFrame *job_src;            /* the decoded frame being converted (the reader's ref) */
+    fp_image *job_dst;           /* +1: its pooled output, metadata already set */
+    struct SwsContext *job_sws;
+    int pending_rc;              /* error met decoding ahead: returned by the next call */
+    char pending_msg[512];
     /* statistics */
     uint64_t packets, decoded, delivered, skipped, corrupt, decode_errors, size_changes, wrapped;
 };
@@ -259,6 +279,9 @@ static int check_options(fp_reader *r, const fp_reader_options *o)
         return fail(r, FP_EINVAL, "negative timeout_us");
     if (o->stream_set && o->stream < 0)
         return fail(r, FP_EINVAL, "negative stream index %d", o->stream);
+    if (o->convert_ahead < -1 || o->convert_ahead > 1)
+        return fail(r, FP_EINVAL, "invalid convert_ahead %d (-1 off, 0 default, 1 on)",
+                    o->convert_ahead);
     return FP_OK;
 }
 
@@ -435,8 +458,13 @@ static int open_decoder(fp_reader *r)
     r->threads = dec->thread_count;
     r->decoder_need = decoder_need(dec);
     int native = r->opt.format == FP_PIX_NONE && !r->opt.width && !r->opt.height;
+    if (!native)
+        r->ahead = r->opt.convert_ahead > 0 ||
+                   (r->opt.convert_ahead == 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1);
+    /* Converting, the reader holds the frame it converts, and converting
+     * ahead also the next one it decoded meanwhile. */
     pthread_mutex_lock(&r->bridge->mu);
-    r->bridge->pool_max = r->decoder_need + (native ? r->max_held + 1 : 1);
+    r->bridge->pool_max = r->decoder_need + (native ? r->max_held + 1 : r->ahead ? 2 : 1);
     pthread_mutex_unlock(&r->bridge->mu);
 
     r->start_pts = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
@@ -614,9 +642,12 @@ int fp_reader_open_io_at(fp_reader_read_fn read, fp_reader_seek_fn seek, void *u
 
 /* ---- close ---------------------------------------------------------------------------------- */
 
+static void ahead_stop(fp_reader *r);
+
 static void reader_finalize(void *obj)
 {
     fp_reader *r = obj;
+    ahead_stop(r);
     sws_freeContext(r->sws);
     r->sws = NULL;
     av_packet_free(&r->pkt);
@@ -654,7 +685,7 @@ static unsigned frames_held(fp_reader *r)
     if (r->out_pool) {
         fp_pool_stats s;
         fp_pool_get_stats(r->out_pool, &s);
-        held += (unsigned)s.outstanding;
+        held += (unsigned)s.outstanding - (r->job_busy ? 1u : 0u);
     }
     return held;
 }
@@ -714,7 +745,10 @@ static int read_packet(fp_reader *r)
         if (e == AVERROR(EAGAIN))
             continue;
         if (e < 0) {
-            if (r->ic->pb && (avio_feof(r->ic->pb) || r->ic->pb->error == AVERROR_EOF))
+            int ioe = r->ic->pb ? r->ic->pb->error : 0;
+            if (ioe < 0 && ioe != AVERROR_EOF && ioe != AVERROR_EXIT)
+                return lavf_error(r, ioe, "reading"); /* the input failed (e.g. a read callback) */
+            if (r->ic->pb && (avio_feof(r->ic->pb) || ioe == AVERROR_EOF))
                 return 0; /* a truncated file: what was there has been read */
             if (e == AVERROR_INVALIDDATA) {
                 int rc = decode_error(r, e, "demuxing");
@@ -792,7 +826,12 @@ static int on_geometry(fp_reader *r, const AVFrame *f)
     cfg.av_format = fp__pixfmt_to_av(r->out_fmt);
     cfg.width = r->out_w;
     cfg.height = r->out_h;
-    cfg.max_buffers = r->max_held;
+    /* the caller's max_held, and the frame converted ahead */
+    cfg.max_buffers = r->max_held + (r->ahead ? 1u : 0u);
+    if (r->opt.prefill) {
+        cfg.min_buffers = cfg.max_buffers;
+        cfg.prefault = 1;
+    }
     if (r->out_pool) {
         fp_pool_stats s;
         fp_pool_get_stats(r->out_pool, &s);
@@ -823,8 +862,10 @@ static int src_format_for_sws(int f, int *full_range)
     }
 }
 
-static int convert(fp_reader *r, const AVFrame *f, fp_image **out, const char *file, int line,
-                   const char *func)
+/* Sets up the scaler for `f` and takes the output image from the pool: the
+ * part of a conversion that can fail. The pixels are written by scale(). */
+static int convert_prepare(fp_reader *r, const AVFrame *f, fp_image **out, const char *file,
+                           int line, const char *func)
 {
     int full = f->color_range == AVCOL_RANGE_JPEG;
     int sfmt = src_format_for_sws(f->format, &full);
@@ -857,18 +898,148 @@ static int convert(fp_reader *r, const AVFrame *f, fp_image **out, const char *f
     int rc = fp_pool_acquire_at(r->out_pool, 0, &img, file, line, func);
     if (rc)
         return fail(r, rc, "%s", fp_pool_errmsg());
-    sws_scale(c, (const uint8_t *const *)f->data, f->linesize, 0, f->height, img->data,
-              img->stride);
     img->av_format = dfmt;
     *out = img;
     return FP_OK;
 }
 
-static int deliver(fp_reader *r, AVFrame *f, int64_t pts, fp_image **out, const char *file,
-                   int line, const char *func)
+static void scale(struct SwsContext *c, const AVFrame *f, fp_image *img)
 {
-    fp_image *img = NULL;
+    sws_scale(c, (const uint8_t *const *)f->data, f->linesize, 0, f->height, img->data,
+              img->stride);
+}
+
+/* ---- converting ahead on the reader's own thread ------------------------------------------ */
+
+static void *ahead_main(void *arg)
+{
+    fp_reader *r = arg;
+    pthread_mutex_lock(&r->ahead_mu);
+    for (;;) {
+        while (r->ahead_state == AHEAD_IDLE || r->ahead_state == AHEAD_DONE)
+            pthread_cond_wait(&r->ahead_cv, &r->ahead_mu);
+        if (r->ahead_state == AHEAD_QUIT)
+            break;
+        pthread_mutex_unlock(&r->ahead_mu);
+        scale(r->job_sws, r->job_src, r->job_dst);
+        pthread_mutex_lock(&r->ahead_mu);
+        r->ahead_state = AHEAD_DONE;
+        pthread_cond_broadcast(&r->ahead_cv);
+    }
+    pthread_mutex_unlock(&r->ahead_mu);
+    return NULL;
+}
+
+/* Starts the worker on first use. Returns 1 when it runs, 0 when conversion
+ * has to stay on the caller's thread. */
+static int ahead_start(fp_reader *r)
+{
+    if (r->ahead_started)
+        return 1;
+    if (r->ahead_failed)
+        return 0;
+    r->job_src = av_frame_alloc();
+    if (!r->job_src || pthread_mutex_init(&r->ahead_mu, NULL) != 0)
+        goto fail_frame;
+    if (pthread_cond_init(&r->ahead_cv, NULL) != 0)
+        goto fail_mutex;
+    /* The worker takes no signals: a program's handlers (and FP_DIAG=signal's
+     * sigwait thread) keep seeing them where they expect. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    r->ahead_state = AHEAD_IDLE;
+    int e = pthread_create(&r->ahead_th, NULL, ahead_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0)
+        goto fail_cond;
+    r->ahead_started = 1;
+    return 1;
+fail_cond:
+    pthread_cond_destroy(&r->ahead_cv);
+fail_mutex:
+    pthread_mutex_destroy(&r->ahead_mu);
+fail_frame:
+    av_frame_free(&r->job_src);
+    r->ahead_failed = 1;
+    return 0;
+}
+
+/* Waits for the job in flight and returns its image (+1), or NULL if none. */
+static fp_image *ahead_collect(fp_reader *r)
+{
+    if (!r->job_busy)
+        return NULL;
+    pthread_mutex_lock(&r->ahead_mu);
+    while (r->ahead_state != AHEAD_DONE)
+        pthread_cond_wait(&r->ahead_cv, &r->ahead_mu);
+    r->ahead_state = AHEAD_IDLE;
+    pthread_mutex_unlock(&r->ahead_mu);
+    av_frame_unref(r->job_src);
+    fp_image *img = r->job_dst;
+    r->job_dst = NULL;
+    r->job_busy = 0;
+    return img;
+}
+
+/* Makes `img`, collected from the worker, the job in flight again. */
+static void ahead_putback(fp_reader *r, fp_image *img)
+{
+    pthread_mutex_lock(&r->ahead_mu);
+    r->ahead_state = AHEAD_DONE;
+    pthread_mutex_unlock(&r->ahead_mu);
+    r->job_dst = img;
+    r->job_busy = 1;
+}
+
+/* Drops the frame in flight and any error kept from decoding ahead (seek). */
+static void ahead_discard(fp_reader *r)
+{
+    fp_image *img = ahead_collect(r);
+    fp_unref(&img);
+    r->pending_rc = 0;
+}
+
+static void ahead_stop(fp_reader *r)
+{
+    if (!r->ahead_started)
+        return;
+    ahead_discard(r);
+    pthread_mutex_lock(&r->ahead_mu);
+    r->ahead_state = AHEAD_QUIT;
+    pthread_cond_broadcast(&r->ahead_cv);
+    pthread_mutex_unlock(&r->ahead_mu);
+    pthread_join(r->ahead_th, NULL);
+    pthread_cond_destroy(&r->ahead_cv);
+    pthread_mutex_destroy(&r->ahead_mu);
+    av_frame_free(&r->job_src);
+    r->ahead_started = 0;
+}
+
+/* Hands `f` (its reference moves to the job) and `img` (+1, metadata set) to
+ * the worker. */
+static void ahead_post(fp_reader *r, AVFrame *f, fp_image *img)
+{
+    av_frame_move_ref(r->job_src, f);
+    r->job_dst = img;
+    r->job_sws = r->sws;
+    r->job_busy = 1;
+    pthread_mutex_lock(&r->ahead_mu);
+    r->ahead_state = AHEAD_WORK;
+    pthread_cond_broadcast(&r->ahead_cv);
+    pthread_mutex_unlock(&r->ahead_mu);
+}
+
+/* Turns the decoded frame `f` into an image. Natively or converting on the
+ * caller's thread, stores it (+1) in *out. Converting ahead, hands `f` to the
+ * worker and stores in *out the image of the job before it (+1), or NULL
+ * when there was none. */
+static int deliver(fp_reader *r, AVFrame *f, int64_t pts, int64_t index, fp_image **out,
+                   const char *file, int line, const char *func)
+{
+    fp_image *img = NULL, *prev = NULL;
     int native = r->opt.format == FP_PIX_NONE && !r->opt.width && !r->opt.height;
+    int ahead = !native && r->ahead && ahead_start(r);
     int rc;
     if (native) {
         img = fp__bridge_take(r->bridge, f);
@@ -890,15 +1061,29 @@ static int deliver(fp_reader *r, AVFrame *f, int64_t pts, fp_image **out, const 
             r->wrapped++;
         }
     } else {
-        rc = convert(r, f, &img, file, line, func);
-        if (rc)
+        /* The worker must be done with the scaler before it is set up again
+         * (a size change replaces it). */
+        prev = ahead ? ahead_collect(r) : NULL;
+        rc = convert_prepare(r, f, &img, file, line, func);
+        if (rc) {
+            if (prev)
+                ahead_putback(r, prev); /* still delivered, before this error */
             return rc;
+        }
     }
+    img->index = index;
     img->pts = pts == AV_NOPTS_VALUE ? INT64_MIN : pts;
     img->time = pts == AV_NOPTS_VALUE ? NAN : (double)(pts - r->start_pts) * av_q2d(r->st->time_base);
     img->flags = (img->flags & FP_IMAGE_READONLY) | (f->key_frame ? FP_IMAGE_KEY : 0) |
                  ((f->flags & AV_FRAME_FLAG_CORRUPT) || f->decode_error_flags ? FP_IMAGE_CORRUPT
                                                                               : 0);
+    if (ahead) {
+        ahead_post(r, f, img);
+        *out = prev;
+        return FP_OK;
+    }
+    if (!native)
+        scale(r->sws, f, img);
     *out = img;
     return FP_OK;
 }
@@ -924,33 +1109,11 @@ static int frame_wanted(fp_reader *r, int64_t pts, int64_t *index)
     return 1;
 }
 
-int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
+/* Decodes up to the next frame to deliver and passes it to deliver().
+ * Returns 1 (see deliver() for *img), 0 at the end, or a negative error. */
+static int decode_one(fp_reader *r, fp_image **img, const char *file, int line,
                       const char *func)
 {
-    if (img)
-        fp_unref(img);
-    if (!r || !img)
-        return FP_EINVAL;
-    if (r->failed_open)
-        return FP_EINVAL;
-    if (r->done)
-        return 0;
-    r->errmsg[0] = 0;
-    snprintf(r->what, sizeof r->what, "read");
-    if (atomic_exchange(&r->interrupted, 0))
-        return fail(r, FP_ECANCELED, "interrupted (fp_reader_interrupt)");
-    unsigned held = frames_held(r);
-    if (held >= r->max_held)
-        return fail(r, FP_ELIMIT,
-                    "the caller holds %u frames, the max_held bound of %u; release frames "
-                    "(fp_unref) before asking for more, or raise fp_reader_options.max_held",
-                    held, r->max_held);
-    if (r->site_file != file || r->site_line != line) {
-        r->site_file = file;
-        r->site_line = line;
-        r->site_func = func;
-        fp__bridge_set_site(r->bridge, file, line, func);
-    }
     AVFrame *f = r->frame;
     for (;;) {
         int e = avcodec_receive_frame(r->dec, f);
@@ -980,16 +1143,13 @@ int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
                 r->corrupt += corrupt;
                 continue;
             }
-            int rc = deliver(r, f, pts, img, file, line, func);
+            int rc = deliver(r, f, pts, index, img, file, line, func);
             av_frame_unref(f);
             if (rc) {
                 r->done = 1;
                 return rc;
             }
-            (*img)->index = index;
             r->corrupt += corrupt;
-            r->delivered++;
-            fp_frame_tick();
             return 1;
         }
         if (e == AVERROR_EOF) {
@@ -1044,6 +1204,65 @@ int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
     }
 }
 
+
+int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
+                      const char *func)
+{
+    if (img)
+        fp_unref(img);
+    if (!r || !img)
+        return FP_EINVAL;
+    if (r->failed_open)
+        return FP_EINVAL;
+    if (!r->job_busy) {
+        if (r->pending_rc) { /* met while decoding ahead of the last frame delivered */
+            int rc = r->pending_rc;
+            r->pending_rc = 0;
+            memcpy(r->errmsg, r->pending_msg, sizeof r->errmsg);
+            return rc;
+        }
+        if (r->done)
+            return 0;
+    }
+    r->errmsg[0] = 0;
+    snprintf(r->what, sizeof r->what, "read");
+    if (atomic_exchange(&r->interrupted, 0))
+        return fail(r, FP_ECANCELED, "interrupted (fp_reader_interrupt)");
+    unsigned held = frames_held(r);
+    if (held >= r->max_held)
+        return fail(r, FP_ELIMIT,
+                    "the caller holds %u frames, the max_held bound of %u; release frames "
+                    "(fp_unref) before asking for more, or raise fp_reader_options.max_held",
+                    held, r->max_held);
+    if (r->site_file != file || r->site_line != line) {
+        r->site_file = file;
+        r->site_line = line;
+        r->site_func = func;
+        fp__bridge_set_site(r->bridge, file, line, func);
+    }
+    for (;;) {
+        int rc = r->done ? 0 : decode_one(r, img, file, line, func);
+        if (rc > 0 && !*img)
+            continue; /* the first frame went to the worker: decode the next meanwhile */
+        if (rc <= 0 && r->job_busy) {
+            /* The frame in flight comes first; the end or the error is the
+             * next call's answer. */
+            if (rc < 0) {
+                r->pending_rc = rc;
+                memcpy(r->pending_msg, r->errmsg, sizeof r->pending_msg);
+                r->errmsg[0] = 0;
+            }
+            *img = ahead_collect(r);
+            rc = 1;
+        }
+        if (rc > 0) {
+            r->delivered++;
+            fp_frame_tick();
+        }
+        return rc;
+    }
+}
+
 /* ---- seek, info, stats -------------------------------------------------------------------- */
 
 int fp_reader_seek(fp_reader *r, double seconds, int flags)
@@ -1065,6 +1284,7 @@ int fp_reader_seek(fp_reader *r, double seconds, int flags)
     disarm(r);
     if (e < 0)
         return lavf_error(r, e, "cannot seek");
+    ahead_discard(r);
     avcodec_flush_buffers(r->dec);
     av_packet_unref(r->pkt);
     r->pkt_pending = 0;
@@ -1143,7 +1363,8 @@ int fp_reader_info_get(const fp_reader *r, fp_reader_info *out)
     out->decoder_buffers = r->decoder_need;
     out->max_held = r->max_held;
     out->pool_max_buffers = r->bridge->pool_max;
-    out->out_pool_max_buffers = native ? 0 : r->max_held;
+    out->out_pool_max_buffers = native ? 0 : r->max_held + (r->ahead ? 1u : 0u);
+    out->convert_ahead = r->ahead && !r->ahead_failed;
     return FP_OK;
 }
 
@@ -1170,7 +1391,7 @@ int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out)
     pthread_mutex_unlock(&r->bridge->mu);
     if (r->out_pool) {
         fp_pool_get_stats(r->out_pool, &out->out_pool);
-        held += (unsigned)out->out_pool.outstanding;
+        held += (unsigned)out->out_pool.outstanding - (r->job_busy ? 1u : 0u);
     }
     out->held = held;
     return FP_OK;
