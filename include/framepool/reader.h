@@ -167,7 +167,10 @@ FP_API int fp_reader_open_io_at(fp_reader_read_fn read, fp_reader_seek_fn seek, 
  * rebinds) in *img. Returns 1 with a frame, 0 at the end of the stream (or
  * of [start, end)), or a negative error with *img NULL:
  *   FP_ELIMIT     the caller holds max_held frames: release one, call again
- *                 (no frame is lost);
+ *                 (no frame is lost); or, with the message "the decoder needed
+ *                 more than the N buffers its pool allows", a (damaged) stream
+ *                 made the decoder keep more pictures than its codec allows:
+ *                 the reader is then at its end;
  *   FP_EDECODE    the error budget was exceeded (see FP_READER_ERROR_BUDGET_MIN);
  *   FP_ETIMEDOUT  a read took longer than timeout_us;
  *   FP_ECANCELED  fp_reader_interrupt was called;
