@@ -946,10 +946,15 @@ static int eval_goals(row *rows, int n, goal *g)
         double lr = (double)(a->peak - a->base_rss) / (double)(b->peak - b->base_rss);
         double cr = b->cpu_ms / a->cpu_ms;
         x->met = pr <= 0.8 && fr >= 1.15;
+        char pa[32], pb[32], sa[32], sb[32];
         snprintf(x->detail, sizeof x->detail,
-                 "peak %.2fx (%s), fps %.2fx (%s); peak above each process's start %.2fx, "
-                 "CPU per frame %.2fx less",
-                 pr, pr <= 0.8 ? "met" : "not met", fr, fr >= 1.15 ? "met" : "not met", lr, cr);
+                 "peak %s vs %s = %.2fx (%s), fps %.2fx (%s); peak above each process's start "
+                 "(%s vs %s) %.2fx, CPU per frame %.2fx less",
+                 mpf_fmt_size(pa, sizeof pa, (double)a->peak, 0),
+                 mpf_fmt_size(pb, sizeof pb, (double)b->peak, 0), pr,
+                 pr <= 0.8 ? "met" : "not met", fr, fr >= 1.15 ? "met" : "not met",
+                 mpf_fmt_size(sa, sizeof sa, (double)a->base_rss, 0),
+                 mpf_fmt_size(sb, sizeof sb, (double)b->base_rss, 0), lr, cr);
     }
     a = find_row(rows, n, "4");
     x = &g[k++];
