@@ -1,8 +1,10 @@
 /*
- * fp_image_save: PNG/JPEG/BMP/PPM/PGM with FFmpeg's encoders (see
- * framepool/imgsave.h). One encoder context per call; the image's pixels go
- * to the encoder without a copy when its format is one the encoder takes,
- * else through one converted framepool image (a channel swap, or swscale).
+ * fp_image_save (see framepool/imgsave.h). PNG is streamed row by row
+ * through zlib: one filtered row and zlib's state in memory, never a copy
+ * of the frame nor the whole file. JPEG, BMP, PPM and PGM go through
+ * FFmpeg's encoders, one encoder context per call; the image's pixels go to
+ * the encoder without a copy when its format is one the encoder takes, else
+ * through one converted framepool image (a channel swap, or swscale).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "avpriv.h"
@@ -12,30 +14,34 @@
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
-/* The default PNG setting: cv::imwrite's default (zlib Z_BEST_SPEED with the
- * "sub" row filter; OpenCV also asks zlib for Z_RLE, which FFmpeg's encoder
- * does not expose). */
+/* The default PNG setting is cv::imwrite's default: zlib Z_BEST_SPEED,
+ * strategy Z_RLE, every row with the "sub" filter. An explicit level uses
+ * Z_DEFAULT_STRATEGY, as OpenCV does when given IMWRITE_PNG_COMPRESSION. */
 #define FP_SAVE_PNG_DEFAULT_LEVEL 1
-#define FP_SAVE_PNG_PRED "sub"
 #define FP_SAVE_JPEG_DEFAULT_QUALITY 95
 
 typedef struct save_target {
     const char *name;         /* "PNG", ... (messages) */
     enum AVCodecID codec;
-    fp_pixfmt direct[3];      /* formats the encoder takes as they are */
+    fp_pixfmt direct[5];      /* formats the encoder takes as they are */
     fp_pixfmt swap_from[2];   /* formats made encodable by swapping channels 0 and 2 */
     fp_pixfmt swap_to[2];
     fp_pixfmt convert_to;     /* swscale target for everything else */
 } save_target;
 
 static const save_target targets[] = {
-    [FP_SAVE_PNG] = {"PNG", AV_CODEC_ID_PNG, {FP_PIX_RGB24, FP_PIX_RGBA, FP_PIX_GRAY8},
-                     {FP_PIX_BGR24, FP_PIX_BGRA}, {FP_PIX_RGB24, FP_PIX_RGBA}, FP_PIX_RGB24},
+    /* PNG: streamed by png_stream (no FFmpeg encoder); BGR order is swapped
+     * row by row there. */
+    [FP_SAVE_PNG] = {"PNG", AV_CODEC_ID_NONE,
+                     {FP_PIX_RGB24, FP_PIX_RGBA, FP_PIX_GRAY8, FP_PIX_BGR24, FP_PIX_BGRA},
+                     {FP_PIX_NONE}, {FP_PIX_NONE}, FP_PIX_RGB24},
     [FP_SAVE_JPEG] = {"JPEG", AV_CODEC_ID_MJPEG, {FP_PIX_NONE}, {FP_PIX_NONE}, {FP_PIX_NONE},
                       FP_PIX_YUV420P},
     [FP_SAVE_BMP] = {"BMP", AV_CODEC_ID_BMP, {FP_PIX_BGR24, FP_PIX_BGRA, FP_PIX_GRAY8},
@@ -125,7 +131,7 @@ static int prepare_pixels(const char *path, const save_target *t, const fp_image
                           const fp_image **out, fp_image **conv)
 {
     *conv = NULL;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         if (t->direct[i] != FP_PIX_NONE && img->format == t->direct[i]) {
             *out = img;
             return 0;
@@ -206,8 +212,8 @@ static void no_free(void *opaque, uint8_t *data)
 }
 
 /* Encodes `img` (a format the encoder takes) into *pkt. */
-static int encode(const char *path, const save_target *t, const fp_image *img, int level,
-                  int quality, AVPacket *pkt)
+static int encode(const char *path, const save_target *t, const fp_image *img, int quality,
+                  AVPacket *pkt)
 {
     const AVCodec *codec = avcodec_find_encoder(t->codec);
     if (!codec) {
@@ -227,13 +233,7 @@ static int encode(const char *path, const save_target *t, const fp_image *img, i
     enc->pix_fmt = fp__pixfmt_to_av(img->format);
     enc->time_base = (AVRational){1, 25};
     enc->thread_count = 1;
-    if (t->codec == AV_CODEC_ID_PNG) {
-        enc->compression_level = level;
-        if ((e = av_opt_set(enc->priv_data, "pred", FP_SAVE_PNG_PRED, 0)) < 0) {
-            rc = map_av_error(e, path, "PNG encoder option");
-            goto out;
-        }
-    } else if (t->codec == AV_CODEC_ID_MJPEG) {
+    if (t->codec == AV_CODEC_ID_MJPEG) {
         /* libjpeg's quality scale (percent of the standard tables) divided
          * by 5 gives about the same quantisers: 95 -> 2, 75 -> 10, 50 -> 20. */
         int s = quality < 50 ? 5000 / quality : 200 - 2 * quality;
@@ -317,6 +317,195 @@ static int write_file(const char *path, const AVPacket *pkt)
     return 0;
 }
 
+/* ---- PNG, streamed ----------------------------------------------------------------------- */
+
+/* zlib's allocations go through framepool's allocator (counted, and failed
+ * by the tests' allocation sweeps). zlib does not pass the size to free:
+ * it is kept in front of the block. */
+#define ZHDR 16
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
+    (void)opaque;
+    if (size && items > (SIZE_MAX - ZHDR) / size)
+        return Z_NULL;
+    size_t n = (size_t)items * size + ZHDR;
+    uint8_t *p = fp_alloc(n, ZHDR);
+    if (!p)
+        return Z_NULL;
+    memcpy(p, &n, sizeof n);
+    return p + ZHDR;
+}
+
+static void z_free(voidpf opaque, voidpf address)
+{
+    (void)opaque;
+    if (!address)
+        return;
+    uint8_t *p = (uint8_t *)address - ZHDR;
+    size_t n;
+    memcpy(&n, p, sizeof n);
+    fp_free(p, n);
+}
+
+#define PNG_CHUNK 65536 /* IDAT payload per chunk (and per write) */
+
+typedef struct png_out {
+    int fd;
+    int err;           /* errno of the first failed write, 0 if none */
+    uint8_t *buf;      /* 8 bytes of chunk header, PNG_CHUNK of data, 4 of CRC */
+} png_out;
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void write_all(png_out *o, const uint8_t *p, size_t n)
+{
+    while (n > 0 && !o->err) {
+        ssize_t k = write(o->fd, p, n);
+        if (k < 0) {
+            if (errno != EINTR)
+                o->err = errno;
+            continue;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+/* Writes the chunk whose type and `len` data bytes are at buf + 4. */
+static void put_chunk(png_out *o, const char type[4], size_t len)
+{
+    put32(o->buf, (uint32_t)len);
+    memcpy(o->buf + 4, type, 4);
+    uLong crc = crc32(0L, o->buf + 4, (uInt)(len + 4));
+    put32(o->buf + 8 + len, (uint32_t)crc);
+    write_all(o, o->buf, len + 12);
+}
+
+/* Deflates `n` bytes at `in` (n == 0 with `flush` Z_FINISH ends the
+ * stream), writing an IDAT chunk whenever PNG_CHUNK bytes are ready. */
+static int png_deflate(png_out *o, z_stream *z, const uint8_t *in, size_t n, int flush)
+{
+    z->next_in = (Bytef *)(uintptr_t)in;
+    z->avail_in = (uInt)n;
+    for (;;) {
+        int zr = deflate(z, flush);
+        if (zr == Z_STREAM_ERROR)
+            return -1;
+        if (z->avail_out == 0 || (flush == Z_FINISH && zr == Z_STREAM_END)) {
+            size_t len = PNG_CHUNK - z->avail_out;
+            if (len)
+                put_chunk(o, "IDAT", len);
+            z->next_out = o->buf + 8;
+            z->avail_out = PNG_CHUNK;
+        }
+        if (flush == Z_FINISH ? zr == Z_STREAM_END : z->avail_in == 0 && z->avail_out > 0)
+            return 0;
+    }
+}
+
+/* Streams `img` (GRAY8, RGB24, BGR24, RGBA or BGRA) to `path` as an 8-bit
+ * PNG: each row is put in RGB(A) order and "sub"-filtered into one row
+ * buffer, then deflated. Memory: that row, one IDAT buffer and zlib's state. */
+static int png_stream(const char *path, const fp_image *img, int level, int strategy)
+{
+    int ch = img->format == FP_PIX_GRAY8 ? 1
+             : img->format == FP_PIX_RGB24 || img->format == FP_PIX_BGR24 ? 3 : 4;
+    int swap = img->format == FP_PIX_BGR24 || img->format == FP_PIX_BGRA;
+    size_t rowlen = 1 + (size_t)img->width * (size_t)ch;
+    size_t buflen = 8 + PNG_CHUNK + 4;
+    png_out o = {-1, 0, fp_alloc(buflen, 64)};
+    uint8_t *row = fp_alloc(rowlen, 64);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    z.zalloc = z_alloc;
+    z.zfree = z_free;
+    int zinit = 0, rc = 0;
+    if (!o.buf || !row) {
+        fp__set_errmsg("save '%s': out of memory for the PNG row buffers", path);
+        rc = FP_ENOMEM;
+        goto out;
+    }
+    int zr = deflateInit2(&z, level, Z_DEFLATED, 15, 8, strategy);
+    if (zr != Z_OK) {
+        fp__set_errmsg("save '%s': zlib: %s", path,
+                       zr == Z_MEM_ERROR ? "out of memory" : "cannot start the compressor");
+        rc = zr == Z_MEM_ERROR ? FP_ENOMEM : FP_EUNKNOWN;
+        goto out;
+    }
+    zinit = 1;
+    o.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (o.fd < 0) {
+        char buf[128];
+        fp__set_errmsg("save '%s': cannot create the file: %s", path,
+                       errno_text(errno, buf, sizeof buf));
+        rc = FP_EIO;
+        goto out;
+    }
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    write_all(&o, sig, sizeof sig);
+    uint8_t *h = o.buf + 8; /* IHDR */
+    put32(h, (uint32_t)img->width);
+    put32(h + 4, (uint32_t)img->height);
+    h[8] = 8;                                         /* bits per sample */
+    h[9] = (uint8_t)(ch == 1 ? 0 : ch == 3 ? 2 : 6); /* gray, RGB, RGBA */
+    h[10] = h[11] = h[12] = 0; /* deflate, adaptive filtering, no interlace */
+    put_chunk(&o, "IHDR", 13);
+    z.next_out = o.buf + 8;
+    z.avail_out = PNG_CHUNK;
+    for (int y = 0; y < img->height && !o.err && rc == 0; y++) {
+        const uint8_t *s = img->data[0] + (size_t)y * (size_t)img->stride[0];
+        uint8_t *d = row + 1;
+        row[0] = 1; /* filter: sub (each byte minus the same channel one pixel left) */
+        if (ch == 1) {
+            d[0] = s[0];
+            for (int x = 1; x < img->width; x++)
+                d[x] = (uint8_t)(s[x] - s[x - 1]);
+        } else {
+            int r = swap ? 2 : 0, b = swap ? 0 : 2;
+            uint8_t pr = 0, pg = 0, pb = 0, pa = 0;
+            for (int x = 0; x < img->width; x++, s += ch, d += ch) {
+                d[0] = (uint8_t)(s[r] - pr), d[1] = (uint8_t)(s[1] - pg);
+                d[2] = (uint8_t)(s[b] - pb);
+                pr = s[r], pg = s[1], pb = s[b];
+                if (ch == 4)
+                    d[3] = (uint8_t)(s[3] - pa), pa = s[3];
+            }
+        }
+        if (png_deflate(&o, &z, row, rowlen, Z_NO_FLUSH) < 0)
+            rc = FP_EUNKNOWN;
+    }
+    if (rc == 0 && !o.err && png_deflate(&o, &z, NULL, 0, Z_FINISH) < 0)
+        rc = FP_EUNKNOWN;
+    if (rc == FP_EUNKNOWN)
+        fp__set_errmsg("save '%s': zlib failed", path);
+    if (rc == 0 && !o.err)
+        put_chunk(&o, "IEND", 0);
+out:
+    if (o.fd >= 0) {
+        struct stat st;
+        int regular = fstat(o.fd, &st) == 0 && S_ISREG(st.st_mode);
+        if (close(o.fd) < 0 && !o.err && errno != EINTR)
+            o.err = errno;
+        if (o.err && rc == 0) {
+            char buf[128];
+            fp__set_errmsg("save '%s': write failed: %s", path,
+                           errno_text(o.err, buf, sizeof buf));
+            rc = FP_EIO;
+        }
+        if (rc < 0 && regular)
+            unlink(path); /* no half-written image left behind */
+    }
+    if (zinit)
+        deflateEnd(&z);
+    fp_free(row, rowlen);
+    fp_free(o.buf, buflen);
+    return rc;
+}
+
 int fp_image_save(const char *path, const fp_image *img, const fp_save_options *opts)
 {
     if (!path || !path[0]) {
@@ -356,11 +545,16 @@ int fp_image_save(const char *path, const fp_image *img, const fp_save_options *
     fp_image *conv = NULL;
     if ((rc = prepare_pixels(path, t, img, &pix, &conv)) < 0)
         return rc;
+    if (f == FP_SAVE_PNG) {
+        rc = png_stream(path, pix, level, o.png_compression == 0 ? Z_RLE : Z_DEFAULT_STRATEGY);
+        fp_unref(&conv);
+        return rc;
+    }
     AVPacket *pkt = av_packet_alloc();
     if (!pkt) {
         fp__set_errmsg("save '%s': out of memory for the packet", path);
         rc = FP_ENOMEM;
-    } else if ((rc = encode(path, t, pix, level, quality, pkt)) == 0) {
+    } else if ((rc = encode(path, t, pix, quality, pkt)) == 0) {
         fp_unref(&conv); /* the converted pixels are encoded: free them before the write */
         rc = write_file(path, pkt);
     }
