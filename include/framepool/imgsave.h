@@ -18,7 +18,7 @@
  * BGR frame) and an output buffer sized for the raw frame; in mem_per_frame
  * (720p, one save every 100 frames) those two blocks went back to the kernel
  * after every save and were faulted in again at the next: 14.6 page faults
- * per frame and +5 MiB of peak RssAnon, against ~0 and +0.3 MiB streamed.
+ * per frame and +5 MiB of peak RssAnon, against ~0 and +0.1 MiB streamed.
  * The default setting is cv::imwrite's default (zlib level 1, strategy
  * Z_RLE, the "sub" filter on every row): on a 1280x720 BGR frame it writes a
  * file of the same size as cv::imwrite (125,616 vs 125,784 bytes) for less
