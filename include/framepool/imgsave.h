@@ -22,12 +22,11 @@
  * The default setting is cv::imwrite's default (zlib level 1, strategy
  * Z_RLE, the "sub" filter on every row): on a 1280x720 BGR frame it writes a
  * file of the same size as cv::imwrite (125,616 vs 125,784 bytes) for less
- * CPU (4.7-5.1 vs 5.4-5.7 ms; bench/README.md).
+ * CPU (5.5-7.1 vs 6.3-8.4 ms per save, bench/imgsave_cost).
  * JPEG, BMP, PPM and PGM go through FFmpeg's encoders (mjpeg, bmp, ppm,
  * pgm), one encoder context opened for the call and freed before it returns
- * (opening one costs ~0.01 ms, ~0.1% of an encode), so nothing is shared
- * between calls or threads; these hold the encoded file in memory until it
- * is written.
+ * (0.04 ms of CPU for MJPEG at 720p), so nothing is shared between calls or
+ * threads; these hold the encoded file in memory until it is written.
  *
  * Pixels. PNG takes GRAY8, RGB24, BGR24, RGBA and BGRA as they are (BGR
  * order is swapped row by row); BMP takes BGR24, BGRA and GRAY8 as they are
