@@ -8,10 +8,10 @@
  * --scenario ID; scenario 2 is the program mem_per_frame_cv next to it, which
  * links OpenCV's videoio), each looping the clip by seeking until it has run
  * --frames:
- *   1   framepool: fp_reader (BGR24) -> fp_cv_imwrite every Nth -> release
+ *   1   framepool: fp_reader (BGR24) -> fp_image_save (PNG) every Nth -> release
  *   2   OpenCV: cv::VideoCapture::read into one Mat + cv::imwrite every Nth
  *   3   plain libav: decode, a new BGR AVFrame per frame (av_frame_get_buffer
- *       + sws_scale), imwrite every Nth, av_frame_free
+ *       + sws_scale), PNG every Nth with libavcodec's encoder, av_frame_free
  *   4   the same loop forgetting av_frame_free (the classic leak; stops after
  *       leaking about --leak-mb)
  *   5a  pipeline, framepool: decode thread -> queue of 8 -> worker holding a
@@ -24,15 +24,25 @@
  * per frame, plus a 1 ms RssAnon watcher for the peak (mem_per_frame_harness.c).
  * Prints one table per clip, the goals, and writes --csv, --json and a
  * gnuplot PNG of RssAnon over frames (--plot).
+ *
+ * This program links framepool and FFmpeg only, not OpenCV: framepool saves
+ * with fp_image_save and the plain libav loops with libavcodec's PNG encoder
+ * (both at cv::imwrite's default setting, zlib level 1 with the "sub" row
+ * filter). So its processes start smaller than mem_per_frame_cv's, which
+ * loads OpenCV (imgcodecs alone pulls in 139 libraries on Debian, about
+ * 12 MiB of RssAnon before the first frame); the loops themselves differ by
+ * one BGR frame (cv::VideoCapture converts into its own buffer and copies
+ * into the caller's Mat). The table's notes show each process's RssAnon at
+ * start, and the goal line gives the peak ratio both absolute and above each
+ * process's start.
  */
 #define _GNU_SOURCE
 #include "mem_per_frame.h"
 
-#include <framepool/cv.h>
-
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
 #include <libswscale/swscale.h>
 
 #include <errno.h>
@@ -59,12 +69,14 @@ typedef struct lav {
     AVPacket *pkt;
     AVFrame *frm;
     struct SwsContext *sws;
+    struct SwsContext *save_sws; /* BGR -> RGB for the PNG encoder */
     int rewinds_in_row;
 } lav;
 
 static void lav_close(lav *l)
 {
     sws_freeContext(l->sws);
+    sws_freeContext(l->save_sws);
     av_frame_free(&l->frm);
     av_packet_free(&l->pkt);
     avcodec_free_context(&l->dec);
@@ -172,6 +184,50 @@ static AVFrame *lav_to_bgr(lav *l)
     return bgr;
 }
 
+/* Saves a BGR frame as PNG the way a plain libav program does: BGR -> RGB24
+ * with swscale (the PNG encoder takes RGB order only), libavcodec's PNG
+ * encoder opened for the call at cv::imwrite's default setting (level 1,
+ * "sub" filter), fwrite. 0 or -1. */
+static int lav_save_png(lav *l, const char *path, const AVFrame *bgr)
+{
+    const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_PNG);
+    AVCodecContext *enc = codec ? avcodec_alloc_context3(codec) : NULL;
+    AVFrame *rgb = av_frame_alloc();
+    AVPacket *pkt = av_packet_alloc();
+    int rc = -1;
+    if (!enc || !rgb || !pkt)
+        goto out;
+    rgb->format = AV_PIX_FMT_RGB24;
+    rgb->width = bgr->width;
+    rgb->height = bgr->height;
+    l->save_sws = sws_getCachedContext(l->save_sws, bgr->width, bgr->height, AV_PIX_FMT_BGR24,
+                                       bgr->width, bgr->height, AV_PIX_FMT_RGB24, SWS_BILINEAR,
+                                       NULL, NULL, NULL);
+    if (!l->save_sws || av_frame_get_buffer(rgb, 0) < 0)
+        goto out;
+    sws_scale(l->save_sws, (const uint8_t *const *)bgr->data, bgr->linesize, 0, bgr->height,
+              rgb->data, rgb->linesize);
+    enc->width = bgr->width;
+    enc->height = bgr->height;
+    enc->pix_fmt = AV_PIX_FMT_RGB24;
+    enc->time_base = (AVRational){1, 25};
+    enc->compression_level = 1;
+    if (av_opt_set(enc->priv_data, "pred", "sub", 0) < 0 || avcodec_open2(enc, codec, NULL) < 0 ||
+        avcodec_send_frame(enc, rgb) < 0 || avcodec_receive_packet(enc, pkt) < 0)
+        goto out;
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        rc = fwrite(pkt->data, 1, (size_t)pkt->size, f) == (size_t)pkt->size ? 0 : -1;
+        if (fclose(f) != 0)
+            rc = -1;
+    }
+out:
+    av_packet_free(&pkt);
+    av_frame_free(&rgb);
+    avcodec_free_context(&enc);
+    return rc;
+}
+
 static const char *save_path(char *buf, size_t n, const mpf_opts *o, const char *id,
                              uint64_t frame)
 {
@@ -244,8 +300,8 @@ static int scenario_fp_loop(const mpf_opts *o, mpf_run *r)
             break;
         rewinds = 0;
         if (o->save_every > 0 && r->frames % (uint64_t)o->save_every == 0 &&
-            fp_cv_imwrite(save_path(path, sizeof path, o, "fp", r->frames), img) < 0) {
-            snprintf(r->note, sizeof r->note, "%s", fp_cv_errmsg());
+            fp_image_save(save_path(path, sizeof path, o, "fp", r->frames), img, NULL) < 0) {
+            snprintf(r->note, sizeof r->note, "%s", fp_image_save_errmsg());
             rc = -1;
             break;
         }
@@ -293,9 +349,15 @@ static int scenario_lav_loop(const mpf_opts *o, mpf_run *r, int leak)
             rc = -1;
             break;
         }
-        if (o->save_every > 0 && r->frames % (uint64_t)o->save_every == 0)
-            mpf_cv_save_bgr(save_path(path, sizeof path, o, leak ? "leak" : "lav", r->frames),
-                            bgr->data[0], bgr->linesize[0], bgr->width, bgr->height);
+        if (o->save_every > 0 && r->frames % (uint64_t)o->save_every == 0 &&
+            lav_save_png(&l, save_path(path, sizeof path, o, leak ? "leak" : "lav", r->frames),
+                         bgr) < 0) {
+            snprintf(r->note, sizeof r->note, "PNG save failed: %.*s", 120, path);
+            if (!leak)
+                av_frame_free(&bgr);
+            rc = -1;
+            break;
+        }
         if (!leak)
             av_frame_free(&bgr);
         /* else: the frame is forgotten here, as in the bug reports */
@@ -303,9 +365,9 @@ static int scenario_lav_loop(const mpf_opts *o, mpf_run *r, int leak)
             break;
     }
     mpf_run_stop(r);
-    if (rc < 0)
+    if (rc < 0 && !r->note[0])
         snprintf(r->note, sizeof r->note, "decode failed: %s", av_err2str(rc));
-    else if (leak)
+    else if (rc >= 0 && leak)
         snprintf(r->note, sizeof r->note, "stopped after %ld frames (about %ld MiB leaked)",
                  target, (long)((uint64_t)target * r->frame_bytes >> 20));
     lav_close(&l);
@@ -884,10 +946,15 @@ static int eval_goals(row *rows, int n, goal *g)
         double lr = (double)(a->peak - a->base_rss) / (double)(b->peak - b->base_rss);
         double cr = b->cpu_ms / a->cpu_ms;
         x->met = pr <= 0.8 && fr >= 1.15;
+        char pa[32], pb[32], sa[32], sb[32];
         snprintf(x->detail, sizeof x->detail,
-                 "peak %.2fx (%s), fps %.2fx (%s); peak above each process's start %.2fx, "
-                 "CPU per frame %.2fx less",
-                 pr, pr <= 0.8 ? "met" : "not met", fr, fr >= 1.15 ? "met" : "not met", lr, cr);
+                 "peak %s vs %s = %.2fx (%s), fps %.2fx (%s); peak above each process's start "
+                 "(%s vs %s) %.2fx, CPU per frame %.2fx less",
+                 mpf_fmt_size(pa, sizeof pa, (double)a->peak, 0),
+                 mpf_fmt_size(pb, sizeof pb, (double)b->peak, 0), pr,
+                 pr <= 0.8 ? "met" : "not met", fr, fr >= 1.15 ? "met" : "not met",
+                 mpf_fmt_size(sa, sizeof sa, (double)a->base_rss, 0),
+                 mpf_fmt_size(sb, sizeof sb, (double)b->base_rss, 0), lr, cr);
     }
     a = find_row(rows, n, "4");
     x = &g[k++];

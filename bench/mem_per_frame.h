@@ -94,9 +94,6 @@ int mpf_write_result(const char *result, const char *points, mpf_run *r, int rc)
 int mpf_child_parse(int argc, char **argv, mpf_opts *o, const char **id, const char **result,
                     const char **points);
 
-/* cv::imwrite of a BGR24 buffer (a Mat header over it). 0 or -1. */
-int mpf_cv_save_bgr(const char *path, const uint8_t *data, int stride, int w, int h);
-
 #ifdef __cplusplus
 }
 #endif

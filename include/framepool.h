@@ -12,5 +12,6 @@
 #include "framepool/cache.h"
 #include "framepool/diag.h"
 #include "framepool/reader.h"
+#include "framepool/imgsave.h"
 
 #endif
