@@ -259,6 +259,9 @@ static int open_reader(const mpf_opts *o, unsigned max_held, fp_reader **rd, mpf
     ro.format = FP_PIX_BGR24;
     ro.threads = o->threads;
     ro.max_held = max_held;
+    /* --prime: the pipeline's reader allocates its BGR pool to the bound and
+     * touches every page before the first frame (fp_reader_options.prefill) */
+    ro.prefill = max_held && o->prime;
     int rc = fp_reader_open(o->clip, &ro, rd);
     if (rc < 0) {
         snprintf(r->note, sizeof r->note, "%s", fp_reader_errmsg(*rd));
@@ -528,31 +531,6 @@ static void *lav_producer(void *arg)
     return NULL;
 }
 
-/* --prime: hold max_held frames at once, so that the reader's BGR pool
- * reaches the pipeline's full depth (and its pages are touched) before the
- * run, then rewind. fp_reader_options has no such switch yet; this is how a
- * user gets the same effect with the public API. */
-static int prime_reader(fp_reader *rd, mpf_run *r)
-{
-    fp_reader_info in;
-    fp_reader_info(rd, &in);
-    fp_image **held = calloc(in.max_held, sizeof *held);
-    if (!held)
-        return -1;
-    unsigned n = 0;
-    int rc = 0;
-    while (n < in.max_held && (rc = fp_reader_next(rd, &held[n])) > 0)
-        n++;
-    for (unsigned i = 0; i < n; i++)
-        fp_unref(&held[i]);
-    free(held);
-    if (rc < 0 && rc != FP_ELIMIT) {
-        snprintf(r->note, sizeof r->note, "priming: %s", fp_reader_errmsg(rd));
-        return -1;
-    }
-    return fp_reader_seek(rd, 0, FP_SEEK_KEY);
-}
-
 static int scenario_pipeline(const mpf_opts *o, mpf_run *r, int use_fp)
 {
     pipe_ctx c;
@@ -568,10 +546,6 @@ static int scenario_pipeline(const mpf_opts *o, mpf_run *r, int use_fp)
     if (rc < 0 || queue_init(&c.q, o->queue) < 0) {
         fp_reader_close(&c.rd);
         lav_close(&c.l);
-        return -1;
-    }
-    if (use_fp && o->prime && prime_reader(c.rd, r) < 0) {
-        fp_reader_close(&c.rd);
         return -1;
     }
     if ((rc = mpf_run_start(r, use_fp ? "5a framepool pipeline" : "5b libav pipeline", o->frames,
@@ -1176,8 +1150,8 @@ static int usage(void)
             "                  pipeline's full depth; fewer makes the decode thread wait)\n"
             "  --repeat N      run the scenarios N times, interleaved (1..16, default 1); each\n"
             "                  row is the round with the best fps, the notes list all rounds\n"
-            "  --prime         5a holds max_held frames once before the run, so its BGR pool\n"
-            "                  is at full depth from the start (no late growth)\n"
+            "  --prime         5a opens its reader with fp_reader_options.prefill: the BGR\n"
+            "                  pool is at its bound, every page touched, before the first frame\n"
             "  --plot FILE     PNG of RssAnon over frames (gnuplot); more clips get -2, -3, ...\n"
             "  --keep          keep the temporary directory (clip, frames, samples)\n"
             "Without CLIP, a 1280x720 H.264 test clip is generated with ffmpeg.\n");

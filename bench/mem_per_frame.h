@@ -31,7 +31,7 @@ typedef struct mpf_opts {
                          full depth: queue, window, one new in the worker's hand, one
                          in the decode thread's) */
     long leak_mb;     /* scenario 4 stops once it leaked about this much */
-    int prime;        /* 5a: fill the reader's BGR pool to max_held before the run */
+    int prime;        /* 5a: open the reader with prefill (BGR pool at its bound from the start) */
     int progress_tty; /* 1: redraw one progress line; 0: plain lines */
 } mpf_opts;
 
