@@ -81,7 +81,11 @@ FP_API void fp_obj_site(const void *obj, const char **file, int *line, const cha
 /* Returns the frame tick (see fp_frame_tick) at which `obj` was created. */
 FP_API uint64_t fp_obj_birth(const void *obj);
 
-/* Per-type statistics, kept for every type that ever had an object. */
+/* Per-type statistics, kept for every type that ever had an object. For
+ * fp_image they include pooled images, which their pool counts: an acquired
+ * image is live (at its buffer's size, or the charge set with
+ * fp_obj_set_bytes) until its last release, and every acquire creates one;
+ * images still out of a pool whose owner let go stay counted. */
 typedef struct fp_type_stats {
     const char *name;
     uint64_t live;          /* objects alive now */
