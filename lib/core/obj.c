@@ -57,7 +57,7 @@ static size_t type_hash(const fp_type *t)
     return (size_t)(v >> 40) & (TYPE_TABLE_SIZE - 1);
 }
 
-static fp__typestat *typestat_find(const fp_type *type)
+static inline fp__typestat *typestat_find(const fp_type *type)
 {
     size_t i = type_hash(type);
     for (;;) {
@@ -208,37 +208,50 @@ void fp__obj_set_counting(int on)
     atomic_store_explicit(&counting, on != 0, memory_order_relaxed);
 }
 
-/* The calling thread's slot for `s`, or NULL: count in the shared totals. */
-static inline tls_slot *tls_slot_for(const fp__typestat *s)
+/* Counts in the shared totals (atomic adds). */
+static void shared_count(fp__typestat *s, int delta, int64_t bytes)
 {
-    tls_counts *c = tls_mine;
-    if (__builtin_expect(c == NULL, 0)) {
-        c = tls_register();
-        if (!c)
-            return NULL;
-    }
-    return s->slot < TLS_SLOTS ? &c->slot[s->slot] : NULL;
-}
-
-/* delta: +1 a creation, -1 a release, 0 a change of charge only. */
-static void typestat_count(fp__typestat *s, int delta, int64_t bytes)
-{
-    if (!atomic_load_explicit(&counting, memory_order_relaxed))
-        return;
-    tls_slot *t = tls_slot_for(s);
-    if (__builtin_expect(t != NULL, 1)) {
-        if (delta > 0)
-            tls_add(&t->created, 1);
-        else if (delta < 0)
-            tls_add(&t->freed, 1);
-        tls_add_signed(&t->bytes, bytes);
-        return;
-    }
     if (delta)
         atomic_fetch_add_explicit(&s->live, delta, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->live_bytes, bytes, memory_order_relaxed);
     if (delta > 0)
         atomic_fetch_add_explicit(&s->created, 1, memory_order_relaxed);
+}
+
+static inline __attribute__((always_inline)) void tls_count(tls_slot *t, int delta, int64_t bytes)
+{
+    if (delta > 0)
+        tls_add(&t->created, 1);
+    else if (delta < 0)
+        tls_add(&t->freed, 1);
+    tls_add_signed(&t->bytes, bytes);
+}
+
+/* The first count of a thread (registers it), counts of an exiting thread
+ * and of types past the per-thread capacity: out of the hot path. */
+static __attribute__((noinline, cold)) void typestat_count_slow(fp__typestat *s, int delta,
+                                                                 int64_t bytes)
+{
+    tls_counts *c = tls_mine ? tls_mine : tls_register();
+    if (c && s->slot < TLS_SLOTS)
+        tls_count(&c->slot[s->slot], delta, bytes);
+    else
+        shared_count(s, delta, bytes);
+}
+
+/* delta: +1 a creation, -1 a release, 0 a change of charge only. Inlined,
+ * so that each call site keeps only its own two counter updates. */
+static inline __attribute__((always_inline)) void typestat_count(fp__typestat *s, int delta,
+                                                                 int64_t bytes)
+{
+    if (!atomic_load_explicit(&counting, memory_order_relaxed))
+        return;
+    tls_counts *c = tls_mine;
+    unsigned slot = s->slot;
+    if (__builtin_expect(c != NULL && slot < TLS_SLOTS, 1))
+        tls_count(&c->slot[slot], delta, bytes);
+    else
+        typestat_count_slow(s, delta, bytes);
 }
 
 static void typestat_add(fp__typestat *s, size_t bytes)
@@ -381,7 +394,7 @@ static void hdr_init(fp__obj *h, const char *file, int line, const char *func, i
     h->file = file ? file : "?";
     h->line = line;
     h->func = func ? func : "?";
-    h->birth = fp_frame_now();
+    h->birth = atomic_load_explicit(&frame_counter, memory_order_relaxed);
     h->magic = FP__OBJ_MAGIC;
     if (count)
         typestat_add(h->ts, h->bytes);
@@ -389,9 +402,10 @@ static void hdr_init(fp__obj *h, const char *file, int line, const char *func, i
         fp__diag_on_new(h);
 }
 
-static void *obj_new(const fp_type *type, size_t payload, size_t charge,
-                     void (*dispose)(fp__obj *h), uint32_t flags, const char *file, int line,
-                     const char *func)
+/* Inlined in each caller, so that `flags` is a constant there. */
+static inline __attribute__((always_inline)) void *
+obj_new(const fp_type *type, size_t payload, size_t charge, void (*dispose)(fp__obj *h),
+        uint32_t flags, const char *file, int line, const char *func)
 {
     if (!type || payload > SIZE_MAX - sizeof(fp__obj) - 64)
         return NULL;
@@ -401,7 +415,8 @@ static void *obj_new(const fp_type *type, size_t payload, size_t charge,
         return NULL;
     memset(h, 0, total);
     h->type = type;
-    h->ts = fp__typestat_get(type);
+    fp__typestat *ts = typestat_find(type); /* lock-free: the common case */
+    h->ts = ts ? ts : fp__typestat_get(type);
     h->bytes = charge;
     h->alloc_size = total;
     h->dispose = dispose;
