@@ -7,7 +7,8 @@
  * was created. Per-type live counts and bytes are kept always, so that
  * diagnostics can name what holds memory; they are counted per thread (plain
  * adds to the calling thread's own counters, no shared cache line) and
- * summed when read.
+ * summed when read. Pooled images are counted by their pool instead (it
+ * counts the buffers it hands out anyway), and added in when read.
  *
  *   typedef struct track { double x, y; fp_image *crop; } track;
  *   static void track_fin(void *o) { track *t = o; fp_unref(&t->crop); }

@@ -189,7 +189,9 @@ int fp__pool_matches(struct fp_pool *p, const fp_image *img);
  * revived by a pool, including pools that are gone. Takes the pool registry
  * lock and each pool's lock. */
 void fp__pool_image_counts(uint64_t *live, uint64_t *bytes, uint64_t *created);
-/* pool.c: visits every pool in the process (for leak reports). */
+/* pool.c: visits every pool in the process (for leak reports). `fn` runs
+ * under the registry lock: it must not read type statistics (a read of the
+ * fp_image figures takes that lock). */
 int fp__pool_foreach(int (*fn)(struct fp_pool *p, const fp_pool_stats *s, int closed, void *user),
                      void *user);
 

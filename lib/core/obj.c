@@ -121,10 +121,10 @@ typedef struct tls_counts {
 enum { TLS_NEW = 0, TLS_ACTIVE = 1, TLS_RETIRED = 2 };
 static _Thread_local tls_counts tls_block;
 /* The hot path reads only this pointer: &tls_block while the thread is
- * registered, NULL before and after. Initial-exec, so that in the shared
- * library too it is one load at a fixed offset from the thread pointer
- * instead of a call to __tls_get_addr (8 bytes of static TLS). */
-static _Thread_local tls_counts *tls_mine __attribute__((tls_model("initial-exec")));
+ * registered, NULL before and after. (Not initial-exec: a module with an
+ * initial-exec variable needs all its TLS, tls_block included, in the static
+ * TLS block, and then dlopen of the shared library fails.) */
+static _Thread_local tls_counts *tls_mine;
 static _Thread_local int tls_state;
 static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
 static tls_counts *tls_list;
