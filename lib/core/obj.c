@@ -14,10 +14,10 @@
 /* Counting is per thread: creating or releasing an object adds to plain
  * counters in the calling thread's own block (relaxed loads and stores, no
  * locked instruction, no shared cache line), and a statistics read sums the
- * blocks of every thread under a mutex. A create adds to the block's
- * `created` and `bytes`, a release to its `freed` and `bytes`: live is
- * created - freed, so each of the two touches two counters. A thread's
- * block is folded into the type's shared totals when the thread exits.
+ * blocks of every thread under a mutex. A thread's block is folded into the
+ * type's shared totals when the thread exits. (A live count, rather than
+ * created - freed, keeps one thread's live count a single word that a
+ * reader sees at one instant.)
  * Types past the per-thread capacity, and threads that are exiting, use the
  * shared totals directly (atomic adds).
  *
@@ -107,9 +107,9 @@ static void raise_peak(_Atomic uint64_t *peak, uint64_t v)
 
 /* One type's counts in one thread: a create or release touches one line. */
 typedef struct tls_slot {
-    _Atomic uint64_t created;
-    _Atomic uint64_t freed;
+    _Atomic int64_t live;
     _Atomic int64_t bytes;
+    _Atomic uint64_t created;
     uint64_t pad_;
 } tls_slot;
 
@@ -143,13 +143,14 @@ static void tls_retire(void *arg)
     for (unsigned i = 0; i < n && i < TLS_SLOTS; i++) {
         fp__typestat *s = type_order[i];
         tls_slot *t = &c->slot[i];
-        uint64_t created = atomic_load_explicit(&t->created, memory_order_relaxed);
-        uint64_t freed = atomic_load_explicit(&t->freed, memory_order_relaxed);
-        atomic_fetch_add_explicit(&s->live, (int64_t)(created - freed), memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->live, atomic_load_explicit(&t->live, memory_order_relaxed),
+                                  memory_order_relaxed);
         atomic_fetch_add_explicit(&s->live_bytes,
                                   atomic_load_explicit(&t->bytes, memory_order_relaxed),
                                   memory_order_relaxed);
-        atomic_fetch_add_explicit(&s->created, created, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->created,
+                                  atomic_load_explicit(&t->created, memory_order_relaxed),
+                                  memory_order_relaxed);
     }
     if (c->prev)
         c->prev->next = c->next;
@@ -220,11 +221,11 @@ static void shared_count(fp__typestat *s, int delta, int64_t bytes)
 
 static inline __attribute__((always_inline)) void tls_count(tls_slot *t, int delta, int64_t bytes)
 {
+    if (delta)
+        tls_add_signed(&t->live, delta);
+    tls_add_signed(&t->bytes, bytes);
     if (delta > 0)
         tls_add(&t->created, 1);
-    else if (delta < 0)
-        tls_add(&t->freed, 1);
-    tls_add_signed(&t->bytes, bytes);
 }
 
 /* The first count of a thread (registers it), counts of an exiting thread
@@ -283,10 +284,9 @@ static void typestat_fill_locked(fp__typestat *s, const fp_type *t, const extra_
     if (s->slot < TLS_SLOTS) {
         for (tls_counts *c = tls_list; c; c = c->next) {
             const tls_slot *ts = &c->slot[s->slot];
-            uint64_t made = atomic_load_explicit(&ts->created, memory_order_relaxed);
-            live += (int64_t)(made - atomic_load_explicit(&ts->freed, memory_order_relaxed));
+            live += atomic_load_explicit(&ts->live, memory_order_relaxed);
             bytes += atomic_load_explicit(&ts->bytes, memory_order_relaxed);
-            created += made;
+            created += atomic_load_explicit(&ts->created, memory_order_relaxed);
         }
     }
     live += (int64_t)extra->live;
