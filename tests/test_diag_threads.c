@@ -19,6 +19,7 @@
 static const fp_type worker_type = {"worker_obj", NULL};
 static fp_pool *shared_pool;
 static _Atomic int stop_reporting;
+static _Atomic uint64_t pool_acquires; /* pooled images the workers created */
 
 static void *worker(void *arg)
 {
@@ -34,8 +35,10 @@ static void *worker(void *arg)
             fp_unref(&o);
         if ((id & 1) && i % 8 == 0) {
             fp_image *img = NULL;
-            if (fp_pool_acquire(shared_pool, -1, &img) == 0)
+            if (fp_pool_acquire(shared_pool, -1, &img) == 0) {
+                atomic_fetch_add(&pool_acquires, 1);
                 fp_unref(&img);
+            }
         }
     }
     return kept;
@@ -61,14 +64,28 @@ static void *reporter(void *arg)
     return NULL;
 }
 
+/* Pooled images are counted by their pool: every image the workers took is
+ * back, and each acquire created one. */
+static void check_images(const fp_type_stats *before)
+{
+    fp_type_stats st;
+    ck_assert_int_eq(fp_type_get_stats(&fp_image_type, &st), 0);
+    ck_assert_uint_gt(atomic_load(&pool_acquires), 0);
+    ck_assert_uint_eq(st.live, before->live);
+    ck_assert_uint_eq(st.live_bytes, before->live_bytes);
+    ck_assert_uint_eq(st.created - before->created, atomic_load(&pool_acquires));
+}
+
 static void run(const char *mode)
 {
     ck_assert_int_eq(fp_diag_configure(mode), 0);
     fp_pool_config cfg = {.name = "shared", .format = FP_PIX_GRAY8, .width = 32, .height = 32,
                           .max_buffers = 4};
     ck_assert_int_eq(fp_pool_new(&cfg, &shared_pool), 0);
-    fp_type_stats before;
+    fp_type_stats before, img_before;
     fp_type_get_stats(&worker_type, &before);
+    fp_type_get_stats(&fp_image_type, &img_before);
+    atomic_store(&pool_acquires, 0);
     pthread_t th[NTHREADS], rep;
     atomic_store(&stop_reporting, 0);
     ck_assert_int_eq(pthread_create(&rep, NULL, reporter, NULL), 0);
@@ -87,6 +104,7 @@ static void run(const char *mode)
     ck_assert_uint_eq(st.live_bytes, NTHREADS * per * OBJ_SIZE);
     ck_assert_uint_eq(st.created - before.created, (uint64_t)NTHREADS * ITERS);
     ck_assert_uint_ge(st.peak, NTHREADS * per);
+    check_images(&img_before);
 
     fp_snapshot *s = NULL;
     ck_assert_int_eq(fp_snapshot_take(&s), 0);
@@ -139,6 +157,9 @@ START_TEST(counters_exact_off)
     fp_pool_config cfg = {.name = "shared", .format = FP_PIX_GRAY8, .width = 32, .height = 32,
                           .max_buffers = 4};
     ck_assert_int_eq(fp_pool_new(&cfg, &shared_pool), 0);
+    fp_type_stats img_before;
+    fp_type_get_stats(&fp_image_type, &img_before);
+    atomic_store(&pool_acquires, 0);
     pthread_t th[NTHREADS];
     for (intptr_t i = 0; i < NTHREADS; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, worker, (void *)i), 0);
@@ -150,6 +171,7 @@ START_TEST(counters_exact_off)
     ck_assert_int_eq(fp_type_get_stats(&worker_type, &st), 0);
     ck_assert_uint_eq(st.live, NTHREADS * per);
     ck_assert_uint_eq(st.created, (uint64_t)NTHREADS * ITERS);
+    check_images(&img_before);
     /* Nothing tracked: the report counts them all as untracked. */
     ck_assert_int_eq(fp_diag_leak_report(NULL, 0), (int)(NTHREADS * per + 1));
     for (int i = 0; i < NTHREADS; i++) {

@@ -421,6 +421,140 @@ START_TEST(test_buffers_return_from_other_threads_after_owner_left)
 }
 END_TEST
 
+/* Pooled images are counted by their pools, not by the per-type counters: a
+ * read of the fp_image statistics adds every pool's figures. These pin that
+ * the sum is exact whatever the pools' state. */
+static fp_type_stats image_stats(void)
+{
+    fp_type_stats st;
+    ck_assert_int_eq(fp_type_get_stats(&fp_image_type, &st), FP_OK);
+    return st;
+}
+
+/* The difference between two reads, live and bytes signed. */
+#define ck_image_delta(before, live_d, bytes_d, created_d)                                 \
+    do {                                                                                   \
+        fp_type_stats now_ = image_stats();                                                \
+        ck_assert_int_eq((int64_t)now_.live - (int64_t)(before).live, (int64_t)(live_d));  \
+        ck_assert_int_eq((int64_t)now_.live_bytes - (int64_t)(before).live_bytes,          \
+                         (int64_t)(bytes_d));                                              \
+        ck_assert_uint_eq(now_.created - (before).created, (uint64_t)(created_d));         \
+    } while (0)
+
+START_TEST(test_image_stats_count_pooled_images_out)
+{
+    fp_image *warm = NULL; /* the fp_image record exists from here on */
+    ck_assert_int_eq(fp_image_new(FP_PIX_GRAY8, 8, 8, &warm), FP_OK);
+    fp_unref(&warm);
+    fp_type_stats before = image_stats();
+    fp_pool *p = make_pool(2, 4); /* two prefilled buffers: created, idle, not live */
+    size_t bb = stats(p).buffer_bytes;
+    ck_image_delta(before, 0, 0, 2);
+    fp_image *a = NULL, *b = NULL, *c = NULL;
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &a), FP_OK); /* hit */
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &b), FP_OK); /* hit */
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &c), FP_OK); /* miss: a new buffer */
+    ck_assert_uint_eq(fp_obj_bytes(a), bb);
+    ck_image_delta(before, 3, 3 * bb, 5);
+    fp_type_stats st = image_stats();
+    ck_assert_uint_ge(st.peak, st.live);
+    ck_assert_uint_ge(st.peak_bytes, st.live_bytes);
+    uint64_t objs0, bytes0, objs1, bytes1;
+    fp_obj_totals(&objs0, &bytes0);
+    fp_unref(&b);
+    ck_image_delta(before, 2, 2 * bb, 5);
+    fp_obj_totals(&objs1, &bytes1);
+    ck_assert_uint_eq(objs0 - objs1, 1);
+    ck_assert_uint_eq(bytes0 - bytes1, bb);
+    /* A charge the user changes counts while the image is out and is taken
+     * back when the buffer returns to its pool. */
+    fp_obj_set_bytes(a, bb + 1000);
+    ck_image_delta(before, 2, 2 * bb + 1000, 5);
+    fp_unref(&a);
+    ck_image_delta(before, 1, bb, 5);
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &a), FP_OK);
+    ck_assert_uint_eq(fp_obj_bytes(a), bb);
+    ck_image_delta(before, 2, 2 * bb, 6);
+    fp_unref(&a);
+    fp_unref(&c);
+    ck_image_delta(before, 0, 0, 6);
+    fp_unref(&p);
+    ck_image_delta(before, 0, 0, 6);
+    /* The peak saw the three images out. */
+    ck_assert_uint_ge(image_stats().peak, before.live + 3);
+}
+END_TEST
+
+START_TEST(test_image_stats_exact_after_pool_goes_with_images_out)
+{
+    fp_image *warm = NULL;
+    ck_assert_int_eq(fp_image_new(FP_PIX_GRAY8, 8, 8, &warm), FP_OK);
+    fp_unref(&warm);
+    fp_type_stats before = image_stats();
+    fp_pool *p = make_pool(0, 4);
+    size_t bb = stats(p).buffer_bytes;
+    fp_image *a = NULL, *b = NULL, *c = NULL;
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &a), FP_OK);
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &b), FP_OK);
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &c), FP_OK);
+    fp_unref(&c); /* idle: freed when the owner lets go */
+    ck_image_delta(before, 2, 2 * bb, 3);
+    fp_unref(&p); /* the owner lets go with two images out */
+    ck_image_delta(before, 2, 2 * bb, 3);
+    fp_unref(&a);
+    ck_image_delta(before, 1, bb, 3);
+    fp_unref(&b); /* the last buffer back: the pool is gone */
+    ck_image_delta(before, 0, 0, 3);
+    /* A second pool, gone the same way from another thread: creations add up. */
+    p = make_pool(1, 2);
+    fp_image *imgs[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(fp_pool_acquire(p, 0, &imgs[i]), FP_OK);
+    ck_image_delta(before, 2, 2 * bb, 6); /* prefill, hit, miss */
+    fp_unref(&p);
+    pthread_t th;
+    pthread_create(&th, NULL, release_in_thread, imgs[0]);
+    pthread_join(th, NULL);
+    ck_image_delta(before, 1, bb, 6);
+    fp_unref(&imgs[1]);
+    ck_image_delta(before, 0, 0, 6);
+}
+END_TEST
+
+START_TEST(test_image_stats_mix_pooled_and_standalone)
+{
+    fp_image *warm = NULL;
+    ck_assert_int_eq(fp_image_new(FP_PIX_GRAY8, 8, 8, &warm), FP_OK);
+    fp_unref(&warm);
+    fp_type_stats before = image_stats();
+    fp_pool *p = make_pool(0, 4);
+    size_t bb = stats(p).buffer_bytes;
+    fp_image *pa = NULL, *pb = NULL, *sa = NULL, *sb = NULL, *copy = NULL;
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &pa), FP_OK);
+    ck_assert_int_eq(fp_image_new(FP_PIX_BGR24, 64, 48, &sa), FP_OK);
+    size_t sab = fp_obj_bytes(sa);
+    ck_assert_int_eq(fp_image_new(FP_PIX_GRAY8, 100, 10, &sb), FP_OK);
+    size_t sbb = fp_obj_bytes(sb);
+    ck_image_delta(before, 3, bb + sab + sbb, 3);
+    /* A copy into the pool is a pooled image, a copy without one is not. */
+    ck_assert_int_eq(fp_image_copy(sa, p, 0, &pb), FP_OK);
+    ck_assert_ptr_eq(fp_image_pool(pb), p);
+    ck_assert_int_eq(fp_image_copy(pa, NULL, 0, &copy), FP_OK);
+    ck_assert_ptr_null(fp_image_pool(copy));
+    ck_image_delta(before, 5, 2 * bb + 2 * sab + sbb, 5);
+    fp_unref(&sa);
+    fp_unref(&pa);
+    ck_image_delta(before, 3, bb + sab + sbb, 5);
+    fp_unref(&p);
+    ck_image_delta(before, 3, bb + sab + sbb, 5);
+    fp_unref(&pb);
+    fp_unref(&copy);
+    ck_image_delta(before, 1, sbb, 5);
+    fp_unref(&sb);
+    ck_image_delta(before, 0, 0, 5);
+}
+END_TEST
+
 START_TEST(test_budget_shared_by_two_pools)
 {
     fp_pool_config cfg = {.name = "cam", .format = FP_PIX_GRAY8, .width = 64, .height = 64,
@@ -639,6 +773,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_reconfigure_frees_old_generation_on_return);
     tcase_add_test(tc, test_pool_outlives_owner_until_last_buffer);
     tcase_add_test(tc, test_buffers_return_from_other_threads_after_owner_left);
+    tcase_add_test(tc, test_image_stats_count_pooled_images_out);
+    tcase_add_test(tc, test_image_stats_exact_after_pool_goes_with_images_out);
+    tcase_add_test(tc, test_image_stats_mix_pooled_and_standalone);
     tcase_add_test(tc, test_budget_shared_by_two_pools);
     tcase_add_test(tc, test_budget_too_small_for_min_buffers);
     suite_add_tcase(s, tc);

@@ -7,7 +7,8 @@
  * was created. Per-type live counts and bytes are kept always, so that
  * diagnostics can name what holds memory; they are counted per thread (plain
  * adds to the calling thread's own counters, no shared cache line) and
- * summed when read.
+ * summed when read. Pooled images are counted by their pool instead (it
+ * counts the buffers it hands out anyway), and added in when read.
  *
  *   typedef struct track { double x, y; fp_image *crop; } track;
  *   static void track_fin(void *o) { track *t = o; fp_unref(&t->crop); }
@@ -81,7 +82,11 @@ FP_API void fp_obj_site(const void *obj, const char **file, int *line, const cha
 /* Returns the frame tick (see fp_frame_tick) at which `obj` was created. */
 FP_API uint64_t fp_obj_birth(const void *obj);
 
-/* Per-type statistics, kept for every type that ever had an object. */
+/* Per-type statistics, kept for every type that ever had an object. For
+ * fp_image they include pooled images, which their pool counts: an acquired
+ * image is live (at its buffer's size, or the charge set with
+ * fp_obj_set_bytes) until its last release, and every acquire creates one;
+ * images still out of a pool whose owner let go stay counted. */
 typedef struct fp_type_stats {
     const char *name;
     uint64_t live;          /* objects alive now */

@@ -57,7 +57,11 @@ fp__image *fp__image_alloc(const fp_layout *layout, fp_pixfmt format, int av_for
                            const char *func)
 {
     size_t charge = FP__IMAGE_HDR_SIZE + layout->size;
-    fp__image *im = fp__obj_new(&fp_image_type, charge, charge, dispose, file, line, func);
+    /* A pool's buffer is counted by its pool, not by the per-type counters. */
+    fp__image *im = dispose == fp__pool_image_returned
+                        ? fp__obj_new_pooled(&fp_image_type, charge, charge, dispose, file, line,
+                                             func)
+                        : fp__obj_new(&fp_image_type, charge, charge, dispose, file, line, func);
     if (!im)
         return NULL;
     im->layout = *layout;

@@ -23,6 +23,8 @@ enum {
     FP__OBJ_TRACKED = 1u << 2,   /* linked in the diagnostics live list */
     FP__OBJ_SINGLETON = 1u << 3, /* intentional: leave out of leak reports */
     FP__OBJ_INTERNAL = 1u << 4,  /* owned by the library (e.g. a decoder's buffer) */
+    FP__OBJ_POOLED = 1u << 5,    /* a pooled image: its pool counts it, the per-type
+                                    counters do not (fp__pool_image_counts) */
 };
 
 typedef struct fp__typestat fp__typestat;
@@ -66,8 +68,14 @@ static inline void *fp__payload(const fp__obj *h)
 void *fp__obj_new(const fp_type *type, size_t payload, size_t charge,
                   void (*dispose)(fp__obj *h), const char *file, int line, const char *func);
 
-/* Brings a recycled object back to life (pooled images): refs = 1, new site,
- * new birth tick, counted again. */
+/* The same for a pooled image (FP__OBJ_POOLED): not counted by the per-type
+ * counters; its pool counts it (fp__pool_image_counts). */
+void *fp__obj_new_pooled(const fp_type *type, size_t payload, size_t charge,
+                         void (*dispose)(fp__obj *h), const char *file, int line,
+                         const char *func);
+
+/* Brings a recycled pooled image back to life: refs = 1, new site, new birth
+ * tick, flags reset to FP__OBJ_POOLED. Its pool counts it again. */
 void fp__obj_revive(fp__obj *h, const char *file, int line, const char *func);
 
 /* Adds a reference only if the object still has one (count > 0); returns 1
@@ -163,7 +171,8 @@ void fp__image_reset(fp__image *im);
 /* Sets the plane pointers of `im` from its layout and pixel memory. */
 void fp__image_bind_planes(fp__image *im);
 /* Creates an image object holding `layout` pixels, with `dispose` as its
- * last-release hook. */
+ * last-release hook (fp__pool_image_returned: a pooled image, counted by its
+ * pool). */
 fp__image *fp__image_alloc(const fp_layout *layout, fp_pixfmt format, int av_format, int width,
                            int height, void (*dispose)(fp__obj *h), const char *file, int line,
                            const char *func);
@@ -175,7 +184,14 @@ void fp__pool_image_returned(fp__obj *h);
 
 /* pool.c: whether `img` fits the pool's current buffers (and the pool is open). */
 int fp__pool_matches(struct fp_pool *p, const fp_image *img);
-/* pool.c: visits every pool in the process (for leak reports). */
+/* pool.c: what every pool counts for the fp_image statistics: images out
+ * (acquired and not yet released), their bytes, and images ever created or
+ * revived by a pool, including pools that are gone. Takes the pool registry
+ * lock and each pool's lock. */
+void fp__pool_image_counts(uint64_t *live, uint64_t *bytes, uint64_t *created);
+/* pool.c: visits every pool in the process (for leak reports). `fn` runs
+ * under the registry lock: it must not read type statistics (a read of the
+ * fp_image figures takes that lock). */
 int fp__pool_foreach(int (*fn)(struct fp_pool *p, const fp_pool_stats *s, int closed, void *user),
                      void *user);
 

@@ -15,9 +15,19 @@
  * counters in the calling thread's own block (relaxed loads and stores, no
  * locked instruction, no shared cache line), and a statistics read sums the
  * blocks of every thread under a mutex. A thread's block is folded into the
- * type's shared totals when the thread exits. Peaks are therefore the highest
- * totals seen by a read. Types past the per-thread capacity, and threads
- * that are exiting, use the shared totals directly (atomic adds). */
+ * type's shared totals when the thread exits. (A live count, rather than
+ * created - freed, keeps one thread's live count a single word that a
+ * reader sees at one instant.)
+ * Types past the per-thread capacity, and threads that are exiting, use the
+ * shared totals directly (atomic adds).
+ *
+ * Pooled images (FP__OBJ_POOLED) are not counted here at all: their pool
+ * already counts them under its lock on every acquire and release (pool.c),
+ * and a read of the fp_image statistics adds every pool's figures (and the
+ * creations of pools that are gone) to the counts of the other images.
+ *
+ * Peaks are the highest totals seen by a statistics read: every read raises
+ * the type's peak to the live count and bytes it has just summed. */
 struct fp__typestat {
     _Atomic(const fp_type *) type;
     unsigned slot; /* index in the per-thread blocks; TLS_SLOTS = none */
@@ -47,7 +57,7 @@ static size_t type_hash(const fp_type *t)
     return (size_t)(v >> 40) & (TYPE_TABLE_SIZE - 1);
 }
 
-static fp__typestat *typestat_find(const fp_type *type)
+static inline fp__typestat *typestat_find(const fp_type *type)
 {
     size_t i = type_hash(type);
     for (;;) {
@@ -110,6 +120,11 @@ typedef struct tls_counts {
 
 enum { TLS_NEW = 0, TLS_ACTIVE = 1, TLS_RETIRED = 2 };
 static _Thread_local tls_counts tls_block;
+/* The hot path reads only this pointer: &tls_block while the thread is
+ * registered, NULL before and after. (Not initial-exec: a module with an
+ * initial-exec variable needs all its TLS, tls_block included, in the static
+ * TLS block, and then dlopen of the shared library fails.) */
+static _Thread_local tls_counts *tls_mine;
 static _Thread_local int tls_state;
 static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
 static tls_counts *tls_list;
@@ -121,6 +136,8 @@ static int tls_key_ok;
 static void tls_retire(void *arg)
 {
     tls_counts *c = arg;
+    tls_mine = NULL; /* objects released later in this thread count shared */
+    tls_state = TLS_RETIRED;
     pthread_mutex_lock(&tls_lock);
     unsigned n = atomic_load_explicit(&type_count, memory_order_acquire);
     for (unsigned i = 0; i < n && i < TLS_SLOTS; i++) {
@@ -142,7 +159,6 @@ static void tls_retire(void *arg)
     if (c->next)
         c->next->prev = c->prev;
     pthread_mutex_unlock(&tls_lock);
-    tls_state = TLS_RETIRED; /* objects released later in this thread count shared */
 }
 
 static void tls_key_init(void)
@@ -150,12 +166,17 @@ static void tls_key_init(void)
     tls_key_ok = pthread_key_create(&tls_key, tls_retire) == 0;
 }
 
-static int tls_register(void)
+/* Returns the calling thread's block, registering the thread on its first
+ * count; NULL when the thread counts in the shared totals (exiting, or the
+ * registration failed). */
+static tls_counts *tls_register(void)
 {
+    if (tls_state != TLS_NEW)
+        return NULL;
     pthread_once(&tls_once, tls_key_init);
     if (!tls_key_ok || pthread_setspecific(tls_key, &tls_block) != 0) {
         tls_state = TLS_RETIRED;
-        return 0;
+        return NULL;
     }
     pthread_mutex_lock(&tls_lock);
     tls_block.prev = NULL;
@@ -165,10 +186,17 @@ static int tls_register(void)
     tls_list = &tls_block;
     pthread_mutex_unlock(&tls_lock);
     tls_state = TLS_ACTIVE;
-    return 1;
+    tls_mine = &tls_block;
+    return &tls_block;
 }
 
-static inline void tls_add(_Atomic int64_t *c, int64_t d)
+static inline void tls_add(_Atomic uint64_t *c, uint64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+static inline void tls_add_signed(_Atomic int64_t *c, int64_t d)
 {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
                           memory_order_relaxed);
@@ -181,38 +209,74 @@ void fp__obj_set_counting(int on)
     atomic_store_explicit(&counting, on != 0, memory_order_relaxed);
 }
 
-static void typestat_count(fp__typestat *s, int64_t live, int64_t bytes, uint64_t created)
+/* Counts in the shared totals (atomic adds). */
+static void shared_count(fp__typestat *s, int delta, int64_t bytes)
+{
+    if (delta)
+        atomic_fetch_add_explicit(&s->live, delta, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->live_bytes, bytes, memory_order_relaxed);
+    if (delta > 0)
+        atomic_fetch_add_explicit(&s->created, 1, memory_order_relaxed);
+}
+
+static inline __attribute__((always_inline)) void tls_count(tls_slot *t, int delta, int64_t bytes)
+{
+    if (delta)
+        tls_add_signed(&t->live, delta);
+    tls_add_signed(&t->bytes, bytes);
+    if (delta > 0)
+        tls_add(&t->created, 1);
+}
+
+/* The first count of a thread (registers it), counts of an exiting thread
+ * and of types past the per-thread capacity: out of the hot path. */
+static __attribute__((noinline, cold)) void typestat_count_slow(fp__typestat *s, int delta,
+                                                                 int64_t bytes)
+{
+    tls_counts *c = tls_mine ? tls_mine : tls_register();
+    if (c && s->slot < TLS_SLOTS)
+        tls_count(&c->slot[s->slot], delta, bytes);
+    else
+        shared_count(s, delta, bytes);
+}
+
+/* delta: +1 a creation, -1 a release, 0 a change of charge only. Inlined,
+ * so that each call site keeps only its own two counter updates. */
+static inline __attribute__((always_inline)) void typestat_count(fp__typestat *s, int delta,
+                                                                 int64_t bytes)
 {
     if (!atomic_load_explicit(&counting, memory_order_relaxed))
         return;
-    if (s->slot < TLS_SLOTS && (tls_state == TLS_ACTIVE || (tls_state == TLS_NEW && tls_register()))) {
-        tls_slot *t = &tls_block.slot[s->slot];
-        tls_add(&t->live, live);
-        tls_add(&t->bytes, bytes);
-        atomic_store_explicit(&t->created,
-                              atomic_load_explicit(&t->created, memory_order_relaxed) + created,
-                              memory_order_relaxed);
-        return;
-    }
-    atomic_fetch_add_explicit(&s->live, live, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->live_bytes, bytes, memory_order_relaxed);
-    if (created)
-        atomic_fetch_add_explicit(&s->created, created, memory_order_relaxed);
+    tls_counts *c = tls_mine;
+    unsigned slot = s->slot;
+    if (__builtin_expect(c != NULL && slot < TLS_SLOTS, 1))
+        tls_count(&c->slot[slot], delta, bytes);
+    else
+        typestat_count_slow(s, delta, bytes);
 }
 
 static void typestat_add(fp__typestat *s, size_t bytes)
 {
-    typestat_count(s, 1, (int64_t)bytes, 1);
+    typestat_count(s, 1, (int64_t)bytes);
 }
 
 static void typestat_sub(fp__typestat *s, size_t bytes)
 {
-    typestat_count(s, -1, -(int64_t)bytes, 0);
+    typestat_count(s, -1, -(int64_t)bytes);
 }
 
-/* Sums a type's counts over the shared totals and every thread's block;
- * tls_lock held. Raises the peaks to what it finds. */
-static void typestat_fill_locked(fp__typestat *s, const fp_type *t, fp_type_stats *out)
+/* The record pooled images are charged to (fp_image's), once one exists. */
+static _Atomic(fp__typestat *) pooled_ts;
+
+/* Figures counted outside the per-type counters (pooled images). */
+typedef struct extra_counts {
+    uint64_t live, bytes, created;
+} extra_counts;
+
+/* Sums a type's counts over the shared totals, every thread's block and
+ * `extra`; tls_lock held. Raises the peaks to what it finds. */
+static void typestat_fill_locked(fp__typestat *s, const fp_type *t, const extra_counts *extra,
+                                 fp_type_stats *out)
 {
     int64_t live = atomic_load_explicit(&s->live, memory_order_relaxed);
     int64_t bytes = atomic_load_explicit(&s->live_bytes, memory_order_relaxed);
@@ -225,6 +289,9 @@ static void typestat_fill_locked(fp__typestat *s, const fp_type *t, fp_type_stat
             created += atomic_load_explicit(&ts->created, memory_order_relaxed);
         }
     }
+    live += (int64_t)extra->live;
+    bytes += (int64_t)extra->bytes;
+    created += extra->created;
     out->name = t->name ? t->name : "(unnamed)";
     /* A thread may release an object another thread counted a moment ago. */
     out->live = live > 0 ? (uint64_t)live : 0;
@@ -238,8 +305,13 @@ static void typestat_fill_locked(fp__typestat *s, const fp_type *t, fp_type_stat
 
 static void typestat_fill(fp__typestat *s, const fp_type *t, fp_type_stats *out)
 {
+    extra_counts extra = {0, 0, 0};
+    /* Pools first, outside tls_lock (pool.c takes its own locks): the two
+     * sets are disjoint, a pooled image is never in a thread's block. */
+    if (s == atomic_load_explicit(&pooled_ts, memory_order_acquire))
+        fp__pool_image_counts(&extra.live, &extra.bytes, &extra.created);
     pthread_mutex_lock(&tls_lock);
-    typestat_fill_locked(s, t, out);
+    typestat_fill_locked(s, t, &extra, out);
     pthread_mutex_unlock(&tls_lock);
 }
 
@@ -272,7 +344,8 @@ int fp_type_foreach(int (*fn)(const fp_type *type, const fp_type_stats *s, void 
         if (rc)
             return rc;
     }
-    if (atomic_load_explicit(&overflow_stat.created, memory_order_relaxed)) {
+    if (atomic_load_explicit(&overflow_stat.created, memory_order_relaxed) ||
+        atomic_load_explicit(&pooled_ts, memory_order_relaxed) == &overflow_stat) {
         fp_type_stats st;
         typestat_fill(&overflow_stat, &overflow_type, &st);
         return fn(&overflow_type, &st, user);
@@ -315,21 +388,24 @@ uint64_t fp_frame_now(void)
 
 /* ---- objects ------------------------------------------------------------------ */
 
-static void hdr_init(fp__obj *h, const char *file, int line, const char *func)
+static void hdr_init(fp__obj *h, const char *file, int line, const char *func, int count)
 {
     atomic_store_explicit(&h->refs, 1, memory_order_relaxed);
     h->file = file ? file : "?";
     h->line = line;
     h->func = func ? func : "?";
-    h->birth = fp_frame_now();
+    h->birth = atomic_load_explicit(&frame_counter, memory_order_relaxed);
     h->magic = FP__OBJ_MAGIC;
-    typestat_add(h->ts, h->bytes);
+    if (count)
+        typestat_add(h->ts, h->bytes);
     if (atomic_load_explicit(&fp__diag_mode, memory_order_relaxed))
         fp__diag_on_new(h);
 }
 
-void *fp__obj_new(const fp_type *type, size_t payload, size_t charge,
-                  void (*dispose)(fp__obj *h), const char *file, int line, const char *func)
+/* Inlined in each caller, so that `flags` is a constant there. */
+static inline __attribute__((always_inline)) void *
+obj_new(const fp_type *type, size_t payload, size_t charge, void (*dispose)(fp__obj *h),
+        uint32_t flags, const char *file, int line, const char *func)
 {
     if (!type || payload > SIZE_MAX - sizeof(fp__obj) - 64)
         return NULL;
@@ -339,25 +415,41 @@ void *fp__obj_new(const fp_type *type, size_t payload, size_t charge,
         return NULL;
     memset(h, 0, total);
     h->type = type;
-    h->ts = fp__typestat_get(type);
+    fp__typestat *ts = typestat_find(type); /* lock-free: the common case */
+    h->ts = ts ? ts : fp__typestat_get(type);
     h->bytes = charge;
     h->alloc_size = total;
     h->dispose = dispose;
-    atomic_init(&h->flags, 0);
-    hdr_init(h, file, line, func);
+    atomic_init(&h->flags, flags);
+    if ((flags & FP__OBJ_POOLED) && atomic_load_explicit(&pooled_ts, memory_order_relaxed) != h->ts)
+        atomic_store_explicit(&pooled_ts, h->ts, memory_order_release);
+    hdr_init(h, file, line, func, !(flags & FP__OBJ_POOLED));
     return fp__payload(h);
+}
+
+void *fp__obj_new(const fp_type *type, size_t payload, size_t charge,
+                  void (*dispose)(fp__obj *h), const char *file, int line, const char *func)
+{
+    return obj_new(type, payload, charge, dispose, 0, file, line, func);
+}
+
+void *fp__obj_new_pooled(const fp_type *type, size_t payload, size_t charge,
+                         void (*dispose)(fp__obj *h), const char *file, int line,
+                         const char *func)
+{
+    return obj_new(type, payload, charge, dispose, FP__OBJ_POOLED, file, line, func);
 }
 
 void *fp_new_at(const fp_type *type, size_t size, const char *file, int line, const char *func)
 {
-    return fp__obj_new(type, size, size, NULL, file, line, func);
+    return obj_new(type, size, size, NULL, 0, file, line, func);
 }
 
 void fp__obj_revive(fp__obj *h, const char *file, int line, const char *func)
 {
-    atomic_store_explicit(&h->flags, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->flags, FP__OBJ_POOLED, memory_order_relaxed);
     h->weak_slot = 0;
-    hdr_init(h, file, line, func);
+    hdr_init(h, file, line, func, 0);
 }
 
 int fp__obj_try_ref(fp__obj *h)
@@ -429,7 +521,7 @@ void fp__obj_free_memory(fp__obj *h)
 
 void fp__obj_charge(fp__obj *h, size_t bytes)
 {
-    typestat_count(h->ts, 0, (int64_t)bytes - (int64_t)h->bytes, 0);
+    typestat_count(h->ts, 0, (int64_t)bytes - (int64_t)h->bytes);
     h->bytes = bytes;
 }
 
@@ -478,7 +570,8 @@ static void last_release(fp__obj *h)
         cbs = fp__weak_dying(h);
     if (h->type->finalize)
         h->type->finalize(fp__payload(h));
-    typestat_sub(h->ts, h->bytes);
+    if (!(flags & FP__OBJ_POOLED))
+        typestat_sub(h->ts, h->bytes); /* a pooled image: its pool counts the release */
     if (flags & FP__OBJ_TRACKED)
         fp__diag_on_free(h);
     if (cbs)

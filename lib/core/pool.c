@@ -44,7 +44,9 @@ struct fp_pool {
     /* buffers */
     fp__image *idle; /* LIFO, newest first */
     unsigned n_idle, n_out, n_alloc;
+    unsigned n_making; /* misses counted in n_out whose buffer is not made yet */
     uint64_t bytes, idle_bytes;
+    uint64_t made; /* buffers this pool created (misses and prefill) */
     int64_t last_age_check_us;
     /* state */
     int canceled;
@@ -236,8 +238,15 @@ static fp__image *age_idle(fp_pool *p, int64_t now_us)
 
 /* ---- registry of all pools (diagnostics) ---------------------------------------- */
 
+/* The fp_image statistics count pooled images through their pools (obj.c
+ * leaves them out of the per-type counters): an image is live from its
+ * acquire to its last release, and each acquire creates one. A pool stays in
+ * the registry until its last buffer is back, so the images still out of a
+ * pool whose owner let go stay counted; when a pool goes, its creations move
+ * to `gone_created`, under all_lock, so that a read sees them exactly once. */
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static fp_pool *all_pools;
+static uint64_t gone_created; /* images created by pools that are gone; all_lock */
 
 static void all_add(fp_pool *p)
 {
@@ -252,6 +261,9 @@ static void all_add(fp_pool *p)
 static void all_remove(fp_pool *p)
 {
     pthread_mutex_lock(&all_lock);
+    pthread_mutex_lock(&p->mu);
+    gone_created += p->hits + p->made; /* no buffer is out: n_alloc is 0 */
+    pthread_mutex_unlock(&p->mu);
     if (p->all_prev)
         p->all_prev->all_next = p->all_next;
     else
@@ -259,6 +271,24 @@ static void all_remove(fp_pool *p)
     if (p->all_next)
         p->all_next->all_prev = p->all_prev;
     pthread_mutex_unlock(&all_lock);
+}
+
+void fp__pool_image_counts(uint64_t *live, uint64_t *bytes, uint64_t *created)
+{
+    uint64_t n = 0, b = 0, c;
+    pthread_mutex_lock(&all_lock);
+    c = gone_created;
+    for (fp_pool *p = all_pools; p; p = p->all_next) {
+        pthread_mutex_lock(&p->mu);
+        n += p->n_out - p->n_making;
+        b += p->bytes - p->idle_bytes;
+        c += p->hits + p->made;
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_unlock(&all_lock);
+    *live = n;
+    *bytes = b;
+    *created = c;
 }
 
 int fp__pool_foreach(int (*fn)(fp_pool *p, const fp_pool_stats *s, int closed, void *user),
@@ -480,6 +510,10 @@ void fp__pool_image_returned(fp__obj *h)
 {
     fp__image *im = fp__payload(h);
     fp_pool *p = im->pool;
+    /* The pool counts its images at their buffer's size: take back a charge
+     * the user changed (fp_obj_set_bytes), which the counters hold. */
+    if (__builtin_expect(h->bytes != im->pub.bytes, 0))
+        fp__obj_charge(h, im->pub.bytes);
     if (FP__DEBUG && im->layout.size)
         memset(im->pixels, 0xA5, im->layout.size); /* poison: stale reads show up */
     fp__image_reset(im);
@@ -549,6 +583,7 @@ static int prefill(fp_pool *p)
         /* Hand it straight back: counts as allocated and idle. */
         pthread_mutex_lock(&p->mu);
         p->n_out++;
+        p->made++;
         p->bytes += im->pub.bytes;
         if (p->n_alloc > p->peak)
             p->peak = p->n_alloc;
@@ -628,6 +663,7 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
         if (p->n_alloc < p->cur.max_buffers) {
             p->n_alloc++;
             p->n_out++;
+            p->n_making++;
             p->misses++;
             if (p->n_alloc > p->peak)
                 p->peak = p->n_alloc;
@@ -649,6 +685,7 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
                 }
             }
             pthread_mutex_lock(&p->mu);
+            p->n_making--;
             if (rc) {
                 p->n_alloc--;
                 p->n_out--;
@@ -659,6 +696,7 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
                 if (p->waiters)
                     pthread_cond_signal(&p->cv);
             } else {
+                p->made++;
                 p->bytes += im->pub.bytes;
             }
             pthread_mutex_unlock(&p->mu);
