@@ -7,9 +7,8 @@
  *   libav + BGR alloc     the loop a C user writes first: decode, then a new BGR
  *                         AVFrame per frame (av_frame_get_buffer + sws_scale + free)
  *   framepool native      fp_reader, native format, zero-copy pooled buffers
- *   framepool BGR24       fp_reader converting to BGR24 into pooled images (converting
- *                         ahead on its own thread, the default)
- *   ... convert_ahead off the same, converting on the caller's thread
+ *   framepool BGR24       fp_reader converting to BGR24 into pooled images
+ *   ..., convert_ahead    the same, converting on the reader's own thread one frame ahead
  *   cv::VideoCapture      OpenCV's read() into a BGR Mat (bench/throughput_cv)
  *
  *   throughput [--threads N] [--reps R] [INPUT ...]
@@ -191,11 +190,11 @@ static long opencv_peer(const char *path, double *secs, double *cpu)
 
 /* ---- driver ------------------------------------------------------------------------------- */
 
-enum { P_FFNULL, P_DECODE, P_LIBAV_BGR, P_FP_NATIVE, P_FP_BGR, P_FP_BGR_SYNC, P_CV, NPEERS };
+enum { P_FFNULL, P_DECODE, P_LIBAV_BGR, P_FP_NATIVE, P_FP_BGR, P_FP_BGR_AHEAD, P_CV, NPEERS };
 static const char *const names[NPEERS] = {
     "ffmpeg -f null",  "libav decode-only",
     "libav + BGR alloc", "framepool native",
-    "framepool BGR24", "framepool BGR24, convert_ahead off",
+    "framepool BGR24", "framepool BGR24, convert_ahead",
     "cv::VideoCapture"};
 
 static void run_input(const char *path)
@@ -217,7 +216,7 @@ static void run_input(const char *path)
             case P_LIBAV_BGR: n = libav_loop(path, 1); break;
             case P_FP_NATIVE: n = fp_loop(path, FP_PIX_NONE, 0); break;
             case P_FP_BGR: n = fp_loop(path, FP_PIX_BGR24, 0); break;
-            case P_FP_BGR_SYNC: n = fp_loop(path, FP_PIX_BGR24, -1); break;
+            case P_FP_BGR_AHEAD: n = fp_loop(path, FP_PIX_BGR24, 1); break;
             default: n = opencv_peer(path, &secs, &cpu); break;
             }
             if (secs < 0)
@@ -266,9 +265,9 @@ static void run_input(const char *path)
         printf("framepool native / ffmpeg -f null = %.3f\n", fps[P_FP_NATIVE] / fps[P_FFNULL]);
     if (fps[P_LIBAV_BGR] > 0)
         printf("framepool BGR24 / libav + BGR alloc = %.2fx\n", fps[P_FP_BGR] / fps[P_LIBAV_BGR]);
-    if (fps[P_FP_BGR_SYNC] > 0)
+    if (fps[P_FP_BGR_AHEAD] > 0)
         printf("framepool BGR24: convert_ahead on / off = %.2fx fps, %.2fx CPU per frame\n",
-               fps[P_FP_BGR] / fps[P_FP_BGR_SYNC], cms[P_FP_BGR] / cms[P_FP_BGR_SYNC]);
+               fps[P_FP_BGR_AHEAD] / fps[P_FP_BGR], cms[P_FP_BGR_AHEAD] / cms[P_FP_BGR]);
     fflush(stdout);
 }
 

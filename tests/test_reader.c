@@ -235,7 +235,7 @@ END_TEST
 START_TEST(max_held_bgr)
 {
     max_held_case(FP_PIX_BGR24, 1);
-    max_held_case(FP_PIX_BGR24, -1);
+    max_held_case(FP_PIX_BGR24, 0);
 }
 END_TEST
 
@@ -801,13 +801,13 @@ static void rec_equal(const run_rec *a, const run_rec *b)
 }
 
 /* Opens `clip` with `o`, converting ahead (1) and on the caller's thread
- * (-1), and checks that the caller sees exactly the same run. Returns the
+ * (0), and checks that the caller sees exactly the same run. Returns the
  * frames delivered. */
 static int same_both_ways(const char *clip, fp_reader_options o, int seek_after, run_rec *out)
 {
     static run_rec rec[2];
     for (int k = 0; k < 2; k++) {
-        o.convert_ahead = k == 0 ? 1 : -1;
+        o.convert_ahead = k == 0;
         fp_reader *r = NULL;
         ck_assert_int_eq(fp_reader_open(clip, &o, &r), 0);
         fp_reader_info info;
@@ -910,7 +910,7 @@ START_TEST(convert_ahead_error_after_frames)
         fseek(in.f, 0, SEEK_SET);
         fp_reader_options o = *dflt();
         o.format = FP_PIX_BGR24;
-        o.convert_ahead = k == 0 ? 1 : -1;
+        o.convert_ahead = k == 0;
         fp_reader *r = NULL;
         ck_assert_int_eq(fp_reader_open_io(failing_read, NULL, &in, &o, &r), 0);
         run_collect(r, 0, &rec[k]);

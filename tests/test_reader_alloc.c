@@ -80,6 +80,7 @@ static int ok_error(int rc)
 /* The scenario. Returns the number of frames delivered; every step's return
  * must be success or an error code the API documents for it. */
 static int scen_threads = 1;
+static int scen_ahead = 0; /* fp_reader_options.convert_ahead */
 
 static int scenario(const char *path, const void *mem, size_t len, fp_pixfmt fmt)
 {
@@ -87,6 +88,7 @@ static int scenario(const char *path, const void *mem, size_t len, fp_pixfmt fmt
     o.format = fmt;
     o.threads = scen_threads;
     o.max_held = 3;
+    o.convert_ahead = scen_ahead;
     fp_reader *r = NULL;
     int rc = mem ? fp_reader_open_memory(mem, len, &o, &r) : fp_reader_open(path, &o, &r);
     if (rc != 0) {
@@ -216,6 +218,18 @@ START_TEST(framepool_sweep_frame_threads)
 }
 END_TEST
 
+/* Converting ahead: the worker's start (its frame, mutex, thread) and every
+ * frame handed to it, from file (with frame threads) and from memory. */
+START_TEST(framepool_sweep_convert_ahead)
+{
+    scen_ahead = 1;
+    scen_threads = _i ? 2 : 1;
+    sweep_framepool(0, _i, FP_PIX_BGR24);
+    scen_threads = 1;
+    scen_ahead = 0;
+}
+END_TEST
+
 /* ---- FFmpeg's allocator: size thresholds with av_max_alloc ------------------------------ */
 
 static void sweep_av_max_alloc(int c, fp_pixfmt fmt)
@@ -293,8 +307,11 @@ START_TEST(ffmpeg_count_sweep)
     ck_assert_int_ne(dladdr((void *)av_malloc, &info), 0);
     avutil_base = info.dli_fbase;
     char path[1024];
-    ck_assert_ptr_nonnull(clip_make(clips[_i].name, clips[_i].args, path, sizeof path));
-    fp_pixfmt fmt = _i == 1 ? FP_PIX_BGR24 : FP_PIX_NONE;
+    /* the last round: clip 1 (BGR24) again, converting ahead */
+    int c = _i < NCLIPS ? _i : 1;
+    scen_ahead = _i == NCLIPS;
+    ck_assert_ptr_nonnull(clip_make(clips[c].name, clips[c].args, path, sizeof path));
+    fp_pixfmt fmt = c == 1 ? FP_PIX_BGR24 : FP_PIX_NONE;
     tu_alloc_install();
     av_calls = 0;
     av_fail_at = 0;
@@ -317,8 +334,9 @@ START_TEST(ffmpeg_count_sweep)
     ck_assert_int_gt(lost, 0);
     printf("%s %s: %llu av_malloc calls, each failed once: %d runs lost frames (ended in an "
            "error code or FFmpeg concealed it); no framepool leak\n",
-           clips[_i].name, fmt ? "bgr24" : "native", n, lost);
+           clips[c].name, scen_ahead ? "bgr24 ahead" : fmt ? "bgr24" : "native", n, lost);
     tu_alloc_uninstall();
+    scen_ahead = 0;
 }
 END_TEST
 #endif
@@ -333,9 +351,10 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, framepool_sweep_native, 0, NCLIPS);
     tcase_add_loop_test(tc, framepool_sweep_bgr_memory, 0, NCLIPS);
     tcase_add_loop_test(tc, framepool_sweep_frame_threads, 0, 2);
+    tcase_add_loop_test(tc, framepool_sweep_convert_ahead, 0, 2);
     tcase_add_loop_test(tc, ffmpeg_size_sweep, 0, NCLIPS);
 #if FP_AV_INTERPOSE
-    tcase_add_loop_test(tc, ffmpeg_count_sweep, 0, NCLIPS);
+    tcase_add_loop_test(tc, ffmpeg_count_sweep, 0, NCLIPS + 1);
 #else
     printf("reader_alloc: sanitizer build: the counted FFmpeg sweep (posix_memalign "
            "interposition) is skipped; the av_max_alloc size sweep runs\n");

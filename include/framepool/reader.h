@@ -41,23 +41,24 @@
  * keeps the source range, since fp_image carries no range tag (ffmpeg instead
  * compresses full range to limited when asked for yuv420p).
  *
- * Converting ahead. By default (convert_ahead 0 on a machine with more than
- * one CPU) a converting reader keeps one frame in flight: while the caller
- * works on frame N, the reader's own thread converts frame N+1, and the next
- * fp_reader_next decodes frame N+2 on the caller's thread before it collects
- * N+1. Decoding and conversion then overlap instead of taking turns, and the
- * caller's thread spends only its own work per frame. Measured on 2 cores
- * with 2 decoder threads (bench/README.md, throughput): a loop that works on
- * each frame gains 2-5% fps at 1080p and 5-7% at 640x360 (more where cores
- * are idle); a loop that does nothing with its frames gains 4% at 1080p and
- * loses 4% at 640x360, where a conversion (55 us) is not much more than
- * the hand-off to the worker costs. Nothing else changes for the caller:
- * the same frames, pixels, order, metadata and errors; an error met while
- * decoding ahead is returned by the call after the one that delivers the
- * frame before it. The reader holds one more output frame and one more
- * decoder frame (counted in the pool caps, not in max_held), and owns one
- * thread (signals blocked) that lives until fp_reader_close. Seeking drops
- * the frame in flight.
+ * Converting ahead (convert_ahead = 1). A converting reader can keep one
+ * frame in flight: while the caller works on frame N, the reader's own thread
+ * converts frame N+1, and the next fp_reader_next decodes frame N+2 on the
+ * caller's thread before it collects N+1. Decoding and conversion then
+ * overlap instead of taking turns, and the caller's thread spends only its
+ * own work per frame. Measured on 2 cores with 2 decoder threads
+ * (bench/README.md, throughput): a loop that works on each frame gains 2-5%
+ * fps at 1080p and 5-7% at 640x360 (more where cores are idle); a loop that
+ * does nothing with its frames gains 4% at 1080p and loses 4% at 640x360,
+ * where a conversion (55 us) is not much more than the hand-off to the
+ * worker costs. It is off by default because it also holds one more output
+ * frame and one more decoder frame (+4 MiB at 720p BGR24): turn it on when
+ * the caller's thread is busy and cores are idle. Nothing else changes for
+ * the caller: the same frames, pixels, order, metadata and errors; an error
+ * met while decoding ahead is returned by the call after the one that
+ * delivers the frame before it. The extra frames count in the pool caps,
+ * not in max_held. The reader owns one thread (signals blocked) that lives
+ * until fp_reader_close. Seeking drops the frame in flight.
  *
  * Bounds. The caller may hold at most `max_held` delivered frames at once;
  * fp_reader_next with that many still held returns FP_ELIMIT (the message
@@ -109,9 +110,8 @@ typedef struct fp_reader_options {
     int sws_flags;       /* swscale flags for conversion; 0 = SWS_BILINEAR */
     int convert_ahead;   /* converted output only: 1 = convert each frame on the reader's
                             own thread while the caller's thread decodes the next one
-                            (frames come out one call later, in the same order, with the
-                            same pixels); -1 = convert on the caller's thread; 0 = the
-                            default: on when the machine has more than one CPU. Costs one
+                            (frames come out in the same order, with the same pixels);
+                            0 = convert on the caller's thread (the default). Costs one
                             more output frame and one more decoder frame held by the
                             reader, and one thread per reader (started at the first
                             converted frame; if it cannot start, conversion stays on the

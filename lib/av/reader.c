@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define IO_BUFFER_SIZE 65536
 
@@ -279,8 +278,8 @@ static int check_options(fp_reader *r, const fp_reader_options *o)
         return fail(r, FP_EINVAL, "negative timeout_us");
     if (o->stream_set && o->stream < 0)
         return fail(r, FP_EINVAL, "negative stream index %d", o->stream);
-    if (o->convert_ahead < -1 || o->convert_ahead > 1)
-        return fail(r, FP_EINVAL, "invalid convert_ahead %d (-1 off, 0 default, 1 on)",
+    if (o->convert_ahead < 0 || o->convert_ahead > 1)
+        return fail(r, FP_EINVAL, "invalid convert_ahead %d (0 off, the default; 1 on)",
                     o->convert_ahead);
     return FP_OK;
 }
@@ -458,9 +457,7 @@ static int open_decoder(fp_reader *r)
     r->threads = dec->thread_count;
     r->decoder_need = decoder_need(dec);
     int native = r->opt.format == FP_PIX_NONE && !r->opt.width && !r->opt.height;
-    if (!native)
-        r->ahead = r->opt.convert_ahead > 0 ||
-                   (r->opt.convert_ahead == 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1);
+    r->ahead = !native && r->opt.convert_ahead;
     /* Converting, the reader holds the frame it converts, and converting
      * ahead also the next one it decoded meanwhile. */
     pthread_mutex_lock(&r->bridge->mu);
