@@ -88,8 +88,8 @@ struct fp_reader {
     int ahead_state;             /* AHEAD_*, guarded by ahead_mu */
     int job_busy;                /* a job was posted and its image not yet collected */
     AVFrame *job_src;            /* the decoded frame being converted (the reader's ref) */
-    fp_image *job_dst;           /* +1: its pooled output, metadata already set */
-    struct SwsContext *job_sws;
+    fp_image *job_dst;           /* +1: its pooled output, metadata already set; the worker
+                                    uses r->sws, which only changes once it is collected */
     int pending_rc;              /* error met decoding ahead: returned by the next call */
     char pending_msg[512];
     /* statistics */
@@ -918,7 +918,7 @@ static void *ahead_main(void *arg)
         if (r->ahead_state == AHEAD_QUIT)
             break;
         pthread_mutex_unlock(&r->ahead_mu);
-        scale(r->job_sws, r->job_src, r->job_dst);
+        scale(r->sws, r->job_src, r->job_dst);
         pthread_mutex_lock(&r->ahead_mu);
         r->ahead_state = AHEAD_DONE;
         pthread_cond_broadcast(&r->ahead_cv);
@@ -1019,7 +1019,6 @@ static void ahead_post(fp_reader *r, AVFrame *f, fp_image *img)
 {
     av_frame_move_ref(r->job_src, f);
     r->job_dst = img;
-    r->job_sws = r->sws;
     r->job_busy = 1;
     pthread_mutex_lock(&r->ahead_mu);
     r->ahead_state = AHEAD_WORK;
