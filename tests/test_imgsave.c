@@ -5,12 +5,12 @@
  * framepool's allocator and FFmpeg's (sizes and counted calls).
  */
 #define _GNU_SOURCE
+#include "av_interpose.h"
 #include "testutil.h"
 
 #include <framepool.h>
 #include <framepool/diag.h>
 
-#include <dlfcn.h>
 #include <math.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -493,7 +493,6 @@ static void assert_clean(const char *what, unsigned long long n)
  * failure must be a documented code with a message, and a success must give
  * a file with the image's pixels. */
 static int sweep_any_error;
-static int av_armed; /* the counted FFmpeg sweep fails allocations while set */
 static size_t av_limit; /* the size sweep's av_max_alloc (0 = none) */
 
 static int save_all(void)
@@ -586,44 +585,10 @@ START_TEST(ffmpeg_size_sweep)
 }
 END_TEST
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define FP_AV_INTERPOSE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define FP_AV_INTERPOSE 0
-#endif
-#endif
-#ifndef FP_AV_INTERPOSE
-#define FP_AV_INTERPOSE 1
-#endif
-
 #if FP_AV_INTERPOSE
-static unsigned long long av_calls, av_fail_at;
-static const void *avutil_base;
-
-/* av_malloc is libavutil's only caller of posix_memalign; other callers pass
- * through. */
-int posix_memalign(void **p, size_t align, size_t size);
-__attribute__((visibility("default"))) int posix_memalign(void **p, size_t align, size_t size)
-{
-    static int (*real)(void **, size_t, size_t);
-    if (!real)
-        real = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
-    if (av_armed) {
-        Dl_info info;
-        if (dladdr(__builtin_return_address(0), &info) && info.dli_fbase == avutil_base) {
-            if (++av_calls == av_fail_at)
-                return 12; /* ENOMEM */
-        }
-    }
-    return real(p, align, size);
-}
-
 START_TEST(ffmpeg_count_sweep)
 {
-    Dl_info info;
-    ck_assert_int_ne(dladdr((void *)av_malloc, &info), 0);
-    avutil_base = info.dli_fbase;
+    av_interpose_init();
     tu_alloc_install();
     av_calls = 0;
     av_fail_at = 0;

@@ -21,12 +21,12 @@
  */
 #define _GNU_SOURCE
 #include "avclips.h"
+#include "av_interpose.h"
 #include "testutil.h"
 
 #include <framepool.h>
 #include <framepool/diag.h>
 
-#include <dlfcn.h>
 #include <libavutil/log.h>
 #include <libavutil/mem.h>
 #include <stdio.h>
@@ -267,45 +267,10 @@ END_TEST
 
 /* ---- FFmpeg's allocator counted: fail libavutil's Nth posix_memalign ------------------------ */
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define FP_AV_INTERPOSE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define FP_AV_INTERPOSE 0
-#endif
-#endif
-#ifndef FP_AV_INTERPOSE
-#define FP_AV_INTERPOSE 1
-#endif
-
 #if FP_AV_INTERPOSE
-static unsigned long long av_calls, av_fail_at;
-static int av_armed;
-static const void *avutil_base;
-
-/* av_malloc is libavutil's only caller of posix_memalign. Other callers
- * (framepool's default allocator, the check runner, libc) pass through. */
-int posix_memalign(void **p, size_t align, size_t size);
-__attribute__((visibility("default"))) int posix_memalign(void **p, size_t align, size_t size)
-{
-    static int (*real)(void **, size_t, size_t);
-    if (!real)
-        real = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
-    if (av_armed) {
-        Dl_info info;
-        if (dladdr(__builtin_return_address(0), &info) && info.dli_fbase == avutil_base) {
-            if (++av_calls == av_fail_at)
-                return 12; /* ENOMEM */
-        }
-    }
-    return real(p, align, size);
-}
-
 START_TEST(ffmpeg_count_sweep)
 {
-    Dl_info info;
-    ck_assert_int_ne(dladdr((void *)av_malloc, &info), 0);
-    avutil_base = info.dli_fbase;
+    av_interpose_init();
     char path[1024];
     /* the last round: clip 1 (BGR24) again, converting ahead */
     int c = _i < NCLIPS ? _i : 1;
