@@ -471,22 +471,6 @@ END_TEST
 
 /* ---- allocation failures ------------------------------------------------------------------ */
 
-static FILE *devnull(void)
-{
-    static FILE *f;
-    if (!f)
-        f = fopen("/dev/null", "w");
-    return f;
-}
-
-static void assert_clean(const char *what, unsigned long long n)
-{
-    tu_alloc_fail_at(0);
-    ck_assert_msg(tu_alloc_live() == 0, "%s %llu: %lld framepool allocations leak", what, n,
-                  (long long)tu_alloc_live());
-    int leaks = fp_diag_leak_report(devnull(), FP_DIAG_REPORT_INTERNAL);
-    ck_assert_msg(leaks == 0, "%s %llu: the leak report finds %d objects", what, n, leaks);
-}
 
 /* One save per path kind: BGR24 -> PNG (channel swap copy), RGB24 -> PNG
  * (zero copy), YUV420P -> JPEG (swscale). Returns how many succeeded; every
@@ -543,13 +527,13 @@ START_TEST(framepool_alloc_sweep)
     tu_alloc_install();
     ck_assert_int_eq(save_all(), 3);
     uint64_t n = tu_alloc_count();
-    assert_clean("dry run", 0);
+    tu_alloc_assert_clean("dry run", 0);
     ck_assert_uint_ge(n, 5); /* 3 images + 2 converted copies */
     int failed = 0;
     for (uint64_t k = 1; k <= n; k++) {
         tu_alloc_fail_at(k);
         failed += save_all() < 3;
-        assert_clean("failing allocation", (unsigned long long)k);
+        tu_alloc_assert_clean("failing allocation", (unsigned long long)k);
     }
     ck_assert_int_gt(failed, 0);
     printf("imgsave: %llu framepool allocations, each failed once: %d runs failed cleanly; "
@@ -575,7 +559,7 @@ START_TEST(ffmpeg_size_sweep)
             av_limit = 0;
             runs++;
             failed += got < 3;
-            assert_clean("av_max_alloc", (unsigned long long)lim);
+            tu_alloc_assert_clean("av_max_alloc", (unsigned long long)lim);
         }
     }
     sweep_any_error = 0;
@@ -603,7 +587,7 @@ START_TEST(ffmpeg_count_sweep)
         av_fail_at = k;
         failed += save_all() < 3;
         av_fail_at = 0;
-        assert_clean("failing av_malloc", k);
+        tu_alloc_assert_clean("failing av_malloc", k);
     }
     sweep_any_error = 0;
     av_armed = 0;

@@ -141,24 +141,6 @@ static int scenario(const char *path, const void *mem, size_t len, fp_pixfmt fmt
     return frames;
 }
 
-static FILE *devnull(void)
-{
-    static FILE *f;
-    if (!f)
-        f = fopen("/dev/null", "w");
-    return f;
-}
-
-static void assert_clean(const char *what, unsigned long long n)
-{
-    tu_alloc_fail_at(0);
-    ck_assert_msg(tu_alloc_live() == 0, "%s %llu: %lld framepool allocations leak", what, n,
-                  (long long)tu_alloc_live());
-    int leaks = fp_diag_leak_report(devnull(), FP_DIAG_REPORT_INTERNAL);
-    if (leaks != 0)
-        fp_diag_leak_report(stderr, FP_DIAG_REPORT_INTERNAL | FP_DIAG_REPORT_OBJECTS);
-    ck_assert_msg(leaks == 0, "%s %llu: the leak report finds %d objects", what, n, leaks);
-}
 
 static void setup(void)
 {
@@ -178,14 +160,14 @@ static void sweep_framepool(int c, int use_mem, fp_pixfmt fmt)
     int full = scenario(path, mem, len, fmt);
     uint64_t n = tu_alloc_count();
     ck_assert_int_ge(full, 6); /* 4 + 2 after the precise seek (+1 after seek 0) */
-    assert_clean("dry run", 0);
+    tu_alloc_assert_clean("dry run", 0);
     ck_assert_uint_gt(n, 3);
     int succeeded = 0;
     for (uint64_t k = 1; k <= n; k++) {
         tu_alloc_fail_at(k);
         int got = scenario(path, mem, len, fmt);
         succeeded += got == full;
-        assert_clean("failing allocation", (unsigned long long)k);
+        tu_alloc_assert_clean("failing allocation", (unsigned long long)k);
     }
     printf("%s %s %s%s: %llu framepool allocations, each failed once: %d runs still delivered "
            "every frame, the rest ended in an error code; no leak\n",
@@ -249,7 +231,7 @@ static void sweep_av_max_alloc(int c, fp_pixfmt fmt)
             av_max_alloc(INT32_MAX);
             runs++;
             failed += got != full;
-            assert_clean("av_max_alloc", (unsigned long long)lim);
+            tu_alloc_assert_clean("av_max_alloc", (unsigned long long)lim);
         }
     }
     ck_assert_int_gt(failed, 0); /* the small limits must break something */
@@ -293,7 +275,7 @@ START_TEST(ffmpeg_count_sweep)
         int got = scenario(path, NULL, 0, fmt);
         lost += got != full;
         av_fail_at = 0;
-        assert_clean("failing av_malloc", k);
+        tu_alloc_assert_clean("failing av_malloc", k);
     }
     av_armed = 0;
     ck_assert_int_gt(lost, 0);

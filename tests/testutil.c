@@ -115,3 +115,17 @@ void mo_close(memout *m)
     fclose(m->f);
     free(m->buf);
 }
+
+void tu_alloc_assert_clean(const char *what, unsigned long long n)
+{
+    tu_alloc_fail_at(0);
+    ck_assert_msg(tu_alloc_live() == 0, "%s %llu: %lld framepool allocations leak", what, n,
+                  (long long)tu_alloc_live());
+    static FILE *devnull;
+    if (!devnull)
+        devnull = fopen("/dev/null", "w");
+    int leaks = fp_diag_leak_report(devnull, FP_DIAG_REPORT_INTERNAL);
+    if (leaks != 0)
+        fp_diag_leak_report(stderr, FP_DIAG_REPORT_INTERNAL | FP_DIAG_REPORT_OBJECTS);
+    ck_assert_msg(leaks == 0, "%s %llu: the leak report finds %d objects", what, n, leaks);
+}

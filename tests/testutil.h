@@ -37,6 +37,11 @@ void tu_alloc_fail_at(uint64_t n);     /* 0 = never fail */
 uint64_t tu_alloc_count(void);         /* allocations attempted since install */
 int64_t tu_alloc_live(void);           /* allocations not yet freed */
 int64_t tu_alloc_live_bytes(void);
+/* Stops failing allocations, then asserts that no framepool allocation is
+ * live and that the leak report (internal objects included) finds nothing;
+ * on failure prints the report to stderr. `what` and `n` name the step in
+ * the failure message (e.g. "failing allocation", 17). */
+void tu_alloc_assert_clean(const char *what, unsigned long long n);
 
 /* Runs a suite with check's runner; returns the process exit status. */
 int tu_run(Suite *s);
