@@ -29,7 +29,7 @@ static int scenario(void)
         (rc = fp_pool_acquire(pool, 0, &c))) /* the third one allocates */
         goto out;
     memset(a->data[0], 1, (size_t)a->stride[0] * (size_t)a->height);
-    rc = fp_image_copy(a, fp_image_pool(a), 0, &copy); /* from the pool: allocates the fourth */
+    rc = fp_image_copy(a, tu_pool_of(a), 0, &copy); /* from the pool: allocates the fourth */
     if (rc)
         goto out;
     rc = fp_image_new(FP_PIX_BGR24, 50, 40, &standalone);

@@ -95,7 +95,7 @@ static int compare(const char *path, const fp_reader_options *o, const char *ext
         ck_assert_int_lt(n, MAXF);
         image_md5(img, ours[n]);
         if (expect_pooled)
-            ck_assert_msg(fp_image_pool(img) != NULL, "%s frame %d is not from a pool", path, n);
+            ck_assert_msg(tu_pool_of(img) != NULL, "%s frame %d is not from a pool", path, n);
         ck_assert_int_eq(img->index, n);
         n++;
     }
@@ -135,7 +135,7 @@ START_TEST(native_generated)
         fp_reader_stats(r, &st);
         ck_assert_uint_eq(st.held, 2);
         ck_assert_uint_eq(st.wrapped, 2);
-        ck_assert_ptr_null(fp_image_pool(a));
+        ck_assert_ptr_null(tu_pool_of(a));
         ck_assert_uint_gt(a->bytes, (size_t)160 * 120);
         fp_unref(&a);
         ck_assert_int_eq(fp_reader_next(r, &c2), 1);

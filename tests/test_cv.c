@@ -168,7 +168,7 @@ START_TEST(test_resize_into_a_pool)
     src->index = 5;
     fp_image *small = NULL;
     ck_assert_int_eq(fp_cv_resize(src, 32, 24, pool, 0, &small), FP_OK);
-    ck_assert_ptr_eq(fp_image_pool(small), pool);
+    ck_assert_ptr_eq(tu_pool_of(small), pool);
     ck_assert_int_eq(small->width, 32);
     ck_assert_int_eq(small->index, 5);
     ck_assert_int_eq(small->data[0][0], 1);
@@ -179,7 +179,7 @@ START_TEST(test_resize_into_a_pool)
     ck_assert_int_eq(fp_cv_resize(src, 40, 24, pool, 0, &again), FP_EINVAL); /* pool misfit */
     ck_assert_int_eq(fp_cv_resize(src, 0, 24, NULL, 0, &again), FP_EINVAL);
     ck_assert_int_eq(fp_cv_resize(src, 128, 96, NULL, 0, &again), FP_OK); /* standalone */
-    ck_assert_ptr_null(fp_image_pool(again));
+    ck_assert_ptr_null(tu_pool_of(again));
     fp_unref(&again);
     fp_unref(&small);
     fp_unref(&src);

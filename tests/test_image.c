@@ -55,7 +55,7 @@ START_TEST(test_new_every_format_is_aligned)
             }
         }
         ck_assert(fp_image_is_writable(img));
-        ck_assert_ptr_null(fp_image_pool(img));
+        ck_assert_ptr_null(tu_pool_of(img));
         ck_assert_uint_ge(img->bytes, (size_t)321 * 241);
         ck_assert_uint_eq(fp_obj_bytes(img), img->bytes);
         fp_unref(&img);
@@ -224,7 +224,7 @@ START_TEST(test_make_writable_copies_from_the_same_pool)
     fp_image *keep = fp_ref(a);
     ck_assert_int_eq(fp_image_make_writable(&a), FP_OK);
     ck_assert_ptr_ne(a, keep);
-    ck_assert_ptr_eq(fp_image_pool(a), pool);
+    ck_assert_ptr_eq(tu_pool_of(a), pool);
     ck_assert_int_eq(a->data[0][31], 5);
     fp_pool_stats st;
     fp_pool_get_stats(pool, &st);
@@ -252,7 +252,7 @@ START_TEST(test_copy_into_a_given_pool_checks_fit)
     ck_assert_int_eq(fp_image_new(FP_PIX_RGB24, 10, 10, &src), FP_OK);
     fill_pattern(src, 1);
     ck_assert_int_eq(fp_image_copy(src, pool, 0, &dst), FP_OK);
-    ck_assert_ptr_eq(fp_image_pool(dst), pool);
+    ck_assert_ptr_eq(tu_pool_of(dst), pool);
     ck_assert(same_pixels(src, dst));
     fp_image *dst2 = NULL;
     ck_assert_int_eq(fp_image_copy(src, pool, 0, &dst2), FP_ELIMIT);
@@ -262,7 +262,7 @@ START_TEST(test_copy_into_a_given_pool_checks_fit)
     fp_image *big = NULL;
     ck_assert_int_eq(fp_image_new(FP_PIX_RGB24, 11, 10, &big), FP_OK);
     ck_assert_int_eq(fp_image_copy(big, pool, 0, &dst2), FP_OK);
-    ck_assert_ptr_null(fp_image_pool(dst2));
+    ck_assert_ptr_null(tu_pool_of(dst2));
     fp_unref(&dst2);
     fp_unref(&big);
     fp_unref(&src);

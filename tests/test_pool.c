@@ -4,6 +4,7 @@
 
 #include <framepool.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -46,7 +47,7 @@ START_TEST(test_acquire_release_reuses_lifo)
     ck_assert_int_eq(a->width, 64);
     ck_assert_int_eq(a->format, FP_PIX_BGR24);
     ck_assert_uint_eq((uintptr_t)a->data[0] % 64, 0);
-    ck_assert_ptr_eq(fp_image_pool(a), p);
+    ck_assert_ptr_eq(tu_pool_of(a), p);
     ck_assert(fp_image_is_writable(a));
     uint8_t *a_pixels = a->data[0], *b_pixels = b->data[0];
     fp_unref(&a);
@@ -385,7 +386,7 @@ START_TEST(test_pool_outlives_owner_until_last_buffer)
     memset(a->data[0], 9, (size_t)a->stride[0] * (size_t)a->height);
     fp_image *copy = NULL;
     ck_assert_int_eq(fp_image_copy(a, NULL, 0, &copy), FP_OK); /* pool is closed: standalone */
-    ck_assert_ptr_null(fp_image_pool(copy));
+    ck_assert_ptr_null(tu_pool_of(copy));
     ck_assert_int_eq(copy->data[0][10], 9);
     fp_unref(&copy);
     fp_unref(&b);
@@ -393,6 +394,102 @@ START_TEST(test_pool_outlives_owner_until_last_buffer)
     fp_unref(&a);
     ck_assert_int_eq(tu_alloc_live(), 0); /* last buffer back: pool gone */
     tu_alloc_uninstall();
+}
+END_TEST
+
+/* Once the owner let go, the pool is never handed out again: an image's pool
+ * is NULL, and a reference taken on the pool through a stale pointer aborts
+ * rather than reviving it (its last release would then run twice). */
+START_TEST(test_image_get_pool_never_returns_a_released_pool)
+{
+    fp_pool *p = make_pool(0, 4);
+    fp_image *a = NULL;
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &a), FP_OK);
+    fp_pool *got = fp_image_get_pool(a);
+    ck_assert_ptr_eq(got, p);
+    ck_assert_uint_eq(fp_refcount(p), 2); /* +1 for the caller */
+    fp_unref(&got);
+    fp_unref(&p);
+    ck_assert_ptr_null(fp_image_get_pool(a));
+    ck_assert_ptr_null(fp_image_get_pool(a)); /* and stays so */
+    fp_unref(&a);
+}
+END_TEST
+
+START_TEST(test_ref_on_released_pool_aborts)
+{
+    fp_pool *p = make_pool(0, 4);
+    fp_image *a = NULL;
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &a), FP_OK); /* keeps the pool's memory */
+    fp_pool *stale = p;
+    fp_unref(&p);
+    fp_ref(stale); /* aborts */
+}
+END_TEST
+
+/* The last two buffers of a released pool come back on two threads at the
+ * same instant, many times over (with and without a budget): whichever
+ * returns last destroys the pool, and the other must not touch it after
+ * its own return. Under AddressSanitizer a use after free shows up here. */
+typedef struct racer {
+    fp_image *img;
+    _Atomic int *go;
+} racer;
+
+static void *race_release(void *arg)
+{
+    racer *r = arg;
+    while (!atomic_load_explicit(r->go, memory_order_acquire)) {
+    }
+    fp_unref(&r->img);
+    return NULL;
+}
+
+static void last_buffers_race(int with_budget, int rounds)
+{
+    tu_alloc_install();
+    for (int i = 0; i < rounds; i++) {
+        fp_budget *b = NULL;
+        if (with_budget)
+            ck_assert_int_eq(fp_budget_new(1 << 20, &b), FP_OK);
+        fp_pool_config cfg = {.name = "race", .format = FP_PIX_GRAY8, .width = 32,
+                              .height = 8, .max_buffers = 4, .budget = b,
+                              .max_idle_seconds = (i & 1) ? 10.0 : 0.0};
+        fp_pool *p = NULL;
+        ck_assert_int_eq(fp_pool_new(&cfg, &p), FP_OK);
+        if (i & 2)
+            fp_unref(&b); /* the pool holds the budget alone */
+        _Atomic int go = 0;
+        racer r[2] = {{NULL, &go}, {NULL, &go}};
+        ck_assert_int_eq(fp_pool_acquire(p, 0, &r[0].img), FP_OK);
+        ck_assert_int_eq(fp_pool_acquire(p, 0, &r[1].img), FP_OK);
+        pthread_t t[2];
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_eq(pthread_create(&t[k], NULL, race_release, &r[k]), 0);
+        if (i & 4) {
+            atomic_store_explicit(&go, 1, memory_order_release);
+            fp_unref(&p); /* the owner lets go while they return */
+        } else {
+            fp_unref(&p);
+            atomic_store_explicit(&go, 1, memory_order_release);
+        }
+        for (int k = 0; k < 2; k++)
+            pthread_join(t[k], NULL);
+        fp_unref(&b);
+    }
+    ck_assert_int_eq(tu_alloc_live(), 0); /* every pool and budget is gone */
+    tu_alloc_uninstall();
+}
+
+START_TEST(test_last_buffers_return_on_two_threads_at_once)
+{
+    last_buffers_race(0, UNDER_SANITIZER ? 3000 : 20000);
+}
+END_TEST
+
+START_TEST(test_last_buffers_return_on_two_threads_at_once_with_budget)
+{
+    last_buffers_race(1, UNDER_SANITIZER ? 3000 : 20000);
 }
 END_TEST
 
@@ -538,9 +635,9 @@ START_TEST(test_image_stats_mix_pooled_and_standalone)
     ck_image_delta(before, 3, bb + sab + sbb, 3);
     /* A copy into the pool is a pooled image, a copy without one is not. */
     ck_assert_int_eq(fp_image_copy(sa, p, 0, &pb), FP_OK);
-    ck_assert_ptr_eq(fp_image_pool(pb), p);
+    ck_assert_ptr_eq(tu_pool_of(pb), p);
     ck_assert_int_eq(fp_image_copy(pa, NULL, 0, &copy), FP_OK);
-    ck_assert_ptr_null(fp_image_pool(copy));
+    ck_assert_ptr_null(tu_pool_of(copy));
     ck_image_delta(before, 5, 2 * bb + 2 * sab + sbb, 5);
     fp_unref(&sa);
     fp_unref(&pa);
@@ -773,6 +870,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_reconfigure_frees_old_generation_on_return);
     tcase_add_test(tc, test_pool_outlives_owner_until_last_buffer);
     tcase_add_test(tc, test_buffers_return_from_other_threads_after_owner_left);
+    tcase_add_test(tc, test_image_get_pool_never_returns_a_released_pool);
+    tcase_add_test_raise_signal(tc, test_ref_on_released_pool_aborts, SIGABRT);
     tcase_add_test(tc, test_image_stats_count_pooled_images_out);
     tcase_add_test(tc, test_image_stats_exact_after_pool_goes_with_images_out);
     tcase_add_test(tc, test_image_stats_mix_pooled_and_standalone);
@@ -782,6 +881,8 @@ static Suite *suite(void)
     TCase *st = tcase_create("stress");
     tcase_set_timeout(st, 240);
     tcase_add_test(st, test_stress_four_threads_million_buffers);
+    tcase_add_test(st, test_last_buffers_return_on_two_threads_at_once);
+    tcase_add_test(st, test_last_buffers_return_on_two_threads_at_once_with_budget);
     suite_add_tcase(s, st);
     return s;
 }

@@ -91,7 +91,7 @@ START_TEST(defaults_native)
         if (n % 10 == 0)
             ck_assert_uint_ne(img->flags & FP_IMAGE_KEY, 0);
         ck_assert_uint_eq(img->flags & FP_IMAGE_CORRUPT, 0);
-        ck_assert_ptr_nonnull(fp_image_pool(img));
+        ck_assert_ptr_nonnull(tu_pool_of(img));
         ck_assert_uint_eq((uintptr_t)img->data[0] % 64, 0);
         ck_assert_int_eq(img->stride[0] % 64, 0);
         char h[33];

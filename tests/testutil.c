@@ -129,3 +129,11 @@ void tu_alloc_assert_clean(const char *what, unsigned long long n)
         fp_diag_leak_report(stderr, FP_DIAG_REPORT_INTERNAL | FP_DIAG_REPORT_OBJECTS);
     ck_assert_msg(leaks == 0, "%s %llu: the leak report finds %d objects", what, n, leaks);
 }
+
+struct fp_pool *tu_pool_of(const struct fp_image *img)
+{
+    fp_pool *p = fp_image_get_pool(img);
+    fp_pool *r = p;
+    fp_unref(&p);
+    return r;
+}

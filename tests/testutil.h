@@ -49,4 +49,11 @@ int tu_run(Suite *s);
 /* Current time in seconds (monotonic). */
 double tu_now(void);
 
+/* The pool of `img`, for comparisons: fp_image_get_pool's reference is
+ * dropped at once, so the result is valid only while someone else holds the
+ * pool. NULL when fp_image_get_pool gives NULL. */
+struct fp_pool;
+struct fp_image;
+struct fp_pool *tu_pool_of(const struct fp_image *img);
+
 #endif

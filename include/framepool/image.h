@@ -89,7 +89,7 @@ FP_API int fp_image_wrap_at(const fp_image_wrap_info *info, fp_image **out, cons
  * format, timestamps and flags (minus FP_IMAGE_READONLY). The copy comes from
  * `pool` when it is non-NULL and makes images of src's size and format
  * (waits up to `timeout_us` as fp_pool_acquire does); otherwise it is a new
- * standalone image. (To copy into src's own pool, pass fp_image_pool(src).)
+ * standalone image. (To copy into src's own pool, pass fp_image_get_pool(src) and release it.)
  * Returns 0 with +1 in *out, or FP_EINVAL, FP_ENOMEM, FP_ELIMIT,
  * FP_ETIMEDOUT, FP_ECANCELED. Cost: one pass over the pixels. */
 #define fp_image_copy(src, pool, timeout_us, out) \
@@ -110,9 +110,15 @@ FP_API int fp_image_make_writable(fp_image **img);
  * and FP_IMAGE_READONLY is not set. */
 FP_API bool fp_image_is_writable(const fp_image *img);
 
-/* Returns the pool `img` belongs to (borrowed: valid while you hold img), or
- * NULL for standalone and wrapped images. */
-FP_API struct fp_pool *fp_image_pool(const fp_image *img);
+/* Returns the pool `img` belongs to, +1 (caller releases), or NULL for
+ * standalone and wrapped images and when the pool's owners have all let go
+ * (a pool whose owner is gone stays alive only to take its buffers back; it
+ * is never handed out again). Thread-safe; `img` must be a reference you
+ * hold.
+ * (This replaces fp_image_pool, which returned the pool borrowed: after the
+ * owner let go, that pointer named a pool whose reference count was already
+ * zero, and an fp_ref on it revived it.) */
+FP_API struct fp_pool *fp_image_get_pool(const fp_image *img);
 
 /* Returns the layout of `img`'s pixel allocation when framepool allocated it
  * (0), or FP_EINVAL for wrapped images. */

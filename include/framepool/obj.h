@@ -43,7 +43,10 @@ FP_API void *fp_new_at(const fp_type *type, size_t size, const char *file, int l
                        const char *func);
 
 /* Adds a strong reference and returns `obj` (NULL-safe: returns NULL).
- * The caller owns the new reference. Thread-safe (relaxed atomic add). */
+ * The caller owns the new reference. Thread-safe (relaxed atomic add).
+ * Taking a reference to an object whose last reference is already gone
+ * aborts with its type and creation site (see fp_unref for what is
+ * checked). */
 FP_API void *fp_ref(void *obj);
 
 /* Drops the reference held in `*pobj` and sets `*pobj` to NULL. `pobj` is the
@@ -51,9 +54,23 @@ FP_API void *fp_ref(void *obj);
  * type); NULL-safe for both `pobj` and `*pobj`. When the last reference goes
  * the finalizer runs, then fp_on_free callbacks, then the memory is freed (or
  * a pooled image goes back to its pool). Thread-safe (acq_rel decrement).
- * Dropping a reference you do not own (a double unref) is detected when the
- * count would go below zero: framepool prints the type and creation site to
- * stderr and aborts, rather than corrupting memory silently. */
+ *
+ * What is checked, in every build (Release included; the cost is one
+ * compare on the cache line the count lives in, within the noise of
+ * bench/pool_ops): before touching the count, that the object still carries
+ * framepool's live marker, and after it, that the count was not already
+ * zero. Either failure prints the type and creation site to stderr and
+ * aborts instead of corrupting memory. So a double unref (or an fp_ref
+ * after the last unref) is caught
+ *   - always for a pooled image that is back in its pool (its memory is the
+ *     pool's and keeps its header; its count is zero);
+ *   - for other objects while their freed memory has not been handed out
+ *     again (Debug builds hold freed objects up to 1 MiB back in a small
+ *     quarantine, so there it is caught reliably);
+ * and it cannot be caught once the memory belongs to something else — an
+ * extra unref of an image that a pool has already handed to another user
+ * takes that user's reference. AddressSanitizer builds (-DFP_SANITIZE=address)
+ * catch those too. */
 FP_API void fp_unref(void *pobj);
 
 /* Drops one reference to `obj` without touching any pointer variable (for

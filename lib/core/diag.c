@@ -229,7 +229,7 @@ int fp__diag_collect(fp__diag_item **items, size_t *n, size_t *cap)
                     it->tb = h->diag_extra;
                     it->obj = fp__payload(h);
                     it->birth = h->birth;
-                    it->bytes = h->bytes;
+                    it->bytes = atomic_load_explicit(&h->bytes, memory_order_relaxed);
                     it->refs = refs;
                     it->flags = atomic_load_explicit(&h->flags, memory_order_relaxed);
                 }

@@ -236,10 +236,8 @@ int fp_image_make_writable(fp_image **img)
     if (fp_image_is_writable(*img))
         return FP_OK;
     const fp__obj *h = fp__hdr(*img);
-    const fp__image *im = fp__img(*img);
-    /* From the same pool, if it is still open (a reference taken only while
-     * its owner holds one). */
-    fp_pool *pool = im->pool && fp__obj_try_ref(fp__hdr(im->pool)) ? im->pool : NULL;
+    /* From the same pool, if its owner still holds it. */
+    fp_pool *pool = fp_image_get_pool(*img);
     fp_image *copy = NULL;
     int rc = fp_image_copy_at(*img, pool, 0, &copy, h->file, h->line, h->func);
     fp_unref(&pool);
@@ -250,9 +248,15 @@ int fp_image_make_writable(fp_image **img)
     return FP_OK;
 }
 
-fp_pool *fp_image_pool(const fp_image *img)
+fp_pool *fp_image_get_pool(const fp_image *img)
 {
-    return img ? fp__img(img)->pool : NULL;
+    const fp__image *im = img ? fp__img(img) : NULL;
+    /* The caller's reference to img keeps the pool's memory valid (every
+     * buffer holds a life reference to its pool); the pool object itself
+     * is handed out only while some owner still holds it. */
+    if (!im || !im->pool || !fp__obj_try_ref(fp__hdr(im->pool)))
+        return NULL;
+    return im->pool;
 }
 
 int fp_image_layout(const fp_image *img, fp_layout *out)

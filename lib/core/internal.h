@@ -30,7 +30,10 @@ enum {
 typedef struct fp__typestat fp__typestat;
 
 /* The header in front of every object's payload: 128 bytes, so that the
- * payload keeps 64-byte alignment. */
+ * payload keeps 64-byte alignment. What fp_ref/fp_unref read (refs, flags,
+ * type, magic) sits in the first cache line; `magic` sits past the first 32
+ * bytes, which glibc's free overwrites with its list pointers, so that a
+ * freed object's marker survives until the memory is handed out again. */
 typedef struct fp__obj {
     _Atomic uint32_t refs;
     _Atomic uint32_t flags;
@@ -38,7 +41,8 @@ typedef struct fp__obj {
     int line;
     const fp_type *type;
     fp__typestat *ts;
-    size_t bytes;                /* bytes charged to the type statistics */
+    uint64_t magic;              /* FP__OBJ_MAGIC while usable, FP__OBJ_DEAD once freed */
+    _Atomic size_t bytes;        /* bytes charged to the type statistics (relaxed) */
     size_t alloc_size;           /* bytes allocated for header + payload */
     const char *file;
     const char *func;
@@ -47,11 +51,12 @@ typedef struct fp__obj {
     struct fp__obj *diag_prev;   /* diagnostics live list (diag.c, under its lock) */
     struct fp__obj *diag_next;
     void *diag_extra;            /* diagnostics: backtrace or other per-object record */
-    uint64_t magic;
     uint64_t reserved[2];
 } fp__obj;
 
 _Static_assert(sizeof(fp__obj) == 128, "object header must keep payload 64-byte aligned");
+_Static_assert(offsetof(fp__obj, magic) >= 32 && offsetof(fp__obj, magic) < 64,
+               "magic must be in the first cache line, past glibc's free-list pointers");
 
 static inline fp__obj *fp__hdr(const void *payload)
 {

@@ -397,7 +397,7 @@ static void hdr_init(fp__obj *h, const char *file, int line, const char *func, i
     h->birth = atomic_load_explicit(&frame_counter, memory_order_relaxed);
     h->magic = FP__OBJ_MAGIC;
     if (count)
-        typestat_add(h->ts, h->bytes);
+        typestat_add(h->ts, atomic_load_explicit(&h->bytes, memory_order_relaxed));
     if (atomic_load_explicit(&fp__diag_mode, memory_order_relaxed))
         fp__diag_on_new(h);
 }
@@ -417,7 +417,7 @@ obj_new(const fp_type *type, size_t payload, size_t charge, void (*dispose)(fp__
     h->type = type;
     fp__typestat *ts = typestat_find(type); /* lock-free: the common case */
     h->ts = ts ? ts : fp__typestat_get(type);
-    h->bytes = charge;
+    atomic_init(&h->bytes, charge);
     h->alloc_size = total;
     h->dispose = dispose;
     atomic_init(&h->flags, flags);
@@ -521,8 +521,11 @@ void fp__obj_free_memory(fp__obj *h)
 
 void fp__obj_charge(fp__obj *h, size_t bytes)
 {
-    typestat_count(h->ts, 0, (int64_t)bytes - (int64_t)h->bytes);
-    h->bytes = bytes;
+    /* An exchange: two threads changing the charge at once still leave the
+     * counters matching the last value stored; readers (diagnostics) see
+     * one value or the other. */
+    size_t old = atomic_exchange_explicit(&h->bytes, bytes, memory_order_relaxed);
+    typestat_count(h->ts, 0, (int64_t)bytes - (int64_t)old);
 }
 
 _Noreturn void fp__obj_fatal(const fp__obj *h, const char *what)
@@ -538,15 +541,24 @@ _Noreturn void fp__obj_fatal(const fp__obj *h, const char *what)
     abort();
 }
 
-static void check_live(const fp__obj *h, const char *what)
+static __attribute__((noinline, cold)) _Noreturn void not_live(const fp__obj *h,
+                                                                   const char *what)
 {
-    if (h->magic != FP__OBJ_MAGIC) {
-        if (h->magic == FP__OBJ_DEAD)
-            fp__obj_fatal(h, what);
-        fprintf(stderr, "framepool: %s: %p is not a framepool object\n", what, fp__payload(h));
-        fflush(stderr);
-        abort();
-    }
+    if (h->magic == FP__OBJ_DEAD)
+        fp__obj_fatal(h, what);
+    fprintf(stderr, "framepool: %s: %p is not a framepool object (or its memory was freed "
+                    "and reused)\n",
+            what, fp__payload(h));
+    fflush(stderr);
+    abort();
+}
+
+/* Every build checks the marker before touching the count: one compare on a
+ * cache line the count shares. */
+static inline void check_live(const fp__obj *h, const char *what)
+{
+    if (__builtin_expect(h->magic != FP__OBJ_MAGIC, 0))
+        not_live(h, what);
 }
 
 void *fp_ref(void *obj)
@@ -554,8 +566,9 @@ void *fp_ref(void *obj)
     if (!obj)
         return NULL;
     fp__obj *h = fp__hdr(obj);
+    check_live(h, "fp_ref");
     uint32_t old = atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
-    if (FP__DEBUG && old == 0) {
+    if (__builtin_expect(old == 0, 0)) {
         atomic_fetch_sub_explicit(&h->refs, 1, memory_order_relaxed);
         fp__obj_fatal(h, "fp_ref on an object whose last reference was already dropped");
     }
@@ -570,8 +583,8 @@ static void last_release(fp__obj *h)
         cbs = fp__weak_dying(h);
     if (h->type->finalize)
         h->type->finalize(fp__payload(h));
-    if (!(flags & FP__OBJ_POOLED))
-        typestat_sub(h->ts, h->bytes); /* a pooled image: its pool counts the release */
+    if (!(flags & FP__OBJ_POOLED)) /* a pooled image: its pool counts the release */
+        typestat_sub(h->ts, atomic_load_explicit(&h->bytes, memory_order_relaxed));
     if (flags & FP__OBJ_TRACKED)
         fp__diag_on_free(h);
     if (cbs)
@@ -587,8 +600,7 @@ void fp_decref(void *obj)
     if (!obj)
         return;
     fp__obj *h = fp__hdr(obj);
-    if (FP__DEBUG)
-        check_live(h, "fp_unref");
+    check_live(h, "fp_unref");
     /* acq_rel: the last releaser sees every write made under other references
      * (a standalone acquire fence would do, but ThreadSanitizer cannot see it). */
     uint32_t old = atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel);
@@ -627,7 +639,7 @@ const fp_type *fp_type_of(const void *obj)
 
 size_t fp_obj_bytes(const void *obj)
 {
-    return obj ? fp__hdr(obj)->bytes : 0;
+    return obj ? atomic_load_explicit(&fp__hdr(obj)->bytes, memory_order_relaxed) : 0;
 }
 
 void fp_obj_set_bytes(void *obj, size_t bytes)

@@ -34,11 +34,27 @@ typedef struct pool_params {
     int prefault;
 } pool_params;
 
+/* Lifetime. The pool object carries two counts: its fp refcount (the
+ * owner's references, fp_ref/fp_unref) and `life`: one for the owner side
+ * plus one for every buffer the pool has made and not yet freed (idle or
+ * out), as FFmpeg's AVBufferPool does. When the owner's last reference goes,
+ * pool_dispose closes the pool, frees its idle buffers and drops the owner
+ * side's life reference; each buffer that comes back afterwards is freed and
+ * drops its own. Whoever drops the last life reference destroys the pool,
+ * and every path drops its life references only after it has finished
+ * touching the pool (or its budget), so nothing can use a destroyed pool:
+ * the last returning buffer is the last thing that touches it. A buffer's
+ * life reference lasts from its allocation to its free, so the hot paths
+ * (an acquire from the idle list, a release into it) touch no extra atomic. */
 struct fp_pool {
+    _Atomic uint32_t life;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     char name[64];
     pool_params cur; /* the current generation's layout and bounds */
+    /* cur.max_idle_us, readable without the lock (the release path decides
+     * whether to read the clock before it takes the lock). */
+    _Atomic int64_t max_idle_us_hint;
     unsigned generation;
     size_t buffer_bytes;
     /* buffers */
@@ -137,7 +153,9 @@ void fp_budget_get_stats(fp_budget *b, fp_budget_stats *out)
 
 static int budget_try_charge(fp_budget *b, uint64_t bytes)
 {
-    uint64_t u = atomic_load_explicit(&b->used, memory_order_relaxed);
+    /* seq_cst: a waiter's look at `used` after announcing itself (see
+     * budget_uncharge). */
+    uint64_t u = atomic_load_explicit(&b->used, memory_order_seq_cst);
     do {
         if (bytes > b->max_bytes || u > b->max_bytes - bytes)
             return 0;
@@ -151,10 +169,17 @@ static int budget_try_charge(fp_budget *b, uint64_t bytes)
     return 1;
 }
 
+/* A waiter announces itself (waiters++) and then looks at `used`; a release
+ * lowers `used` and then looks at `waiters`. Both pairs are sequentially
+ * consistent, so at least one side sees the other: either the waiter sees
+ * the space, or the release sees the waiter and wakes it (it re-checks under
+ * b->mu, which the wake takes, so the wake cannot fall between its check
+ * and its sleep). With weaker orders both could read the old values on a
+ * weakly ordered CPU, and a waiter without a timeout would sleep forever. */
 static void budget_uncharge(fp_budget *b, uint64_t bytes)
 {
-    atomic_fetch_sub_explicit(&b->used, bytes, memory_order_relaxed);
-    if (atomic_load_explicit(&b->waiters, memory_order_acquire)) {
+    atomic_fetch_sub_explicit(&b->used, bytes, memory_order_seq_cst);
+    if (atomic_load_explicit(&b->waiters, memory_order_seq_cst)) {
         pthread_mutex_lock(&b->mu);
         pthread_cond_broadcast(&b->cv);
         pthread_mutex_unlock(&b->mu);
@@ -163,27 +188,37 @@ static void budget_uncharge(fp_budget *b, uint64_t bytes)
 
 /* ---- buffers ------------------------------------------------------------------ */
 
-/* Frees one buffer that is no longer counted by its pool. */
-static void buffer_free(fp_budget *budget, fp__image *im)
+static void pool_destroy(fp_pool *p);
+
+/* Drops `n` life references (see struct fp_pool); the last one destroys the
+ * pool. The caller must not touch p afterwards. */
+static void life_drop(fp_pool *p, uint32_t n)
 {
-    fp__obj *h = fp__hdr(im);
-    size_t bytes = im->pub.bytes;
-    fp__obj_free_memory(h);
-    if (budget)
-        budget_uncharge(budget, bytes);
+    if (n && atomic_fetch_sub_explicit(&p->life, n, memory_order_acq_rel) == n)
+        pool_destroy(p);
 }
 
-static void free_list(fp_budget *budget, fp__image *list)
+/* Frees buffers no longer counted by their pool (a list linked by
+ * next_idle, possibly of several pools on one budget), then drops the life
+ * reference each held: a pool is touched only while one of its buffers
+ * still holds it alive. */
+static void free_list(fp__image *list)
 {
     while (list) {
         fp__image *next = list->next_idle;
-        buffer_free(budget, list);
+        fp_pool *p = list->pool;
+        size_t bytes = list->pub.bytes;
+        fp__obj_free_memory(fp__hdr(list));
+        if (p->budget)
+            budget_uncharge(p->budget, bytes);
+        life_drop(p, 1);
         list = next;
     }
 }
 
-/* Allocates a buffer of the pool's current generation (lock not held). The
- * new object is live with refs 1; the caller counts it. */
+/* Allocates a buffer of the pool's current generation (lock not held; the
+ * caller holds an owner reference). The new object is live with refs 1 and
+ * holds a life reference to the pool; the caller counts it. */
 static fp__image *buffer_alloc(fp_pool *p, const fp_layout *l, fp_pixfmt format, int av_format,
                                int w, int h, unsigned gen, int prefault, const char *file,
                                int line, const char *func)
@@ -196,6 +231,9 @@ static fp__image *buffer_alloc(fp_pool *p, const fp_layout *l, fp_pixfmt format,
         memset(im->pixels, 0, l->size);
     im->pool = p;
     im->pool_gen = gen;
+    /* The buffer's life reference (the caller holds an owner reference, so
+     * the pool is alive and stays so). */
+    atomic_fetch_add_explicit(&p->life, 1, memory_order_relaxed);
     return im;
 }
 
@@ -364,6 +402,7 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
 static void apply_params(fp_pool *p, const pool_params *pp)
 {
     p->cur = *pp;
+    atomic_store_explicit(&p->max_idle_us_hint, pp->max_idle_us, memory_order_relaxed);
     p->buffer_bytes = FP__IMAGE_HDR_SIZE + pp->layout.size;
 }
 
@@ -458,26 +497,33 @@ static int budget_reclaim(fp_budget *b, uint64_t need)
 {
     (void)need;
     int freed = 0;
+    fp__image *all = NULL;
+    /* Detach under b->mu (the list of pools), free after unlocking: the
+     * buffers keep their pools alive until free_list drops their life
+     * references, and a pool destroyed by that drop detaches itself from
+     * the budget under b->mu. A closed pool has already freed its idle
+     * buffers (and may be waiting for b->mu to detach): skip it. */
     pthread_mutex_lock(&b->mu);
     for (fp_pool *q = b->pools; q; q = q->budget_next) {
         pthread_mutex_lock(&q->mu);
         fp__image *list = q->closed ? NULL : detach_idle(q, 0, 0);
         pthread_mutex_unlock(&q->mu);
-        for (fp__image *im = list; im;) {
-            fp__image *next = im->next_idle;
-            size_t bytes = im->pub.bytes;
-            fp__obj_free_memory(fp__hdr(im));
-            atomic_fetch_sub_explicit(&b->used, bytes, memory_order_relaxed);
+        while (list) {
+            fp__image *next = list->next_idle;
+            list->next_idle = all;
+            all = list;
+            list = next;
             freed++;
-            im = next;
         }
     }
     pthread_mutex_unlock(&b->mu);
+    free_list(all);
     if (freed)
         atomic_fetch_add(&b->reclaimed, (uint64_t)freed);
     return freed;
 }
 
+/* The last life reference is gone: no buffer exists and the owner let go. */
 static void pool_destroy(fp_pool *p)
 {
     if (p->budget) {
@@ -498,12 +544,10 @@ static void pool_dispose(fp__obj *h)
     pthread_mutex_lock(&p->mu);
     p->closed = 1;
     fp__image *list = detach_idle(p, 0, 0);
-    int destroy = p->n_alloc == 0;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    free_list(p->budget, list);
-    if (destroy)
-        pool_destroy(p);
+    free_list(list);
+    life_drop(p, 1); /* the owner side's */
 }
 
 void fp__pool_image_returned(fp__obj *h)
@@ -512,14 +556,17 @@ void fp__pool_image_returned(fp__obj *h)
     fp_pool *p = im->pool;
     /* The pool counts its images at their buffer's size: take back a charge
      * the user changed (fp_obj_set_bytes), which the counters hold. */
-    if (__builtin_expect(h->bytes != im->pub.bytes, 0))
+    if (__builtin_expect(atomic_load_explicit(&h->bytes, memory_order_relaxed) != im->pub.bytes,
+                         0))
         fp__obj_charge(h, im->pub.bytes);
     if (FP__DEBUG && im->layout.size)
         memset(im->pixels, 0xA5, im->layout.size); /* poison: stale reads show up */
     fp__image_reset(im);
     /* Reading the clock costs more than the rest of a release: only pools
      * that age idle buffers stamp them. */
-    int64_t now = p->cur.max_idle_us > 0 ? fp__coarse_now_us() : 0;
+    int64_t now = atomic_load_explicit(&p->max_idle_us_hint, memory_order_relaxed) > 0
+                      ? fp__coarse_now_us()
+                      : 0;
     fp__image *expired = NULL;
     int keep;
     pthread_mutex_lock(&p->mu);
@@ -540,13 +587,15 @@ void fp__pool_image_returned(fp__obj *h)
     }
     if (p->waiters)
         pthread_cond_signal(&p->cv);
-    int destroy = p->closed && p->n_alloc == 0;
+    if (!keep) {
+        im->next_idle = expired;
+        expired = im;
+    }
     pthread_mutex_unlock(&p->mu);
-    if (!keep)
-        buffer_free(p->budget, im);
-    free_list(p->budget, expired);
-    if (destroy)
-        pool_destroy(p);
+    /* Kept and nothing expired: the pool is not touched after unlocking
+     * (its owner may be closing it right now). Otherwise the buffers being
+     * freed hold the pool alive until free_list drops them. */
+    free_list(expired);
 }
 
 /* Allocates `n` buffers into the idle list (min_buffers). */
@@ -606,6 +655,7 @@ int fp_pool_new_at(const fp_pool_config *cfg, fp_pool **out, const char *file, i
     fp_pool *p = fp__obj_new(&fp_pool_type, sizeof *p, sizeof *p, pool_dispose, file, line, func);
     if (!p)
         return FP_ENOMEM;
+    atomic_init(&p->life, 1); /* the owner side's */
     pthread_mutex_init(&p->mu, NULL);
     cond_init_monotonic(&p->cv);
     snprintf(p->name, sizeof p->name, "%s", cfg->name ? cfg->name : "pool");
@@ -655,7 +705,7 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             if (p->cur.max_idle_us > 0)
                 expired = age_idle(p, fp__coarse_now_us());
             pthread_mutex_unlock(&p->mu);
-            free_list(p->budget, expired);
+            free_list(expired);
             fp__obj_revive(fp__hdr(im), file, line, func);
             *out = &im->pub;
             return FP_OK;
@@ -758,7 +808,7 @@ int fp_pool_trim(fp_pool *p, unsigned keep)
     fp__image *list = detach_idle(p, keep, 0);
     unsigned freed = before - p->n_idle;
     pthread_mutex_unlock(&p->mu);
-    free_list(p->budget, list);
+    free_list(list);
     return (int)freed;
 }
 
@@ -776,7 +826,7 @@ int fp_pool_reconfigure(fp_pool *p, const fp_pool_config *cfg)
     fp__image *list = detach_idle(p, 0, 0);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    free_list(p->budget, list);
+    free_list(list);
     return prefill(p);
 }
 
