@@ -24,6 +24,41 @@ START_TEST(test_strerror_names_every_code)
 }
 END_TEST
 
+/* Codes, names and texts come from one table; every module reports its
+ * detail on one thread channel, which the old per-module names alias. */
+START_TEST(test_error_table_and_one_channel)
+{
+    ck_assert_str_eq(fp_errname(FP_ELIMIT), "FP_ELIMIT");
+    ck_assert_str_eq(fp_errname(FP_OK), "FP_OK");
+    ck_assert_str_eq(fp_errname(FP_EINVAL), "FP_EINVAL");
+    ck_assert_ptr_null(fp_errname(12345));
+    ck_assert_str_eq(fp_strerror(FP_EIO), "input/output error");
+    ck_assert_str_eq(fp_strerror(-EPERM), "system error");
+
+    fp_pool_config cfg = {.name = "chan", .format = FP_PIX_GRAY8, .width = 8, .height = 8,
+                          .max_buffers = 1};
+    fp_pool *p = NULL;
+    ck_assert_int_eq(fp_pool_new(&cfg, &p), FP_OK);
+    fp_image *a = NULL, *b = NULL;
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &a), FP_OK);
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &b), FP_ELIMIT);
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "max_buffers"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "'chan'"));
+    ck_assert_ptr_eq(fp_pool_errmsg(), fp_errmsg());
+    ck_assert_ptr_eq(fp_cache_errmsg(), fp_errmsg());
+    ck_assert_ptr_eq(fp_diag_errmsg(), fp_errmsg());
+    /* Success does not clear it. */
+    fp_unref(&a);
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &a), FP_OK);
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "max_buffers"));
+    /* Libraries on top of framepool write the same channel. */
+    fp_errmsg_set("binding: %d frames held", 9);
+    ck_assert_str_eq(fp_errmsg(), "binding: 9 frames held");
+    fp_unref(&a);
+    fp_unref(&p);
+}
+END_TEST
+
 START_TEST(test_version)
 {
     ck_assert_uint_eq(fp_version(),
@@ -138,6 +173,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("base");
     tcase_add_test(tc, test_strerror_names_every_code);
     tcase_add_test(tc, test_version);
+    tcase_add_test(tc, test_error_table_and_one_channel);
     tcase_add_test(tc, test_allocator_hook_sees_every_allocation);
     tcase_add_test(tc, test_pixfmt_names_round_trip);
     tcase_add_test(tc, test_layouts_of_every_format);

@@ -39,28 +39,70 @@ FP_API unsigned fp_version(void);
 
 /* ---- errors --------------------------------------------------------------
  * Errors are negative. The first group are negated errno values, the second
- * are framepool's own codes (chosen far outside the errno range). */
+ * are framepool's own codes (chosen far outside the errno range). Codes,
+ * names and descriptions come from this one table:
+ *   X(name, value, description) */
+#define FP_ERROR_TABLE(X)                                                                  \
+    X(FP_OK, 0, "success")                                                                 \
+    X(FP_EINVAL, -EINVAL, "invalid argument")                                             \
+    X(FP_ENOMEM, -ENOMEM, "out of memory")                                                \
+    X(FP_EAGAIN, -EAGAIN, "resource temporarily unavailable")                             \
+    X(FP_ETIMEDOUT, -ETIMEDOUT, "timed out")                                              \
+    X(FP_ECANCELED, -ECANCELED, "cancelled")                                              \
+    X(FP_ENOENT, -ENOENT, "no such file or entry")                                        \
+    X(FP_EBUSY, -EBUSY, "busy")                                                           \
+    X(FP_ELIMIT, -0x46500001, "a bound was reached")                                      \
+    X(FP_EFORMAT, -0x46500002, "not a media file or unsupported format")                  \
+    X(FP_ENOSTREAM, -0x46500003, "no video stream")                                       \
+    X(FP_EDECODE, -0x46500004, "too many decode errors")                                  \
+    X(FP_EIO, -0x46500005, "input/output error")                                          \
+    X(FP_ENODISPLAY, -0x46500006, "no display available")                                 \
+    X(FP_EUNKNOWN, -0x46500007, "unknown error from a dependency")
+
+/* FP_EINVAL: an argument is invalid. FP_ENOMEM: an allocation failed.
+ * FP_EAGAIN: a non-blocking call had nothing. FP_ETIMEDOUT: a deadline
+ * passed. FP_ECANCELED: the wait was cancelled (fp_pool_cancel, interrupt).
+ * FP_ENOENT: no such file, key or entry. FP_EBUSY: the object is in use and
+ * cannot be changed. FP_ELIMIT: a bound was reached (the message names it
+ * and how to raise it). FP_EFORMAT: not a media file, or an unsupported
+ * codec/format. FP_ENOSTREAM: the input has no (such) video stream.
+ * FP_EDECODE: too many decode errors. FP_EIO: input/output error.
+ * FP_ENODISPLAY: no display for imshow. FP_EUNKNOWN: an error from a
+ * dependency with no better mapping. */
 enum {
-    FP_OK = 0,
-    FP_EINVAL = -EINVAL,         /* an argument is invalid */
-    FP_ENOMEM = -ENOMEM,         /* an allocation failed */
-    FP_EAGAIN = -EAGAIN,         /* try again (non-blocking call had nothing) */
-    FP_ETIMEDOUT = -ETIMEDOUT,   /* a deadline passed */
-    FP_ECANCELED = -ECANCELED,   /* the wait was cancelled (fp_pool_cancel, interrupt) */
-    FP_ENOENT = -ENOENT,         /* no such file, key or entry */
-    FP_EBUSY = -EBUSY,           /* the object is in use and cannot be changed */
-    FP_ELIMIT = -0x46500001,     /* a bound was reached (the message names it) */
-    FP_EFORMAT = -0x46500002,    /* not a media file, or unsupported codec/format */
-    FP_ENOSTREAM = -0x46500003,  /* the input has no (such) video stream */
-    FP_EDECODE = -0x46500004,    /* too many decode errors */
-    FP_EIO = -0x46500005,        /* input/output error */
-    FP_ENODISPLAY = -0x46500006, /* no display for imshow */
-    FP_EUNKNOWN = -0x46500007,   /* an error from a dependency with no better mapping */
+#define FP_ERROR_ENUM_(name, value, text) name = value,
+    FP_ERROR_TABLE(FP_ERROR_ENUM_)
+#undef FP_ERROR_ENUM_
 };
 
 /* Returns a static, human-readable description of an error code (never NULL;
- * unknown codes give "unknown error"). Thread-safe. */
+ * other negated errno values give "system error", anything else "unknown
+ * error"). Thread-safe. */
 FP_API const char *fp_strerror(int err);
+
+/* Returns the code's name ("FP_ELIMIT"), or NULL for a value not in the
+ * table. Static string; thread-safe. */
+FP_API const char *fp_errname(int err);
+
+/* This thread's last detailed error message, like dlerror(): the text of the
+ * last failure of any framepool call made by this thread that reports one
+ * (pools, budgets, caches, weak handles, diagnostics, image saving,
+ * framepool_cv) — it names the bound that was reached and how to raise it,
+ * the file that could not be written, ... Returns "" when there was none.
+ * Success does not clear it. The string is thread-local and valid until the
+ * thread's next failing framepool call; copy it to keep it. A reader keeps
+ * its messages per object as well: fp_reader_errmsg(r) (the thread channel
+ * also gets them). Never contains credentials from a URL. */
+FP_API const char *fp_errmsg(void);
+
+/* Sets this thread's message (printf-style, truncated to 511 bytes), for
+ * libraries built on framepool (framepool_cv, the Python binding) so that
+ * their users read one channel. Thread-safe. */
+FP_API void fp_errmsg_set(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
 
 /* ---- allocator hook ------------------------------------------------------
  * Every allocation framepool makes (objects, pixel buffers, tables) goes

@@ -139,9 +139,8 @@ typedef struct fp_cache_stats {
 /* Fills *out with a snapshot. Thread-safe; O(entries) (it counts pins). */
 FP_API void fp_cache_get_stats(fp_cache *c, fp_cache_stats *out);
 
-/* Returns the text of this thread's last cache error (e.g. which bound a
- * rejected put hit); "" when none. Thread-local, valid until the thread's
- * next framepool call that fails. */
+/* Alias of fp_errmsg() (base.h), kept for one release: caches report their
+ * details (e.g. which bound a rejected put hit) there. */
 FP_API const char *fp_cache_errmsg(void);
 
 #ifdef __cplusplus

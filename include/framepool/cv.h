@@ -67,8 +67,8 @@ FP_API int fp_cv_resize(const fp_image *src, int w, int h, fp_pool *pool, int64_
 FP_API int fp_cv_convert(const fp_image *src, fp_pixfmt format, fp_pool *pool,
                          int64_t timeout_us, fp_image **out);
 
-/* The message of the last error this thread got from framepool_cv ("" if
- * none). Valid until the thread's next framepool_cv call. */
+/* Alias of fp_errmsg() (base.h), kept for one release: framepool_cv reports
+ * its details (OpenCV exceptions included) on the same thread channel. */
 FP_API const char *fp_cv_errmsg(void);
 
 #ifdef __cplusplus

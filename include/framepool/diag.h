@@ -78,7 +78,7 @@ FP_API int fp_diag_set_flags(unsigned flags);
 /* Returns the current switches (FP_DIAG_* bits). */
 FP_API unsigned fp_diag_flags(void);
 
-/* Detail text of this thread's last diag error (thread-local, "" when none). */
+/* Alias of fp_errmsg() (base.h), kept for one release. */
 FP_API const char *fp_diag_errmsg(void);
 
 /* Formats `size` bytes the way Python's tracemalloc does: B, KiB, MiB, GiB,

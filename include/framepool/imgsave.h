@@ -98,9 +98,8 @@ typedef struct fp_save_options {
  * formats that need it); PNG writes 64 KiB at a time, the others once. */
 FP_API int fp_image_save(const char *path, const fp_image *img, const fp_save_options *opts);
 
-/* Returns the message of this thread's last fp_image_save error ("" if
- * none). Thread-local, valid until the thread's next framepool call that
- * fails. */
+/* Alias of fp_errmsg() (base.h), kept for one release: fp_image_save
+ * reports its details there. */
 FP_API const char *fp_image_save_errmsg(void);
 
 #ifdef __cplusplus

@@ -130,9 +130,8 @@ FP_API const char *fp_pool_name(const fp_pool *pool);
 /* Returns the current layout of the pool's buffers. Thread-safe. */
 FP_API void fp_pool_layout(fp_pool *pool, fp_layout *out);
 
-/* Returns a description of the last FP_ELIMIT/FP_ETIMEDOUT this thread got
- * from any pool, naming the bound and how to raise it (thread-local buffer,
- * valid until the thread's next pool call). "" when there was none. */
+/* Alias of fp_errmsg() (base.h), kept for one release: pools report their
+ * FP_ELIMIT/FP_ETIMEDOUT details (the bound and how to raise it) there. */
 FP_API const char *fp_pool_errmsg(void);
 
 /* Total idle bytes in every pool of the process (for diagnostics). */

@@ -15,21 +15,10 @@ unsigned fp_version(void)
 const char *fp_strerror(int err)
 {
     switch (err) {
-    case FP_OK: return "success";
-    case FP_EINVAL: return "invalid argument";
-    case FP_ENOMEM: return "out of memory";
-    case FP_EAGAIN: return "resource temporarily unavailable";
-    case FP_ETIMEDOUT: return "timed out";
-    case FP_ECANCELED: return "cancelled";
-    case FP_ENOENT: return "no such file or entry";
-    case FP_EBUSY: return "busy";
-    case FP_ELIMIT: return "a bound was reached";
-    case FP_EFORMAT: return "not a media file or unsupported format";
-    case FP_ENOSTREAM: return "no video stream";
-    case FP_EDECODE: return "too many decode errors";
-    case FP_EIO: return "input/output error";
-    case FP_ENODISPLAY: return "no display available";
-    case FP_EUNKNOWN: return "unknown error from a dependency";
+#define FP_ERROR_TEXT_(name, value, text) \
+    case name: return text;
+        FP_ERROR_TABLE(FP_ERROR_TEXT_)
+#undef FP_ERROR_TEXT_
     default: break;
     }
     if (err < 0 && err > -4096) {
@@ -38,6 +27,17 @@ const char *fp_strerror(int err)
         return "system error";
     }
     return "unknown error";
+}
+
+const char *fp_errname(int err)
+{
+    switch (err) {
+#define FP_ERROR_NAME_(name, value, text) \
+    case name: return #name;
+        FP_ERROR_TABLE(FP_ERROR_NAME_)
+#undef FP_ERROR_NAME_
+    default: return NULL;
+    }
 }
 
 /* ---- allocator ----------------------------------------------------------- */
@@ -197,17 +197,40 @@ int64_t fp__coarse_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The one error channel: every module's detailed messages land here. */
 static _Thread_local char errmsg_buf[512];
+
+static void errmsg_vset(const char *fmt, va_list ap)
+{
+    vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
+}
 
 void fp__set_errmsg(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
+    errmsg_vset(fmt, ap);
+    va_end(ap);
+}
+
+void fp_errmsg_set(const char *fmt, ...)
+{
+    if (!fmt) {
+        errmsg_buf[0] = '\0';
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    errmsg_vset(fmt, ap);
     va_end(ap);
 }
 
 const char *fp__get_errmsg(void)
+{
+    return errmsg_buf;
+}
+
+const char *fp_errmsg(void)
 {
     return errmsg_buf;
 }

@@ -19,14 +19,15 @@
 
 namespace {
 
-thread_local char errmsg_buf[512];
-
+// Messages go to framepool's one thread channel (fp_errmsg).
 void set_err(const char *fmt, ...)
 {
+    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    std::vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    fp_errmsg_set("%s", buf);
 }
 
 int cv_type_of(fp_pixfmt f)
@@ -321,7 +322,7 @@ extern "C" {
 
 const char *fp_cv_errmsg(void)
 {
-    return errmsg_buf;
+    return fp_errmsg();
 }
 
 int fp_cv_has_display(void)
@@ -332,7 +333,6 @@ int fp_cv_has_display(void)
 int fp_cv_convert(const fp_image *src, fp_pixfmt format, fp_pool *pool, int64_t timeout_us,
                   fp_image **out)
 {
-    errmsg_buf[0] = '\0';
     if (!out)
         return FP_EINVAL;
     *out = nullptr;
@@ -354,7 +354,6 @@ int fp_cv_convert(const fp_image *src, fp_pixfmt format, fp_pool *pool, int64_t 
 int fp_cv_resize(const fp_image *src, int w, int h, fp_pool *pool, int64_t timeout_us,
                  fp_image **out)
 {
-    errmsg_buf[0] = '\0';
     if (!out)
         return FP_EINVAL;
     *out = nullptr;
@@ -384,7 +383,6 @@ int fp_cv_resize(const fp_image *src, int w, int h, fp_pool *pool, int64_t timeo
 
 int fp_cv_imwrite(const char *path, const fp_image *img)
 {
-    errmsg_buf[0] = '\0';
     if (!path || !*path) {
         set_err("imwrite: no path");
         return FP_EINVAL;
@@ -417,7 +415,6 @@ int fp_cv_imwrite(const char *path, const fp_image *img)
 
 int fp_cv_imshow(const char *window, const fp_image *img)
 {
-    errmsg_buf[0] = '\0';
     if (!window) {
         set_err("imshow: no window name");
         return FP_EINVAL;
