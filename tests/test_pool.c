@@ -4,6 +4,7 @@
 
 #include <framepool.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -431,23 +432,44 @@ END_TEST
  * same instant, many times over (with and without a budget): whichever
  * returns last destroys the pool, and the other must not touch it after
  * its own return. Under AddressSanitizer a use after free shows up here. */
+/* Two persistent threads; each round the main thread hands each one image
+ * and raises `round`, they spin until they see it and drop their image at
+ * the same instant, then report `done`. */
+typedef struct race_ctx {
+    fp_image *img[2];
+    _Atomic int round, done, quit;
+} race_ctx;
+
 typedef struct racer {
-    fp_image *img;
-    _Atomic int *go;
+    race_ctx *ctx;
+    int id;
 } racer;
 
 static void *race_release(void *arg)
 {
     racer *r = arg;
-    while (!atomic_load_explicit(r->go, memory_order_acquire)) {
+    int seen = 0;
+    for (;;) {
+        int now;
+        while ((now = atomic_load_explicit(&r->ctx->round, memory_order_acquire)) == seen) {
+            if (atomic_load_explicit(&r->ctx->quit, memory_order_acquire))
+                return NULL;
+            sched_yield(); /* three spinners may share two cores */
+        }
+        seen = now;
+        fp_unref(&r->ctx->img[r->id]);
+        atomic_fetch_add_explicit(&r->ctx->done, 1, memory_order_acq_rel);
     }
-    fp_unref(&r->img);
-    return NULL;
 }
 
 static void last_buffers_race(int with_budget, int rounds)
 {
     tu_alloc_install();
+    race_ctx ctx = {{NULL, NULL}, 0, 0, 0};
+    racer r[2] = {{&ctx, 0}, {&ctx, 1}};
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(pthread_create(&t[k], NULL, race_release, &r[k]), 0);
     for (int i = 0; i < rounds; i++) {
         fp_budget *b = NULL;
         if (with_budget)
@@ -459,37 +481,36 @@ static void last_buffers_race(int with_budget, int rounds)
         ck_assert_int_eq(fp_pool_new(&cfg, &p), FP_OK);
         if (i & 2)
             fp_unref(&b); /* the pool holds the budget alone */
-        _Atomic int go = 0;
-        racer r[2] = {{NULL, &go}, {NULL, &go}};
-        ck_assert_int_eq(fp_pool_acquire(p, 0, &r[0].img), FP_OK);
-        ck_assert_int_eq(fp_pool_acquire(p, 0, &r[1].img), FP_OK);
-        pthread_t t[2];
-        for (int k = 0; k < 2; k++)
-            ck_assert_int_eq(pthread_create(&t[k], NULL, race_release, &r[k]), 0);
+        ck_assert_int_eq(fp_pool_acquire(p, 0, &ctx.img[0]), FP_OK);
+        ck_assert_int_eq(fp_pool_acquire(p, 0, &ctx.img[1]), FP_OK);
+        atomic_store_explicit(&ctx.done, 0, memory_order_relaxed);
         if (i & 4) {
-            atomic_store_explicit(&go, 1, memory_order_release);
+            atomic_fetch_add_explicit(&ctx.round, 1, memory_order_acq_rel);
             fp_unref(&p); /* the owner lets go while they return */
         } else {
             fp_unref(&p);
-            atomic_store_explicit(&go, 1, memory_order_release);
+            atomic_fetch_add_explicit(&ctx.round, 1, memory_order_acq_rel);
         }
-        for (int k = 0; k < 2; k++)
-            pthread_join(t[k], NULL);
+        while (atomic_load_explicit(&ctx.done, memory_order_acquire) != 2)
+            sched_yield();
         fp_unref(&b);
     }
+    atomic_store_explicit(&ctx.quit, 1, memory_order_release);
+    for (int k = 0; k < 2; k++)
+        pthread_join(t[k], NULL);
     ck_assert_int_eq(tu_alloc_live(), 0); /* every pool and budget is gone */
     tu_alloc_uninstall();
 }
 
 START_TEST(test_last_buffers_return_on_two_threads_at_once)
 {
-    last_buffers_race(0, UNDER_SANITIZER ? 3000 : 20000);
+    last_buffers_race(0, UNDER_SANITIZER ? 20000 : 50000);
 }
 END_TEST
 
 START_TEST(test_last_buffers_return_on_two_threads_at_once_with_budget)
 {
-    last_buffers_race(1, UNDER_SANITIZER ? 3000 : 20000);
+    last_buffers_race(1, UNDER_SANITIZER ? 20000 : 50000);
 }
 END_TEST
 
