@@ -14,7 +14,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <framepool.h>
 
-#include "internal.h" /* fp__obj_set_counting: the counters switched off */
+#include "internal.h"
+#include "typestat.h" /* fp__obj_set_counting: the counters switched off */
 
 #include <pthread.h>
 #include <stdatomic.h>

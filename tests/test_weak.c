@@ -2,7 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
-#include "internal.h"
+#include "weak_priv.h"
 #include <framepool.h>
 #include <pthread.h>
 #include <sched.h>

@@ -1,6 +1,6 @@
 /* Errors, allocator hook, pixel formats and layouts. */
 #define _GNU_SOURCE /* CLOCK_MONOTONIC_COARSE */
-#include "internal.h"
+#include "obj_priv.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

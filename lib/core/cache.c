@@ -13,7 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "framepool/cache.h"
-#include "internal.h"
+#include "obj_priv.h"
 
 #include <pthread.h>
 #include <string.h>

@@ -6,8 +6,9 @@
  *
  * The live list is split into shards (by object address), each a doubly
  * linked list under its own mutex, so that threads creating objects with
- * sites on rarely meet on a lock. The object layer calls fp__diag_on_new
- * only while fp__diag_mode is non-zero and fp__diag_on_free only for
+ * sites on rarely meet on a lock. diag_on_new and diag_on_free are the
+ * object layer's tracking hooks: fp_diag_set_flags registers the first only
+ * while sites are on, and the object layer calls the second only for
  * objects flagged FP__OBJ_TRACKED, so with tracking off nothing here runs.
  */
 #define _GNU_SOURCE /* dladdr, on_exit */
@@ -150,7 +151,7 @@ void fp__diag_print_bt(FILE *out, const fp__bt *tb, const char *indent)
 
 /* ---- hooks called by the object layer ------------------------------------------------- */
 
-void fp__diag_on_new(fp__obj *h)
+static void diag_on_new(fp__obj *h)
 {
     int mode = atomic_load_explicit(&fp__diag_mode, memory_order_relaxed);
     if (!(mode & FP_DIAG_SITES))
@@ -171,7 +172,7 @@ void fp__diag_on_new(fp__obj *h)
     atomic_store_explicit(&h->flags, f | FP__OBJ_TRACKED, memory_order_relaxed);
 }
 
-void fp__diag_on_free(fp__obj *h)
+static void diag_on_free(fp__obj *h)
 {
     shard *s = shard_of(h);
     pthread_mutex_lock(&s->mu);
@@ -300,8 +301,11 @@ int fp_diag_set_flags(unsigned flags)
         backtrace(warm, 2);
     }
     atomic_store_explicit(&diag_switches, flags, memory_order_relaxed);
-    atomic_store_explicit(&fp__diag_mode, (int)(flags & (FP_DIAG_SITES | FP_DIAG_BACKTRACE)),
-                          memory_order_relaxed);
+    int mode = (int)(flags & (FP_DIAG_SITES | FP_DIAG_BACKTRACE));
+    atomic_store_explicit(&fp__diag_mode, mode, memory_order_relaxed);
+    /* The free hook stays once set: objects tracked earlier still leave the
+     * live list when they die. */
+    fp__obj_hook_tracking((mode & FP_DIAG_SITES) ? diag_on_new : NULL, diag_on_free);
     pthread_mutex_unlock(&setup_lock);
     return rc;
 }

@@ -3,7 +3,10 @@
 #define FRAMEPOOL_DIAG_INTERNAL_H
 
 #include "framepool/diag.h"
-#include "internal.h"
+#include "pool_priv.h"
+
+/* Tracking bits (FP_DIAG_SITES | FP_DIAG_BACKTRACE) now on: 0 = off. */
+extern _Atomic int fp__diag_mode;
 
 /* A recorded call stack, interned (one record per distinct stack, kept for
  * the life of the process): objects point at it through diag_extra. */

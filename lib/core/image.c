@@ -1,6 +1,6 @@
 /* fp_image: standalone, wrapped and pooled images. */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "pool_priv.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,6 +1,7 @@
 /* fp_pool and fp_budget: bounded, LIFO frame pools with a shared byte cap. */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "pool_priv.h"
+#include "typestat.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -234,6 +235,9 @@ static fp__image *buffer_alloc(fp_pool *p, const fp_layout *l, fp_pixfmt format,
     /* The buffer's life reference (the caller holds an owner reference, so
      * the pool is alive and stays so). */
     atomic_fetch_add_explicit(&p->life, 1, memory_order_relaxed);
+    /* The per-type counters leave pooled images to their pools: the pools
+     * are the source of those fp_image figures. */
+    fp__typestat_set_source(&fp_image_type, fp__pool_image_counts);
     return im;
 }
 

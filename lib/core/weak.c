@@ -15,16 +15,16 @@
  * The upgrade race: fp_weak_get holds the slot's stripe while it checks the
  * generation and adds a reference only if the count is still above zero
  * (fp__obj_try_ref). The last release first takes the count to zero, then
- * (fp__weak_dying) takes the same stripe to bump the generation and clear
+ * (weak_dying) takes the same stripe to bump the generation and clear
  * the pointer, and only later frees or recycles the memory. So an upgrade
  * either got its reference before the count reached zero (then it was not
  * the last release), or it sees zero and fails, or it sees a new
  * generation; the object's memory is valid throughout, because it cannot be
- * freed before fp__weak_dying has taken the stripe.
+ * freed before weak_dying has taken the stripe.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "framepool/weak.h"
-#include "internal.h"
+#include "weak_priv.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -75,12 +75,19 @@ static _Atomic uint32_t gen_max =
     FP_WEAK_GEN_BITS >= 32 ? UINT32_MAX : (uint32_t)((1ull << FP_WEAK_GEN_BITS) - 1);
 static _Atomic unsigned gen_bits = FP_WEAK_GEN_BITS;
 
+static fp__onfree *weak_dying(fp__obj *h);
+static void weak_run_callbacks(fp__onfree *list);
+
+/* Runs once, before any object gets a weak slot or a callback (every path
+ * that sets FP__OBJ_WEAK or FP__OBJ_ONFREE passes here first): it also
+ * registers this module's hooks with the object layer. */
 static void stripes_init(void)
 {
     for (int i = 0; i < STRIPES; i++) {
         pthread_mutex_init(&slot_mu[i].mu, NULL);
         pthread_mutex_init(&assign_mu[i].mu, NULL);
     }
+    fp__obj_hook_weak(weak_dying, weak_run_callbacks);
 }
 
 static inline pthread_mutex_t *slot_lock_of(uint32_t idx)
@@ -362,7 +369,11 @@ int fp_on_free_cancel(void *obj, void (*cb)(void *user), void *user)
 
 /* ---- the object layer's hooks ---------------------------------------------------- */
 
-fp__onfree *fp__weak_dying(fp__obj *h)
+/* The object layer's dying hook: called on the last release of an object
+ * with FP__OBJ_WEAK or FP__OBJ_ONFREE set, before its finalizer runs.
+ * Invalidates its weak handles and returns its fp_on_free callbacks, which
+ * the object layer runs (weak_run_callbacks) after finalizing. */
+static fp__onfree *weak_dying(fp__obj *h)
 {
     pthread_once(&stripes_once, stripes_init);
     pthread_mutex_t *am = assign_lock_of(h);
@@ -397,7 +408,7 @@ fp__onfree *fp__weak_dying(fp__obj *h)
     return list;
 }
 
-void fp__weak_run_callbacks(fp__onfree *list)
+static void weak_run_callbacks(fp__onfree *list)
 {
     while (list) {
         fp__onfree *n = list;

@@ -19,7 +19,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "framepool/weak.h"
-#include "internal.h"
+#include "weak_priv.h"
 
 #include <pthread.h>
 #include <string.h>
