@@ -203,7 +203,7 @@ static void life_drop(fp_pool *p, uint32_t n)
  * next_idle, possibly of several pools on one budget), then drops the life
  * reference each held: a pool is touched only while one of its buffers
  * still holds it alive. */
-static void free_list(fp__image *list)
+static __attribute__((noinline)) void free_list_slow(fp__image *list)
 {
     while (list) {
         fp__image *next = list->next_idle;
@@ -215,6 +215,13 @@ static void free_list(fp__image *list)
         life_drop(p, 1);
         list = next;
     }
+}
+
+/* The hot paths call this with NULL nearly always: no call then. */
+static inline void free_list(fp__image *list)
+{
+    if (__builtin_expect(list != NULL, 0))
+        free_list_slow(list);
 }
 
 /* Allocates a buffer of the pool's current generation (lock not held; the
@@ -679,18 +686,38 @@ int fp_pool_new_at(const fp_pool_config *cfg, fp_pool **out, const char *file, i
     return FP_OK;
 }
 
-int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const char *file,
-                       int line, const char *func)
+/* Takes the newest idle buffer; called with p->mu held and an idle buffer
+ * there, returns with it released. */
+static inline __attribute__((always_inline)) int acquire_hit(fp_pool *p, fp_image **out,
+                                                             const char *file, int line,
+                                                             const char *func)
 {
-    if (!out)
-        return FP_EINVAL;
-    *out = NULL;
-    if (!p)
-        return FP_EINVAL;
+    fp__image *expired = NULL;
+    fp__image *im = p->idle;
+    p->idle = im->next_idle;
+    im->next_idle = NULL;
+    p->n_idle--;
+    p->n_out++;
+    p->hits++;
+    p->idle_bytes -= im->pub.bytes;
+    if (p->cur.max_idle_us > 0)
+        expired = age_idle(p, fp__coarse_now_us());
+    pthread_mutex_unlock(&p->mu);
+    free_list(expired);
+    fp__obj_revive(fp__hdr(im), file, line, func);
+    *out = &im->pub;
+    return FP_OK;
+}
+
+/* Everything but a plain hit: a new buffer, the cap, waiting. Called with
+ * p->mu held; returns with it released. Out of line, so that the hit path
+ * keeps few registers to save. */
+static __attribute__((noinline)) int acquire_slow(fp_pool *p, int64_t timeout_us,
+                                                  fp_image **out, const char *file, int line,
+                                                  const char *func)
+{
     struct timespec dl;
     int have_deadline = 0, waited = 0;
-    fp__image *expired = NULL;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
         if (p->closed) {
             pthread_mutex_unlock(&p->mu);
@@ -698,22 +725,8 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
                            p->name);
             return FP_EINVAL;
         }
-        if (p->idle) {
-            fp__image *im = p->idle;
-            p->idle = im->next_idle;
-            im->next_idle = NULL;
-            p->n_idle--;
-            p->n_out++;
-            p->hits++;
-            p->idle_bytes -= im->pub.bytes;
-            if (p->cur.max_idle_us > 0)
-                expired = age_idle(p, fp__coarse_now_us());
-            pthread_mutex_unlock(&p->mu);
-            free_list(expired);
-            fp__obj_revive(fp__hdr(im), file, line, func);
-            *out = &im->pub;
-            return FP_OK;
-        }
+        if (p->idle)
+            return acquire_hit(p, out, file, line, func);
         if (p->n_alloc < p->cur.max_buffers) {
             p->n_alloc++;
             p->n_out++;
@@ -799,6 +812,20 @@ int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const cha
             return FP_ETIMEDOUT;
         }
     }
+}
+
+int fp_pool_acquire_at(fp_pool *p, int64_t timeout_us, fp_image **out, const char *file,
+                       int line, const char *func)
+{
+    if (!out)
+        return FP_EINVAL;
+    *out = NULL;
+    if (!p)
+        return FP_EINVAL;
+    pthread_mutex_lock(&p->mu);
+    if (__builtin_expect(p->idle != NULL && !p->closed, 1))
+        return acquire_hit(p, out, file, line, func);
+    return acquire_slow(p, timeout_us, out, file, line, func);
 }
 
 int fp_pool_trim(fp_pool *p, unsigned keep)
