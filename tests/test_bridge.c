@@ -31,7 +31,7 @@ static char clip_h264[1024];
 
 static void setup(void)
 {
-    ck_assert_ptr_nonnull(clip_make("b_h264.mp4",
+    ck_assert_ptr_nonnull(clip_make("br_h264.mp4",
                                     "-f lavfi -i testsrc2=size=320x240:rate=25 -frames:v 30 "
                                     "-c:v libx264 -bf 3 -g 10 -pix_fmt yuv420p",
                                     clip_h264, sizeof clip_h264));
