@@ -995,6 +995,69 @@ START_TEST(prefill_pool)
 }
 END_TEST
 
+/* ---- FP_FOREACH_FRAME: leaving early releases the frame ----------------------------- */
+
+static uint64_t images_alive(void)
+{
+    fp_type_stats ts;
+    fp_type_get_stats(&fp_image_type, &ts);
+    return ts.live;
+}
+
+/* Returns from inside the loop with the frame of index `at`. */
+static int64_t return_at(fp_reader *r, int64_t at)
+{
+    FP_FOREACH_FRAME(r, img) {
+        if (img->index == at)
+            return img->index;
+    }
+    return -1;
+}
+
+START_TEST(foreach_break_releases)
+{
+    /* The loop users write (ESC quits): open, a few frames, break, close —
+     * 1,000 times, native and converted. Nothing may stay alive. */
+    uint64_t alive0 = images_alive();
+    for (int it = 0; it < 1000; it++) {
+        fp_reader_options o = *dflt();
+        o.threads = 1 + it % 2; /* quick opens; frame threads too */
+        if (it & 2)
+            o.format = FP_PIX_BGR24;
+        fp_reader *r = NULL;
+        ck_assert_int_eq(fp_reader_open(clip_small, &o, &r), 0);
+        int n = 0;
+        FP_FOREACH_FRAME(r, img) {
+            ck_assert_ptr_nonnull(img);
+            if (++n == 3 + it % 4)
+                break;
+        }
+        ck_assert_int_eq(n, 3 + it % 4);
+        fp_reader_stats st;
+        ck_assert_int_eq(fp_reader_stats(r, &st), 0);
+        ck_assert_uint_eq(st.held, 0); /* the break released it, before the close */
+        if (it % 100 == 0) {
+            ck_assert_int_eq(return_at(r, n + 2), n + 2);
+            ck_assert_int_eq(fp_reader_stats(r, &st), 0);
+            ck_assert_uint_eq(st.held, 0);
+        }
+        fp_reader_close(&r);
+        ck_assert_msg(images_alive() == alive0, "iteration %d: %llu images alive, %llu before",
+                      it, (unsigned long long)images_alive(), (unsigned long long)alive0);
+    }
+    /* running to the end (and past it) releases once, never twice */
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(clip_small, dflt(), &r), 0);
+    int n = 0;
+    FP_FOREACH_FRAME(r, img) n++;
+    ck_assert_int_eq(n, 25);
+    FP_FOREACH_FRAME(r, img) n++;
+    ck_assert_int_eq(n, 25);
+    fp_reader_close(&r);
+    ck_assert_uint_eq(images_alive(), alive0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("reader");
@@ -1019,6 +1082,7 @@ static Suite *suite(void)
     tcase_add_test(tc, convert_ahead_error_after_frames);
     tcase_add_test(tc, convert_ahead_close_and_seek);
     tcase_add_test(tc, prefill_pool);
+    tcase_add_test(tc, foreach_break_releases);
     suite_add_tcase(s, tc);
     return s;
 }
