@@ -264,7 +264,10 @@ typedef struct fp_reader_info {
 } fp_reader_info;
 
 /* Fills *out. Returns 0 or FP_EINVAL (NULL or a reader whose open failed).
- * The strings are static or live as long as the reader. */
+ * The strings are static or live as long as the reader. Reads the reader
+ * only (nothing changes, not even fp_reader_errmsg); before the first frame
+ * the out_* fields say what the first converted frame will get. Not
+ * thread-safe with respect to other calls on the same reader. */
 FP_API int fp_reader_info_get(const fp_reader *r, fp_reader_info *out);
 #define fp_reader_info(r, out) fp_reader_info_get((r), (out))
 
@@ -289,7 +292,9 @@ FP_API int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out);
 #define fp_reader_stats(r, out) fp_reader_stats_get((r), (out))
 
 /* Returns the message of the reader's last error ("" if none; "no reader"
- * for NULL). Borrowed: valid until the next call on the reader. */
+ * for NULL). Borrowed: valid until the next call on the reader. A URL in a
+ * message never shows credentials: its user-info is replaced by stars
+ * ("open 'rtsp://" "***@cam:554/live': ..."); file names are shown as they are. */
 FP_API const char *fp_reader_errmsg(const fp_reader *r);
 
 /* Makes the blocking call in progress on `r` (or the next one) return

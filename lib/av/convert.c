@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-int fp__convert_out_size(fp_reader *r, int w, int h)
+int fp__convert_out_size(const fp_reader_options *o, int w, int h, int *out_w, int *out_h)
 {
-    int ow = r->opt.width, oh = r->opt.height;
+    int ow = o->width, oh = o->height;
     if (!ow && !oh) {
         ow = w;
         oh = h;
@@ -21,16 +21,9 @@ int fp__convert_out_size(fp_reader *r, int w, int h)
     } else if (!oh) {
         oh = (int)((int64_t)ow * h * 2 / w + 1) / 2;
     }
-    if (ow < 1)
-        ow = 1;
-    if (oh < 1)
-        oh = 1;
-    if (ow > FP_MAX_DIMENSION || oh > FP_MAX_DIMENSION)
-        return fp__reader_fail(r, FP_EINVAL, "output size %dx%d exceeds %d", ow, oh,
-                               FP_MAX_DIMENSION);
-    r->out_w = ow;
-    r->out_h = oh;
-    return FP_OK;
+    *out_w = ow < 1 ? 1 : ow;
+    *out_h = oh < 1 ? 1 : oh;
+    return *out_w > FP_MAX_DIMENSION || *out_h > FP_MAX_DIMENSION ? FP_EINVAL : FP_OK;
 }
 
 /* A new size or format: new output geometry, new pool generation. */
@@ -54,9 +47,12 @@ int fp__convert_geometry(fp_reader *r, const AVFrame *f)
         if (r->out_fmt == FP_PIX_OTHER)
             r->out_fmt = FP_PIX_YUV420P;
     }
-    int rc = fp__convert_out_size(r, f->width, f->height);
-    if (rc)
-        return rc;
+    int ow, oh;
+    if (fp__convert_out_size(&r->opt, f->width, f->height, &ow, &oh))
+        return fp__reader_fail(r, FP_EINVAL, "output size %dx%d exceeds %d", ow, oh,
+                               FP_MAX_DIMENSION);
+    r->out_w = ow;
+    r->out_h = oh;
     fp_pool_config cfg = {0};
     char name[96];
     snprintf(name, sizeof name, "reader %s %dx%d", fp_pixfmt_name(r->out_fmt), r->out_w,
@@ -72,6 +68,7 @@ int fp__convert_geometry(fp_reader *r, const AVFrame *f)
         cfg.min_buffers = cfg.max_buffers;
         cfg.prefault = 1;
     }
+    int rc;
     if (r->out_pool) {
         fp_pool_stats s;
         fp_pool_get_stats(r->out_pool, &s);

@@ -10,10 +10,11 @@
 
 #include <libswscale/swscale.h>
 
-/* The output size for a w x h source under the reader's width/height
- * options (one 0 keeps the aspect). Stores it in r->out_w/out_h and returns
- * 0, or FP_EINVAL (message set) when it exceeds FP_MAX_DIMENSION. */
-int fp__convert_out_size(fp_reader *r, int w, int h);
+/* The output size for a w x h source under the width/height options (one 0
+ * keeps the aspect), in *out_w and *out_h (also on failure). Returns 0, or
+ * FP_EINVAL when it exceeds FP_MAX_DIMENSION. No side effects: info uses it
+ * on a const reader. */
+int fp__convert_out_size(const fp_reader_options *o, int w, int h, int *out_w, int *out_h);
 /* A decoded frame of a new size or format: records it and, when
  * converting, sets up the output geometry and a new generation of the
  * conversion pool. Returns 0 or an error (message set). */

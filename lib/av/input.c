@@ -157,6 +157,34 @@ static int64_t io_seek_cb(void *opaque, int64_t off, int whence)
     return p < 0 ? AVERROR(EIO) : p;
 }
 
+/* ---- URLs in messages ------------------------------------------------------------------ */
+
+size_t fp__url_redact(const char *url, char *out, size_t cap)
+{
+    if (!url)
+        url = "(null)";
+    /* scheme "://" authority: RFC 3986's scheme characters, a letter first */
+    const char *p = url, *auth = NULL;
+    if (isalpha((unsigned char)*p)) {
+        while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+            p++;
+        if (strncmp(p, "://", 3) == 0)
+            auth = p + 3;
+    }
+    /* The authority ends at the first '/', '?' or '#'; its user-info runs to
+     * the last '@' in it. That is how FFmpeg (av_url_split) finds the
+     * credentials it sends, so exactly those are hidden; an '@' in a path,
+     * query or file name is not user-info. */
+    const char *at = NULL;
+    if (auth)
+        for (const char *q = auth; *q && *q != '/' && *q != '?' && *q != '#'; q++)
+            if (*q == '@')
+                at = q;
+    int n = at ? snprintf(out, cap, "%.*s***%s", (int)(auth - url), url, at)
+               : snprintf(out, cap, "%s", url);
+    return n < 0 ? 0 : (size_t)n;
+}
+
 /* ---- local files --------------------------------------------------------------------------- */
 
 static int is_local_path(const char *url)
@@ -177,8 +205,9 @@ static int precheck_file(fp_reader *r, const char *url)
     if (stat(path, &sb) != 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return fp__reader_fail(r, FP_ENOENT, "no such file");
-        return fp__reader_fail(r, errno == EACCES ? FP_EIO : FP_EIO, "cannot access the file: %s",
-                               strerror(errno));
+        /* framepool has no code of its own for EACCES/EPERM (FP_EIO, as
+         * fp__averror_map gives FFmpeg's); strerror names the cause */
+        return fp__reader_fail(r, FP_EIO, "cannot access the file: %s", strerror(errno));
     }
     if (S_ISDIR(sb.st_mode))
         return fp__reader_fail(r, FP_EINVAL, "is a directory, not a media file");
@@ -255,7 +284,9 @@ int fp_reader_open_at(const char *url, const fp_reader_options *opts, fp_reader 
     if (!out)
         return FP_EINVAL;
     char what[160];
-    snprintf(what, sizeof what, "open '%s'", url ? url : "(null)");
+    char shown[sizeof what - 8];
+    fp__url_redact(url, shown, sizeof shown); /* messages never show credentials */
+    snprintf(what, sizeof what, "open '%s'", shown);
     int rc = fp__reader_begin(out, opts, what, file, line, func);
     fp_reader *r = *out;
     if (!r)

@@ -32,6 +32,13 @@ void fp__input_disarm(fp_reader *r);
 int fp__input_error(fp_reader *r, int e, const char *during);
 /* Maps an AVERROR code to a framepool error code. */
 int fp__averror_map(int e);
+/* Writes `url` to out[cap] (truncated, NUL-terminated) with the user-info
+ * of a "scheme://user:pass@host/path" URL replaced by three stars
+ * ("rtsp://" "***@host/path"); anything else — no user-info, file paths, an '@'
+ * in a path or query — is copied as is. Every message, log line or event
+ * that shows a URL goes through it. Returns the length of the full result
+ * (like snprintf). NULL url gives "(null)". */
+size_t fp__url_redact(const char *url, char *out, size_t cap);
 /* Reads the next packet of the video stream into r->pkt. Returns 1 with a
  * packet, 0 at the end of input, or a negative error (message set). Corrupt
  * packets the demuxer rejects count against the error budget. */

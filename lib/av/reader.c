@@ -470,15 +470,15 @@ int fp_reader_info_get(const fp_reader *r, fp_reader_info *out)
         out->av_format_name = "none";
     int native = r->opt.format == FP_PIX_NONE && !r->opt.width && !r->opt.height;
     if (native || !r->out_w) {
-        fp_reader *rw = (fp_reader *)r;
+        /* no frame converted yet: what the first one will get */
         out->out_width = out->width;
         out->out_height = out->height;
         out->out_format = native ? out->native_format : r->opt.format;
-        if (!native && out->width > 0 && fp__convert_out_size(rw, out->width, out->height) == 0) {
-            out->out_width = rw->out_w;
-            out->out_height = rw->out_h;
-            rw->out_w = 0;
-            rw->out_h = 0;
+        int ow, oh;
+        if (!native && out->width > 0 && out->height > 0 &&
+            fp__convert_out_size(&r->opt, out->width, out->height, &ow, &oh) == 0) {
+            out->out_width = ow;
+            out->out_height = oh;
         }
     } else {
         out->out_width = r->out_w;
