@@ -4,6 +4,7 @@
 #define _DEFAULT_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #include "avclips.h"
+#include "input.h" /* lib/av: fp__url_redact */
 #include "internal.h"
 #include "testutil.h"
 
@@ -995,6 +996,187 @@ START_TEST(prefill_pool)
 }
 END_TEST
 
+/* ---- FP_FOREACH_FRAME: leaving early releases the frame ----------------------------- */
+
+static uint64_t images_alive(void)
+{
+    fp_type_stats ts;
+    fp_type_get_stats(&fp_image_type, &ts);
+    return ts.live;
+}
+
+/* Returns from inside the loop with the frame of index `at`. */
+static int64_t return_at(fp_reader *r, int64_t at)
+{
+    FP_FOREACH_FRAME(r, img) {
+        if (img->index == at)
+            return img->index;
+    }
+    return -1;
+}
+
+START_TEST(foreach_break_releases)
+{
+    /* The loop users write (ESC quits): open, a few frames, break, close —
+     * 1,000 times, native and converted. Nothing may stay alive. */
+    uint64_t alive0 = images_alive();
+    /* ThreadSanitizer makes an open 20-50x slower: 50 there (the threads
+     * are what it checks); 1,000 in the plain and ASan builds */
+#if defined(__SANITIZE_THREAD__)
+    const int iterations = 50;
+#else
+    const int iterations = 1000;
+#endif
+    for (int it = 0; it < iterations; it++) {
+        fp_reader_options o = *dflt();
+        o.threads = 1 + it % 2; /* quick opens; frame threads too */
+        if (it & 2)
+            o.format = FP_PIX_BGR24;
+        fp_reader *r = NULL;
+        ck_assert_int_eq(fp_reader_open(clip_small, &o, &r), 0);
+        int n = 0;
+        FP_FOREACH_FRAME(r, img) {
+            ck_assert_ptr_nonnull(img);
+            if (++n == 3 + it % 4)
+                break;
+        }
+        ck_assert_int_eq(n, 3 + it % 4);
+        fp_reader_stats st;
+        ck_assert_int_eq(fp_reader_stats(r, &st), 0);
+        ck_assert_uint_eq(st.held, 0); /* the break released it, before the close */
+        if (it % 100 == 0) {
+            ck_assert_int_eq(return_at(r, n + 2), n + 2);
+            ck_assert_int_eq(fp_reader_stats(r, &st), 0);
+            ck_assert_uint_eq(st.held, 0);
+        }
+        fp_reader_close(&r);
+        ck_assert_msg(images_alive() == alive0, "iteration %d: %llu images alive, %llu before",
+                      it, (unsigned long long)images_alive(), (unsigned long long)alive0);
+    }
+    /* running to the end (and past it) releases once, never twice */
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(clip_small, dflt(), &r), 0);
+    int n = 0;
+    FP_FOREACH_FRAME(r, img) n++;
+    ck_assert_int_eq(n, 25);
+    FP_FOREACH_FRAME(r, img) n++;
+    ck_assert_int_eq(n, 25);
+    fp_reader_close(&r);
+    ck_assert_uint_eq(images_alive(), alive0);
+}
+END_TEST
+
+/* ---- messages never show credentials; info does not change the reader ------------- */
+
+static void redact_is(const char *url, const char *want)
+{
+    char out[256];
+    size_t n = fp__url_redact(url, out, sizeof out);
+    ck_assert_msg(strcmp(out, want) == 0, "'%s' became '%s', want '%s'", url, out, want);
+    ck_assert_uint_eq(n, strlen(want));
+}
+
+START_TEST(url_redaction)
+{
+    redact_is("rtsp://user:pass@cam.local:554/stream", "rtsp://***@cam.local:554/stream");
+    redact_is("rtsp://user@cam.local/stream", "rtsp://***@cam.local/stream");
+    redact_is("rtsp://u:p@host", "rtsp://***@host");
+    redact_is("tcp://u:p@127.0.0.1:9?listen=0", "tcp://***@127.0.0.1:9?listen=0");
+    redact_is("rtsp://cam.local:554/stream", "rtsp://cam.local:554/stream");
+    /* '@' in a path, query or fragment is not user-info */
+    redact_is("http://host/path/a@b.ts?q=c@d#e@f", "http://host/path/a@b.ts?q=c@d#e@f");
+    redact_is("http://host?u=a@b", "http://host?u=a@b");
+    redact_is("http://u:p@host/a@b", "http://***@host/a@b");
+    /* an unescaped '@' in a password: up to the last '@' of the authority */
+    redact_is("rtsp://admin:p@ss@[::1]:8554/live", "rtsp://***@[::1]:8554/live");
+    redact_is("rtsp://[fe80::1]:554/a@b", "rtsp://[fe80::1]:554/a@b");
+    redact_is("rtsp://u:p@[2001:db8::7]/x", "rtsp://***@[2001:db8::7]/x");
+    /* file paths and file: URLs are never changed */
+    redact_is("/tmp/clips/user:pass@x.mp4", "/tmp/clips/user:pass@x.mp4");
+    redact_is("clips/a@b.mp4", "clips/a@b.mp4");
+    redact_is("a@b:c.mp4", "a@b:c.mp4");
+    redact_is("file:/tmp/a@b.mp4", "file:/tmp/a@b.mp4");
+    redact_is("file:///tmp/a@b.mp4", "file:///tmp/a@b.mp4");
+    redact_is("", "");
+    redact_is(NULL, "(null)");
+    /* truncation never leaves part of the secret */
+    char small[12];
+    fp__url_redact("rtsp://user:secret@host/x", small, sizeof small);
+    ck_assert_str_eq(small, "rtsp://***@");
+}
+END_TEST
+
+START_TEST(errors_hide_credentials)
+{
+    const char *urls[] = {
+        "rtsp://alice:s3cret@127.0.0.1:1/stream", /* connection refused */
+        "tcp://alice:s3cret@127.0.0.1:1",
+        "nosuchproto://alice:s3cret@host/x",       /* no such protocol */
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+        fp_reader_options o = *dflt();
+        o.timeout_us = 3000000;
+        fp_reader *r = NULL;
+        ck_assert_int_lt(fp_reader_open(urls[i], &o, &r), 0);
+        const char *m = fp_reader_errmsg(r);
+        ck_assert_msg(!strstr(m, "s3cret") && !strstr(m, "alice"), "'%s' shows credentials: %s",
+                      urls[i], m);
+        ck_assert_msg(strstr(m, "***@"), "'%s': %s", urls[i], m);
+        fp_reader_close(&r);
+    }
+    /* a file name with '@' is shown as it is */
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open("/nonexistent/user:pass@clip.mp4", dflt(), &r), FP_ENOENT);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "/nonexistent/user:pass@clip.mp4"));
+    fp_reader_close(&r);
+}
+END_TEST
+
+START_TEST(info_leaves_reader_alone)
+{
+    /* before any frame, info computes what the output will be without
+     * touching the reader: not its geometry, not its message */
+    char tall[1024];
+    ck_assert_ptr_nonnull(clip_make("r_tall.mp4",
+                                    "-f lavfi -i testsrc2=size=16x256:rate=25 -frames:v 5 "
+                                    "-c:v libx264 -pix_fmt yuv420p",
+                                    tall, sizeof tall));
+    fp_reader_options o = *dflt();
+    o.format = FP_PIX_BGR24;
+    o.width = FP_MAX_DIMENSION; /* keeping the aspect, the height would be 16x too big */
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(tall, &o, &r), 0);
+    ck_assert_str_eq(fp_reader_errmsg(r), "");
+    fp_reader_info info;
+    ck_assert_int_eq(fp_reader_info(r, &info), 0);
+    ck_assert_str_eq(fp_reader_errmsg(r), ""); /* no message from a const call */
+    ck_assert_int_eq(info.out_width, 16);
+    ck_assert_int_eq(info.out_height, 256);
+    fp_image *img = NULL;
+    ck_assert_int_eq(fp_reader_next(r, &img), FP_EINVAL); /* the frame itself says why */
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "exceeds"));
+    fp_reader_close(&r);
+
+    o.width = 0;
+    o.height = 120;
+    ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
+    fp_reader_info a, b;
+    ck_assert_int_eq(fp_reader_info(r, &a), 0);
+    ck_assert_int_eq(fp_reader_info(r, &b), 0);
+    ck_assert_int_eq(a.out_width, 160);
+    ck_assert_int_eq(a.out_height, 120);
+    ck_assert_int_eq(b.out_width, 160);
+    ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    ck_assert_int_eq(img->width, 160);
+    ck_assert_int_eq(img->height, 120);
+    ck_assert_int_eq(fp_reader_info(r, &a), 0);
+    ck_assert_int_eq(a.out_width, 160);
+    ck_assert_int_eq(a.out_height, 120);
+    fp_unref(&img);
+    fp_reader_close(&r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("reader");
@@ -1019,6 +1201,10 @@ static Suite *suite(void)
     tcase_add_test(tc, convert_ahead_error_after_frames);
     tcase_add_test(tc, convert_ahead_close_and_seek);
     tcase_add_test(tc, prefill_pool);
+    tcase_add_test(tc, foreach_break_releases);
+    tcase_add_test(tc, url_redaction);
+    tcase_add_test(tc, errors_hide_credentials);
+    tcase_add_test(tc, info_leaves_reader_alone);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,6 +7,7 @@
  *   if (fp_reader_open("in.mp4", &o, &r) < 0) { puts(fp_reader_errmsg(r)); ... }
  *   FP_FOREACH_FRAME(r, img) {             // each step releases the previous frame
  *       use(img);                           // keep one past the step: fp_ref(img)
+ *       if (done) break;                    // break and return release it too
  *   }
  *   fp_reader_close(&r);
  *
@@ -187,10 +188,39 @@ FP_API int fp_reader_open_io_at(fp_reader_read_fn read, fp_reader_seek_fn seek, 
 FP_API int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
                              const char *func);
 
-/* Iterates over the frames: `img` is a fresh variable per loop, released by
- * each step and by the final (end or error) step; to leave early, call
- * fp_unref(&img) after the break. */
-#define FP_FOREACH_FRAME(r, img) for (fp_image *img = NULL; fp_reader_next((r), &img) > 0;)
+/* Iterates over the frames of `r`: declares `img` (fp_image *, scoped to the
+ * loop) and runs the body once per frame. Each step releases the previous
+ * frame (fp_reader_next rebinds); the final step (end of stream or error)
+ * leaves img NULL. Leaving the loop early — `break`, `return`, `goto` out
+ * of it — releases the frame it holds too: img carries the cleanup
+ * attribute, so an ESC-to-quit loop cannot leak. To keep a frame past its
+ * step or past the loop, take fp_ref(img) (yours to release). The error, if
+ * any, is fp_reader_errmsg(r) after the loop (the return code is not kept:
+ * write the loop with fp_reader_next when you need it). longjmp out of the
+ * body skips the cleanup, as it skips every cleanup in C.
+ *
+ * Compilers. With GCC and Clang (and compilers that define __GNUC__, such
+ * as ICX) this is the macro above. Other compilers have no cleanup
+ * attribute, and a loop variable that `break` would leak is exactly the bug
+ * this macro exists to prevent, so there FP_FOREACH_FRAME is NOT defined
+ * (a compile error, not a silent leak); write the loop out instead:
+ *
+ *   fp_image *img = NULL;
+ *   while (fp_reader_next(r, &img) > 0) { ... break; ... }
+ *   fp_unref(&img);                        // after the loop: also after a break
+ *
+ * FP_HAVE_FOREACH_FRAME is defined to 1 where the macro exists. */
+#if defined(__GNUC__) || defined(__clang__)
+/* The cleanup of FP_FOREACH_FRAME's variable (not for direct use). */
+static inline void fp__foreach_frame_release(fp_image **img)
+{
+    fp_unref(img);
+}
+#define FP_HAVE_FOREACH_FRAME 1
+#define FP_FOREACH_FRAME(r, img)                                                               \
+    for (fp_image *img __attribute__((cleanup(fp__foreach_frame_release))) = NULL;             \
+         fp_reader_next((r), &img) > 0;)
+#endif
 
 enum {
     FP_SEEK_KEY = 0,          /* resume at the key frame at or before the time (fast) */
@@ -234,7 +264,10 @@ typedef struct fp_reader_info {
 } fp_reader_info;
 
 /* Fills *out. Returns 0 or FP_EINVAL (NULL or a reader whose open failed).
- * The strings are static or live as long as the reader. */
+ * The strings are static or live as long as the reader. Reads the reader
+ * only (nothing changes, not even fp_reader_errmsg); before the first frame
+ * the out_* fields say what the first converted frame will get. Not
+ * thread-safe with respect to other calls on the same reader. */
 FP_API int fp_reader_info_get(const fp_reader *r, fp_reader_info *out);
 #define fp_reader_info(r, out) fp_reader_info_get((r), (out))
 
@@ -259,7 +292,9 @@ FP_API int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out);
 #define fp_reader_stats(r, out) fp_reader_stats_get((r), (out))
 
 /* Returns the message of the reader's last error ("" if none; "no reader"
- * for NULL). Borrowed: valid until the next call on the reader. */
+ * for NULL). Borrowed: valid until the next call on the reader. A URL in a
+ * message never shows credentials: its user-info is replaced by stars
+ * ("open 'rtsp://" "***@cam:554/live': ..."); file names are shown as they are. */
 FP_API const char *fp_reader_errmsg(const fp_reader *r);
 
 /* Makes the blocking call in progress on `r` (or the next one) return

@@ -15,7 +15,10 @@
 /* The shared state behind a reader's decoder buffers. It is a framepool
  * object: the reader holds one reference, every live AVBuffer handed to the
  * decoder holds one, and every wrapped image holds one, so it outlives the
- * reader for as long as FFmpeg or the caller still has any of its memory. */
+ * reader for as long as FFmpeg or the caller still has any of its memory.
+ * `mu` guards the fields below it; no framepool object is released while it
+ * is held (a release may run user callbacks, which may call back into the
+ * reader or the pool), and it nests outside the decoder pool's own lock. */
 typedef struct fp__bridge {
     pthread_mutex_t mu;
     fp_pool *pool;              /* decoder pool (native frames live here) */
@@ -26,6 +29,8 @@ typedef struct fp__bridge {
     /* images referenced by live decoder AVBuffers (one entry per AVBuffer) */
     fp_image **dec_live;
     unsigned n_dec_live, cap_dec_live;
+    unsigned releasing;         /* decoder-only buffers FFmpeg let go of, still on their
+                                   way back to the pool (buffer_released) */
     _Atomic unsigned wrap_held; /* wrapped images delivered and still alive */
     _Atomic int exhausted;      /* get_buffer2 hit the pool cap */
     _Atomic uint64_t fallbacks; /* get_buffer2 calls handed to FFmpeg's default */
@@ -39,8 +44,30 @@ typedef struct fp__bridge {
 fp__bridge *fp__bridge_new(unsigned pool_max, const char *name);
 /* Records the creation site for buffers made from now on. */
 void fp__bridge_set_site(fp__bridge *b, const char *file, int line, const char *func);
-/* The AVCodecContext.get_buffer2 callback (opaque = the bridge). */
+/* The AVCodecContext.get_buffer2 callback (opaque = the bridge): a buffer
+ * from fp__bridge_acquire in an AVBuffer whose free callback is
+ * fp__bridge_release. */
 int fp__bridge_get_buffer2(AVCodecContext *avctx, AVFrame *frame, int flags);
+/* Computes the layout FFmpeg's own buffer pool would use for this decoder
+ * and frame (avcodec_align_dimensions2, stride alignment, per-plane slack
+ * and input padding), with every stride and plane offset a multiple of 64.
+ * Returns 0, or -1 when the format cannot be laid out. */
+int fp__bridge_layout(AVCodecContext *avctx, int fmt, int width, int height, fp_layout *l);
+/* The decoder side of get_buffer2, without FFmpeg: takes a buffer for an
+ * AVPixelFormat `fmt` w x h frame of layout `l` from the decoder pool (a new
+ * generation when the key changed), registers it as held by the decoder and
+ * stores it in *out — the decoder side's reference, which also holds one
+ * reference to `b`; fp__bridge_release(b, fp__img(*out)->pixels) gives both
+ * back. Returns 0, FP_ELIMIT (the pool cap; `exhausted` is set), FP_ENOMEM,
+ * FP_EINVAL. Thread-safe (decoder frame threads call it). */
+int fp__bridge_acquire(fp__bridge *b, int fmt, int w, int h, const fp_layout *l, fp_image **out);
+/* The decoder lets go of the buffer whose pixels start at `data` (the
+ * AVBuffer free callback, on whichever thread drops FFmpeg's last
+ * reference). Drops the decoder side's reference to the image and the
+ * buffer's reference to `b`. No lock is held while a reference is dropped
+ * that may be the last (its fp_on_free and weak-map callbacks may call back
+ * into the reader and the pool). Thread-safe. */
+void fp__bridge_release(fp__bridge *b, const uint8_t *data);
 /* If `frame` lives in one of the bridge's pool buffers that nobody but the
  * decoder references, returns that image with a new reference (+1), else
  * NULL. */

@@ -126,27 +126,60 @@ static int dec_live_find(const fp__bridge *b, const uint8_t *data)
     return -1;
 }
 
-/* The AVBuffer free callback: the decoder side lets go of a pool buffer. */
-static void buffer_released(void *opaque, uint8_t *data)
+/* Drops one reference to `img` unless it is the last one. Returns 1 when
+ * it dropped it, 0 when the reference is the last (nothing changed): that
+ * one must be dropped with fp_decref, which may run callbacks. Never runs
+ * anything but the decrement, so it may be called under b->mu. */
+static int decref_unless_last(fp_image *img)
 {
-    fp__bridge *b = opaque;
+    _Atomic uint32_t *refs = &fp__hdr(img)->refs;
+    uint32_t c = atomic_load_explicit(refs, memory_order_relaxed);
+    while (c > 1)
+        if (atomic_compare_exchange_weak_explicit(refs, &c, c - 1, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return 1;
+    return 0;
+}
+
+/* The AVBuffer free callback: the decoder side lets go of a pool buffer.
+ * It runs on whichever thread drops FFmpeg's last AVBufferRef (a frame
+ * thread, or the caller's during a flush or close). When a caller still
+ * holds the image, the decoder side's reference goes under b->mu, so that
+ * counts never see the buffer outside dec_live while it is the decoder's.
+ * When it is the image's last reference, dropping it runs fp_on_free and
+ * weak-map callbacks and returns the buffer to its pool: that happens after
+ * b->mu is released, so a callback may call back into the reader (stats,
+ * info) or the pool; until then the buffer counts in `releasing`, so
+ * fp__bridge_counts never takes it for a frame a caller holds. */
+void fp__bridge_release(fp__bridge *b, const uint8_t *data)
+{
+    fp_image *last = NULL;
     pthread_mutex_lock(&b->mu);
     int i = dec_live_find(b, data);
     if (i >= 0) {
         fp_image *img = b->dec_live[i];
         b->dec_live[i] = b->dec_live[--b->n_dec_live];
-        /* Dropped under the lock so that counts never see the buffer outside
-         * dec_live while the pool still counts it as outstanding. */
-        fp_decref(img);
+        if (!decref_unless_last(img)) {
+            last = img;
+            b->releasing++;
+        }
     }
     pthread_mutex_unlock(&b->mu);
+    if (last) {
+        fp_decref(last); /* outside b->mu: may run user callbacks */
+        pthread_mutex_lock(&b->mu);
+        b->releasing--;
+        pthread_mutex_unlock(&b->mu);
+    }
     fp_decref(b);
 }
 
-/* Computes the layout FFmpeg's own buffer pool would use for this decoder and
- * frame (avcodec_align_dimensions2, stride alignment, per-plane slack and
- * input padding), with every stride and plane offset a multiple of 64. */
-static int decoder_layout(AVCodecContext *avctx, int fmt, int width, int height, fp_layout *l)
+static void buffer_released(void *opaque, uint8_t *data)
+{
+    fp__bridge_release(opaque, data);
+}
+
+int fp__bridge_layout(AVCodecContext *avctx, int fmt, int width, int height, fp_layout *l)
 {
     int w = width, h = height, linesize_align[AV_NUM_DATA_POINTERS];
     avcodec_align_dimensions2(avctx, &w, &h, linesize_align);
@@ -217,6 +250,36 @@ static int pool_prepare(fp__bridge *b, int fmt, int w, int h, const fp_layout *l
     return FP_OK;
 }
 
+int fp__bridge_acquire(fp__bridge *b, int fmt, int w, int h, const fp_layout *l, fp_image **out)
+{
+    fp_image *img = NULL;
+    *out = NULL;
+    pthread_mutex_lock(&b->mu);
+    int rc = pool_prepare(b, fmt, w, h, l);
+    if (rc == FP_OK)
+        rc = fp_pool_acquire_at(b->pool, 0, &img, b->site_file, b->site_line, b->site_func);
+    if (rc == FP_OK && dec_live_add(b, img) < 0)
+        rc = FP_ENOMEM;
+    pthread_mutex_unlock(&b->mu);
+    if (rc) {
+        fp_unref(&img); /* outside b->mu, like every release */
+        if (rc == FP_ELIMIT)
+            atomic_store(&b->exhausted, 1);
+        return rc;
+    }
+    fp__image *im = fp__img(img);
+    /* A recycled buffer may carry the crop of its previous delivery. */
+    im->pub.width = w;
+    im->pub.height = h;
+    im->pub.format = fp__pixfmt_from_av(fmt);
+    im->pub.av_format = fmt;
+    fp__image_bind_planes(im);
+    atomic_fetch_or_explicit(&fp__hdr(img)->flags, FP__OBJ_INTERNAL, memory_order_relaxed);
+    fp_ref(b); /* the buffer's, dropped by fp__bridge_release */
+    *out = img;
+    return FP_OK;
+}
+
 int fp__bridge_get_buffer2(AVCodecContext *avctx, AVFrame *frame, int flags)
 {
     fp__bridge *b = avctx->opaque;
@@ -231,43 +294,18 @@ int fp__bridge_get_buffer2(AVCodecContext *avctx, AVFrame *frame, int flags)
     if (frame->width > FP_MAX_DIMENSION || frame->height > FP_MAX_DIMENSION)
         return AVERROR(EINVAL);
     fp_layout l;
-    if (decoder_layout(avctx, frame->format, frame->width, frame->height, &l) < 0) {
+    if (fp__bridge_layout(avctx, frame->format, frame->width, frame->height, &l) < 0) {
         atomic_fetch_add(&b->fallbacks, 1);
         return avcodec_default_get_buffer2(avctx, frame, flags);
     }
     fp_image *img = NULL;
-    pthread_mutex_lock(&b->mu);
-    int rc = pool_prepare(b, frame->format, frame->width, frame->height, &l);
-    if (rc == FP_OK)
-        rc = fp_pool_acquire_at(b->pool, 0, &img, b->site_file, b->site_line, b->site_func);
-    if (rc == FP_OK && dec_live_add(b, img) < 0) {
-        fp_unref(&img);
-        rc = FP_ENOMEM;
-    }
-    pthread_mutex_unlock(&b->mu);
-    if (rc) {
-        if (rc == FP_ELIMIT)
-            atomic_store(&b->exhausted, 1);
+    int rc = fp__bridge_acquire(b, frame->format, frame->width, frame->height, &l, &img);
+    if (rc)
         return rc == FP_ELIMIT || rc == FP_ENOMEM ? AVERROR(ENOMEM) : AVERROR(EINVAL);
-    }
-    fp__image *im = fp__img(img);
-    /* A recycled buffer may carry the crop of its previous delivery. */
-    im->pub.width = frame->width;
-    im->pub.height = frame->height;
-    im->pub.format = fp__pixfmt_from_av(frame->format);
-    im->pub.av_format = frame->format;
-    fp__image_bind_planes(im);
-    atomic_fetch_or_explicit(&fp__hdr(img)->flags, FP__OBJ_INTERNAL, memory_order_relaxed);
-
-    AVBufferRef *buf = av_buffer_create(im->pixels, l.size, buffer_released, fp_ref(b), 0);
+    uint8_t *pixels = fp__img(img)->pixels;
+    AVBufferRef *buf = av_buffer_create(pixels, l.size, buffer_released, b, 0);
     if (!buf) {
-        pthread_mutex_lock(&b->mu);
-        int i = dec_live_find(b, im->pixels);
-        if (i >= 0)
-            b->dec_live[i] = b->dec_live[--b->n_dec_live];
-        fp_decref(img);
-        pthread_mutex_unlock(&b->mu);
-        fp_decref(b);
+        fp__bridge_release(b, pixels);
         return AVERROR(ENOMEM);
     }
     frame->buf[0] = buf;
@@ -302,12 +340,17 @@ void fp__bridge_counts(fp__bridge *b, unsigned *user_held, unsigned *decoder_onl
     for (unsigned i = 0; i < b->n_dec_live; i++)
         if (fp_refcount(b->dec_live[i]) == 1)
             dec_only++;
+    /* Buffers the decoder let go of that are still on their way back to the
+     * pool are not the caller's. (Between their return and the end of
+     * buffer_released they are subtracted twice: the count errs low for that
+     * instant, never high, so a caller is never refused a frame it may have.) */
+    unsigned releasing = b->releasing;
     fp_pool_stats s;
     fp_pool_get_stats(b->pool, &s);
     pthread_mutex_unlock(&b->mu);
-    unsigned out = (unsigned)s.outstanding;
+    unsigned out = (unsigned)s.outstanding, not_users = dec_only + releasing;
     if (user_held)
-        *user_held = (out > dec_only ? out - dec_only : 0) + atomic_load(&b->wrap_held);
+        *user_held = (out > not_users ? out - not_users : 0) + atomic_load(&b->wrap_held);
     if (decoder_only)
         *decoder_only = dec_only;
 }

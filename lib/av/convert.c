@@ -1,0 +1,147 @@
+/*
+ * Converted output: output geometry, a new conversion-pool generation on
+ * every size or format change, and swscale (colour range handled as ffmpeg's
+ * scale filter does).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "readerpriv.h"
+
+#include <libavutil/pixdesc.h>
+#include <stdio.h>
+#include <string.h>
+
+int fp__convert_out_size(const fp_reader_options *o, int w, int h, int *out_w, int *out_h)
+{
+    int ow = o->width, oh = o->height;
+    if (!ow && !oh) {
+        ow = w;
+        oh = h;
+    } else if (!ow) {
+        ow = (int)((int64_t)oh * w * 2 / h + 1) / 2;
+    } else if (!oh) {
+        oh = (int)((int64_t)ow * h * 2 / w + 1) / 2;
+    }
+    *out_w = ow < 1 ? 1 : ow;
+    *out_h = oh < 1 ? 1 : oh;
+    return *out_w > FP_MAX_DIMENSION || *out_h > FP_MAX_DIMENSION ? FP_EINVAL : FP_OK;
+}
+
+/* A new size or format: new output geometry, new pool generation. */
+int fp__convert_geometry(fp_reader *r, const AVFrame *f)
+{
+    if (f->width > FP_MAX_DIMENSION || f->height > FP_MAX_DIMENSION || f->width <= 0 ||
+        f->height <= 0)
+        return fp__reader_fail(r, FP_EFORMAT, "absurd frame dimensions %dx%d (limit %d)", f->width,
+                               f->height, FP_MAX_DIMENSION);
+    if (r->cur_fmt != AV_PIX_FMT_NONE)
+        r->size_changes++;
+    r->cur_w = f->width;
+    r->cur_h = f->height;
+    r->cur_fmt = f->format;
+    int native = r->opt.format == FP_PIX_NONE && !r->opt.width && !r->opt.height;
+    if (native)
+        return FP_OK;
+    if (r->opt.format == FP_PIX_NONE) {
+        /* resize in the native format: only formats framepool can lay out */
+        r->out_fmt = fp__pixfmt_from_av(f->format);
+        if (r->out_fmt == FP_PIX_OTHER)
+            r->out_fmt = FP_PIX_YUV420P;
+    }
+    int ow, oh;
+    if (fp__convert_out_size(&r->opt, f->width, f->height, &ow, &oh))
+        return fp__reader_fail(r, FP_EINVAL, "output size %dx%d exceeds %d", ow, oh,
+                               FP_MAX_DIMENSION);
+    r->out_w = ow;
+    r->out_h = oh;
+    fp_pool_config cfg = {0};
+    char name[96];
+    snprintf(name, sizeof name, "reader %s %dx%d", fp_pixfmt_name(r->out_fmt), r->out_w,
+             r->out_h);
+    cfg.name = name;
+    cfg.format = r->out_fmt;
+    cfg.av_format = fp__pixfmt_to_av(r->out_fmt);
+    cfg.width = r->out_w;
+    cfg.height = r->out_h;
+    /* the caller's max_held, and the frame converted ahead */
+    cfg.max_buffers = r->max_held + (r->ahead ? 1u : 0u);
+    if (r->opt.prefill) {
+        cfg.min_buffers = cfg.max_buffers;
+        cfg.prefault = 1;
+    }
+    int rc;
+    if (r->out_pool) {
+        fp_pool_stats s;
+        fp_pool_get_stats(r->out_pool, &s);
+        fp_layout cur, want;
+        fp_pool_layout(r->out_pool, &cur);
+        fp_layout_compute(cfg.format, cfg.width, cfg.height, 64, 0, &want);
+        if (memcmp(&cur, &want, sizeof cur) == 0)
+            return FP_OK;
+        rc = fp_pool_reconfigure(r->out_pool, &cfg);
+    } else {
+        rc = fp_pool_new_at(&cfg, &r->out_pool, __FILE__, __LINE__, __func__);
+    }
+    if (rc)
+        return fp__reader_fail(r, rc, "cannot create the output pool: %s", fp_pool_errmsg());
+    atomic_fetch_or(&fp__hdr(r->out_pool)->flags, FP__OBJ_INTERNAL);
+    return FP_OK;
+}
+
+static int src_format_for_sws(int f, int *full_range)
+{
+    switch (f) {
+    case AV_PIX_FMT_YUVJ420P: *full_range = 1; return AV_PIX_FMT_YUV420P;
+    case AV_PIX_FMT_YUVJ422P: *full_range = 1; return AV_PIX_FMT_YUV422P;
+    case AV_PIX_FMT_YUVJ444P: *full_range = 1; return AV_PIX_FMT_YUV444P;
+    case AV_PIX_FMT_YUVJ440P: *full_range = 1; return AV_PIX_FMT_YUV440P;
+    case AV_PIX_FMT_YUVJ411P: *full_range = 1; return AV_PIX_FMT_YUV411P;
+    default: return f;
+    }
+}
+
+/* Sets up the scaler for `f` and takes the output image from the pool: the
+ * part of a conversion that can fail. The pixels are written by fp__convert_scale(). */
+int fp__convert_prepare(fp_reader *r, const AVFrame *f, fp_image **out, const char *file, int line,
+                        const char *func)
+{
+    int full = f->color_range == AVCOL_RANGE_JPEG;
+    int sfmt = src_format_for_sws(f->format, &full);
+    int dfmt = fp__pixfmt_to_av(r->out_fmt);
+    int flags = r->opt.sws_flags ? r->opt.sws_flags : SWS_BILINEAR;
+    struct SwsContext *c = sws_getCachedContext(r->sws, f->width, f->height, sfmt, r->out_w,
+                                                r->out_h, dfmt, flags, NULL, NULL, NULL);
+    if (!c) {
+        r->sws = NULL;
+        return fp__reader_fail(r, FP_EFORMAT, "cannot convert %s %dx%d to %s %dx%d",
+                               av_get_pix_fmt_name(f->format), f->width, f->height,
+                               fp_pixfmt_name(r->out_fmt), r->out_w, r->out_h);
+    }
+    r->sws = c;
+    {
+        int *inv, *tab, srange, drange, bri, con, sat;
+        /* YUV output keeps the source range (framepool images carry no
+         * range tag), as ffmpeg's scale filter does; RGB/gray expand it. */
+        const AVPixFmtDescriptor *dd = av_pix_fmt_desc_get(dfmt);
+        int dfull = dd && !(dd->flags & AV_PIX_FMT_FLAG_RGB) && dd->nb_components >= 3 ? full
+                                                                                      : -1;
+        if (sws_getColorspaceDetails(c, &inv, &srange, &tab, &drange, &bri, &con, &sat) >= 0 &&
+            (srange != full || (dfull >= 0 && drange != dfull))) {
+            const int *coefs = sws_getCoefficients(SWS_CS_DEFAULT);
+            sws_setColorspaceDetails(c, coefs, full, tab, dfull >= 0 ? dfull : drange, bri, con,
+                                     sat);
+        }
+    }
+    fp_image *img = NULL;
+    int rc = fp_pool_acquire_at(r->out_pool, 0, &img, file, line, func);
+    if (rc)
+        return fp__reader_fail(r, rc, "%s", fp_pool_errmsg());
+    img->av_format = dfmt;
+    *out = img;
+    return FP_OK;
+}
+
+void fp__convert_scale(struct SwsContext *c, const AVFrame *f, fp_image *img)
+{
+    sws_scale(c, (const uint8_t *const *)f->data, f->linesize, 0, f->height, img->data,
+              img->stride);
+}

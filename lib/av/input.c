@@ -1,0 +1,415 @@
+/*
+ * The reader's input: files, memory, callbacks and URLs; the interrupt
+ * callback and the deadline re-armed before every blocking libavformat call;
+ * the mapping of their errors to framepool codes; reading packets.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "readerpriv.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define IO_BUFFER_SIZE 65536
+
+/* ---- errors of blocking libavformat calls -------------------------------------------------- */
+
+int fp__averror_map(int e)
+{
+    if (e == AVERROR(ENOENT))
+        return FP_ENOENT;
+    if (e == AVERROR(ENOMEM))
+        return FP_ENOMEM;
+    if (e == AVERROR(EINVAL))
+        return FP_EINVAL;
+    if (e == AVERROR(ETIMEDOUT))
+        return FP_ETIMEDOUT;
+    if (e == AVERROR(EAGAIN))
+        return FP_EAGAIN;
+    if (e == AVERROR_INVALIDDATA || e == AVERROR_DEMUXER_NOT_FOUND ||
+        e == AVERROR_DECODER_NOT_FOUND || e == AVERROR_PATCHWELCOME || e == AVERROR_BUG ||
+        e == AVERROR(ENOSYS))
+        return FP_EFORMAT;
+    if (e == AVERROR_STREAM_NOT_FOUND)
+        return FP_ENOSTREAM;
+    if (e == AVERROR_EXIT)
+        return FP_ECANCELED;
+    if (e == AVERROR_EOF || e == AVERROR(EIO) || e == AVERROR(EPIPE) || e == AVERROR(ECONNRESET) ||
+        e == AVERROR(ECONNREFUSED) || e == AVERROR(EACCES) || e == AVERROR(EPERM) ||
+        e == AVERROR(EHOSTUNREACH) || e == AVERROR(ENETUNREACH) || e == AVERROR(EISDIR))
+        return FP_EIO;
+    if (e == AVERROR_HTTP_NOT_FOUND)
+        return FP_ENOENT;
+    if (e < 0 && e > -4096)
+        return FP_EIO;
+    return FP_EUNKNOWN;
+}
+
+/* Maps an error of a blocking libavformat call, telling an interrupt from a
+ * deadline. */
+int fp__input_error(fp_reader *r, int e, const char *during)
+{
+    char buf[AV_ERROR_MAX_STRING_SIZE];
+    if (e == AVERROR_EXIT || atomic_load(&r->int_reason) != FP__INT_NONE) {
+        int why = atomic_load(&r->int_reason);
+        if (why == FP__INT_NONE) /* an earlier abort left its error behind */
+            why = atomic_load(&r->last_reason);
+        if (why == FP__INT_TIMEOUT)
+            return fp__reader_fail(r, FP_ETIMEDOUT,
+                                   "%s: no data within the deadline of %lld us (timeout_us)",
+                                   during, (long long)r->opt.timeout_us);
+        atomic_store(&r->interrupted, 0); /* reported: consumed */
+        atomic_store(&r->last_reason, FP__INT_NONE);
+        return fp__reader_fail(r, FP_ECANCELED, "%s: interrupted (fp_reader_interrupt)", during);
+    }
+    av_strerror(e, buf, sizeof buf);
+    return fp__reader_fail(r, fp__averror_map(e), "%s: %s", during, buf);
+}
+
+/* ---- interrupt and deadlines --------------------------------------------------------------- */
+
+static int interrupt_cb(void *opaque)
+{
+    fp_reader *r = opaque;
+    if (atomic_load_explicit(&r->interrupted, memory_order_relaxed)) {
+        atomic_store(&r->int_reason, FP__INT_CANCEL);
+        atomic_store(&r->last_reason, FP__INT_CANCEL);
+        return 1;
+    }
+    int64_t dl = atomic_load_explicit(&r->deadline_us, memory_order_relaxed);
+    if (dl && fp__now_us() > dl) {
+        atomic_store(&r->int_reason, FP__INT_TIMEOUT);
+        atomic_store(&r->last_reason, FP__INT_TIMEOUT);
+        return 1;
+    }
+    return 0;
+}
+
+/* Before every blocking libavformat call. */
+void fp__input_arm(fp_reader *r)
+{
+    atomic_store(&r->int_reason, FP__INT_NONE);
+    atomic_store(&r->deadline_us, r->opt.timeout_us > 0 ? fp__now_us() + r->opt.timeout_us : 0);
+}
+
+/* After a blocking call. An interrupt stays pending until it is reported
+ * as FP_ECANCELED (a demuxer may swallow the abort of one read and return
+ * buffered packets: the next read must abort too). */
+void fp__input_disarm(fp_reader *r)
+{
+    atomic_store(&r->deadline_us, 0);
+}
+
+void fp_reader_interrupt(fp_reader *r)
+{
+    if (r)
+        atomic_store(&r->interrupted, 1);
+}
+
+/* ---- custom inputs ------------------------------------------------------------------------- */
+
+static int mem_read(void *opaque, uint8_t *buf, int size)
+{
+    fp__mem_input *m = opaque;
+    size_t left = m->len - m->pos;
+    if (left == 0)
+        return AVERROR_EOF;
+    size_t n = (size_t)size < left ? (size_t)size : left;
+    memcpy(buf, m->data + m->pos, n);
+    m->pos += n;
+    return (int)n;
+}
+
+static int64_t mem_seek(void *opaque, int64_t off, int whence)
+{
+    fp__mem_input *m = opaque;
+    if (whence & AVSEEK_SIZE)
+        return (int64_t)m->len;
+    whence &= ~AVSEEK_FORCE;
+    int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (int64_t)m->pos
+                   : whence == SEEK_END                        ? (int64_t)m->len
+                                                                : -1;
+    if (base < 0 || base + off < 0 || base + off > (int64_t)m->len)
+        return AVERROR(EINVAL);
+    m->pos = (size_t)(base + off);
+    return (int64_t)m->pos;
+}
+
+static int io_read_cb(void *opaque, uint8_t *buf, int size)
+{
+    fp_reader *r = opaque;
+    if (interrupt_cb(r))
+        return AVERROR_EXIT;
+    int n = r->io_read(r->io_user, buf, size);
+    if (n == 0)
+        return AVERROR_EOF;
+    return n < 0 ? AVERROR(EIO) : n;
+}
+
+static int64_t io_seek_cb(void *opaque, int64_t off, int whence)
+{
+    fp_reader *r = opaque;
+    if (whence & AVSEEK_SIZE)
+        return r->io_seek(r->io_user, 0, FP_READER_SEEK_SIZE);
+    int64_t p = r->io_seek(r->io_user, off, whence & ~AVSEEK_FORCE);
+    return p < 0 ? AVERROR(EIO) : p;
+}
+
+/* ---- URLs in messages ------------------------------------------------------------------ */
+
+size_t fp__url_redact(const char *url, char *out, size_t cap)
+{
+    if (!url)
+        url = "(null)";
+    /* scheme "://" authority: RFC 3986's scheme characters, a letter first */
+    const char *p = url, *auth = NULL;
+    if (isalpha((unsigned char)*p)) {
+        while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+            p++;
+        if (strncmp(p, "://", 3) == 0)
+            auth = p + 3;
+    }
+    /* The authority ends at the first '/', '?' or '#'; its user-info runs to
+     * the last '@' in it. That is how FFmpeg (av_url_split) finds the
+     * credentials it sends, so exactly those are hidden; an '@' in a path,
+     * query or file name is not user-info. */
+    const char *at = NULL;
+    if (auth)
+        for (const char *q = auth; *q && *q != '/' && *q != '?' && *q != '#'; q++)
+            if (*q == '@')
+                at = q;
+    int n = at ? snprintf(out, cap, "%.*s***%s", (int)(auth - url), url, at)
+               : snprintf(out, cap, "%s", url);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+/* ---- local files --------------------------------------------------------------------------- */
+
+static int is_local_path(const char *url)
+{
+    if (strncmp(url, "file:", 5) == 0)
+        return 1;
+    const char *p = url;
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+        p++;
+    return !(p > url + 1 && *p == ':'); /* "C:" style is not an issue on Linux */
+}
+
+/* Checks a local file before FFmpeg sees it, for precise messages. */
+static int precheck_file(fp_reader *r, const char *url)
+{
+    const char *path = strncmp(url, "file:", 5) == 0 ? url + 5 : url;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return fp__reader_fail(r, FP_ENOENT, "no such file");
+        /* framepool has no code of its own for EACCES/EPERM (FP_EIO, as
+         * fp__averror_map gives FFmpeg's); strerror names the cause */
+        return fp__reader_fail(r, FP_EIO, "cannot access the file: %s", strerror(errno));
+    }
+    if (S_ISDIR(sb.st_mode))
+        return fp__reader_fail(r, FP_EINVAL, "is a directory, not a media file");
+    if (S_ISREG(sb.st_mode) && sb.st_size == 0)
+        return fp__reader_fail(r, FP_EFORMAT, "the file is empty (0 bytes), not a media file");
+    return FP_OK;
+}
+
+/* After "invalid data": say whether the input looks like text. */
+static int looks_like_text(const char *url)
+{
+    const char *path = strncmp(url, "file:", 5) == 0 ? url + 5 : url;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    unsigned char buf[512];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(isprint(buf[i]) || isspace(buf[i]) || buf[i] >= 0x80))
+            return 0;
+    return 1;
+}
+
+/* ---- open ---------------------------------------------------------------------------------- */
+
+static int input_finish_open(fp_reader *r, const char *url)
+{
+    AVFormatContext *ic = r->ic;
+    ic->interrupt_callback.callback = interrupt_cb;
+    ic->interrupt_callback.opaque = r;
+    fp__input_arm(r);
+    int e = avformat_open_input(&r->ic, url, NULL, NULL);
+    fp__input_disarm(r);
+    if (e < 0) {
+        r->ic = NULL; /* freed by avformat_open_input on failure */
+        if (e == AVERROR_INVALIDDATA && !r->avio && is_local_path(url) && looks_like_text(url))
+            return fp__reader_fail(r, FP_EFORMAT, "looks like a text file, not a media file");
+        if (e == AVERROR_INVALIDDATA || e == AVERROR_EOF)
+            return fp__reader_fail(r, FP_EFORMAT, "not a media file (no demuxer recognises it)");
+        if (!r->avio && is_local_path(url) && (e == AVERROR(EIO) || e == AVERROR(EINVAL))) {
+            char buf[AV_ERROR_MAX_STRING_SIZE];
+            av_strerror(e, buf, sizeof buf);
+            return fp__reader_fail(r, FP_EFORMAT,
+                                   "cannot open: the file is damaged or truncated (%s)", buf);
+        }
+        return fp__input_error(r, e, "cannot open");
+    }
+    fp__input_arm(r);
+    e = avformat_find_stream_info(r->ic, NULL);
+    fp__input_disarm(r);
+    if (e == AVERROR_EOF || e == AVERROR_INVALIDDATA)
+        return fp__reader_fail(r, FP_EFORMAT,
+                               "cannot read stream information: the input ends or is "
+                               "damaged before its streams are known (truncated?)");
+    if (e < 0)
+        return fp__input_error(r, e, "cannot read stream information");
+    int rc = fp__decoder_open(r);
+    if (rc)
+        return rc;
+    if (r->opt.start > 0) {
+        rc = fp_reader_seek(r, r->opt.start, FP_SEEK_PRECISE);
+        if (rc)
+            return rc;
+    }
+    return FP_OK;
+}
+
+int fp_reader_open_at(const char *url, const fp_reader_options *opts, fp_reader **out,
+                      const char *file, int line, const char *func)
+{
+    if (!out)
+        return FP_EINVAL;
+    char what[160];
+    char shown[sizeof what - 8];
+    fp__url_redact(url, shown, sizeof shown); /* messages never show credentials */
+    snprintf(what, sizeof what, "open '%s'", shown);
+    int rc = fp__reader_begin(out, opts, what, file, line, func);
+    fp_reader *r = *out;
+    if (!r)
+        return rc;
+    if (rc)
+        return fp__reader_open_failed(r, rc);
+    if (!url || !*url)
+        return fp__reader_open_failed(r, fp__reader_fail(r, FP_EINVAL, "empty file name"));
+    if (is_local_path(url) && (rc = precheck_file(r, url)) != 0)
+        return fp__reader_open_failed(r, rc);
+    r->ic = avformat_alloc_context();
+    if (!r->ic)
+        return fp__reader_open_failed(r, fp__reader_fail(r, FP_ENOMEM, "out of memory"));
+    rc = input_finish_open(r, url);
+    return rc ? fp__reader_open_failed(r, rc) : FP_OK;
+}
+
+static int open_custom(fp_reader *r, int seekable,
+                       int (*rd)(void *, uint8_t *, int), int64_t (*sk)(void *, int64_t, int),
+                       void *opaque)
+{
+    r->ic = avformat_alloc_context();
+    uint8_t *buf = av_malloc(IO_BUFFER_SIZE);
+    if (!r->ic || !buf) {
+        av_free(buf);
+        return fp__reader_fail(r, FP_ENOMEM, "out of memory");
+    }
+    r->avio = avio_alloc_context(buf, IO_BUFFER_SIZE, 0, opaque, rd, NULL, seekable ? sk : NULL);
+    if (!r->avio) {
+        av_free(buf);
+        return fp__reader_fail(r, FP_ENOMEM, "out of memory");
+    }
+    r->ic->pb = r->avio;
+    r->ic->flags |= AVFMT_FLAG_CUSTOM_IO;
+    return input_finish_open(r, "");
+}
+
+int fp_reader_open_memory_at(const void *buf, size_t len, const fp_reader_options *opts,
+                             fp_reader **out, const char *file, int line, const char *func)
+{
+    if (!out)
+        return FP_EINVAL;
+    int rc = fp__reader_begin(out, opts, "open memory input", file, line, func);
+    fp_reader *r = *out;
+    if (!r)
+        return rc;
+    if (rc)
+        return fp__reader_open_failed(r, rc);
+    if (!buf && len)
+        return fp__reader_open_failed(r, fp__reader_fail(r, FP_EINVAL, "NULL buffer"));
+    if (len == 0)
+        return fp__reader_open_failed(
+            r, fp__reader_fail(r, FP_EFORMAT, "the buffer is empty (0 bytes)"));
+    r->mem.data = buf;
+    r->mem.len = len;
+    rc = open_custom(r, 1, mem_read, mem_seek, &r->mem);
+    return rc ? fp__reader_open_failed(r, rc) : FP_OK;
+}
+
+int fp_reader_open_io_at(fp_reader_read_fn read, fp_reader_seek_fn seek, void *user,
+                         const fp_reader_options *opts, fp_reader **out, const char *file,
+                         int line, const char *func)
+{
+    if (!out)
+        return FP_EINVAL;
+    int rc = fp__reader_begin(out, opts, "open custom input", file, line, func);
+    fp_reader *r = *out;
+    if (!r)
+        return rc;
+    if (rc)
+        return fp__reader_open_failed(r, rc);
+    if (!read)
+        return fp__reader_open_failed(r, fp__reader_fail(r, FP_EINVAL, "no read callback"));
+    r->io_read = read;
+    r->io_seek = seek;
+    r->io_user = user;
+    rc = open_custom(r, seek != NULL, io_read_cb, io_seek_cb, r);
+    return rc ? fp__reader_open_failed(r, rc) : FP_OK;
+}
+
+/* ---- reading packets ----------------------------------------------------------------------- */
+
+/* Reads the next packet of the video stream into r->pkt. Returns 1 with a
+ * packet, 0 at the end of input, or a negative error. */
+int fp__input_read_packet(fp_reader *r)
+{
+    for (;;) {
+        /* An interrupt or deadline leaves AVERROR_EXIT sticky in the I/O
+         * context (a demuxer may even have returned buffered packets after
+         * it): clear it so that the reader stays usable after FP_ECANCELED or
+         * FP_ETIMEDOUT, and so that a new failure gets its own cause. */
+        if (r->ic->pb && r->ic->pb->error == AVERROR_EXIT) {
+            r->ic->pb->error = 0;
+            r->ic->pb->eof_reached = 0;
+        }
+        fp__input_arm(r);
+        int e = av_read_frame(r->ic, r->pkt);
+        fp__input_disarm(r);
+        if (e == AVERROR_EXIT || (e < 0 && atomic_load(&r->int_reason) != FP__INT_NONE))
+            return fp__input_error(r, e, "reading");
+        if (e == AVERROR_EOF)
+            return 0;
+        if (e == AVERROR(EAGAIN))
+            continue;
+        if (e < 0) {
+            int ioe = r->ic->pb ? r->ic->pb->error : 0;
+            if (ioe < 0 && ioe != AVERROR_EOF && ioe != AVERROR_EXIT)
+                return fp__input_error(r, ioe,
+                                       "reading"); /* the input failed (e.g. a read callback) */
+            if (r->ic->pb && (avio_feof(r->ic->pb) || ioe == AVERROR_EOF))
+                return 0; /* a truncated file: what was there has been read */
+            if (e == AVERROR_INVALIDDATA) {
+                int rc = fp__reader_decode_error(r, e, "demuxing");
+                if (rc)
+                    return rc;
+                continue;
+            }
+            return fp__input_error(r, e, "reading");
+        }
+        if (r->pkt->stream_index != r->vs) {
+            av_packet_unref(r->pkt);
+            continue;
+        }
+        return 1;
+    }
+}

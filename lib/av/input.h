@@ -1,0 +1,47 @@
+/*
+ * Private to lib/av: the reader's input — files, memory, callbacks, URLs,
+ * the interrupt callback and the deadline armed before every blocking
+ * libavformat call, and errors of those calls.
+ */
+#ifndef FRAMEPOOL_AV_INPUT_H
+#define FRAMEPOOL_AV_INPUT_H
+
+#include "avpriv.h"
+#include "framepool/reader.h"
+
+#include <libavformat/avformat.h>
+
+/* Why the interrupt callback aborted a blocking call (fp_reader.int_reason). */
+enum { FP__INT_NONE = 0, FP__INT_CANCEL = 1, FP__INT_TIMEOUT = 2 };
+
+/* A memory input (fp_reader_open_memory): borrowed bytes and a position. */
+typedef struct fp__mem_input {
+    const uint8_t *data;
+    size_t len, pos;
+} fp__mem_input;
+
+/* Before every blocking libavformat call: clears the abort reason and arms
+ * the timeout_us deadline. */
+void fp__input_arm(fp_reader *r);
+/* After a blocking call: disarms the deadline. An interrupt stays pending
+ * until it is reported as FP_ECANCELED. */
+void fp__input_disarm(fp_reader *r);
+/* Maps the error `e` of a blocking libavformat call made while `during`
+ * to a framepool code with a message in the reader, telling an interrupt
+ * (FP_ECANCELED) from a deadline (FP_ETIMEDOUT). Returns the code. */
+int fp__input_error(fp_reader *r, int e, const char *during);
+/* Maps an AVERROR code to a framepool error code. */
+int fp__averror_map(int e);
+/* Writes `url` to out[cap] (truncated, NUL-terminated) with the user-info
+ * of a "scheme://user:pass@host/path" URL replaced by three stars
+ * ("rtsp://" "***@host/path"); anything else — no user-info, file paths, an '@'
+ * in a path or query — is copied as is. Every message, log line or event
+ * that shows a URL goes through it. Returns the length of the full result
+ * (like snprintf). NULL url gives "(null)". */
+size_t fp__url_redact(const char *url, char *out, size_t cap);
+/* Reads the next packet of the video stream into r->pkt. Returns 1 with a
+ * packet, 0 at the end of input, or a negative error (message set). Corrupt
+ * packets the demuxer rejects count against the error budget. */
+int fp__input_read_packet(fp_reader *r);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * Private to lib/av: the reader object shared by the files of the reader —
+ * input.c (inputs, deadlines, interrupt), decoder.c (opening the decoder),
+ * convert.c (swscale, geometry), ahead.c (the convert-ahead worker) and
+ * reader.c (the decode state machine: next, seek, info, stats, close).
+ */
+#ifndef FRAMEPOOL_AV_READERPRIV_H
+#define FRAMEPOOL_AV_READERPRIV_H
+
+#include "ahead.h"
+#include "avpriv.h"
+#include "convert.h"
+#include "decoder.h"
+#include "framepool/reader.h"
+#include "input.h"
+
+#include <libavformat/avformat.h>
+#include <libswscale/swscale.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct fp_reader {
+    fp_reader_options opt;
+    char errmsg[512];
+    char what[160];              /* "open 'x.mp4'" for messages */
+    int failed_open;             /* the open failed: only errmsg/close work */
+    /* interrupt */
+    _Atomic int interrupted;
+    _Atomic int int_reason;
+    _Atomic int last_reason;     /* cause of the last abort (kept across arm()) */
+    _Atomic int64_t deadline_us;
+    /* FFmpeg */
+    AVFormatContext *ic;
+    AVIOContext *avio;           /* custom input (memory or callbacks), owned */
+    fp__mem_input mem;
+    fp_reader_read_fn io_read;
+    fp_reader_seek_fn io_seek;
+    void *io_user;
+    AVStream *st;
+    int vs;
+    AVCodecContext *dec;
+    AVPacket *pkt;
+    AVFrame *frame;
+    struct SwsContext *sws;
+    fp__bridge *bridge;
+    fp_pool *out_pool;           /* conversion output pool */
+    /* state */
+    int pkt_pending;             /* pkt holds a packet the decoder has not taken */
+    int demux_eof, drain_sent, done;
+    int64_t start_pts;           /* stream start time in time base (0 if unknown) */
+    int64_t skip_until;          /* precise seek/start: drop frames with pts < this */
+    int64_t end_pts;             /* INT64_MAX: no end */
+    int64_t next_index;          /* index of the next decoded frame */
+    int index_from_time;         /* after a seek: estimate indices from timestamps */
+    double fps;
+    int cur_w, cur_h, cur_fmt;   /* size/format of the last decoded frame */
+    int out_w, out_h;            /* current output size (converted) */
+    fp_pixfmt out_fmt;
+    unsigned max_held, decoder_need;
+    int threads, zero_copy;
+    const char *site_file, *site_func;
+    int site_line;
+    /* converting ahead: the reader's own thread converts job_src into job_dst
+     * while the caller's thread decodes the next frame */
+    int ahead;                   /* converting ahead is in effect */
+    int ahead_started;           /* the thread, mutex and condition exist */
+    int ahead_failed;            /* the thread could not start: convert on the caller's */
+    pthread_t ahead_th;
+    pthread_mutex_t ahead_mu;
+    pthread_cond_t ahead_cv;
+    int ahead_state;             /* AHEAD_*, guarded by ahead_mu */
+    int job_busy;                /* a job was posted and its image not yet collected */
+    AVFrame *job_src;            /* the decoded frame being converted (the reader's ref) */
+    fp_image *job_dst;           /* +1: its pooled output, metadata already set; the worker
+                                    uses r->sws, which only changes once it is collected */
+    int pending_rc;              /* error met decoding ahead: returned by the next call */
+    char pending_msg[512];
+    /* statistics */
+    uint64_t packets, decoded, delivered, skipped, corrupt, decode_errors, size_changes, wrapped;
+};
+
+/* Sets the reader's message to "<what>: <fmt...>" and returns `code`. */
+__attribute__((format(printf, 3, 4))) int fp__reader_fail(fp_reader *r, int code,
+                                                          const char *fmt, ...);
+/* Creates the reader object (+1 in *out; NULL only when that allocation
+ * failed), copies and checks the options. `what` starts every message (e.g.
+ * "open 'x.mp4'"). Returns 0 or the error of the options check. */
+int fp__reader_begin(fp_reader **out, const fp_reader_options *opts, const char *what,
+                     const char *file, int line, const char *func);
+/* An open failed with `rc`: releases the FFmpeg state now and keeps the
+ * reader as the holder of its message. Returns rc. */
+int fp__reader_open_failed(fp_reader *r, int rc);
+/* Counts a rejected packet or frame (`e`, met while `during`) against the
+ * error budget. Returns 0 to go on, or the error that ends the reader. */
+int fp__reader_decode_error(fp_reader *r, int e, const char *during);
+
+#endif
