@@ -152,7 +152,7 @@ static void callbacks_case(int trigger_close)
     c->r = s.r;
     c->trigger_close = trigger_close;
     c->bridge = fp_ref(s.r->bridge);
-    c->pool = fp_ref(fp_image_pool(img));
+    c->pool = fp_image_get_pool(img);
     ck_assert_ptr_nonnull(c->pool);
     ck_assert_int_eq(fp_on_free(img, on_free_cb, c), 0);
     fp_weakmap_config mc = {0};

@@ -126,19 +126,13 @@ static int dec_live_find(const fp__bridge *b, const uint8_t *data)
     return -1;
 }
 
-/* Drops one reference to `img` unless it is the last one. Returns 1 when
- * it dropped it, 0 when the reference is the last (nothing changed): that
- * one must be dropped with fp_decref, which may run callbacks. Never runs
- * anything but the decrement, so it may be called under b->mu. */
+/* Drops one reference to `img` unless it is the last (the object layer's
+ * primitive: it runs nothing but the decrement, so it may be called under
+ * b->mu; the last reference must go through fp_decref, which may run
+ * callbacks, after unlocking). */
 static int decref_unless_last(fp_image *img)
 {
-    _Atomic uint32_t *refs = &fp__hdr(img)->refs;
-    uint32_t c = atomic_load_explicit(refs, memory_order_relaxed);
-    while (c > 1)
-        if (atomic_compare_exchange_weak_explicit(refs, &c, c - 1, memory_order_acq_rel,
-                                                  memory_order_relaxed))
-            return 1;
-    return 0;
+    return fp__obj_decref_unless_last(fp__hdr(img));
 }
 
 /* The AVBuffer free callback: the decoder side lets go of a pool buffer.

@@ -111,6 +111,16 @@ void fp__obj_revive(fp__obj *h, const char *file, int line, const char *func)
     hdr_init(h, file, line, func, 0);
 }
 
+int fp__obj_decref_unless_last(fp__obj *h)
+{
+    uint32_t c = atomic_load_explicit(&h->refs, memory_order_relaxed);
+    while (c > 1)
+        if (atomic_compare_exchange_weak_explicit(&h->refs, &c, c - 1, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return 1;
+    return 0;
+}
+
 int fp__obj_try_ref(fp__obj *h)
 {
     uint32_t r = atomic_load_explicit(&h->refs, memory_order_relaxed);

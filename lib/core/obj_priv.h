@@ -89,6 +89,12 @@ void fp__obj_revive(fp__obj *h, const char *file, int line, const char *func);
  * out, or a weak slot under its lock). */
 int fp__obj_try_ref(fp__obj *h);
 
+/* Drops one reference unless it is the last one. Returns 1 when it dropped
+ * it, 0 when the reference is the last (nothing changed): that one must go
+ * through fp_decref, which runs finalizers and callbacks. Runs nothing but
+ * the decrement, so a caller may hold its own lock (the FFmpeg bridge). */
+int fp__obj_decref_unless_last(fp__obj *h);
+
 /* Frees an object's memory (for dispose hooks that decide to free). */
 void fp__obj_free_memory(fp__obj *h);
 
