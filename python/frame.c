@@ -492,7 +492,33 @@ static PyObject *frame_tobytes(FpyFrame *f, PyObject *noargs)
     return b;
 }
 
+/* numpy tries the buffer protocol first and, when it fails, quietly makes a
+ * 0-d object array; __array__ is its last resort and its errors propagate,
+ * so a planar or released frame gives the BufferError that explains why. */
+static PyObject *frame_array(FpyFrame *f, PyObject *args)
+{
+    PyObject *dtype = Py_None, *copy = Py_None;
+    if (!PyArg_ParseTuple(args, "|OO:__array__", &dtype, &copy))
+        return NULL;
+    if (!f->img) {
+        PyErr_SetString(PyExc_BufferError, "frame was released");
+        return NULL;
+    }
+    geom g;
+    if (plane_geom(f->img, -1, &g) < 0)
+        return NULL;
+    PyObject *np = PyImport_ImportModule("numpy");
+    if (!np)
+        return NULL;
+    PyObject *mv = PyMemoryView_FromObject((PyObject *)f);
+    PyObject *a = mv ? PyObject_CallMethod(np, "asarray", "OO", mv, dtype) : NULL;
+    Py_XDECREF(mv);
+    Py_DECREF(np);
+    return a;
+}
+
 static PyMethodDef frame_methods[] = {
+    {"__array__", (PyCFunction)frame_array, METH_VARARGS, NULL},
     {"release", (PyCFunction)frame_release, METH_NOARGS,
      PyDoc_STR("Gives the pixels back to their pool now. Raises BufferError while numpy "
                "arrays or memoryviews of the frame exist (like memoryview.release()).")},
