@@ -468,7 +468,7 @@ static PyObject *reader_next_frame(FpyReader *rd)
         return NULL;
     Py_ssize_t held = held_now(rd);
     if (held >= (Py_ssize_t)rd->max_held)
-        return raise_limit(rd, held, NULL);
+        return raise_limit(rd, rd->nframes, NULL);
     rd_core *c = rd->core;
     int rc;
     fp_image *img = NULL;
