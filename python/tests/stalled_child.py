@@ -3,6 +3,7 @@ not a stuck test run): reads a TCP source that stalls after some frames.
 
   stalled_child.py sigint URL   main thread blocked in a read; SIGINT after
                                 1.5 s must raise KeyboardInterrupt promptly
+  stalled_child.py resume URL   the same, then reads on after the interrupt
   stalled_child.py thread URL   a thread blocked in a read must not hold the
                                 GIL; reader.interrupt() ends it
 """
@@ -15,7 +16,7 @@ import time
 import framepool
 
 
-def sigint_mode(url):
+def sigint_mode(url, resume=False):
     reader = framepool.open(url, format="gray8")
     sent = []
 
@@ -32,9 +33,14 @@ def sigint_mode(url):
         return 1
     except KeyboardInterrupt:
         latency = time.monotonic() - sent[0]
+    after = 0
+    if resume:  # the server sends the rest later: the same reader goes on
+        for frame in reader:
+            after += 1
     t = time.monotonic()
     reader.close()
-    print(f"INTERRUPTED frames={n} latency={latency:.3f} close={time.monotonic() - t:.3f}")
+    print(f"INTERRUPTED frames={n} latency={latency:.3f} close={time.monotonic() - t:.3f} "
+          f"after={after}")
     return 0
 
 
@@ -71,4 +77,6 @@ def thread_mode(url):
 
 if __name__ == "__main__":
     mode, url = sys.argv[1], sys.argv[2]
-    sys.exit(sigint_mode(url) if mode == "sigint" else thread_mode(url))
+    if mode == "thread":
+        sys.exit(thread_mode(url))
+    sys.exit(sigint_mode(url, resume=(mode == "resume")))
