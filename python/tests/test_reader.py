@@ -229,3 +229,44 @@ def test_real_footage(shared_videos):
             for frame in reader:
                 n += 1
         assert n == frames, name
+
+
+def test_break_close_reopen_does_not_leak(clips):
+    """The loop users write first: open, read a few frames, break, close,
+    again and again. Nothing framepool allocates may stay behind."""
+    def once():
+        with framepool.open(clips.h264, format="bgr24", max_held=2) as reader:
+            for frame in reader:
+                if frame.index == 10:
+                    break
+        del frame
+
+    once()
+    gc.collect()
+    objects, live = framepool.live_bytes()
+    for _ in range(30):
+        once()
+    gc.collect()
+    assert framepool.live_bytes() == (objects, live)
+
+
+def test_binding_python_memory_is_flat(clips):
+    import tracemalloc
+
+    def run():
+        for frame in framepool.open(clips.h264, format="gray8", max_held=1):
+            np.asarray(frame).sum()
+        del frame
+
+    run()
+    tracemalloc.start()
+    try:
+        run()
+        before = tracemalloc.take_snapshot()
+        for _ in range(5):
+            run()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert grown < 64 * 1024, f"{grown} bytes of Python memory kept by 250 frames"
