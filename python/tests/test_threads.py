@@ -180,3 +180,27 @@ def test_blocked_read_releases_the_gil_and_interrupt_ends_it(clips):
     assert 0 < int(words["frames"]) < 300
     assert int(words["spins"]) > 10000  # the main thread ran while the read blocked
     assert "interrupted" in p.stdout
+
+
+def test_ctrl_c_during_a_blocked_open():
+    """A source that accepts the connection and never sends: the open blocks
+    in the container probe. Ctrl-C abandons it at once and the process exits."""
+    code = (
+        "import os, signal, socket, threading, time, framepool\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
+        "conns = []\n"
+        "threading.Thread(target=lambda: conns.append(s.accept()), daemon=True).start()\n"
+        "sent = []\n"
+        "def fire():\n"
+        "    sent.append(time.monotonic()); os.kill(os.getpid(), signal.SIGINT)\n"
+        "threading.Timer(1.0, fire).start()\n"
+        "try:\n"
+        "    framepool.open('tcp://127.0.0.1:%d' % s.getsockname()[1])\n"
+        "    print('OPENED')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('INTERRUPTED %.3f' % (time.monotonic() - sent[0]))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    word, latency = p.stdout.split()
+    assert word == "INTERRUPTED" and float(latency) < 1.0
