@@ -16,9 +16,11 @@
  * handler's exception. A read that does not end within those 2 s (a
  * protocol that never checks the callback) is abandoned: the reader then
  * refuses further calls and its helper thread closes it when the read
- * returns. An open interrupted by Ctrl-C is abandoned the same way (the C
- * API has no handle to interrupt an open with). Other threads call the C
- * functions directly (signals are not theirs to handle).
+ * returns. An open is interrupted through the reader fp_reader_open stores
+ * in *out before it probes the input (today's lib/av does; the header does
+ * not promise it, so the pointer is read as the helper wrote it, and when it
+ * is not there yet the open is abandoned after 2 s like a stuck read). Other
+ * threads call the C functions directly (signals are not theirs to handle).
  *
  * max_held. The reader counts the Frames Python holds (each Frame owns one
  * image reference). A step raises LimitError when Python holds max_held
