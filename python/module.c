@@ -24,7 +24,7 @@ static exc_def excs[] = {
     {FP_EFORMAT, "FormatError", NULL, "Not a media file, or an unsupported codec or format.", NULL},
     {FP_ENOSTREAM, "NoStreamError", NULL, "The input has no (such) video stream.", NULL},
     {FP_EDECODE, "DecodeError", NULL, "Too many decode errors.", NULL},
-    {FP_EIO, "ReadError", &PyExc_OSError, "Input/output error.", NULL},
+    {FP_EIO, "InputOutputError", &PyExc_OSError, "Input/output error.", NULL},
     {FP_ENOENT, "NotFoundError", &PyExc_FileNotFoundError, "No such file.", NULL},
     {FP_ETIMEDOUT, "TimeoutError", &PyExc_TimeoutError, "A deadline (timeout=) passed.", NULL},
     {FP_ECANCELED, "CancelledError", NULL, "The call was interrupted (Reader.interrupt).", NULL},

@@ -29,7 +29,7 @@ from ._framepool import (  # noqa: F401
     C_VERSION, FLAG_CORRUPT, FLAG_KEY, FLAG_READONLY, TRACEMALLOC_DOMAIN,
     CancelledError, DecodeError, Error, FormatError, Frame, InvalidError,
     LimitError, MemTrack, NoDisplayError, NoStreamError, NotFoundError,
-    OutOfMemoryError, Plane, ReadError, Reader, TimeoutError, diag_configure,
+    OutOfMemoryError, Plane, InputOutputError, Reader, TimeoutError, diag_configure,
     growth, leak_report, live_bytes, open, summary,
 )
 
@@ -39,7 +39,7 @@ __all__ = [
     "open", "Reader", "Frame", "Plane", "MemTrack",
     "summary", "leak_report", "growth", "diag_configure", "live_bytes",
     "Error", "LimitError", "FormatError", "NoStreamError", "DecodeError",
-    "ReadError", "NotFoundError", "TimeoutError", "CancelledError",
+    "InputOutputError", "NotFoundError", "TimeoutError", "CancelledError",
     "InvalidError", "OutOfMemoryError", "NoDisplayError",
     "TRACEMALLOC_DOMAIN", "FLAG_KEY", "FLAG_CORRUPT", "FLAG_READONLY",
 ]

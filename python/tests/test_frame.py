@@ -182,3 +182,28 @@ def test_frames_outlive_their_reader(clips):
     del reader
     gc.collect()
     assert (np.asarray(keep) == before).all()
+
+
+def test_copy_is_not_held_and_make_writable_copies_native(clips):
+    reader = framepool.open(clips.h264, max_held=1, threads=1)
+    frame = reader.read()
+    assert not frame.writable
+    y = np.asarray(frame.plane(0)).copy()
+    frame.make_writable()  # copies from the decoder pool: now ours alone
+    assert frame.writable and (np.asarray(frame.plane(0)) == y).all()
+    np.asarray(frame.plane(0))[0, 0] = 255 - y[0, 0]
+    keep = frame.copy()
+    del frame
+    for _ in range(3):  # the copy does not count against max_held=1
+        reader.read()
+    assert keep.writable and keep.index == 0
+
+
+def test_save_errors_are_framepool_errors(clips, tmp_path):
+    reader, frame = first_frame(clips.h264, format="bgr24")
+    with pytest.raises(framepool.FormatError, match="xyz"):
+        frame.save(tmp_path / "f.xyz")
+    with pytest.raises(framepool.InputOutputError, match="no-such-dir"):
+        frame.save(tmp_path / "no-such-dir" / "f.png")
+    frame.save(tmp_path / "f.jpg")
+    assert cv2.imread(str(tmp_path / "f.jpg")).shape == (240, 320, 3)
