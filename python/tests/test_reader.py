@@ -270,3 +270,31 @@ def test_binding_python_memory_is_flat(clips):
         tracemalloc.stop()
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
     assert grown < 64 * 1024, f"{grown} bytes of Python memory kept by 250 frames"
+
+
+def test_no_reference_leaks_per_frame(clips):
+    filename = sys._getframe().f_code.co_filename
+    name = str(clips.h264)
+
+    def run():
+        reader = framepool.open(name, format="gray8", max_held=4)
+        for frame in reader:
+            frame.site, frame.shape, frame.time, frame.pool, repr(frame)
+            np.asarray(frame)
+            frame.planes
+        reader.info, reader.stats, repr(reader)
+        try:
+            framepool.open(name + ".missing")
+        except framepool.NotFoundError:
+            pass
+
+    run()
+    gc.collect()
+    before = (sys.getrefcount(filename), sys.getrefcount(None), sys.getrefcount(True),
+              sys.getrefcount(framepool.NotFoundError))
+    for _ in range(3):
+        run()
+    gc.collect()
+    after = (sys.getrefcount(filename), sys.getrefcount(None), sys.getrefcount(True),
+             sys.getrefcount(framepool.NotFoundError))
+    assert after == before
