@@ -204,3 +204,27 @@ def test_ctrl_c_during_a_blocked_open():
     assert p.returncode == 0, p.stderr
     word, latency = p.stdout.split()
     assert word == "INTERRUPTED" and float(latency) < 2.0
+
+
+def tasks():
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_helper_thread_only_for_sources_that_can_block(clips):
+    assert threading.current_thread() is threading.main_thread()
+    before = tasks()
+    r = framepool.open(clips.ts_long, format="gray8", threads=1)
+    r.read()
+    assert tasks() == before  # a regular file: read on this thread
+    r.close()
+    ts = clips.ts_long.read_bytes()
+    server = StalledServer(ts)
+    try:
+        before = tasks()  # + the server's thread
+        r = framepool.open(server.url, format="gray8", threads=1)
+        r.read()
+        assert tasks() == before + 1  # a socket: the reader's helper thread
+        r.close()
+        assert tasks() == before
+    finally:
+        server.close()
