@@ -228,20 +228,22 @@ static int run(rd_core *c, rd_fn fn, int *rc)
     c->done = 0;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->m);
+    int how = 0;
     while (!wait_done(c, 50)) {
         if (PyErr_CheckSignals() < 0) {
             if (c->r)
                 fp_reader_interrupt(c->r);
             if (!wait_done(c, 2000))
                 return RUN_ABANDONED;
-            c->fn = NULL;
-            *rc = c->rc;
-            return RUN_INTERRUPTED;
+            how = RUN_INTERRUPTED;
+            break;
         }
     }
+    pthread_mutex_lock(&c->m);
     c->fn = NULL;
     *rc = c->rc;
-    return 0;
+    pthread_mutex_unlock(&c->m);
+    return how;
 }
 
 /* ---- the Reader object ------------------------------------------------------------------------ */
