@@ -123,3 +123,20 @@ def test_memtrack_verdict_through_the_binding(clips):
     assert r["frames"] == 300 and r["verdict"] in ("PASS", "INCONCLUSIVE", "FAIL")
     assert r["live_flat"]
     assert "memory per frame:" in t.report()
+
+
+def test_leak_hunt_sample_names_the_line(clips):
+    import pathlib
+    import subprocess
+    import sys
+
+    sample = pathlib.Path(__file__).resolve().parents[1] / "samples" / "leak_hunt.py"
+    p = subprocess.run([sys.executable, str(sample), str(clips.ts_long)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    loop_line = next(n for n, t in enumerate(sample.read_text().splitlines(), 1)
+                     if "for frame in reader:" in t and "bound" not in t)
+    first = p.stdout.splitlines()[1]
+    assert f"leak_hunt.py:{loop_line}: size=" in first and "count=13 (+7)" in first
+    assert "Frame       13       +13" in p.stdout
+    assert f"leak_hunt.py:{loop_line}: 13 frames" in p.stdout
