@@ -43,7 +43,7 @@ def main(path):
                                                         "lineno")[:3]:
             print("  ", stat)
         out = io.StringIO()
-        objgraph.show_growth(limit=3, file=out)
+        objgraph.show_growth(limit=5, file=out)
         print("objgraph.show_growth():")
         print("".join("   " + line + "\n" for line in out.getvalue().splitlines()), end="")
         for frame in reader:  # the bound catches what keeps growing
