@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""The read -> save -> display loop, written twice: with cv2.VideoCapture
+alone (cv2.imwrite, cv2.imshow), and with framepool frames (zero-copy numpy
+views of pooled buffers, saved by frame.save without OpenCV; cv2.imshow
+only when a display exists).
+Each loop runs in its own process and ends with framepool's memory-per-frame
+verdict (RssAnon slope after warm-up, peak, faults per frame); the parent
+prints them side by side.
+
+    python3 save_display.py INPUT [--save-every N] [--out DIR] [--no-display]
+                            [--frames N] [--loop] [--mode both|cv2|framepool]
+
+ESC in the window quits. Without a display (no $DISPLAY) frames are only
+saved. Exit status: 0 when every verdict is PASS or INCONCLUSIVE, 3 on FAIL.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import framepool
+
+cv2 = None  # imported when used: OpenCV costs ~12 MiB of RssAnon on its own
+
+
+def cv2_frames(path, loop):
+    """cv2 alone: VideoCapture.read() allocates (or overwrites) a Mat per call.
+    --loop rewinds the same capture."""
+    global cv2
+    import cv2
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        sys.exit(f"cv2: cannot open {path}")
+    try:
+        while True:
+            ok, img = cap.read()
+            if ok:
+                yield img
+            elif loop:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            else:
+                return
+    finally:
+        cap.release()
+
+
+def framepool_frames(path, loop, threads):
+    """framepool: each step rebinds `frame`, so the previous one goes back to
+    its pool. --loop seeks back to the start: the pools stay warm."""
+    with framepool.open(path, format="bgr24", max_held=2, threads=threads) as reader:
+        while True:
+            for frame in reader:
+                yield frame
+            if not loop:
+                return
+            reader.seek(0)
+
+
+def run(mode, args):
+    global cv2
+    display = not args.no_display and bool(os.environ.get("DISPLAY"))
+    if display and cv2 is None:
+        import cv2
+    os.makedirs(args.out, exist_ok=True)
+    track = framepool.MemTrack(manual_misses=(mode == "cv2"))
+    frames = (cv2_frames(args.input, args.loop) if mode == "cv2"
+              else framepool_frames(args.input, args.loop, args.threads))
+    n = 0
+    start = time.monotonic()
+    for item in frames:
+        if mode == "cv2":
+            img = item                  # a numpy array cv2 allocated
+            if n % args.save_every == 0:
+                cv2.imwrite(os.path.join(args.out, f"{mode}-{n:06d}.png"), img)
+        else:
+            img = np.asarray(item)      # a zero-copy view of the pooled frame
+            if n % args.save_every == 0:  # PNG without OpenCV (fp_image_save)
+                item.save(os.path.join(args.out, f"{mode}-{n:06d}.png"))
+        if display:
+            cv2.imshow(mode, img)
+            if cv2.waitKey(1) & 0xFF == 27:  # ESC
+                break
+        track.sample()
+        n += 1
+        if args.frames and n >= args.frames:
+            break
+    del img, item
+    frames.close()  # ends the generator: closes the reader / capture
+    elapsed = time.monotonic() - start
+    if display:
+        cv2.destroyAllWindows()
+    r = track.result()
+    print(f"{mode}: {n} frames in {elapsed:.2f} s ({n / elapsed:.1f} fps)")
+    print(track.report().rstrip())
+    print(f"RESULT mode={mode} frames={n} fps={n / elapsed:.2f} peak={r['peak_rss']} "
+          f"slope={r['slope']:.1f} verdict={r['verdict']}", flush=True)
+    return 3 if r["verdict"] == "FAIL" else 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("input")
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--out", default="out")
+    p.add_argument("--no-display", action="store_true")
+    p.add_argument("--frames", type=int, default=0)
+    p.add_argument("--loop", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="framepool decoder threads")
+    p.add_argument("--mode", choices=("both", "cv2", "framepool"), default="both")
+    args = p.parse_args()
+    if args.mode != "both":
+        return run(args.mode, args)
+    status, results = 0, []
+    for mode in ("cv2", "framepool"):
+        cmd = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--mode", mode]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        sys.stdout.write(proc.stdout)
+        status = max(status, proc.returncode)
+        results += [line.split()[1:] for line in proc.stdout.splitlines()
+                    if line.startswith("RESULT")]
+    print("\n%-10s %8s %9s %11s %14s  %s" % ("loop", "frames", "fps", "peak MiB",
+                                              "slope B/frame", "verdict"))
+    for fields in results:
+        d = dict(f.split("=") for f in fields)
+        print("%-10s %8s %9s %11.1f %14s  %s" % (d["mode"], d["frames"], d["fps"],
+                                                  int(d["peak"]) / 2**20, d["slope"],
+                                                  d["verdict"]))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
