@@ -294,7 +294,8 @@ FP_API int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out);
 /* Returns the message of the reader's last error ("" if none; "no reader"
  * for NULL). Borrowed: valid until the next call on the reader. A URL in a
  * message never shows credentials: its user-info is replaced by stars
- * ("open 'rtsp://" "***@cam:554/live': ..."); file names are shown as they are. */
+ * ("open 'rtsp://" "***@cam:554/live': ..."); file names are shown as they are.
+ * The same text also goes to the calling thread's fp_errmsg() channel. */
 FP_API const char *fp_reader_errmsg(const fp_reader *r);
 
 /* Makes the blocking call in progress on `r` (or the next one) return

@@ -33,6 +33,7 @@ int fp__reader_fail(fp_reader *r, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->errmsg + n, sizeof r->errmsg - (size_t)n, fmt, ap);
     va_end(ap);
+    fp__set_errmsg("%s", r->errmsg); /* the thread channel (fp_errmsg) too */
     return code;
 }
 
