@@ -58,7 +58,7 @@ fp__image *fp__image_alloc(const fp_layout *layout, fp_pixfmt format, int av_for
 {
     size_t charge = FP__IMAGE_HDR_SIZE + layout->size;
     /* A pool's buffer is counted by its pool, not by the per-type counters. */
-    fp__image *im = dispose == fp__pool_image_returned
+    fp__image *im = dispose != NULL
                         ? fp__obj_new_pooled(&fp_image_type, charge, charge, dispose, file, line,
                                              func)
                         : fp__obj_new(&fp_image_type, charge, charge, dispose, file, line, func);

@@ -34,17 +34,14 @@ static inline fp__image *fp__img(const fp_image *img)
 void fp__image_reset(fp__image *im);
 /* Sets the plane pointers of `im` from its layout and pixel memory. */
 void fp__image_bind_planes(fp__image *im);
-/* Creates an image object holding `layout` pixels, with `dispose` as its
- * last-release hook (fp__pool_image_returned: a pooled image, counted by its
- * pool). */
+/* Creates an image object holding `layout` pixels. A non-NULL `dispose` is
+ * a pool's last-release hook: the image is then a pooled one (FP__OBJ_POOLED,
+ * counted by its pool rather than the per-type counters); NULL makes a
+ * standalone image. */
 fp__image *fp__image_alloc(const fp_layout *layout, fp_pixfmt format, int av_format, int width,
                            int height, void (*dispose)(fp__obj *h), const char *file, int line,
                            const char *func);
 /* Copies the pixels of `src` into `dst` (same size and format). */
 void fp__image_copy_pixels(fp_image *dst, const fp_image *src);
-
-/* pool.c: the dispose hook of pooled images (returns one to its pool);
- * image.c compares against it to tell pooled images apart. */
-void fp__pool_image_returned(fp__obj *h);
 
 #endif

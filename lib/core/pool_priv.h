@@ -8,6 +8,8 @@
 #include "framepool/pool.h"
 #include "image_priv.h"
 
+/* pool.c: the dispose hook of pooled images (returns one to its pool). */
+void fp__pool_image_returned(fp__obj *h);
 /* pool.c: whether `img` fits the pool's current buffers (and the pool is open). */
 int fp__pool_matches(struct fp_pool *p, const fp_image *img);
 /* pool.c: what every pool counts for the fp_image statistics: images out
