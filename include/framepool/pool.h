@@ -10,7 +10,12 @@
  *
  * Lifetime: fp_pool_new returns +1. The pool lives until its last reference
  * is dropped AND every buffer it handed out has come back, in any order and
- * from any thread; idle buffers are freed as soon as the owner lets go.
+ * from any thread; idle buffers are freed as soon as the owner lets go. As
+ * in FFmpeg's AVBufferPool, every buffer holds a counted reference to its
+ * pool's memory, so the last buffer to come back is the last thing that
+ * touches the pool. Once the owner's references are gone the pool is never
+ * handed out again: fp_image_get_pool returns NULL for its images, and
+ * fp_ref on a stale pointer to it aborts (obj.h). */
  *
  * A budget caps the bytes of several pools together (16 camera streams,
  * "never more than 1 GiB of frames"). When a pool would exceed it, the idle
