@@ -1193,7 +1193,6 @@ static Suite *suite(void)
     tcase_add_test(tc, seek_precise_and_key);
     tcase_add_test(tc, memory_and_io);
     tcase_add_test(tc, resize_and_formats);
-    tcase_add_test(tc, long_loop_flat);
     tcase_add_test(tc, release_on_other_thread);
     tcase_add_test(tc, open_deadline);
     tcase_add_test(tc, interrupt_from_thread);
@@ -1201,11 +1200,18 @@ static Suite *suite(void)
     tcase_add_test(tc, convert_ahead_error_after_frames);
     tcase_add_test(tc, convert_ahead_close_and_seek);
     tcase_add_test(tc, prefill_pool);
-    tcase_add_test(tc, foreach_break_releases);
     tcase_add_test(tc, url_redaction);
     tcase_add_test(tc, errors_hide_credentials);
     tcase_add_test(tc, info_leaves_reader_alone);
     suite_add_tcase(s, tc);
+    /* The two long loops (20,000 frames; 1,000 opens) get their own time
+     * bound: under ASan on a busy machine each takes over a minute. */
+    TCase *lc = tcase_create("long");
+    tcase_add_unchecked_fixture(lc, setup, NULL);
+    tcase_set_timeout(lc, 200);
+    tcase_add_test(lc, long_loop_flat);
+    tcase_add_test(lc, foreach_break_releases);
+    suite_add_tcase(s, lc);
     return s;
 }
 
