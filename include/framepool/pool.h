@@ -15,7 +15,7 @@
  * pool's memory, so the last buffer to come back is the last thing that
  * touches the pool. Once the owner's references are gone the pool is never
  * handed out again: fp_image_get_pool returns NULL for its images, and
- * fp_ref on a stale pointer to it aborts (obj.h). */
+ * fp_ref on a stale pointer to it aborts (obj.h).
  *
  * A budget caps the bytes of several pools together (16 camera streams,
  * "never more than 1 GiB of frames"). When a pool would exceed it, the idle
