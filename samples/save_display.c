@@ -10,14 +10,20 @@
  *
  * Usage: save_display INPUT [--save-every N] [--out DIR] [--no-display]
  *                           [--frames N] [--seconds S] [--loop] [--threads N]
- *                           [--ext png|jpg]
+ *                           [--ext png|jpg] [--leak-bytes N] [--forget-every N]
  *   --save-every N  save every Nth frame (default 100; 0 = never)
  *   --out DIR       where frames are saved (default ./frames, created)
  *   --no-display    never open a window (also automatic without a display)
  *   --frames N      stop after N frames (default: the whole input)
  *   --seconds S     stop after S seconds
  *   --loop          rewind at the end until --frames or --seconds is reached
- * Exit status: 0 verdict PASS, 3 verdict FAIL, 1 error, 2 usage.
+ *   --threads N     decoder threads (default: the reader's)
+ * Planted bugs, to check that the verdict catches them:
+ *   --leak-bytes N    malloc N bytes per frame and never free them
+ *   --forget-every N  take a reference to every Nth frame and never release it
+ * Exit status: 0 verdict PASS, 3 verdict FAIL, 4 verdict INCONCLUSIVE (the
+ * run was too short, or memory grew and then stopped: the line says how many
+ * frames a run needs), 1 error, 2 usage.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <framepool.h>
@@ -30,6 +36,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+static void *volatile leak_sink;
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -41,14 +49,15 @@ static int usage(void)
 {
     fprintf(stderr, "usage: save_display INPUT [--save-every N] [--out DIR] [--no-display]\n"
                     "                          [--frames N] [--seconds S] [--loop] [--threads N]\n"
-                    "                          [--ext png|jpg]\n");
+                    "                          [--ext png|jpg] [--leak-bytes N] [--forget-every N]\n"
+                    "exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE, 1 error, 2 usage\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     const char *input = NULL, *out_dir = "frames", *ext = "png";
-    long save_every = 100, max_frames = -1;
+    long save_every = 100, max_frames = -1, leak_bytes = 0, forget_every = 0;
     double max_seconds = -1;
     int display = 1, loop = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
@@ -64,6 +73,12 @@ int main(int argc, char **argv)
             max_seconds = atof(argv[++i]);
         else if (!strcmp(a, "--threads") && has_value)
             threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--leak-bytes") && has_value)
+            leak_bytes = atol(argv[++i]);
+        else if (!strcmp(a, "--forget-every") && has_value)
+            forget_every = atol(argv[++i]);
+        else if (!strcmp(a, "--help"))
+            return usage(), 0;
         else if (!strcmp(a, "--ext") && has_value)
             ext = argv[++i];
         else if (!strcmp(a, "--no-display"))
@@ -75,7 +90,8 @@ int main(int argc, char **argv)
         else
             input = a;
     }
-    if (!input || save_every < 0 || (loop && max_frames <= 0 && max_seconds <= 0))
+    if (!input || save_every < 0 || leak_bytes < 0 || forget_every < 0 ||
+        (forget_every > 0 && max_frames <= 0) || (loop && max_frames <= 0 && max_seconds <= 0))
         return usage();
 
     if (save_every > 0 && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
@@ -88,6 +104,8 @@ int main(int argc, char **argv)
     }
 
     fp_reader_options opts = {.format = FP_PIX_BGR24, .threads = threads};
+    if (forget_every > 0) /* the forgotten frames stay held: let the reader hand them out */
+        opts.max_held = (unsigned)(max_frames / forget_every) + FP_READER_DEFAULT_MAX_HELD;
     fp_reader *r = NULL;
     int rc = fp_reader_open(input, &opts, &r);
     if (rc < 0) {
@@ -140,6 +158,14 @@ int main(int argc, char **argv)
                 quit = 1; /* ESC */
             }
         }
+        if (leak_bytes > 0) { /* planted bug: never freed */
+            void *leak = malloc((size_t)leak_bytes);
+            if (leak)
+                memset(leak, (int)frames, (size_t)leak_bytes);
+            leak_sink = leak; /* keeps the compiler from dropping the allocation */
+        }
+        if (forget_every > 0 && frames % forget_every == forget_every - 1)
+            (void)fp_ref(img); /* planted bug: this reference is never released */
         frames++;
         fp_memtrack_sample(mt);
     }
@@ -170,7 +196,7 @@ int main(int argc, char **argv)
     int verdict_rc = fp_memtrack_result_get(mt, &res);
     fp_unref(&mt);
     fp_reader_close(&r);
-    if (rc < 0)
+    if (rc < 0 || verdict_rc != FP_OK)
         return 1;
-    return verdict_rc == FP_OK && res.verdict == FP_MEMTRACK_PASS ? 0 : 3;
+    return res.verdict == FP_MEMTRACK_PASS ? 0 : res.verdict == FP_MEMTRACK_FAIL ? 3 : 4;
 }

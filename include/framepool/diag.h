@@ -257,6 +257,9 @@ typedef struct fp_memtrack_config {
     unsigned min_frames;    /* frames after warm-up needed for a verdict; default 30 */
     int manual_misses;      /* non-zero: pool misses come only from
                                fp_memtrack_note_pool_misses, not from framepool's pools */
+    double skip_fraction;   /* judge from max(warm-up end, this fraction of the run);
+                               default 0. An observer that cannot see pool misses
+                               (fp_memtrack_record) uses 0.15. At most 0.9. */
 } fp_memtrack_config;
 
 /* Creates a tracker: allocates and touches `capacity` samples now so that
@@ -279,10 +282,25 @@ FP_API int fp_memtrack_sample(fp_memtrack *t);
  * cfg.manual_misses is set, and added to them otherwise. */
 FP_API void fp_memtrack_note_pool_misses(fp_memtrack *t, uint64_t total_misses);
 
+/* Records a sample measured elsewhere, instead of fp_memtrack_sample: `x`
+ * is the frame number (or any increasing axis, e.g. milliseconds; slopes are
+ * then per unit of x), rss_anon in bytes, minflt the minor faults so far.
+ * Returns 0, or FP_EINVAL when x does not increase. This is how an outside
+ * observer (bench/rss_watch) judges another process with the same verdict.
+ *
+ * While a tracker samples with fp_memtrack_sample, a process whose
+ * environment names a file in FP_MEMTRACK_FRAMES (at least 8 bytes long)
+ * writes its frame count there (a shared mapping, no system call per frame),
+ * so the observer can count bytes per frame. */
+FP_API int fp_memtrack_record(fp_memtrack *t, uint64_t x, uint64_t rss_anon, uint64_t minflt);
+
 typedef enum fp_memtrack_verdict {
     FP_MEMTRACK_PASS = 0,
     FP_MEMTRACK_FAIL = 1,
-    FP_MEMTRACK_INCONCLUSIVE = 2, /* too few frames after warm-up */
+    FP_MEMTRACK_INCONCLUSIVE = 2, /* too few frames after warm-up, or memory that grew
+                                     and then stopped growing: a leak cannot be told from
+                                     a late warm-up; frames_needed says how long a run
+                                     can tell */
 } fp_memtrack_verdict;
 
 typedef struct fp_memtrack_result {
@@ -302,10 +320,13 @@ typedef struct fp_memtrack_result {
     uint64_t idle_bytes;      /* pool idle bytes at the last sample */
     uint64_t late_misses;     /* pool misses after warm-up */
     unsigned fail_reasons;    /* bit 0 slope, bit 1 faults, bit 2 live bytes */
-    uint64_t judged_from;     /* first frame of the samples judged: warm-up end, or the
-                                 middle of the run when memory settled late (a run
-                                 that fails from warm-up end but is flat over its
-                                 second half passes: a leak grows in both halves) */
+    uint64_t judged_from;     /* first frame judged: warm-up end or, with skip_fraction,
+                                 later */
+    uint64_t settled_at;      /* INCONCLUSIVE after growth: memory is flat from this
+                                 frame on (a run judged from judged_from fails, its
+                                 second half or last quarter passes); 0 otherwise */
+    uint64_t frames_needed;   /* INCONCLUSIVE: frames a run needs for a verdict (the
+                                 flat part three times the growing part); 0 otherwise */
 } fp_memtrack_result;
 
 /* Analyses the samples so far. Returns 0 and fills *out, or FP_EINVAL.
@@ -314,6 +335,12 @@ typedef struct fp_memtrack_result {
  * Allocates temporary memory (freed before returning). Thread-safe with
  * respect to other readers, not to a concurrent fp_memtrack_sample. */
 FP_API int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *out);
+
+/* Verdicts: PASS when memory is flat from judged_from to the end (RssAnon
+ * slope and window rate within max_slope, minor faults within max_faults,
+ * library live bytes flat); FAIL when it is not, and also not over the second
+ * half nor the last quarter (a leak grows in every part of the run);
+ * INCONCLUSIVE otherwise (see fp_memtrack_verdict). */
 
 /* Prints the verdict line, e.g.
  *   memory per frame: PASS slope=0.0 B/frame window=+0 B peak=45.2 MiB
