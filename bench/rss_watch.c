@@ -14,7 +14,7 @@
  * loops included.
  *
  * Usage: rss_watch [--interval-ms N] [--skip-fraction F] [--time] [--quiet]
- *                  -- CMD ARGS...
+ *                  [--trace FILE] -- CMD ARGS...
  * Exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE (as save_display), 1 when the
  * command could not be run or the observer failed, 2 usage.
  */
@@ -37,14 +37,15 @@
 static int usage(FILE *f, int rc)
 {
     fprintf(f,
-            "usage: rss_watch [--interval-ms N] [--skip-fraction F] [--time] [--quiet] -- CMD "
-            "ARGS...\n"
+            "usage: rss_watch [--interval-ms N] [--skip-fraction F] [--time] [--quiet]\n"
+            "                 [--trace FILE] -- CMD ARGS...\n"
             "  Runs CMD, samples its RssAnon and minor faults from outside every N ms\n"
             "  (default 5), and prints the memory verdict over the run after the first\n"
             "  fraction F (default 0.15): Theil-Sen slope, window delta, peak, faults.\n"
             "  Per frame when CMD reports frames (framepool's fp_memtrack does, through\n"
             "  FP_MEMTRACK_FRAMES), per second otherwise or with --time.\n"
-            "  --quiet  do not show CMD's standard output\n"
+            "  --quiet       do not show CMD's standard output\n"
+            "  --trace FILE  write every sample to FILE: ms frames rss_anon_bytes minflt\n"
             "Exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE, 1 error, 2 usage.\n");
     return rc;
 }
@@ -88,6 +89,7 @@ int main(int argc, char **argv)
 {
     double interval_ms = 5, skip = 0.15;
     int use_time = 0, quiet = 0, i = 1;
+    const char *trace_path = NULL;
     for (; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--")) {
@@ -99,6 +101,8 @@ int main(int argc, char **argv)
             interval_ms = atof(argv[++i]);
         } else if (!strcmp(a, "--skip-fraction") && i + 1 < argc) {
             skip = atof(argv[++i]);
+        } else if (!strcmp(a, "--trace") && i + 1 < argc) {
+            trace_path = argv[++i];
         } else if (!strcmp(a, "--time")) {
             use_time = 1;
         } else if (!strcmp(a, "--quiet")) {
@@ -177,6 +181,9 @@ int main(int argc, char **argv)
         waitpid(pid, NULL, 0);
         return 1;
     }
+    FILE *trace = trace_path ? fopen(trace_path, "w") : NULL;
+    if (trace_path && !trace)
+        fprintf(stderr, "rss_watch: cannot write '%s': %s\n", trace_path, strerror(errno));
     long page = sysconf(_SC_PAGESIZE);
     double t0 = now_ms();
     uint64_t last_ms = 0, last_frame = 0, samples = 0, peak = 0, last_rss = 0;
@@ -200,6 +207,10 @@ int main(int argc, char **argv)
                 fp_memtrack_record(by_frame, f, rss, minflt);
                 last_frame = f;
             }
+            if (trace)
+                fprintf(trace, "%llu %llu %llu %llu\n", (unsigned long long)ms,
+                        (unsigned long long)f, (unsigned long long)rss,
+                        (unsigned long long)minflt);
             if (rss > peak)
                 peak = rss;
             last_rss = rss;
@@ -209,6 +220,8 @@ int main(int argc, char **argv)
     }
     close(statm_fd);
     close(stat_fd);
+    if (trace)
+        fclose(trace);
     if (frames)
         munmap((void *)frames, 4096);
     unlink(fpath);

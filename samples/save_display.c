@@ -59,7 +59,7 @@ int main(int argc, char **argv)
     const char *input = NULL, *out_dir = "frames", *ext = "png";
     long save_every = 100, max_frames = -1, leak_bytes = 0, forget_every = 0;
     double max_seconds = -1;
-    int display = 1, loop = 0, threads = 0;
+    int display = 1, loop = 0, threads = 0, use_fp_save = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -73,6 +73,8 @@ int main(int argc, char **argv)
             max_seconds = atof(argv[++i]);
         else if (!strcmp(a, "--threads") && has_value)
             threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--save-with") && has_value)
+            use_fp_save = !strcmp(argv[++i], "fp");
         else if (!strcmp(a, "--leak-bytes") && has_value)
             leak_bytes = atol(argv[++i]);
         else if (!strcmp(a, "--forget-every") && has_value)
@@ -144,8 +146,10 @@ int main(int argc, char **argv)
             break;
         if (save_every > 0 && frames % save_every == 0) {
             snprintf(path, sizeof path, "%s/frame_%06ld.%s", out_dir, frames, ext);
-            if ((rc = fp_cv_imwrite(path, img)) < 0) {
-                fprintf(stderr, "save_display: %s\n", fp_cv_errmsg());
+            if (use_fp_save ? (rc = fp_image_save(path, img, NULL)) < 0
+                            : (rc = fp_cv_imwrite(path, img)) < 0) {
+                fprintf(stderr, "save_display: %s\n",
+                        use_fp_save ? fp_image_save_errmsg() : fp_cv_errmsg());
                 break;
             }
             saved++;

@@ -250,7 +250,7 @@ typedef struct fp_memtrack_config {
                                default 10 */
     double max_slope;       /* PASS needs the RssAnon slope <= this (B/frame); default 16;
                                negative: not checked */
-    double max_faults;      /* PASS needs minor faults/frame <= this; default 0.05;
+    double max_faults;      /* PASS needs minor faults/frame (steady rate or mean) <= this; default 0.05;
                                negative: not checked */
     double max_live_slope;  /* "flat" library live bytes: slope <= this (B/frame);
                                default 1; negative: not checked */
@@ -312,7 +312,11 @@ typedef struct fp_memtrack_result {
     int64_t window_delta;     /* median of the last 10% minus median of the first 10% */
     uint64_t peak_rss;        /* highest RssAnon sampled, bytes */
     uint64_t last_rss;
-    double faults_per_frame;  /* minor faults per frame after warm-up */
+    double faults_per_frame;  /* minor faults per frame after warm-up (mean) */
+    double fault_slope;       /* Theil-Sen slope of the minor fault count, per frame: the
+                                 steady rate; FAIL needs both it and the mean above
+                                 max_faults (a burst while memory settles is not a cost
+                                 per frame) */
     double live_slope;        /* Theil-Sen slope of library live bytes, B/frame */
     int64_t live_delta;       /* library live bytes, last - warm-up end */
     int live_flat;

@@ -279,6 +279,10 @@ static uint64_t f_rss(const mt_sample *s)
 {
     return s->rss;
 }
+static uint64_t f_minflt(const mt_sample *s)
+{
+    return s->minflt;
+}
 static uint64_t f_live(const mt_sample *s)
 {
     return s->live;
@@ -362,7 +366,13 @@ static void judge(const fp_memtrack *t, const mt_sample *s, size_t n, double *wo
     if (c->max_slope >= 0 && r->slope > c->max_slope &&
         (double)r->window_delta / span > c->max_slope)
         r->fail_reasons |= 1u;
-    if (c->max_faults >= 0 && r->faults_per_frame > c->max_faults)
+    /* Faults, like RssAnon, are judged by their robust slope: a burst of
+     * first touches while memory settles is not a cost per frame; faults
+     * that recur (a block mapped and unmapped at every save) are, and show
+     * in the slope of the cumulative count as in its mean. */
+    r->fault_slope = theil_sen(s, n, f_minflt, work);
+    if (c->max_faults >= 0 && r->fault_slope > c->max_faults &&
+        r->faults_per_frame > c->max_faults)
         r->fail_reasons |= 2u;
     /* Library live bytes are exact, but they include the frames in flight at
      * the instant of the sample (a decoder's reference frames, a queue's
@@ -511,8 +521,8 @@ int fp_memtrack_print(fp_memtrack *t, FILE *out)
         fprintf(out, "  RssAnon grows %.1f B/frame (limit %.1f), window %s\n", r.slope,
                 t->cfg.max_slope, fp_diag_format_size(a, sizeof a, (double)r.window_delta, 1));
     if (r.fail_reasons & 2u)
-        fprintf(out, "  %.3f minor page faults per frame after warm-up (limit %.3f)\n",
-                r.faults_per_frame, t->cfg.max_faults);
+        fprintf(out, "  %.3f minor page faults per frame after warm-up, %.3f steady (limit %.3f)\n",
+                r.faults_per_frame, r.fault_slope, t->cfg.max_faults);
     if (r.fail_reasons & 4u)
         fprintf(out, "  framepool live bytes not flat: %+.1f B/frame, %s since warm-up (now %s)\n",
                 r.live_slope, fp_diag_format_size(a, sizeof a, (double)r.live_delta, 1),
