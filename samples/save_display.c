@@ -10,7 +10,8 @@
  *
  * Usage: save_display INPUT [--save-every N] [--out DIR] [--no-display]
  *                           [--frames N] [--seconds S] [--loop] [--threads N]
- *                           [--ext png|jpg] [--leak-bytes N] [--forget-every N]
+ *                           [--ext png|jpg] [--save-with cv|fp] [--glibc-malloc]
+ *                           [--leak-bytes N] [--forget-every N]
  *   --save-every N  save every Nth frame (default 100; 0 = never)
  *   --out DIR       where frames are saved (default ./frames, created)
  *   --no-display    never open a window (also automatic without a display)
@@ -18,6 +19,9 @@
  *   --seconds S     stop after S seconds
  *   --loop          rewind at the end until --frames or --seconds is reached
  *   --threads N     decoder threads (default: the reader's)
+ *   --save-with fp  save with fp_image_save instead of cv::imwrite
+ *   --glibc-malloc  keep glibc's adaptive malloc thresholds (by default the
+ *                   loop pins them with fp_memtrack_malloc_policy, see diag.h)
  * Planted bugs, to check that the verdict catches them:
  *   --leak-bytes N    malloc N bytes per frame and never free them
  *   --forget-every N  take a reference to every Nth frame and never release it
@@ -49,7 +53,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: save_display INPUT [--save-every N] [--out DIR] [--no-display]\n"
                     "                          [--frames N] [--seconds S] [--loop] [--threads N]\n"
-                    "                          [--ext png|jpg] [--leak-bytes N] [--forget-every N]\n"
+                    "                          [--ext png|jpg] [--save-with cv|fp] [--glibc-malloc]\n"
+                    "                          [--leak-bytes N] [--forget-every N]\n"
                     "exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE, 1 error, 2 usage\n");
     return 2;
 }
@@ -59,7 +64,7 @@ int main(int argc, char **argv)
     const char *input = NULL, *out_dir = "frames", *ext = "png";
     long save_every = 100, max_frames = -1, leak_bytes = 0, forget_every = 0;
     double max_seconds = -1;
-    int display = 1, loop = 0, threads = 0, use_fp_save = 0;
+    int display = 1, loop = 0, threads = 0, use_fp_save = 0, malloc_policy = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -73,6 +78,8 @@ int main(int argc, char **argv)
             max_seconds = atof(argv[++i]);
         else if (!strcmp(a, "--threads") && has_value)
             threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--glibc-malloc"))
+            malloc_policy = 0;
         else if (!strcmp(a, "--save-with") && has_value)
             use_fp_save = !strcmp(argv[++i], "fp");
         else if (!strcmp(a, "--leak-bytes") && has_value)
@@ -95,6 +102,12 @@ int main(int argc, char **argv)
     if (!input || save_every < 0 || leak_bytes < 0 || forget_every < 0 ||
         (forget_every > 0 && max_frames <= 0) || (loop && max_frames <= 0 && max_seconds <= 0))
         return usage();
+
+    /* A loop that runs for hours: pin glibc's malloc thresholds so that the
+     * heap stops reaching new high-water marks (diag.h explains; measured in
+     * bench/README.md). Before any thread starts. */
+    if (malloc_policy)
+        fp_memtrack_malloc_policy(NULL);
 
     if (save_every > 0 && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "save_display: cannot create '%s': %s\n", out_dir, strerror(errno));
