@@ -105,7 +105,7 @@ int main(int argc, char **argv)
 
     /* A loop that runs for hours: pin glibc's malloc thresholds so that the
      * heap stops reaching new high-water marks (diag.h explains; measured in
-     * bench/README.md). Before any thread starts. */
+     * docs/bench-history.md). Before any thread starts. */
     if (malloc_policy)
         fp_memtrack_malloc_policy(NULL);
 

@@ -303,14 +303,14 @@ FP_API int fp_memtrack_record(fp_memtrack *t, uint64_t x, uint64_t rss_anon, uin
  * video loop, where a decoder, an encoder (PNG saves) and a rewind allocate
  * and free blocks of many sizes, the heap then reaches new high-water marks
  * now and then for thousands of frames: RssAnon climbs in steps of 16-300
- * KiB while live memory is flat (measured with heaptrack; bench/README.md).
+ * KiB while live memory is flat (measured with heaptrack; docs/bench-history.md).
  *
  * fp_memtrack_malloc_policy pins both thresholds: blocks of at least
  * mmap_threshold are mapped and unmapped (each new one costs page faults),
  * and a free heap top above trim_threshold goes back to the kernel (and is
  * faulted in again when the heap grows). Call it once, first thing in main,
  * before threads start; it affects the whole process (it is mallopt).
- * Measured on 2 cores, a PNG save every 100 frames (bench/README.md, "glibc
+ * Measured on 2 cores, a PNG save every 100 frames (docs/bench-history.md, "glibc
  * policy"): the defaults (1 MiB, 4 MiB) cost under 0.02 minor faults per
  * frame; a 128 KiB trim threshold costs 0.2-0.7 per frame, a 128 KiB mmap
  * threshold 2.4 per frame at 720p (every save maps its encoder's blocks).

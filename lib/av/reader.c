@@ -431,7 +431,7 @@ static int open_decoder(fp_reader *r)
     dec->pkt_timebase = st->time_base;
     /* threads 0: one per CPU as cv::VideoCapture does, not FFmpeg's CPUs + 1:
      * each frame thread keeps pictures and per-picture tables of its own
-     * (720p on 2 cores: peak RssAnon 42 -> 38 MiB; bench/README.md). */
+     * (720p on 2 cores: peak RssAnon 42 -> 38 MiB; docs/bench-history.md). */
     dec->thread_count = r->opt.threads ? r->opt.threads : FFMAX(1, FFMIN(av_cpu_count(), 16));
     dec->max_pixels = (int64_t)FP_MAX_DIMENSION * FP_MAX_DIMENSION;
     r->max_held = r->opt.max_held ? r->opt.max_held : FP_READER_DEFAULT_MAX_HELD;
