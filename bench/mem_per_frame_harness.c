@@ -21,20 +21,6 @@
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static int read_statm_rss(int fd, long page, uint64_t *rss)
-{
-    char buf[128];
-    ssize_t k = pread(fd, buf, sizeof buf - 1, 0);
-    if (k <= 0)
-        return -1;
-    buf[k] = 0;
-    unsigned long long size, resident, shared;
-    if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3)
-        return -1;
-    *rss = (resident >= shared ? resident - shared : 0) * (uint64_t)page;
-    return 0;
-}
-
 static int proc_threads(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -56,7 +42,7 @@ uint64_t mpf_rss_now(void)
     uint64_t rss = 0;
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-        read_statm_rss(fd, sysconf(_SC_PAGESIZE), &rss);
+        bench_statm_rss(fd, sysconf(_SC_PAGESIZE), &rss);
         close(fd);
     }
     return rss;
@@ -76,7 +62,7 @@ static void *watch_main(void *arg)
     struct timespec ms = {0, 1000000};
     while (!atomic_load(&w->stop)) {
         uint64_t rss;
-        if (read_statm_rss(w->fd, w->page, &rss) == 0 && rss > atomic_load(&w->peak))
+        if (bench_statm_rss(w->fd, w->page, &rss) == 0 && rss > atomic_load(&w->peak))
             atomic_store(&w->peak, rss);
         nanosleep(&ms, NULL);
     }
@@ -180,7 +166,7 @@ void mpf_note_misses(mpf_run *r, uint64_t misses)
 static void progress(mpf_run *r, int final)
 {
     uint64_t rss = 0;
-    read_statm_rss(r->statm_fd, r->page, &rss);
+    bench_statm_rss(r->statm_fd, r->page, &rss);
     double dt = bench_now() - r->t0;
     double fps = dt > 0 ? (double)r->frames / dt : 0;
     char s[32];
@@ -207,7 +193,7 @@ int mpf_frame(mpf_run *r)
     if ((r->frames - 1) % r->stride == 0 && r->npts < r->cap) {
         mpf_point *p = &r->pts[r->npts];
         p->frame = r->frames;
-        if (read_statm_rss(r->statm_fd, r->page, &p->rss) == 0)
+        if (bench_statm_rss(r->statm_fd, r->page, &p->rss) == 0)
             r->npts++;
     }
     if (r->tty) {

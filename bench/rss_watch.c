@@ -19,6 +19,8 @@
  * command could not be run or the observer failed, 2 usage.
  */
 #define _GNU_SOURCE
+#include "common/bench_common.h"
+
 #include <framepool.h>
 
 #include <errno.h>
@@ -60,15 +62,10 @@ static double now_ms(void)
 /* RssAnon bytes and minor faults of pid; 0 or -1 when it is gone. */
 static int read_proc(int statm_fd, int stat_fd, long page, uint64_t *rss, uint64_t *minflt)
 {
+    if (bench_statm_rss(statm_fd, page, rss) != 0)
+        return -1;
     char buf[1024];
-    ssize_t r = pread(statm_fd, buf, sizeof buf - 1, 0);
-    if (r <= 0)
-        return -1;
-    buf[r] = 0;
-    unsigned long long size, resident, shared;
-    if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3)
-        return -1;
-    *rss = (resident >= shared ? resident - shared : 0) * (uint64_t)page;
+    ssize_t r;
     r = pread(stat_fd, buf, sizeof buf - 1, 0);
     if (r <= 0)
         return -1;

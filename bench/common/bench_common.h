@@ -19,6 +19,9 @@ double bench_now(void);
 double bench_cpu_seconds(void);
 /* CPUs this process may run on (affinity), at least 1. */
 int bench_cpu_count(void);
+/* RssAnon in bytes (resident - shared pages) from an open /proc/PID/statm
+ * (read with pread, so one descriptor serves every sample). 0 or -1. */
+int bench_statm_rss(int fd, long page, uint64_t *rss);
 /* Runs argv (a path, or a name on PATH) and waits: its exit status, or -1
  * when it could not run or died of a signal. Flushes stdout/stderr first. */
 int bench_run_wait(char *const argv[]);
