@@ -1,8 +1,8 @@
 /*
  * save_display — the read -> save -> display loop, with a memory verdict.
  *
- * Decodes INPUT to BGR frames, saves every Nth frame (fp_image_save, or
- * cv::imwrite with --save-with cv), shows
+ * Decodes INPUT to BGR frames, saves every Nth frame with imwrite
+ * (cv::imwrite, or fp_image_save with --save-with fp), shows
  * every frame with imshow/waitKey when a display exists (ESC quits), and
  * ends with the memory-per-frame verdict: the RssAnon slope in bytes per
  * frame after warm-up, the window delta, peak, minor faults per frame and
@@ -11,7 +11,7 @@
  *
  * Usage: save_display INPUT [--save-every N] [--out DIR] [--no-display]
  *                           [--frames N] [--seconds S] [--loop] [--threads N]
- *                           [--ext png|jpg] [--save-with fp|cv] [--glibc-malloc]
+ *                           [--ext png|jpg] [--save-with cv|fp] [--glibc-malloc]
  *                           [--leak-bytes N] [--forget-every N]
  *   --save-every N  save every Nth frame (default 100; 0 = never)
  *   --out DIR       where frames are saved (default ./frames, created)
@@ -20,13 +20,9 @@
  *   --seconds S     stop after S seconds
  *   --loop          rewind at the end until --frames or --seconds is reached
  *   --threads N     decoder threads (default: the reader's)
- *   --save-with cv  save with cv::imwrite instead of fp_image_save. imwrite
- *                   encodes into a buffer as large as the PNG, so the heap's
- *                   high-water mark follows the largest image saved so far:
- *                   a looped clip saved every 100th frame meets new images
- *                   all run long, and RssAnon steps up by 16-64 KiB now and
- *                   then; fp_image_save streams through fixed buffers
- *                   (docs/bench-history.md)
+ *   --save-with fp  save with fp_image_save instead of cv::imwrite (measured
+ *                   over 20 looped runs per clip, neither keeps RssAnon
+ *                   flatter: docs/bench-history.md)
  *   --glibc-malloc  keep glibc's adaptive malloc thresholds (by default the
  *                   loop pins them with fp_memtrack_malloc_policy, see diag.h)
  * Planted bugs, to check that the verdict catches them:
@@ -60,7 +56,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: save_display INPUT [--save-every N] [--out DIR] [--no-display]\n"
                     "                          [--frames N] [--seconds S] [--loop] [--threads N]\n"
-                    "                          [--ext png|jpg] [--save-with fp|cv] [--glibc-malloc]\n"
+                    "                          [--ext png|jpg] [--save-with cv|fp] [--glibc-malloc]\n"
                     "                          [--leak-bytes N] [--forget-every N]\n"
                     "exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE, 1 error, 2 usage\n");
     return 2;
@@ -71,7 +67,7 @@ int main(int argc, char **argv)
     const char *input = NULL, *out_dir = "frames", *ext = "png";
     long save_every = 100, max_frames = -1, leak_bytes = 0, forget_every = 0;
     double max_seconds = -1;
-    int display = 1, loop = 0, threads = 0, use_fp_save = 1, malloc_policy = 1;
+    int display = 1, loop = 0, threads = 0, use_fp_save = 0, malloc_policy = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -88,7 +84,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--glibc-malloc"))
             malloc_policy = 0;
         else if (!strcmp(a, "--save-with") && has_value)
-            use_fp_save = strcmp(argv[++i], "cv") != 0;
+            use_fp_save = !strcmp(argv[++i], "fp");
         else if (!strcmp(a, "--leak-bytes") && has_value)
             leak_bytes = atol(argv[++i]);
         else if (!strcmp(a, "--forget-every") && has_value)
