@@ -311,8 +311,8 @@ FP_API int fp_memtrack_record(fp_memtrack *t, uint64_t x, uint64_t rss_anon, uin
  * faulted in again when the heap grows). Call it once, first thing in main,
  * before threads start; it affects the whole process (it is mallopt).
  * Measured on 2 cores, a PNG save every 100 frames (docs/bench-history.md,
- * "glibc's adaptive thresholds"): the defaults (1 MiB, 4 MiB) cost under 0.02 minor faults per
- * frame; a 128 KiB trim threshold costs 0.2-0.7 per frame, a 128 KiB mmap
+ * "glibc's adaptive thresholds"): the defaults (1 MiB, 4 MiB) cost under
+ * 0.02 minor faults per frame; a 128 KiB trim threshold 0.2-0.7, a 128 KiB mmap
  * threshold 2.4 per frame at 720p (every save maps its encoder's blocks).
  * The cost on the other side: free heap below trim_threshold stays resident,
  * and a leak fills it before RssAnon grows (a 256 B/frame leak measured
