@@ -316,6 +316,15 @@ static double miss_ratio(const trace *t, size_t cache_size, fp_cache_policy pol)
 
 int main(int argc, char **argv)
 {
+    if (argc > 2 || (argc == 2 && strcmp(argv[1], "--quick"))) {
+        int help = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h");
+        fprintf(help ? stdout : stderr,
+                "usage: cache_ops [--quick]\n"
+                "  Part 1: ns per weak-handle and cache operation (best of 5), next to\n"
+                "  fp_ref+fp_unref. Part 2: SIEVE vs LRU miss ratios on synthetic traces.\n"
+                "  --quick  200,000 operations instead of 2,000,000\n");
+        return help ? 0 : 2;
+    }
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     long n = quick ? 200000 : 2000000;
 

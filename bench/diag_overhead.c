@@ -120,8 +120,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
             rounds = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--ops N] [--rounds R]\n", argv[0]);
-            return 2;
+            int help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+            fprintf(help ? stdout : stderr,
+                    "usage: diag_overhead [--ops N] [--rounds R]\n"
+                    "  ns per frame acquire+release with each FP_DIAG mode, against diag off\n");
+            return help ? 0 : 2;
         }
     }
     fp_pool_config cfg = {.name = "bench", .format = FP_PIX_BGR24, .width = 1920, .height = 1080,

@@ -85,8 +85,14 @@ static int lav_png(const char *path, const fp_image *bgr, AVFrame *rgb)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"))) {
+        std::printf("usage: imgsave_cost [SAVES_PER_ROUND] [ROUNDS]\n"
+                    "  CPU and wall ms per 1280x720 BGR PNG save and file size: fp_image_save,\n"
+                    "  cv::imwrite, libavcodec's PNG encoder (default 30 saves, 3 rounds)\n");
+        return 0;
+    }
     int n = argc > 1 ? std::atoi(argv[1]) : 30, rounds = argc > 2 ? std::atoi(argv[2]) : 3;
-    if (n < 1 || rounds < 1) {
+    if (n < 1 || rounds < 1 || argc > 3) {
         std::fprintf(stderr, "usage: imgsave_cost [SAVES_PER_ROUND] [ROUNDS]\n");
         return 2;
     }

@@ -82,10 +82,7 @@ void mpf_run_stop(mpf_run *r);
 /* Pool misses for loops whose buffers framepool does not see. */
 void mpf_note_misses(mpf_run *r, uint64_t misses);
 
-double mpf_now(void);
 uint64_t mpf_rss_now(void);
-int mpf_cpu_count(void);
-char *mpf_fmt_size(char *buf, size_t n, double bytes, int sign);
 /* Writes the key/value result file and the (frame, RssAnon) points the
  * driver reads back. 0 or -1. */
 int mpf_write_result(const char *result, const char *points, mpf_run *r, int rc);

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "mem_per_frame.h"
+#include "common/bench_common.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,44 +21,6 @@
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-double mpf_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-char *mpf_fmt_size(char *buf, size_t n, double bytes, int sign)
-{
-    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double a = fabs(bytes);
-    int u = 0;
-    while (a >= 1024 && u < 4) {
-        a /= 1024;
-        u++;
-    }
-    const char *s = bytes < 0 ? "-" : (sign ? "+" : "");
-    if (u == 0)
-        snprintf(buf, n, "%s%.0f B", s, a);
-    else
-        snprintf(buf, n, "%s%.1f %s", s, a, units[u]);
-    return buf;
-}
-
-static int read_statm_rss(int fd, long page, uint64_t *rss)
-{
-    char buf[128];
-    ssize_t k = pread(fd, buf, sizeof buf - 1, 0);
-    if (k <= 0)
-        return -1;
-    buf[k] = 0;
-    unsigned long long size, resident, shared;
-    if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3)
-        return -1;
-    *rss = (resident >= shared ? resident - shared : 0) * (uint64_t)page;
-    return 0;
-}
-
 static int proc_threads(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -72,15 +35,6 @@ static int proc_threads(void)
     return n;
 }
 
-int mpf_cpu_count(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 /* ---- the per-scenario harness ------------------------------------------------------------ */
 
 uint64_t mpf_rss_now(void)
@@ -88,18 +42,10 @@ uint64_t mpf_rss_now(void)
     uint64_t rss = 0;
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-        read_statm_rss(fd, sysconf(_SC_PAGESIZE), &rss);
+        bench_statm_rss(fd, sysconf(_SC_PAGESIZE), &rss);
         close(fd);
     }
     return rss;
-}
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 typedef struct watcher {
@@ -116,7 +62,7 @@ static void *watch_main(void *arg)
     struct timespec ms = {0, 1000000};
     while (!atomic_load(&w->stop)) {
         uint64_t rss;
-        if (read_statm_rss(w->fd, w->page, &rss) == 0 && rss > atomic_load(&w->peak))
+        if (bench_statm_rss(w->fd, w->page, &rss) == 0 && rss > atomic_load(&w->peak))
             atomic_store(&w->peak, rss);
         nanosleep(&ms, NULL);
     }
@@ -207,8 +153,8 @@ int mpf_run_start(mpf_run *r, const char *name, long target, long clip_frames,
         printf("%s: running %ld frames\n", name, target);
     fflush(stdout);
     watcher_start(r);
-    r->cpu0 = cpu_seconds();
-    r->t0 = r->last_progress = mpf_now();
+    r->cpu0 = bench_cpu_seconds();
+    r->t0 = r->last_progress = bench_now();
     return 0;
 }
 
@@ -220,11 +166,11 @@ void mpf_note_misses(mpf_run *r, uint64_t misses)
 static void progress(mpf_run *r, int final)
 {
     uint64_t rss = 0;
-    read_statm_rss(r->statm_fd, r->page, &rss);
-    double dt = mpf_now() - r->t0;
+    bench_statm_rss(r->statm_fd, r->page, &rss);
+    double dt = bench_now() - r->t0;
     double fps = dt > 0 ? (double)r->frames / dt : 0;
     char s[32];
-    mpf_fmt_size(s, sizeof s, (double)rss, 0);
+    fp_diag_format_size(s, sizeof s, (double)rss, 0);
     if (r->tty) {
         char bar[25];
         int fill = (int)(24.0 * (double)r->frames / (double)(r->target > 0 ? r->target : 1));
@@ -247,12 +193,12 @@ int mpf_frame(mpf_run *r)
     if ((r->frames - 1) % r->stride == 0 && r->npts < r->cap) {
         mpf_point *p = &r->pts[r->npts];
         p->frame = r->frames;
-        if (read_statm_rss(r->statm_fd, r->page, &p->rss) == 0)
+        if (bench_statm_rss(r->statm_fd, r->page, &p->rss) == 0)
             r->npts++;
     }
     if (r->tty) {
         if ((r->frames & 15) == 0) {
-            double t = mpf_now();
+            double t = bench_now();
             if (t - r->last_progress >= 0.25) {
                 r->last_progress = t;
                 progress(r, 0);
@@ -266,8 +212,8 @@ int mpf_frame(mpf_run *r)
 
 void mpf_run_stop(mpf_run *r)
 {
-    r->t_end = mpf_now();
-    r->cpu = cpu_seconds() - r->cpu0;
+    r->t_end = bench_now();
+    r->cpu = bench_cpu_seconds() - r->cpu0;
     r->proc_threads = proc_threads() - (r->watcher != NULL);
     watcher_stop(r);
     progress(r, 1);

@@ -223,6 +223,18 @@ int main(int argc, char **argv)
 {
     int w = 1920, h = 1080;
     long ops = 2000000, frames = 5000;
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: pool_ops [--width W] [--height H] [--ops N] [--frames N]\n"
+               "  1. ns per acquire+release of a WxH BGR frame (default 1920x1080, N ops):\n"
+               "     framepool vs malloc+free vs av_buffer_pool_get+unref\n"
+               "  2. producer -> queue of 8 -> consumer for --frames frames: minor faults per\n"
+               "     frame after warm-up and fps, framepool vs posix_memalign/free\n");
+        return 0;
+    }
+    if (argc % 2 == 0) {
+        fprintf(stderr, "usage: pool_ops [--width W] [--height H] [--ops N] [--frames N]\n");
+        return 2;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--width"))
             w = atoi(argv[i + 1]);

@@ -26,6 +26,9 @@
  * each frame, R interleaved runs, best of each.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "common/bench_common.h"
+#include "common/lav_loop.h"
+
 #include <framepool.h>
 
 #include <libavcodec/avcodec.h>
@@ -42,80 +45,33 @@
 static int threads = 2, reps = 3, work_us = 1000;
 static char self_dir[1024];
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double cpu_self(void)
-{
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec +
-           u.ru_stime.tv_usec * 1e-6;
-}
-
 /* ---- in-process peers ----------------------------------------------------------------- */
 
-/* The plain libav loop; bgr != 0 adds the per-frame BGR allocation. */
+/* The plain libav loop (bench/common/lav_loop.c); bgr != 0 adds the
+ * per-frame BGR allocation. Frames decoded, or -1. */
 static long libav_loop(const char *path, int bgr)
 {
-    AVFormatContext *ic = NULL;
-    if (avformat_open_input(&ic, path, NULL, NULL) < 0)
-        return -1;
-    avformat_find_stream_info(ic, NULL);
-    const AVCodec *codec = NULL;
-    int vs = av_find_best_stream(ic, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
-    if (vs < 0) {
-        avformat_close_input(&ic);
-        return -1;
-    }
-    AVCodecContext *dec = avcodec_alloc_context3(codec);
-    avcodec_parameters_to_context(dec, ic->streams[vs]->codecpar);
-    dec->thread_count = threads;
-    avcodec_open2(dec, codec, NULL);
-    AVPacket *pkt = av_packet_alloc();
-    AVFrame *f = av_frame_alloc();
-    struct SwsContext *sws = NULL;
+    lav l;
     long n = 0;
-    int eof = 0;
-    while (!eof) {
-        if (av_read_frame(ic, pkt) < 0) {
-            eof = 1;
-            avcodec_send_packet(dec, NULL);
-        } else if (pkt->stream_index != vs) {
-            av_packet_unref(pkt);
-            continue;
-        } else {
-            avcodec_send_packet(dec, pkt);
-            av_packet_unref(pkt);
-        }
-        while (avcodec_receive_frame(dec, f) == 0) {
-            if (bgr) {
-                sws = sws_getCachedContext(sws, f->width, f->height, f->format, f->width,
-                                           f->height, AV_PIX_FMT_BGR24, SWS_BILINEAR, NULL,
-                                           NULL, NULL);
-                AVFrame *out = av_frame_alloc();
-                out->width = f->width;
-                out->height = f->height;
-                out->format = AV_PIX_FMT_BGR24;
-                av_frame_get_buffer(out, 0);
-                sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height,
-                          out->data, out->linesize);
-                av_frame_free(&out);
-            }
-            av_frame_unref(f);
-            n++;
-        }
+    if (lav_open(&l, path, threads, 0) < 0) {
+        fprintf(stderr, "throughput: %s\n", l.err);
+        lav_close(&l);
+        return -1;
     }
-    sws_freeContext(sws);
-    av_frame_free(&f);
-    av_packet_free(&pkt);
-    avcodec_free_context(&dec);
-    avformat_close_input(&ic);
-    return n;
+    int e;
+    while ((e = lav_next(&l)) > 0) {
+        if (bgr) {
+            AVFrame *out = lav_to_bgr(&l);
+            if (!out)
+                break;
+            av_frame_free(&out);
+        } else {
+            av_frame_unref(l.frm);
+        }
+        n++;
+    }
+    lav_close(&l);
+    return e < 0 ? -1 : n;
 }
 
 /* Busy-waits `us` microseconds reading the frame: a caller that works on
@@ -123,8 +79,8 @@ static long libav_loop(const char *path, int bgr)
 static unsigned busy_work(const fp_image *img, int us)
 {
     unsigned sum = 0;
-    double end = now() + us * 1e-6;
-    for (size_t i = 0; now() < end; i += 4093)
+    double end = bench_now() + us * 1e-6;
+    for (size_t i = 0; bench_now() < end; i += 4093)
         sum += img->data[0][i % ((size_t)img->stride[0] * (size_t)img->height)];
     return sum;
 }
@@ -228,7 +184,7 @@ static void run_input(const char *path)
     libav_loop(path, 0); /* warm-up: file in the page cache, libraries loaded */
     for (int rep = 0; rep < reps; rep++) {
         for (int p = 0; p < NPEERS; p++) {
-            double t0 = now(), c0 = cpu_self(), secs = -1, cpu = -1;
+            double t0 = bench_now(), c0 = bench_cpu_seconds(), secs = -1, cpu = -1;
             long n;
             switch (p) {
             case P_FFNULL: n = ffmpeg_null(path, &secs, &cpu); break;
@@ -240,9 +196,9 @@ static void run_input(const char *path)
             default: n = opencv_peer(path, &secs, &cpu); break;
             }
             if (secs < 0)
-                secs = now() - t0;
+                secs = bench_now() - t0;
             if (cpu < 0)
-                cpu = cpu_self() - c0;
+                cpu = bench_cpu_seconds() - c0;
             if (n > 0) {
                 frames[p] = n;
                 if (secs < best[p])
@@ -295,9 +251,9 @@ static void run_input(const char *path)
         long n2 = 0;
         for (int rep = 0; rep < reps; rep++)
             for (int k = 0; k < 2; k++) {
-                double t0 = now();
+                double t0 = bench_now();
                 long n = fp_loop(path, FP_PIX_BGR24, k, work_us);
-                double t = now() - t0;
+                double t = bench_now() - t0;
                 if (n > 0 && t < best2[k]) {
                     best2[k] = t;
                     n2 = n;
@@ -335,6 +291,22 @@ static const char *default_clip(void)
     return path;
 }
 
+static int usage(FILE *f, int rc)
+{
+    fprintf(f, "usage: throughput [--threads N] [--reps R] [--work-us US] [INPUT ...]\n"
+               "  Decode speed of framepool's reader against ffmpeg -f null, the plain libav\n"
+               "  loop (decode only; with a new BGR frame per frame) and cv::VideoCapture,\n"
+               "  on the same input with the same decoder threads.\n"
+               "  --threads N   decoder threads for every peer (default: the CPU count)\n"
+               "  --reps R      runs of each peer, interleaved; the best counts (default 3)\n"
+               "  --work-us US  the busy-caller line: US of work per frame on the reading\n"
+               "                thread (default 1000; 0 skips it)\n"
+               "  Without INPUT: a generated 1080p H.264 clip, and\n"
+               "  ../shared/videos/bottle-detection.mp4 when it exists.\n"
+               "Columns: fps (wall clock), CPU ms/frame (all threads), ratios to framepool.\n");
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -348,7 +320,13 @@ int main(int argc, char **argv)
     const char *inputs[16];
     int ni = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return usage(stdout, 0);
+        else if (argv[i][0] == '-' && (i + 1 >= argc || (strcmp(argv[i], "--threads") &&
+                                                        strcmp(argv[i], "--reps") &&
+                                                        strcmp(argv[i], "--work-us"))))
+            return usage(stderr, 2);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
@@ -356,7 +334,11 @@ int main(int argc, char **argv)
             work_us = atoi(argv[++i]);
         else if (ni < 16)
             inputs[ni++] = argv[i];
+        else
+            return usage(stderr, 2);
     }
+    if (threads < 1 || reps < 1 || work_us < 0)
+        return usage(stderr, 2);
     if (ni == 0) {
         inputs[ni++] = default_clip();
         static char shared[1200];

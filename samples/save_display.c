@@ -1,7 +1,8 @@
 /*
  * save_display — the read -> save -> display loop, with a memory verdict.
  *
- * Decodes INPUT to BGR frames, saves every Nth frame with imwrite, shows
+ * Decodes INPUT to BGR frames, saves every Nth frame with imwrite
+ * (cv::imwrite, or fp_image_save with --save-with fp), shows
  * every frame with imshow/waitKey when a display exists (ESC quits), and
  * ends with the memory-per-frame verdict: the RssAnon slope in bytes per
  * frame after warm-up, the window delta, peak, minor faults per frame and
@@ -10,14 +11,26 @@
  *
  * Usage: save_display INPUT [--save-every N] [--out DIR] [--no-display]
  *                           [--frames N] [--seconds S] [--loop] [--threads N]
- *                           [--ext png|jpg]
+ *                           [--ext png|jpg] [--save-with cv|fp] [--glibc-malloc]
+ *                           [--leak-bytes N] [--forget-every N]
  *   --save-every N  save every Nth frame (default 100; 0 = never)
  *   --out DIR       where frames are saved (default ./frames, created)
  *   --no-display    never open a window (also automatic without a display)
  *   --frames N      stop after N frames (default: the whole input)
  *   --seconds S     stop after S seconds
  *   --loop          rewind at the end until --frames or --seconds is reached
- * Exit status: 0 verdict PASS, 3 verdict FAIL, 1 error, 2 usage.
+ *   --threads N     decoder threads (default: the reader's)
+ *   --save-with fp  save with fp_image_save instead of cv::imwrite (measured
+ *                   over 20 looped runs per clip, neither keeps RssAnon
+ *                   flatter: docs/bench-history.md)
+ *   --glibc-malloc  keep glibc's adaptive malloc thresholds (by default the
+ *                   loop pins them with fp_memtrack_malloc_policy, see diag.h)
+ * Planted bugs, to check that the verdict catches them:
+ *   --leak-bytes N    malloc N bytes per frame and never free them
+ *   --forget-every N  take a reference to every Nth frame and never release it
+ * Exit status: 0 verdict PASS, 3 verdict FAIL, 4 verdict INCONCLUSIVE (the
+ * run was too short, or memory grew and then stopped: the line says how many
+ * frames a run needs), 1 error, 2 usage.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <framepool.h>
@@ -30,6 +43,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+static void *volatile leak_sink;
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -41,16 +56,18 @@ static int usage(void)
 {
     fprintf(stderr, "usage: save_display INPUT [--save-every N] [--out DIR] [--no-display]\n"
                     "                          [--frames N] [--seconds S] [--loop] [--threads N]\n"
-                    "                          [--ext png|jpg]\n");
+                    "                          [--ext png|jpg] [--save-with cv|fp] [--glibc-malloc]\n"
+                    "                          [--leak-bytes N] [--forget-every N]\n"
+                    "exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE, 1 error, 2 usage\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     const char *input = NULL, *out_dir = "frames", *ext = "png";
-    long save_every = 100, max_frames = -1;
+    long save_every = 100, max_frames = -1, leak_bytes = 0, forget_every = 0;
     double max_seconds = -1;
-    int display = 1, loop = 0, threads = 0;
+    int display = 1, loop = 0, threads = 0, use_fp_save = 0, malloc_policy = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -64,6 +81,16 @@ int main(int argc, char **argv)
             max_seconds = atof(argv[++i]);
         else if (!strcmp(a, "--threads") && has_value)
             threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--glibc-malloc"))
+            malloc_policy = 0;
+        else if (!strcmp(a, "--save-with") && has_value)
+            use_fp_save = !strcmp(argv[++i], "fp");
+        else if (!strcmp(a, "--leak-bytes") && has_value)
+            leak_bytes = atol(argv[++i]);
+        else if (!strcmp(a, "--forget-every") && has_value)
+            forget_every = atol(argv[++i]);
+        else if (!strcmp(a, "--help"))
+            return usage(), 0;
         else if (!strcmp(a, "--ext") && has_value)
             ext = argv[++i];
         else if (!strcmp(a, "--no-display"))
@@ -75,8 +102,15 @@ int main(int argc, char **argv)
         else
             input = a;
     }
-    if (!input || save_every < 0 || (loop && max_frames <= 0 && max_seconds <= 0))
+    if (!input || save_every < 0 || leak_bytes < 0 || forget_every < 0 ||
+        (forget_every > 0 && max_frames <= 0) || (loop && max_frames <= 0 && max_seconds <= 0))
         return usage();
+
+    /* A loop that runs for hours: pin glibc's malloc thresholds so that the
+     * heap stops reaching new high-water marks (diag.h explains; measured in
+     * docs/bench-history.md). Before any thread starts. */
+    if (malloc_policy)
+        fp_memtrack_malloc_policy(NULL);
 
     if (save_every > 0 && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "save_display: cannot create '%s': %s\n", out_dir, strerror(errno));
@@ -88,6 +122,8 @@ int main(int argc, char **argv)
     }
 
     fp_reader_options opts = {.format = FP_PIX_BGR24, .threads = threads};
+    if (forget_every > 0) /* the forgotten frames stay held: let the reader hand them out */
+        opts.max_held = (unsigned)(max_frames / forget_every) + FP_READER_DEFAULT_MAX_HELD;
     fp_reader *r = NULL;
     int rc = fp_reader_open(input, &opts, &r);
     if (rc < 0) {
@@ -126,8 +162,10 @@ int main(int argc, char **argv)
             break;
         if (save_every > 0 && frames % save_every == 0) {
             snprintf(path, sizeof path, "%s/frame_%06ld.%s", out_dir, frames, ext);
-            if ((rc = fp_cv_imwrite(path, img)) < 0) {
-                fprintf(stderr, "save_display: %s\n", fp_cv_errmsg());
+            if (use_fp_save ? (rc = fp_image_save(path, img, NULL)) < 0
+                            : (rc = fp_cv_imwrite(path, img)) < 0) {
+                fprintf(stderr, "save_display: %s\n",
+                        use_fp_save ? fp_image_save_errmsg() : fp_cv_errmsg());
                 break;
             }
             saved++;
@@ -140,6 +178,14 @@ int main(int argc, char **argv)
                 quit = 1; /* ESC */
             }
         }
+        if (leak_bytes > 0) { /* planted bug: never freed */
+            void *leak = malloc((size_t)leak_bytes);
+            if (leak)
+                memset(leak, (int)frames, (size_t)leak_bytes);
+            leak_sink = leak; /* keeps the compiler from dropping the allocation */
+        }
+        if (forget_every > 0 && frames % forget_every == forget_every - 1)
+            (void)fp_ref(img); /* planted bug: this reference is never released */
         frames++;
         fp_memtrack_sample(mt);
     }
@@ -170,7 +216,7 @@ int main(int argc, char **argv)
     int verdict_rc = fp_memtrack_result_get(mt, &res);
     fp_unref(&mt);
     fp_reader_close(&r);
-    if (rc < 0)
+    if (rc < 0 || verdict_rc != FP_OK)
         return 1;
-    return verdict_rc == FP_OK && res.verdict == FP_MEMTRACK_PASS ? 0 : 3;
+    return res.verdict == FP_MEMTRACK_PASS ? 0 : res.verdict == FP_MEMTRACK_FAIL ? 3 : 4;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const fp_type frame_obj_type = {"frame_obj", NULL};
 
@@ -196,12 +197,144 @@ START_TEST(warmup_ends_when_misses_stop)
     mo_close(&m);
     fp_unref(&t);
 
-    /* Too short for a verdict. */
+    /* Too short for a verdict: says how long a run must be. */
     ck_assert_int_eq(fp_memtrack_new(NULL, &t), 0);
     for (int f = 0; f < 70; f++)
         fp_memtrack_sample(t);
     ck_assert_int_eq(fp_memtrack_print(t, NULL), FP_MEMTRACK_INCONCLUSIVE);
+    ck_assert_int_eq(fp_memtrack_result_get(t, &r), 0);
+    ck_assert_int_eq(r.verdict, FP_MEMTRACK_INCONCLUSIVE);
+    ck_assert_uint_eq(r.frames_needed, 60 + 30); /* warm-up + min_frames */
+    mo_open(&m);
+    fp_memtrack_print(t, m.f);
+    ck_assert_msg(strstr(mo_text(&m), "run at least 90 frames"), "got %s", mo_text(&m));
+    mo_close(&m);
     fp_unref(&t);
+}
+END_TEST
+
+/* Series fed through fp_memtrack_record, as an outside observer does: the
+ * same judge, on curves whose shape is known. */
+#define SERIES 4000
+static fp_memtrack *judge_series(uint64_t (*rss)(uint64_t frame), uint64_t (*flt)(uint64_t frame),
+                                 fp_memtrack_result *r)
+{
+    fp_memtrack_config cfg = {.manual_misses = 1, .skip_fraction = 0.15};
+    fp_memtrack *t = NULL;
+    ck_assert_int_eq(fp_memtrack_new(&cfg, &t), 0);
+    int bad = 0;
+    for (uint64_t f = 1; f <= SERIES; f++)
+        bad += fp_memtrack_record(t, f, rss(f), flt ? flt(f) : 0) != 0;
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_eq(fp_memtrack_result_get(t, r), 0);
+    return t;
+}
+
+/* RssAnon noise a correct loop shows: whole pages coming and going. */
+static uint64_t noise(uint64_t f)
+{
+    uint64_t x = f * 0x9e3779b97f4a7c15ull;
+    return ((x >> 40) % 3) * 4096;
+}
+static uint64_t flat(uint64_t f)
+{
+    return (40u << 20) + noise(f);
+}
+static uint64_t leak256(uint64_t f) /* malloc(256) every frame, never freed */
+{
+    return (40u << 20) + (f * 256 / 4096) * 4096 + noise(f);
+}
+static uint64_t forget_per_100(uint64_t f) /* one 1 MB frame kept every 100 frames */
+{
+    return (40u << 20) + (f / 100) * (1u << 20) + noise(f);
+}
+static uint64_t settles_late(uint64_t f) /* grows 100 B/frame up to frame 2200 */
+{
+    return (40u << 20) + ((f < 2200 ? f : 2200) * 100 / 4096) * 4096 + noise(f);
+}
+static uint64_t burst_faults(uint64_t f) /* 600 faults while settling, then none */
+{
+    return f < 800 ? f * 3 / 4 : 600;
+}
+static uint64_t save_faults(uint64_t f) /* 240 faults at every 100th frame (a save) */
+{
+    return (f / 100) * 240;
+}
+
+START_TEST(three_verdicts_from_recorded_series)
+{
+    fp_memtrack_result r;
+    fp_memtrack *t = judge_series(flat, NULL, &r);
+    ck_assert_msg(r.verdict == FP_MEMTRACK_PASS, "flat: verdict %d slope %.1f", r.verdict,
+                  r.slope);
+    ck_assert_uint_eq(r.judged_from, SERIES * 15 / 100);
+    ck_assert_uint_eq(r.frames_needed, 0);
+    fp_unref(&t);
+
+    t = judge_series(leak256, NULL, &r);
+    ck_assert_int_eq(r.verdict, FP_MEMTRACK_FAIL);
+    ck_assert_msg(r.slope > 200 && r.slope < 320, "leak slope %.1f", r.slope);
+    fp_unref(&t);
+
+    t = judge_series(forget_per_100, NULL, &r);
+    ck_assert_int_eq(r.verdict, FP_MEMTRACK_FAIL);
+    ck_assert_msg(r.slope > 9000, "forgotten frames slope %.1f", r.slope);
+    fp_unref(&t);
+
+    /* Grows, then stops: a leak and a late warm-up look alike. */
+    t = judge_series(settles_late, NULL, &r);
+    ck_assert_int_eq(r.verdict, FP_MEMTRACK_INCONCLUSIVE);
+    ck_assert(r.fail_reasons & 1u);
+    ck_assert_uint_ge(r.settled_at, 2200);
+    ck_assert_uint_gt(r.frames_needed, SERIES);
+    memout m;
+    mo_open(&m);
+    ck_assert_int_eq(fp_memtrack_print(t, m.f), FP_MEMTRACK_INCONCLUSIVE);
+    ck_assert_msg(!strncmp(mo_text(&m), "memory per frame: INCONCLUSIVE slope=", 37), "got %s",
+                  mo_text(&m));
+    ck_assert_ptr_nonnull(strstr(mo_text(&m), "then stayed flat from frame"));
+    mo_close(&m);
+    fp_unref(&t);
+
+    /* A burst of faults while settling is not a cost per frame; faults at
+     * every save are. */
+    t = judge_series(flat, burst_faults, &r);
+    ck_assert_int_eq(r.verdict, FP_MEMTRACK_PASS);
+    ck_assert(r.fault_slope < 0.05);
+    fp_unref(&t);
+    t = judge_series(flat, save_faults, &r);
+    ck_assert_int_eq(r.verdict, FP_MEMTRACK_FAIL);
+    ck_assert(r.fail_reasons & 2u);
+    ck_assert_msg(r.fault_slope > 2 && r.fault_slope < 3, "fault slope %.3f", r.fault_slope);
+    fp_unref(&t);
+
+    /* The axis must increase. */
+    ck_assert_int_eq(fp_memtrack_new(NULL, &t), 0);
+    ck_assert_int_eq(fp_memtrack_record(t, 5, 4096, 0), 0);
+    ck_assert_int_eq(fp_memtrack_record(t, 5, 4096, 0), FP_EINVAL);
+    fp_unref(&t);
+}
+END_TEST
+
+/* An outside observer learns the frame count through FP_MEMTRACK_FRAMES. */
+START_TEST(frames_reach_the_observer)
+{
+    char path[] = "/tmp/test_memtrack.XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 4096), 0);
+    setenv("FP_MEMTRACK_FRAMES", path, 1);
+    fp_memtrack *t = NULL;
+    ck_assert_int_eq(fp_memtrack_new(NULL, &t), 0);
+    unsetenv("FP_MEMTRACK_FRAMES");
+    for (int f = 0; f < 25; f++)
+        ck_assert_int_eq(fp_memtrack_sample(t), 0);
+    uint64_t frames = 0;
+    ck_assert_int_eq(pread(fd, &frames, sizeof frames, 0), (ssize_t)sizeof frames);
+    ck_assert_uint_eq(frames, 25);
+    fp_unref(&t);
+    close(fd);
+    unlink(path);
 }
 END_TEST
 
@@ -255,6 +388,8 @@ int main(void)
     tcase_add_test(tc, decimation_keeps_long_runs);
     tcase_add_test(tc, warmup_ends_when_misses_stop);
     tcase_add_test(tc, live_growth_fails_with_site_diff);
+    tcase_add_test(tc, three_verdicts_from_recorded_series);
+    tcase_add_test(tc, frames_reach_the_observer);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -100,7 +100,7 @@ START_TEST(save_display_saves_decodable_frames_and_passes)
     int rc = run("env -u DISPLAY -u WAYLAND_DISPLAY %s '%s' --save-every 250 --out '%s/f' "
                  "--frames 5000 --loop --threads 1",
                  SAMPLE("save_display"), clip, tmp);
-    ck_assert_msg(rc == 0 || (SANITIZED && rc == 3), "exit %d:\n%s", rc, out);
+    ck_assert_msg(rc == 0 || (SANITIZED && (rc == 3 || rc == 4)), "exit %d:\n%s", rc, out);
     /* Headless: one line says so. */
     char *notice = strstr(out, "running headless");
     ck_assert_ptr_nonnull(notice);
@@ -133,7 +133,7 @@ START_TEST(save_display_saving_every_frame_stays_flat)
     int rc = run("env -u DISPLAY %s '%s' --save-every 5 --out '%s/all' --frames 5000 --loop "
                  "--no-display --threads 1",
                  SAMPLE("save_display"), clip, tmp);
-    ck_assert_msg(rc == 0 || (SANITIZED && rc == 3), "exit %d:\n%s", rc, out);
+    ck_assert_msg(rc == 0 || (SANITIZED && (rc == 3 || rc == 4)), "exit %d:\n%s", rc, out);
     ck_assert_ptr_nonnull(strstr(out, "1000 saved"));
     expect_verdict_pass();
     char path[400];
@@ -237,7 +237,10 @@ START_TEST(save_display_shows_the_frame_on_screen)
     snprintf(log, sizeof log, "%s/show.log", tmp);
     run("cat '%s'", log);
     ck_assert_ptr_null(strstr(out, "headless"));
-    ck_assert_msg(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || (SANITIZED && WEXITSTATUS(st) == 3)),
+    /* Sanitizers' own allocations may make the verdict FAIL (3) or
+     * INCONCLUSIVE (4); the plain build must PASS. */
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    ck_assert_msg(code == 0 || (SANITIZED && (code == 3 || code == 4)),
                   "save_display under Xvfb:\n%s", out);
     expect_verdict_pass();
 }

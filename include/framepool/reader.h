@@ -104,7 +104,7 @@ typedef struct fp_reader_options {
     int every;           /* deliver every Nth frame (by frame index); 0/1 = all */
     double start;        /* seconds: deliver frames with time >= start (precise) */
     double end;          /* seconds: stop before the first frame with time >= end; 0 = no end */
-    int threads;         /* decoder threads; 0 = FFmpeg's automatic choice */
+    int threads;         /* decoder threads; 0 = one per CPU (at most 16), as cv::VideoCapture */
     unsigned max_held;   /* frames the caller may hold at once; 0 = FP_READER_DEFAULT_MAX_HELD */
     int64_t timeout_us;  /* deadline for the open and for each read (network sources);
                             0 = none */

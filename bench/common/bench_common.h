@@ -1,0 +1,38 @@
+/*
+ * What every benchmark shares, written once: the clocks (wall and process
+ * CPU), the CPU count, running a child program, and the report helpers
+ * (CSV and JSON strings, sizes). Sizes print with fp_diag_format_size.
+ */
+#ifndef BENCH_COMMON_H
+#define BENCH_COMMON_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Monotonic wall-clock seconds. */
+double bench_now(void);
+/* CPU seconds (user + system) of this process, all threads. */
+double bench_cpu_seconds(void);
+/* CPUs this process may run on (affinity), at least 1. */
+int bench_cpu_count(void);
+/* RssAnon in bytes (resident - shared pages) from an open /proc/PID/statm
+ * (read with pread, so one descriptor serves every sample). 0 or -1. */
+int bench_statm_rss(int fd, long page, uint64_t *rss);
+/* Runs argv (a path, or a name on PATH) and waits: its exit status, or -1
+ * when it could not run or died of a signal. Flushes stdout/stderr first. */
+int bench_run_wait(char *const argv[]);
+/* Writes s as a JSON string (quoted, escaped). */
+void bench_json_str(FILE *f, const char *s);
+/* Writes s as a CSV field (quoted, quotes doubled). */
+void bench_csv_str(FILE *f, const char *s);
+/* The command line as one string, for a report: argv joined by spaces. */
+void bench_command_line(char *buf, size_t n, int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
