@@ -25,10 +25,13 @@
  *               released"), and fp_diag_print_refs shows one live object's.
  *               References framepool takes on your behalf (fp_cache_put,
  *               fp_cache_get, fp_weak_get, fp_weakmap_get, fp_reader_next's
- *               rebinding) are recorded at your call. Cost: an allocation
- *               of about 1 KiB per object created, and per reference taken
- *               one short unwind (glibc backtrace) to find the caller —
- *               see README for measured figures; nothing when off;
+ *               rebinding) are recorded at your call. The caller of a site's
+ *               function is found (one short unwind, glibc backtrace) for
+ *               the first reference taken at that site on each object;
+ *               later ones there count with it. Cost: an allocation of about
+ *               1 KiB per object created, about a microsecond for the first
+ *               reference per site and object, tens of nanoseconds for the
+ *               others (README has measured figures); nothing when off;
  *   socket      open the channel framepool-stat PID talks to: a UNIX socket
  *               $XDG_RUNTIME_DIR/framepool/PID.sock (or, without a usable
  *               XDG_RUNTIME_DIR, /tmp/framepool-UID/PID.sock), in a 0700

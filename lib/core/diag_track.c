@@ -210,8 +210,9 @@ static void hist_add(refhist *r, int delta, const char *file, int line, const ch
         if (x->line != line ||
             (x->file != file && (!x->file || !file || strcmp(x->file, file) != 0)))
             continue;
-        /* A take is its own entry per caller; a drop cancels a take made
-         * at the same line (any caller), one still holding first. */
+        /* A take is its own entry per caller (found once per site, see
+         * diag_on_ref); a drop cancels a take made at the same line, one
+         * still holding first. */
         if (delta > 0) {
             if (x->caller == caller && x->kept == kept) {
                 e = x;
@@ -247,15 +248,40 @@ static void hist_add(refhist *r, int delta, const char *file, int line, const ch
     e->tick = fp_frame_now();
 }
 
+/* Whether the record has an entry for a take at file:line already; if so
+ * stores its caller. The caller holds the record's lock. */
+static int known_take(const refhist *r, const char *file, int line, int kept,
+                      const void **caller)
+{
+    for (unsigned i = 0; i < r->c.n; i++) {
+        const fp__refsite *x = &r->c.site[i];
+        if (x->line == line && x->taken && x->kept == kept && !x->created &&
+            (x->file == file || (x->file && file && !strcmp(x->file, file)))) {
+            *caller = x->caller;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void diag_on_ref(fp__obj *h, int delta, const char *file, int line, const char *func,
                         const void *ret, unsigned how)
 {
     refhist *r = h->diag_extra;
     if (!r) /* only after a reference-counting bug: the object is dead */
         return;
-    const void *caller = delta > 0 ? caller_of(ret) : NULL;
+    int kept = (how & FP__REF_KEPT) != 0;
+    const void *caller = NULL;
     hist_lock(r);
-    hist_add(r, delta, file, line, func, caller, 0, (how & FP__REF_KEPT) != 0);
+    /* The caller of a site's function is found once per site and object
+     * (an unwind costs about a microsecond): later takes at that line are
+     * counted with the first one's caller. */
+    if (delta > 0 && ret && !known_take(r, file, line, kept, &caller)) {
+        hist_unlock(r);
+        caller = caller_of(ret);
+        hist_lock(r);
+    }
+    hist_add(r, delta, file, line, func, caller, 0, kept);
     hist_unlock(r);
 }
 
