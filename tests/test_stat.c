@@ -102,11 +102,17 @@ static int wait_for_path(const char *path, double seconds)
     return 0;
 }
 
+/* Ends a save_display early. A process killed by a signal runs no exit
+ * handler, so its channel stays behind as a stale file: framepool-stat
+ * then says so (while the PID is not reused), and the test removes it. */
 static void stop(pid_t pid)
 {
     int st;
-    kill(pid, SIGINT);
+    char path[256];
+    channel_path(pid, path, sizeof path);
+    kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
+    unlink(path);
 }
 
 START_TEST(summary_of_a_running_save_display_within_a_second)
@@ -161,6 +167,11 @@ START_TEST(summary_of_a_running_save_display_within_a_second)
     ck_assert_double_lt(tu_now() - t0, 2.5);
     close(idle);
 
+    /* A process that cannot answer (stopped) gives a clear timeout, not a hang. */
+    kill(pid, SIGSTOP);
+    ck_assert_int_eq(run("%s --timeout 0.3 %ld", STAT, (long)pid), 1);
+    ck_assert_msg(strstr(out, "no complete reply within 0.3 s") != NULL, "%s", out);
+    kill(pid, SIGCONT);
     stop(pid);
 }
 END_TEST
