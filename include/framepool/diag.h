@@ -99,9 +99,15 @@ enum {
 FP_API int fp_diag_configure(const char *spec);
 
 /* Sets the switches directly (FP_DIAG_* bits). Turning SIGNAL on starts the
- * signal thread (once per process); turning LEAKS_* or SUMMARY on installs
- * the exit handler (once). Returns 0 or FP_EINVAL (unknown bits) or
- * FP_ENOMEM (the signal thread could not start). Thread-safe. */
+ * signal thread (once per process); turning SOCKET on opens the channel and
+ * starts its thread (once per process; it stays open until exit, so
+ * FP_DIAG_SOCKET stays set); turning LEAKS_*, SUMMARY or SOCKET on installs
+ * the exit handler (once). REFS implies SITES; objects created while it is
+ * on keep their history after it is turned off. Returns 0, FP_EINVAL
+ * (unknown bits), FP_ENOMEM (a thread could not start) or FP_EIO (the
+ * channel's directory is not a private one of this user, or the socket
+ * could not be made; the message says which); the other switches are
+ * applied all the same. Thread-safe. */
 FP_API int fp_diag_set_flags(unsigned flags);
 
 /* Returns the current switches (FP_DIAG_* bits). */
