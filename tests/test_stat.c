@@ -7,6 +7,8 @@
 #include "avclips.h"
 #include "testutil.h"
 
+#include <framepool.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -256,6 +258,26 @@ START_TEST(refuses_a_process_of_another_user)
 }
 END_TEST
 
+/* fork() copies the exit handler but not the serving thread: a child that
+ * exits must not remove its parent's channel. This test process opens a
+ * channel itself and answers framepool-stat. */
+START_TEST(a_forked_child_leaves_the_parents_channel)
+{
+    ck_assert_int_eq(fp_diag_configure("socket"), 0);
+    char path[256];
+    channel_path(getpid(), path, sizeof path);
+    struct stat st;
+    ck_assert_msg(stat(path, &st) == 0, "no channel at %s", path);
+    pid_t c = fork();
+    if (c == 0)
+        exit(0);
+    ck_assert_int_eq(waitpid(c, NULL, 0), c);
+    ck_assert_msg(stat(path, &st) == 0, "a child's exit removed %s", path);
+    ck_assert_int_eq(run("%s %ld", STAT, (long)getpid()), 0);
+    ck_assert_msg(strstr(out, "framepool summary at frame") != NULL, "%s", out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("stat");
@@ -266,6 +288,7 @@ static Suite *suite(void)
     tcase_add_test(tc, no_channel_unless_asked);
     tcase_add_test(tc, refuses_a_process_that_is_not_framepool);
     tcase_add_test(tc, refuses_a_process_of_another_user);
+    tcase_add_test(tc, a_forked_child_leaves_the_parents_channel);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,6 +3,9 @@
  * which another terminal asks a running process for its summary, growth
  * or leak report (framepool-stat PID, tools/framepool_stat.c).
  *
+ * A forked child has no channel of its own (the serving thread is not
+ * forked) and leaves its parent's socket in place when it exits.
+ *
  * Where: $XDG_RUNTIME_DIR/framepool/PID.sock when XDG_RUNTIME_DIR names a
  * directory of ours, else /tmp/framepool-UID/PID.sock. The directory is
  * made 0700 and must be ours with no group or other permission (else the
@@ -38,15 +41,18 @@
 static int listen_fd = -1;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static _Atomic int sock_open;
+static pid_t sock_pid; /* the process the channel belongs to */
 
 const char *fp__diag_socket_path(void)
 {
-    return atomic_load(&sock_open) ? sock_path : "";
+    return atomic_load(&sock_open) && getpid() == sock_pid ? sock_path : "";
 }
 
+/* Only the process that opened the channel removes it: a forked child that
+ * exits runs the same exit handler, and must leave its parent's alone. */
 void fp__diag_socket_close(void)
 {
-    if (atomic_exchange(&sock_open, 0))
+    if (getpid() == sock_pid && atomic_exchange(&sock_open, 0))
         unlink(sock_path);
 }
 
@@ -215,6 +221,7 @@ int fp__diag_socket_start(void)
         fp__set_errmsg("diag: could not start the socket thread: %s", strerror(e));
         return FP_ENOMEM;
     }
+    sock_pid = getpid();
     atomic_store(&sock_open, 1);
     return FP_OK;
 }
