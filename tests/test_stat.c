@@ -258,6 +258,61 @@ START_TEST(refuses_a_process_of_another_user)
 }
 END_TEST
 
+/* The server checks its peer too (SO_PEERCRED): a client of another uid
+ * gets an error line and no report. Only root can reach another user's
+ * 0700 directory to try, so this runs when the tests run as root: a child
+ * becomes uid 65534 and opens its channel; root connects to it directly. */
+START_TEST(the_server_refuses_a_peer_of_another_user)
+{
+    if (geteuid() != 0)
+        return; /* the directory's 0700 already keeps other users out */
+    int ready[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    pid_t c = fork();
+    if (c == 0) {
+        close(ready[0]);
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(126);
+        unsetenv("XDG_RUNTIME_DIR");
+        char ok = fp_diag_configure("socket") == 0 ? 'y' : 'n';
+        if (write(ready[1], &ok, 1) != 1)
+            _exit(125);
+        sleep(10);
+        _exit(0);
+    }
+    close(ready[1]);
+    char ok = 0;
+    ck_assert_int_eq(read(ready[0], &ok, 1), 1);
+    close(ready[0]);
+    ck_assert_int_eq(ok, 'y');
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/framepool-65534/%ld.sock", (long)c);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_uid, 65534);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(write(fd, "summary\n", 8), 8);
+    char buf[512];
+    ssize_t n = 0, r;
+    while (n < (ssize_t)sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
+        n += r;
+    buf[n > 0 ? n : 0] = 0;
+    close(fd);
+    ck_assert_msg(strstr(buf, "error: permission denied") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, "framepool summary") == NULL, "%s", buf);
+    /* And the command refuses the process before connecting. */
+    ck_assert_int_eq(run("%s %ld", STAT, (long)c), 1);
+    ck_assert_msg(strstr(out, "belongs to another user") != NULL, "%s", out);
+    kill(c, SIGKILL);
+    waitpid(c, NULL, 0);
+    unlink(path);
+}
+END_TEST
+
 /* fork() copies the exit handler but not the serving thread: a child that
  * exits must not remove its parent's channel. This test process opens a
  * channel itself and answers framepool-stat. */
@@ -289,6 +344,7 @@ static Suite *suite(void)
     tcase_add_test(tc, refuses_a_process_that_is_not_framepool);
     tcase_add_test(tc, refuses_a_process_of_another_user);
     tcase_add_test(tc, a_forked_child_leaves_the_parents_channel);
+    tcase_add_test(tc, the_server_refuses_a_peer_of_another_user);
     suite_add_tcase(s, tc);
     return s;
 }
