@@ -276,6 +276,20 @@ START_TEST(cycles_leak_report_names_the_three)
     ck_assert_ptr_nonnull(strstr(out, "tracker: 1 object"));
     ck_assert_ptr_nonnull(strstr(out, "recorder: 1 object"));
     ck_assert_ptr_nonnull(strstr(out, "created at samples/cycles.c:"));
+    /* Each of the three is held by a different line of the cycle. */
+    int holders = 0, lines[3] = {0};
+    for (const char *h = strstr(out, "+1 at samples/cycles.c:"); h;
+         h = strstr(h + 1, "+1 at samples/cycles.c:")) {
+        int l = atoi(h + strlen("+1 at samples/cycles.c:"));
+        const char *eol = strchr(h, '\n');
+        const char *nr = strstr(h, "never released");
+        ck_assert_msg(nr && eol && nr < eol, "%s", out);
+        ck_assert_int_lt(holders, 3);
+        for (int k = 0; k < holders; k++)
+            ck_assert_int_ne(lines[k], l);
+        lines[holders++] = l;
+    }
+    ck_assert_msg(holders == 3, "%s", out);
     ck_assert_ptr_nonnull(strstr(out, "after dropping every reference: 0 objects alive, 3 freed"));
 }
 END_TEST
