@@ -3,8 +3,8 @@
  * This is the bottom of the core. It knows the object header, the strong
  * count, the per-type counters (typestat.h) and a small table of hooks that
  * the modules above register into when they first need them: weak handles
- * and fp_on_free (weak.c) and diagnostics tracking (diag.c). It never calls
- * those modules by name. */
+ * and fp_on_free (weak.c), diagnostics tracking and reference history
+ * (diag_track.c). It never calls those modules by name. */
 #define _POSIX_C_SOURCE 200809L
 #include "obj_priv.h"
 #include "typestat.h"

@@ -51,7 +51,7 @@ typedef struct fp__obj {
     const char *func;
     uint64_t birth;              /* frame tick at creation */
     void (*dispose)(struct fp__obj *h); /* NULL: free the memory; else it owns the memory */
-    struct fp__obj *diag_prev;   /* diagnostics live list (diag.c, under its lock) */
+    struct fp__obj *diag_prev;   /* diagnostics live list (diag_track.c, under its lock) */
     struct fp__obj *diag_next;
     void *diag_extra;            /* diagnostics: a backtrace, or (FP__OBJ_REFS) the
                                     object's reference history, which holds it */
@@ -145,7 +145,7 @@ typedef struct fp__onfree fp__onfree;
 typedef fp__onfree *(*fp__obj_dying_hook)(fp__obj *h);
 typedef void (*fp__obj_callbacks_hook)(fp__onfree *list);
 void fp__obj_hook_weak(fp__obj_dying_hook dying, fp__obj_callbacks_hook run);
-/* Diagnostics tracking (diag.c): `on_new` sees every object created or
+/* Diagnostics tracking (diag_track.c): `on_new` sees every object created or
  * revived while it is set (NULL: tracking off, one branch per creation);
  * `on_free` sees the last release of objects flagged FP__OBJ_TRACKED (a NULL
  * on_free leaves the previous one in place). */
