@@ -103,7 +103,14 @@ typedef struct registry {
 static int helper_line;
 /* Not static, so that the caller's name resolves (the test links with
  * exported symbols, -rdynamic). */
-#define EXPORTED __attribute__((visibility("default")))
+/* Not inlined nor cloned: an inlined function has no frame of its own, and
+ * a clone (track_detections.constprop.0) is a local symbol, so in optimized
+ * builds the caller named would be another frame or an address. */
+#if defined(__clang__)
+#define EXPORTED __attribute__((visibility("default"), noinline))
+#else
+#define EXPORTED __attribute__((visibility("default"), noipa))
+#endif
 EXPORTED void registry_add(registry *reg, void *obj);
 EXPORTED void track_detections(registry *reg, int n);
 EXPORTED void track_balanced(registry *reg);

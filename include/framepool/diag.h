@@ -28,7 +28,9 @@
  *               rebinding) are recorded at your call. The caller of a site's
  *               function is found (one short unwind, glibc backtrace) for
  *               the first reference taken at that site on each object;
- *               later ones there count with it. Cost: an allocation of about
+ *               later ones there count with it (an inlined function has no
+ *               frame: optimized builds name the nearest caller that was
+ *               not inlined). Cost: an allocation of about
  *               1 KiB per object created, about a microsecond for the first
  *               reference per site and object, tens of nanoseconds for the
  *               others (README has measured figures); nothing when off;
