@@ -5,10 +5,11 @@
  * points back at the camera. With three strong references the cycle keeps
  * all three alive after the program drops its own: reference counting alone
  * cannot free a cycle, and the leak report lists the three with the lines
- * that created them. With a weak back-reference the cycle is broken and all
- * three die.
+ * that created them and, under each, the line whose reference keeps it
+ * (the reference history, FP_DIAG=refs). With a weak back-reference the
+ * cycle is broken and all three die.
  *
- * Usage: cycles            (sites are switched on by the program itself)
+ * Usage: cycles            (refs are switched on by the program itself)
  */
 #include <framepool.h>
 #include <stdio.h>
@@ -79,7 +80,7 @@ static int build(int weak_back)
 
 int main(void)
 {
-    fp_diag_configure("sites");
+    fp_diag_configure("refs"); /* sites, and who holds each reference */
 
     printf("== strong back-reference: camera -> tracker -> recorder -> camera\n");
     freed = 0;

@@ -1,11 +1,13 @@
 /*
  * leak_hunt — find a leak the way tracemalloc finds one in Python.
  *
- * The loop below keeps a copy of every 10th frame for a "debug overlay" and
- * never lets it go: a planted leak. Snapshots of the live framepool objects,
- * taken after warm-up and at the end, are compared by creation site; the
- * diff's first line names the file and line of the leaking copy, with how
- * much it holds and how many objects it made.
+ * The loop below copies every 10th frame for a "debug overlay" and keeps a
+ * reference to each copy in a history it never clears: a planted leak.
+ * Snapshots of the live framepool objects, taken after warm-up and at the
+ * end, are compared by creation site; the diff's first line names the file
+ * and line where the leaking copies are made, with how much they hold and
+ * how many there are. The reference history (FP_DIAG=refs) then names the
+ * line that keeps them: the holder, not just the maker.
  *
  * Usage: leak_hunt INPUT [--frames N]      (default 300 frames)
  */
@@ -33,7 +35,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: leak_hunt INPUT [--frames N (>= 40)]\n");
         return 2;
     }
-    fp_diag_configure("sites"); /* or run with FP_DIAG=sites */
+    fp_diag_configure("sites,refs"); /* or run with FP_DIAG=sites,refs */
 
     fp_reader_options opts = {.format = FP_PIX_BGR24, .width = 320};
     fp_reader *r = NULL;
@@ -47,7 +49,7 @@ int main(int argc, char **argv)
     fp_snapshot *warm = NULL, *end = NULL;
     fp_image *img = NULL;
     long frames = 0;
-    int leak_line = 0;
+    int copy_line = 0, keep_line = 0;
     while (frames < max_frames) {
         int rc = fp_reader_next(r, &img);
         if (rc == 0 && frames > 0 && fp_reader_seek(r, 0, FP_SEEK_KEY) == 0)
@@ -58,17 +60,25 @@ int main(int argc, char **argv)
             fp_snapshot_take(&warm);
         if (frames % 10 == 0 && kept < MAX_KEPT) {
             fp_image *copy = NULL;
-            leak_line = __LINE__ + 1;
-            if (fp_image_copy(img, NULL, 0, &copy) == FP_OK) /* the planted leak */
-                overlay_history[kept++] = copy;               /* ...never released */
+            copy_line = __LINE__ + 1;
+            if (fp_image_copy(img, NULL, 0, &copy) == FP_OK) {
+                keep_line = __LINE__ + 1;
+                overlay_history[kept++] = fp_ref(copy); /* the planted leak: never released */
+                fp_unref(&copy);                        /* the overlay is done with it */
+            }
         }
         frames++;
     }
     fp_unref(&img);
     fp_snapshot_take(&end);
-    printf("leak_hunt: %ld frames; planted leak at %s:%d\n", frames, __FILE__, leak_line);
+    printf("leak_hunt: %ld frames; planted leak: copies made at %s:%d, kept at %s:%d\n", frames,
+           __FILE__, copy_line, __FILE__, keep_line);
     printf("top 5 sites by growth since frame 20:\n");
     fp_diag_print_diff(stdout, end, warm, FP_DIAG_BY_SITE, 5);
+    if (kept) {
+        printf("who holds the last copy (the C gc.get_referrers):\n");
+        fp_diag_print_refs(stdout, overlay_history[kept - 1]);
+    }
     fp_unref(&warm);
     fp_unref(&end);
     for (size_t i = 0; i < kept; i++) /* the fix: release what you keep */

@@ -6,7 +6,9 @@
  * detection alive forever: memory grows by one object per frame. With a
  * weak-keyed map an entry vanishes as soon as its detection dies, so the map
  * holds only what is still in use. The growth report (objgraph's
- * show_growth) shows one type growing and the other flat.
+ * show_growth) shows one type growing and the other flat, and the
+ * reference history (FP_DIAG=refs) names the line that keeps the detections
+ * alive: the registry's fp_ref.
  *
  * Usage: weak_registry [FRAMES]      (default 1000)
  */
@@ -61,6 +63,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: weak_registry [FRAMES]\n");
         return 2;
     }
+    fp_diag_configure("refs"); /* or run with FP_DIAG=refs */
     fp_growth *growth = NULL;
     if (fp_growth_new(&growth) != FP_OK)
         return 1;
@@ -82,6 +85,10 @@ int main(int argc, char **argv)
     fp_type_get_stats(&strong_det_type, &st);
     printf("strong registry: %zu entries, %llu detections alive, %llu bytes\n", reg.n,
            (unsigned long long)st.live, (unsigned long long)st.live_bytes);
+    if (reg.n) {
+        printf("who keeps the first detection alive:\n");
+        fp_diag_print_refs(stdout, reg.items[0]);
+    }
     for (size_t i = 0; i < reg.n; i++)
         fp_unref(&reg.items[i]);
     free(reg.items);

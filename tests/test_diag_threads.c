@@ -5,7 +5,12 @@
 
 #include <framepool.h>
 
+#include "diag_internal.h" /* fp__diag_socket_path */
+
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,9 +49,30 @@ static void *worker(void *arg)
     return kept;
 }
 
+/* Asks the socket channel for a report, as framepool-stat does. Returns
+ * the bytes read. */
+static size_t ask_socket(const char *req)
+{
+    const char *path = fp__diag_socket_path();
+    ck_assert(path[0]);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    char buf[4096];
+    size_t total = 0;
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        total += (size_t)r;
+    close(fd);
+    return total;
+}
+
 static void *reporter(void *arg)
 {
     (void)arg;
+    int sock = (fp_diag_flags() & FP_DIAG_SOCKET) != 0;
     FILE *null = fopen("/dev/null", "w");
     fp_growth *g = NULL;
     fp_growth_new(&g);
@@ -58,6 +84,10 @@ static void *reporter(void *arg)
         fp_diag_leak_report(null, 0);
         fp_diag_print_summary(null);
         fp_unref(&s);
+        if (sock) {
+            ck_assert_uint_gt(ask_socket("leaks\n"), 0);
+            ck_assert_uint_gt(ask_socket("report\n"), 0);
+        }
     }
     fp_unref(&g);
     fclose(null);
@@ -151,6 +181,13 @@ START_TEST(counters_exact_backtraces_on)
 }
 END_TEST
 
+/* Reference histories and the socket channel's thread under the same load. */
+START_TEST(counters_exact_refs_and_socket_on)
+{
+    run("refs,socket");
+}
+END_TEST
+
 START_TEST(counters_exact_off)
 {
     ck_assert_int_eq(fp_diag_configure("off"), 0);
@@ -192,6 +229,7 @@ int main(void)
     tcase_add_test(tc, counters_exact_off);
     tcase_add_test(tc, counters_exact_sites_on);
     tcase_add_test(tc, counters_exact_backtraces_on);
+    tcase_add_test(tc, counters_exact_refs_and_socket_on);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -262,6 +262,42 @@ START_TEST(sites_are_the_callers)
 }
 END_TEST
 
+/* FP_DIAG=refs: the rebinding release counts at the caller's
+ * fp_reader_next line, so a kept frame's holder is the fp_ref line only. */
+START_TEST(rebinding_is_the_callers_in_refs_history)
+{
+    ck_assert_int_eq(fp_diag_configure("refs"), 0);
+    for (int k = 0; k < 2; k++) {
+        fp_reader_options o = {0};
+        o.threads = TU_THREADS;
+        o.format = k ? FP_PIX_BGR24 : FP_PIX_NONE;
+        fp_reader *r = NULL;
+        ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
+        fp_image *img = NULL, *keep = NULL;
+        int keep_line = 0;
+        for (int i = 0; i < 5 && fp_reader_next(r, &img) > 0; i++) {
+            if (i == 1) {
+                keep_line = __LINE__ + 1;
+                keep = fp_ref(img);
+            }
+        }
+        fp_unref(&img);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        ck_assert_int_eq(fp_diag_print_refs(f, keep), 1);
+        fclose(f);
+        char want[128];
+        snprintf(want, sizeof want, "still held by:\n    +1 at %s:%d in ", __FILE__, keep_line);
+        ck_assert_msg(strstr(text, want) != NULL, "%s", text);
+        free(text);
+        fp_unref(&keep);
+        fp_reader_close(&r);
+    }
+    fp_diag_configure("off");
+}
+END_TEST
+
 START_TEST(every_start_end)
 {
     fp_reader_options o = {0};
@@ -1189,6 +1225,7 @@ static Suite *suite(void)
     tcase_add_test(tc, max_held_native);
     tcase_add_test(tc, max_held_bgr);
     tcase_add_test(tc, sites_are_the_callers);
+    tcase_add_test(tc, rebinding_is_the_callers_in_refs_history);
     tcase_add_test(tc, every_start_end);
     tcase_add_test(tc, seek_precise_and_key);
     tcase_add_test(tc, memory_and_io);

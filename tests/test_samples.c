@@ -260,6 +260,14 @@ START_TEST(weak_registry_one_grows_one_stays_at_one)
     ck_assert_ptr_nonnull(strstr(weak, "frame 400: registry holds 1 detections; growth:\n"
                                        "    (nothing grew)"));
     ck_assert_ptr_null(strstr(weak, "+100"));
+    /* The holder: the registry's fp_ref in strong_register, named with its line. */
+    const char *held = strstr(out, "still held by:\n    +1 at samples/weak_registry.c:");
+    ck_assert_msg(held != NULL, "%s", out);
+    const char *eol = strchr(held + 16, '\n');
+    ck_assert_ptr_nonnull(eol);
+    const char *fn = strstr(held + 16, " in strong_register, ");
+    const char *nr = strstr(held + 16, "never released");
+    ck_assert_msg(fn && fn < eol && nr && nr < eol, "%s", out);
 }
 END_TEST
 
@@ -271,6 +279,20 @@ START_TEST(cycles_leak_report_names_the_three)
     ck_assert_ptr_nonnull(strstr(out, "tracker: 1 object"));
     ck_assert_ptr_nonnull(strstr(out, "recorder: 1 object"));
     ck_assert_ptr_nonnull(strstr(out, "created at samples/cycles.c:"));
+    /* Each of the three is held by a different line of the cycle. */
+    int holders = 0, lines[3] = {0};
+    for (const char *h = strstr(out, "+1 at samples/cycles.c:"); h;
+         h = strstr(h + 1, "+1 at samples/cycles.c:")) {
+        int l = atoi(h + strlen("+1 at samples/cycles.c:"));
+        const char *eol = strchr(h, '\n');
+        const char *nr = strstr(h, "never released");
+        ck_assert_msg(nr && eol && nr < eol, "%s", out);
+        ck_assert_int_lt(holders, 3);
+        for (int k = 0; k < holders; k++)
+            ck_assert_int_ne(lines[k], l);
+        lines[holders++] = l;
+    }
+    ck_assert_msg(holders == 3, "%s", out);
     ck_assert_ptr_nonnull(strstr(out, "after dropping every reference: 0 objects alive, 3 freed"));
 }
 END_TEST
@@ -280,10 +302,11 @@ START_TEST(leak_hunt_names_its_planted_line)
     const char *clip = small_clip();
     ck_assert_ptr_nonnull(clip);
     ck_assert_int_eq(run("%s '%s' --frames 300", SAMPLE("leak_hunt"), clip), 0);
-    const char *p = strstr(out, "planted leak at ");
+    const char *p = strstr(out, "planted leak: copies made at ");
     ck_assert_msg(p != NULL, "%s", out);
-    char site[256];
-    ck_assert_int_eq(sscanf(p, "planted leak at %255s", site), 1);
+    char site[256], kept[256];
+    ck_assert_int_eq(sscanf(p, "planted leak: copies made at %255[^,], kept at %255s", site, kept),
+                     2);
     /* The first line of the diff is that site: 30 copies, 28 of them made after frame 20. */
     const char *top = strstr(out, "since frame 20:\n");
     ck_assert_ptr_nonnull(top);
@@ -291,6 +314,12 @@ START_TEST(leak_hunt_names_its_planted_line)
     ck_assert_msg(strncmp(top, site, strlen(site)) == 0, "diff does not start with %s:\n%s", site,
                   out);
     ck_assert_ptr_nonnull(strstr(top, "count=30 (+28)"));
+    /* The reference history names the line that keeps them. */
+    char holder[300];
+    snprintf(holder, sizeof holder, "still held by:\n    +1 at %s in main", kept);
+    const char *h = strstr(out, holder);
+    ck_assert_msg(h != NULL, "no '%s' in:\n%s", holder, out);
+    ck_assert_ptr_nonnull(strstr(h, "never released"));
 }
 END_TEST
 

@@ -86,11 +86,21 @@ FP_API int fp_cache_new_at(const fp_cache_config *cfg, fp_cache **out, const cha
  * FP_EINVAL (NULL cache/obj), FP_ENOMEM, FP_ELIMIT. Thread-safe. Released
  * objects (evicted, replaced) are released after the lock is dropped. */
 FP_API int fp_cache_put(fp_cache *c, uint64_t key, void *obj, size_t bytes);
+/* fp_cache_put is a macro passing the call site: with FP_DIAG=refs the
+ * cache's reference is recorded at the put. */
+FP_API int fp_cache_put_at(fp_cache *c, uint64_t key, void *obj, size_t bytes, const char *file,
+                           int line, const char *func);
+#define fp_cache_put(c, key, obj, bytes) \
+    fp_cache_put_at((c), (key), (obj), (bytes), __FILE__, __LINE__, __func__)
 
 /* Returns the object cached under `key` as a new reference (+1, caller
  * releases), or NULL (a miss; NULL cache). A hit marks the entry visited
  * (SIEVE) or most recently used (LRU). Thread-safe. */
 FP_API void *fp_cache_get(fp_cache *c, uint64_t key);
+/* fp_cache_get is a macro passing the call site (FP_DIAG=refs history). */
+FP_API void *fp_cache_get_at(fp_cache *c, uint64_t key, const char *file, int line,
+                             const char *func);
+#define fp_cache_get(c, key) fp_cache_get_at((c), (key), __FILE__, __LINE__, __func__)
 
 /* Loader for fp_cache_get_or_load: makes the value of `key`, stores +1 in
  * *obj and its charge in *bytes (0: fp_obj_bytes), returns 0; or returns a
@@ -107,6 +117,13 @@ typedef int (*fp_cache_load_fn)(uint64_t key, void *user, void **obj, size_t *by
  * *out, the loader's error, FP_EINVAL, FP_ENOMEM. Thread-safe. */
 FP_API int fp_cache_get_or_load(fp_cache *c, uint64_t key, fp_cache_load_fn load, void *user,
                                 void **out);
+/* fp_cache_get_or_load is a macro passing the call site: the references
+ * given to the caller and kept by the cache are recorded there. */
+FP_API int fp_cache_get_or_load_at(fp_cache *c, uint64_t key, fp_cache_load_fn load,
+                                   void *user, void **out, const char *file, int line,
+                                   const char *func);
+#define fp_cache_get_or_load(c, key, load, user, out) \
+    fp_cache_get_or_load_at((c), (key), (load), (user), (out), __FILE__, __LINE__, __func__)
 
 /* Removes the entry of `key`. Returns 0, FP_ENOENT, FP_EINVAL. */
 FP_API int fp_cache_remove(fp_cache *c, uint64_t key);

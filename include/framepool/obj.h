@@ -46,8 +46,20 @@ FP_API void *fp_new_at(const fp_type *type, size_t size, const char *file, int l
  * The caller owns the new reference. Thread-safe (relaxed atomic add).
  * Taking a reference to an object whose last reference is already gone
  * aborts with its type and creation site (see fp_unref for what is
- * checked). */
+ * checked).
+ *
+ * fp_ref, fp_unref and fp_decref are macros that pass the caller's
+ * file:line and function to the _at functions below, so that with
+ * FP_DIAG=refs (diag.h) each object keeps a history of the sites that took
+ * and dropped its references and a leak report names the line that kept
+ * one. With refs off the site costs nothing but the three arguments. The
+ * plain functions stay exported (ABI, and for taking their address, e.g.
+ * `.value_ref = fp_ref` in a weak map config): called through a pointer,
+ * the site is the one of the framepool call that called them (e.g. the
+ * fp_weakmap_get line) or unknown. */
 FP_API void *fp_ref(void *obj);
+FP_API void *fp_ref_at(void *obj, const char *file, int line, const char *func);
+#define fp_ref(obj) fp_ref_at((obj), __FILE__, __LINE__, __func__)
 
 /* Drops the reference held in `*pobj` and sets `*pobj` to NULL. `pobj` is the
  * address of your pointer (a T**, passed as void* so that it works for every
@@ -70,12 +82,18 @@ FP_API void *fp_ref(void *obj);
  * and it cannot be caught once the memory belongs to something else — an
  * extra unref of an image that a pool has already handed to another user
  * takes that user's reference. AddressSanitizer builds (-DFP_SANITIZE=address)
- * catch those too. */
+ * catch those too. A macro passing the call site (see fp_ref). */
 FP_API void fp_unref(void *pobj);
+FP_API void fp_unref_at(void *pobj, const char *file, int line, const char *func);
+#define fp_unref(pobj) fp_unref_at((pobj), __FILE__, __LINE__, __func__)
 
 /* Drops one reference to `obj` without touching any pointer variable (for
- * callbacks that receive the object by value). NULL-safe. */
+ * callbacks that receive the object by value). NULL-safe. A macro passing
+ * the call site (see fp_ref); the function can be passed as a callback
+ * (`.value_free = fp_decref`). */
 FP_API void fp_decref(void *obj);
+FP_API void fp_decref_at(void *obj, const char *file, int line, const char *func);
+#define fp_decref(obj) fp_decref_at((obj), __FILE__, __LINE__, __func__)
 
 /* Returns the current strong count (a snapshot; racy by nature when other
  * threads hold references). 0 for NULL. */

@@ -73,6 +73,9 @@ FP_API int fp_weak_create(void *obj, fp_weak *out);
  * mutex and one atomic compare-and-swap (about 15 ns uncontended together
  * with the fp_decref that ends the reference; see bench/cache_ops). */
 FP_API void *fp_weak_get(fp_weak w);
+/* fp_weak_get is a macro passing the call site (FP_DIAG=refs history). */
+FP_API void *fp_weak_get_at(fp_weak w, const char *file, int line, const char *func);
+#define fp_weak_get(w) fp_weak_get_at((w), __FILE__, __LINE__, __func__)
 
 /* Returns 1 while the object `w` names is alive, 0 once it died. A snapshot:
  * the object may die right after it returns 1 (use fp_weak_get to keep it).
@@ -180,6 +183,12 @@ FP_API int fp_weakmap_put(fp_weakmap *m, void *key, void *value);
  * (borrowed — valid while the entry stays — or the caller's own reference
  * when the config has value_ref), or FP_ENOENT (*value = NULL), FP_EINVAL. */
 FP_API int fp_weakmap_get(fp_weakmap *m, const void *key, void **value);
+/* fp_weakmap_get is a macro passing the call site: a reference value_ref
+ * takes is recorded there (FP_DIAG=refs history). */
+FP_API int fp_weakmap_get_at(fp_weakmap *m, const void *key, void **value, const char *file,
+                             int line, const char *func);
+#define fp_weakmap_get(m, key, value) \
+    fp_weakmap_get_at((m), (key), (value), __FILE__, __LINE__, __func__)
 
 /* WEAK_KEYS: removes the entry of `key` (its value is freed). Returns 0,
  * FP_ENOENT, FP_EINVAL. */
@@ -194,6 +203,11 @@ FP_API int fp_weakmap_put_u64(fp_weakmap *m, uint64_t key, void *obj);
  * in *obj while the value of `key` lives; FP_ENOENT (*obj = NULL) when
  * there is no entry or its value is dying; FP_EINVAL. */
 FP_API int fp_weakmap_get_u64(fp_weakmap *m, uint64_t key, void **obj);
+/* fp_weakmap_get_u64 is a macro passing the call site (FP_DIAG=refs). */
+FP_API int fp_weakmap_get_u64_at(fp_weakmap *m, uint64_t key, void **obj, const char *file,
+                                 int line, const char *func);
+#define fp_weakmap_get_u64(m, key, obj) \
+    fp_weakmap_get_u64_at((m), (key), (obj), __FILE__, __LINE__, __func__)
 
 /* WEAK_VALUES: removes the entry of `key`. Returns 0, FP_ENOENT, FP_EINVAL. */
 FP_API int fp_weakmap_remove_u64(fp_weakmap *m, uint64_t key);

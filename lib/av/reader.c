@@ -358,8 +358,8 @@ static int decode_one(fp_reader *r, fp_image **img, const char *file, int line,
 int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
                       const char *func)
 {
-    if (img)
-        fp_unref(img);
+    if (img) /* rebinding: recorded at the caller's line (FP_DIAG=refs) */
+        fp_unref_at(img, file, line, func);
     if (!r || !img)
         return FP_EINVAL;
     if (r->failed_open)

@@ -264,7 +264,8 @@ static void cache_finalize(void *obj)
 /* Put with the lock held; `e` is a preallocated entry (consumed on
  * success, left to the caller on failure). */
 static int put_locked(fp_cache *c, uint64_t key, void *obj, size_t bytes, centry *e,
-                      centry **rel)
+                      centry **rel, const char *file, int line, const char *func,
+                      const void *ret)
 {
     centry **link;
     centry *old = find(c, key, &link);
@@ -276,7 +277,8 @@ static int put_locked(fp_cache *c, uint64_t key, void *obj, size_t bytes, centry
         return FP_ELIMIT;
     }
     e->key = key;
-    e->obj = fp_ref(obj);
+    /* Recorded at the user's put, as the cache's own reference. */
+    e->obj = fp__obj_ref_for(obj, file, line, func, ret, FP__REF_KEPT);
     e->bytes = bytes;
     e->visited = 0;
     maybe_grow(c);
@@ -300,7 +302,8 @@ static void set_limit_msg(fp_cache *c, size_t bytes)
                    c->name, bytes, c->max_bytes, c->max_entries);
 }
 
-int fp_cache_put(fp_cache *c, uint64_t key, void *obj, size_t bytes)
+int fp_cache_put_at(fp_cache *c, uint64_t key, void *obj, size_t bytes, const char *file,
+                    int line, const char *func)
 {
     if (!c || !obj)
         return FP_EINVAL;
@@ -311,7 +314,8 @@ int fp_cache_put(fp_cache *c, uint64_t key, void *obj, size_t bytes)
         return FP_ENOMEM;
     centry *rel = NULL;
     pthread_mutex_lock(&c->mu);
-    int rc = put_locked(c, key, obj, bytes, e, &rel);
+    int rc = put_locked(c, key, obj, bytes, e, &rel, file, line, func,
+                        __builtin_return_address(0));
     pthread_mutex_unlock(&c->mu);
     if (rc) {
         fp_free(e, sizeof *e);
@@ -322,7 +326,8 @@ int fp_cache_put(fp_cache *c, uint64_t key, void *obj, size_t bytes)
 }
 
 /* Lookup with the lock held: +1 or NULL; counts the hit. */
-static void *hit_locked(fp_cache *c, uint64_t key)
+static void *hit_locked(fp_cache *c, uint64_t key, const char *file, int line, const char *func,
+                        const void *ret)
 {
     centry *e = find(c, key, NULL);
     if (!e)
@@ -334,15 +339,15 @@ static void *hit_locked(fp_cache *c, uint64_t key)
         queue_unlink(c, e);
         queue_push_head(c, e);
     }
-    return fp_ref(e->obj);
+    return fp__obj_ref_for(e->obj, file, line, func, ret, 0);
 }
 
-void *fp_cache_get(fp_cache *c, uint64_t key)
+void *fp_cache_get_at(fp_cache *c, uint64_t key, const char *file, int line, const char *func)
 {
     if (!c)
         return NULL;
     pthread_mutex_lock(&c->mu);
-    void *r = hit_locked(c, key);
+    void *r = hit_locked(c, key, file, line, func, __builtin_return_address(0));
     if (!r)
         c->misses++;
     pthread_mutex_unlock(&c->mu);
@@ -365,15 +370,15 @@ static void load_free(load_rec *ld)
     fp_free(ld, sizeof *ld);
 }
 
-int fp_cache_get_or_load(fp_cache *c, uint64_t key, fp_cache_load_fn load, void *user,
-                         void **out)
+int fp_cache_get_or_load_at(fp_cache *c, uint64_t key, fp_cache_load_fn load, void *user,
+                            void **out, const char *file, int line, const char *func)
 {
     if (out)
         *out = NULL;
     if (!c || !load || !out)
         return FP_EINVAL;
     pthread_mutex_lock(&c->mu);
-    void *r = hit_locked(c, key);
+    void *r = hit_locked(c, key, file, line, func, __builtin_return_address(0));
     if (r) {
         pthread_mutex_unlock(&c->mu);
         *out = r;
@@ -389,7 +394,7 @@ int fp_cache_get_or_load(fp_cache *c, uint64_t key, fp_cache_load_fn load, void 
             pthread_cond_wait(&c->cv, &c->mu);
         int rc = ld->rc;
         if (rc == FP_OK)
-            *out = fp_ref(ld->obj);
+            *out = fp__obj_ref_for(ld->obj, file, line, func, __builtin_return_address(0), 0);
         load_rec *dead = load_leave(ld);
         pthread_mutex_unlock(&c->mu);
         load_free(dead);
@@ -429,7 +434,8 @@ int fp_cache_get_or_load(fp_cache *c, uint64_t key, fp_cache_load_fn load, void 
     int put_rc = FP_OK;
     pthread_mutex_lock(&c->mu);
     if (rc == FP_OK)
-        put_rc = put_locked(c, key, obj, bytes, e, &rel);
+        put_rc = put_locked(c, key, obj, bytes, e, &rel, file, line, func,
+                            __builtin_return_address(0));
     else
         c->load_errors++;
     for (load_rec **l = &c->loading; *l; l = &(*l)->next) {
@@ -442,7 +448,7 @@ int fp_cache_get_or_load(fp_cache *c, uint64_t key, fp_cache_load_fn load, void 
     ld->rc = rc;
     ld->obj = obj; /* the loader's reference, now the record's */
     if (rc == FP_OK)
-        *out = fp_ref(obj);
+        *out = fp__obj_ref_for(obj, file, line, func, __builtin_return_address(0), 0);
     pthread_cond_broadcast(&c->cv);
     load_rec *dead = load_leave(ld);
     pthread_mutex_unlock(&c->mu);
@@ -526,4 +532,23 @@ void fp_cache_get_stats(fp_cache *c, fp_cache_stats *out)
     out->max_entries = c->max_entries;
     out->policy = c->policy;
     pthread_mutex_unlock(&c->mu);
+}
+
+/* The plain entry points, for the ABI and for callers taking their address;
+ * their references are recorded at framepool's own call. */
+int(fp_cache_put)(fp_cache *c, uint64_t key, void *obj, size_t bytes)
+{
+    return fp_cache_put_at(c, key, obj, bytes, __FILE__, __LINE__, "fp_cache_put");
+}
+
+void *(fp_cache_get)(fp_cache *c, uint64_t key)
+{
+    return fp_cache_get_at(c, key, __FILE__, __LINE__, "fp_cache_get");
+}
+
+int(fp_cache_get_or_load)(fp_cache *c, uint64_t key, fp_cache_load_fn load, void *user,
+                          void **out)
+{
+    return fp_cache_get_or_load_at(c, key, load, user, out, __FILE__, __LINE__,
+                                   "fp_cache_get_or_load");
 }

@@ -3,8 +3,8 @@
  * This is the bottom of the core. It knows the object header, the strong
  * count, the per-type counters (typestat.h) and a small table of hooks that
  * the modules above register into when they first need them: weak handles
- * and fp_on_free (weak.c) and diagnostics tracking (diag.c). It never calls
- * those modules by name. */
+ * and fp_on_free (weak.c), diagnostics tracking and reference history
+ * (diag_track.c). It never calls those modules by name. */
 #define _POSIX_C_SOURCE 200809L
 #include "obj_priv.h"
 #include "typestat.h"
@@ -19,6 +19,7 @@ static _Atomic(fp__obj_dying_hook) hook_dying;
 static _Atomic(fp__obj_callbacks_hook) hook_callbacks;
 static _Atomic(fp__obj_hook) hook_on_new;
 static _Atomic(fp__obj_hook) hook_on_free;
+static _Atomic(fp__obj_refs_hook) hook_refs;
 
 void fp__obj_hook_weak(fp__obj_dying_hook dying, fp__obj_callbacks_hook run)
 {
@@ -31,6 +32,51 @@ void fp__obj_hook_tracking(fp__obj_hook on_new, fp__obj_hook on_free)
     if (on_free)
         atomic_store_explicit(&hook_on_free, on_free, memory_order_release);
     atomic_store_explicit(&hook_on_new, on_new, memory_order_release);
+}
+
+void fp__obj_hook_refs(fp__obj_refs_hook hook)
+{
+    atomic_store_explicit(&hook_refs, hook, memory_order_release);
+}
+
+/* The user's call site while framepool takes a reference for them through a
+ * function pointer (fp__obj_acting_for). */
+static _Thread_local struct {
+    const char *file, *func;
+    const void *ret;
+    int line;
+} acting_for;
+
+void fp__obj_acting_for(const char *file, int line, const char *func, const void *ret)
+{
+    acting_for.file = file;
+    acting_for.line = line;
+    acting_for.func = func;
+    acting_for.ret = ret;
+}
+
+/* Only objects flagged FP__OBJ_REFS get here: the flag is set by diag after
+ * it registered the hook, so the hook is there. Out of line, so that the
+ * ref and unref paths stay small. */
+static __attribute__((noinline)) void record_ref(fp__obj *h, int delta, const char *file,
+                                                 int line, const char *func, const void *ret,
+                                                 unsigned how)
+{
+    if (!file && acting_for.file) {
+        file = acting_for.file;
+        line = acting_for.line;
+        func = acting_for.func;
+        ret = acting_for.ret;
+    }
+    fp__obj_refs_hook hook = atomic_load_explicit(&hook_refs, memory_order_acquire);
+    if (hook)
+        hook(h, delta, file, line, func, ret, how);
+}
+
+static inline int has_history(const fp__obj *h)
+{
+    return __builtin_expect(
+        (atomic_load_explicit(&h->flags, memory_order_relaxed) & FP__OBJ_REFS) != 0, 0);
 }
 
 /* ---- frame ticks ------------------------------------------------------------ */
@@ -114,20 +160,32 @@ void fp__obj_revive(fp__obj *h, const char *file, int line, const char *func)
 int fp__obj_decref_unless_last(fp__obj *h)
 {
     uint32_t c = atomic_load_explicit(&h->refs, memory_order_relaxed);
-    while (c > 1)
+    while (c > 1) {
+        /* Recorded before the count goes down, while this reference still
+         * keeps the history alive; undone when it turns out to be the last. */
+        int hist = has_history(h);
+        if (hist)
+            record_ref(h, -1, __FILE__, __LINE__, "fp__obj_decref_unless_last", NULL, 0);
         if (atomic_compare_exchange_weak_explicit(&h->refs, &c, c - 1, memory_order_acq_rel,
                                                   memory_order_relaxed))
             return 1;
+        if (hist)
+            record_ref(h, +1, __FILE__, __LINE__, "fp__obj_decref_unless_last", NULL, 0);
+    }
     return 0;
 }
 
-int fp__obj_try_ref(fp__obj *h)
+int fp__obj_try_ref_at(fp__obj *h, const char *file, int line, const char *func,
+                       const void *ret)
 {
     uint32_t r = atomic_load_explicit(&h->refs, memory_order_relaxed);
     while (r != 0) {
         if (atomic_compare_exchange_weak_explicit(&h->refs, &r, r + 1, memory_order_acquire,
-                                                  memory_order_relaxed))
+                                                  memory_order_relaxed)) {
+            if (has_history(h))
+                record_ref(h, +1, file, line, func, ret, 0);
             return 1;
+        }
     }
     return 0;
 }
@@ -230,7 +288,8 @@ static inline void check_live(const fp__obj *h, const char *what)
         not_live(h, what);
 }
 
-void *fp_ref(void *obj)
+static inline __attribute__((always_inline)) void *
+ref_for(void *obj, const char *file, int line, const char *func, const void *ret, unsigned how)
 {
     if (!obj)
         return NULL;
@@ -241,7 +300,25 @@ void *fp_ref(void *obj)
         atomic_fetch_sub_explicit(&h->refs, 1, memory_order_relaxed);
         fp__obj_fatal(h, "fp_ref on an object whose last reference was already dropped");
     }
+    if (has_history(h))
+        record_ref(h, +1, file, line, func, ret, how);
     return obj;
+}
+
+void *fp_ref_at(void *obj, const char *file, int line, const char *func)
+{
+    return ref_for(obj, file, line, func, __builtin_return_address(0), 0);
+}
+
+void *fp__obj_ref_for(void *obj, const char *file, int line, const char *func, const void *ret,
+                      unsigned how)
+{
+    return ref_for(obj, file, line, func, ret, how);
+}
+
+void *(fp_ref)(void *obj)
+{
+    return fp_ref_at(obj, NULL, 0, NULL);
 }
 
 /* The flags say which hooks an object needs; a module sets its flag only
@@ -268,12 +345,14 @@ static void last_release(fp__obj *h)
         fp__obj_free_memory(h);
 }
 
-void fp_decref(void *obj)
+void fp_decref_at(void *obj, const char *file, int line, const char *func)
 {
     if (!obj)
         return;
     fp__obj *h = fp__hdr(obj);
     check_live(h, "fp_unref");
+    if (has_history(h)) /* before the decrement: the history lives while we hold this */
+        record_ref(h, -1, file, line, func, NULL, 0);
     /* acq_rel: the last releaser sees every write made under other references
      * (a standalone acquire fence would do, but ThreadSanitizer cannot see it). */
     uint32_t old = atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel);
@@ -285,7 +364,12 @@ void fp_decref(void *obj)
     }
 }
 
-void fp_unref(void *pobj)
+void (fp_decref)(void *obj)
+{
+    fp_decref_at(obj, NULL, 0, NULL);
+}
+
+void fp_unref_at(void *pobj, const char *file, int line, const char *func)
 {
     if (!pobj)
         return;
@@ -295,7 +379,12 @@ void fp_unref(void *pobj)
         return;
     void *null = NULL;
     memcpy(pobj, &null, sizeof null);
-    fp_decref(obj);
+    fp_decref_at(obj, file, line, func);
+}
+
+void (fp_unref)(void *pobj)
+{
+    fp_unref_at(pobj, NULL, 0, NULL);
 }
 
 uint32_t fp_refcount(const void *obj)

@@ -27,6 +27,8 @@ enum {
     FP__OBJ_INTERNAL = 1u << 4,  /* owned by the library (e.g. a decoder's buffer) */
     FP__OBJ_POOLED = 1u << 5,    /* a pooled image: its pool counts it, the per-type
                                     counters do not (fp__pool_image_counts) */
+    FP__OBJ_REFS = 1u << 6,      /* keeps a reference history (FP_DIAG=refs): every
+                                    ref and unref calls the refs hook */
 };
 
 typedef struct fp__typestat fp__typestat;
@@ -49,9 +51,10 @@ typedef struct fp__obj {
     const char *func;
     uint64_t birth;              /* frame tick at creation */
     void (*dispose)(struct fp__obj *h); /* NULL: free the memory; else it owns the memory */
-    struct fp__obj *diag_prev;   /* diagnostics live list (diag.c, under its lock) */
+    struct fp__obj *diag_prev;   /* diagnostics live list (diag_track.c, under its lock) */
     struct fp__obj *diag_next;
-    void *diag_extra;            /* diagnostics: backtrace or other per-object record */
+    void *diag_extra;            /* diagnostics: a backtrace, or (FP__OBJ_REFS) the
+                                    object's reference history, which holds it */
     uint64_t reserved[2];
 } fp__obj;
 
@@ -86,8 +89,30 @@ void fp__obj_revive(fp__obj *h, const char *file, int line, const char *func);
 
 /* Adds a reference only if the object still has one (count > 0); returns 1
  * on success. The memory must be known to be valid (e.g. a pool with buffers
- * out, or a weak slot under its lock). */
-int fp__obj_try_ref(fp__obj *h);
+ * out, or a weak slot under its lock). The _at form names the site the
+ * reference is taken for (FP_DIAG=refs history); the plain one records
+ * framepool's own call. */
+int fp__obj_try_ref_at(fp__obj *h, const char *file, int line, const char *func,
+                       const void *ret);
+#define fp__obj_try_ref(h) fp__obj_try_ref_at((h), __FILE__, __LINE__, __func__, NULL)
+
+/* How a reference taken on the user's behalf is held (refs hook `how`). */
+enum {
+    FP__REF_KEPT = 1u << 0, /* kept by a framepool container (a cache entry): only the
+                               container releases it, not the function of the site */
+};
+
+/* fp_ref for framepool's entry points acting for the user: the reference is
+ * recorded at the user's site, `ret` being the entry point's return
+ * address (into the user's function), `how` FP__REF_* bits. */
+void *fp__obj_ref_for(void *obj, const char *file, int line, const char *func, const void *ret,
+                      unsigned how);
+
+/* While framepool takes a reference on the user's behalf through a function
+ * pointer the user gave it (a weak map's value_ref, usually fp_ref itself),
+ * the reference is recorded at the user's call site: set it before the
+ * call, clear it (file NULL) after. Thread-local; cheap. */
+void fp__obj_acting_for(const char *file, int line, const char *func, const void *ret);
 
 /* Drops one reference unless it is the last one. Returns 1 when it dropped
  * it, 0 when the reference is the last (nothing changed): that one must go
@@ -120,11 +145,22 @@ typedef struct fp__onfree fp__onfree;
 typedef fp__onfree *(*fp__obj_dying_hook)(fp__obj *h);
 typedef void (*fp__obj_callbacks_hook)(fp__onfree *list);
 void fp__obj_hook_weak(fp__obj_dying_hook dying, fp__obj_callbacks_hook run);
-/* Diagnostics tracking (diag.c): `on_new` sees every object created or
+/* Diagnostics tracking (diag_track.c): `on_new` sees every object created or
  * revived while it is set (NULL: tracking off, one branch per creation);
  * `on_free` sees the last release of objects flagged FP__OBJ_TRACKED (a NULL
  * on_free leaves the previous one in place). */
 typedef void (*fp__obj_hook)(fp__obj *h);
 void fp__obj_hook_tracking(fp__obj_hook on_new, fp__obj_hook on_free);
+/* Reference history (diag_track.c): called for every reference taken
+ * (delta +1) or dropped (-1) on an object flagged FP__OBJ_REFS, on the
+ * calling thread, while the caller still holds a reference (a drop is
+ * recorded before the count goes down), with the site the reference is
+ * attributed to (file NULL: unknown, e.g. fp_ref called through a pointer).
+ * `ret` is the return address of the framepool entry point that took the
+ * reference (an address in the function of the site), NULL for drops.
+ * Registered before the first object is flagged; never unset. */
+typedef void (*fp__obj_refs_hook)(fp__obj *h, int delta, const char *file, int line,
+                                  const char *func, const void *ret, unsigned how);
+void fp__obj_hook_refs(fp__obj_refs_hook hook);
 
 #endif

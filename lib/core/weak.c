@@ -234,14 +234,15 @@ static slot *lock_handle(uint64_t id, pthread_mutex_t **mu)
     return s;
 }
 
-void *fp_weak_get(fp_weak w)
+void *fp__weak_get_for(fp_weak w, const char *file, int line, const char *func,
+                       const void *ret)
 {
     pthread_mutex_t *mu;
     slot *s = lock_handle(w.id, &mu);
     if (!s)
         return NULL;
     fp__obj *h = s->obj;
-    void *r = fp__obj_try_ref(h) ? fp__payload(h) : NULL;
+    void *r = fp__obj_try_ref_at(h, file, line, func, ret) ? fp__payload(h) : NULL;
     pthread_mutex_unlock(mu);
     return r;
 }
@@ -448,4 +449,14 @@ unsigned fp__weak_set_gen_bits(unsigned bits)
     atomic_store_explicit(&gen_max, bits >= 32 ? UINT32_MAX : (uint32_t)((1ull << bits) - 1),
                           memory_order_relaxed);
     return old;
+}
+
+void *fp_weak_get_at(fp_weak w, const char *file, int line, const char *func)
+{
+    return fp__weak_get_for(w, file, line, func, __builtin_return_address(0));
+}
+
+void *(fp_weak_get)(fp_weak w)
+{
+    return fp__weak_get_for(w, __FILE__, __LINE__, "fp_weak_get", NULL);
 }

@@ -24,4 +24,10 @@ int fp__onfree_cancel(uint64_t id, fp__onfree *node);
  * Returns the previous value. */
 unsigned fp__weak_set_gen_bits(unsigned bits);
 
+/* fp_weak_get for an entry point acting for the user (FP_DIAG=refs): the
+ * reference is recorded at `file`:`line`, `ret` being the entry point's
+ * return address. */
+void *fp__weak_get_for(fp_weak w, const char *file, int line, const char *func,
+                       const void *ret);
+
 #endif

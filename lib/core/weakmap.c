@@ -318,7 +318,8 @@ int fp_weakmap_put(fp_weakmap *m, void *key, void *value)
     return FP_OK;
 }
 
-int fp_weakmap_get(fp_weakmap *m, const void *key, void **value)
+int fp_weakmap_get_at(fp_weakmap *m, const void *key, void **value, const char *file, int line,
+                      const char *func)
 {
     if (value)
         *value = NULL;
@@ -332,7 +333,15 @@ int fp_weakmap_get(fp_weakmap *m, const void *key, void **value)
     pthread_mutex_lock(&c->mu);
     wm_entry *e = find(c, id, NULL);
     if (e) {
-        *value = c->value_ref ? c->value_ref(e->value) : e->value;
+        if (c->value_ref) {
+            /* value_ref is usually fp_ref itself, called through the pointer:
+             * its reference is the caller's, taken at their line. */
+            fp__obj_acting_for(file, line, func, __builtin_return_address(0));
+            *value = c->value_ref(e->value);
+            fp__obj_acting_for(NULL, 0, NULL, NULL);
+        } else {
+            *value = e->value;
+        }
         rc = FP_OK;
     }
     pthread_mutex_unlock(&c->mu);
@@ -377,7 +386,8 @@ int fp_weakmap_put_u64(fp_weakmap *m, uint64_t key, void *obj)
     return FP_OK;
 }
 
-int fp_weakmap_get_u64(fp_weakmap *m, uint64_t key, void **obj)
+int fp_weakmap_get_u64_at(fp_weakmap *m, uint64_t key, void **obj, const char *file, int line,
+                          const char *func)
 {
     if (obj)
         *obj = NULL;
@@ -386,7 +396,9 @@ int fp_weakmap_get_u64(fp_weakmap *m, uint64_t key, void **obj)
     wm_core *c = m->core;
     pthread_mutex_lock(&c->mu);
     wm_entry *e = find(c, key, NULL);
-    void *o = e ? fp_weak_get((fp_weak){e->wid}) : NULL;
+    void *o = e ? fp__weak_get_for((fp_weak){e->wid}, file, line, func,
+                                   __builtin_return_address(0))
+                : NULL;
     pthread_mutex_unlock(&c->mu);
     *obj = o;
     return o ? FP_OK : FP_ENOENT;
@@ -471,4 +483,14 @@ int fp_weakmap_foreach(fp_weakmap *m,
     if (items)
         fp_free(items, cap * sizeof *items);
     return rc;
+}
+
+int(fp_weakmap_get)(fp_weakmap *m, const void *key, void **value)
+{
+    return fp_weakmap_get_at(m, key, value, NULL, 0, NULL);
+}
+
+int(fp_weakmap_get_u64)(fp_weakmap *m, uint64_t key, void **obj)
+{
+    return fp_weakmap_get_u64_at(m, key, obj, __FILE__, __LINE__, "fp_weakmap_get_u64");
 }

@@ -13,6 +13,16 @@ endfunction()
 
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
 
+# framepool-stat is installed and runs (no PID: usage, exit status 2).
+file(GLOB_RECURSE stat_tool ${prefix}/*/framepool-stat)
+if(NOT stat_tool)
+  message(FATAL_ERROR "framepool-stat is not installed under ${prefix}")
+endif()
+execute_process(COMMAND ${stat_tool} RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 2 OR NOT err MATCHES "usage: framepool-stat")
+  message(FATAL_ERROR "framepool-stat without arguments: exit ${rc}, ${err}")
+endif()
+
 # pkg-config, shared library.
 file(GLOB_RECURSE pcs ${prefix}/*/framepool.pc)
 list(GET pcs 0 pc)

@@ -1,469 +1,18 @@
 /*
- * Diagnostics: the live-object list (sites, backtraces), FP_DIAG switches,
- * the exit handler, the SIGUSR1 thread, the summary table, objgraph-style
- * growth and the leak report. Snapshots and diffs are in diag_snapshot.c,
- * memory per frame in memtrack.c.
- *
- * The live list is split into shards (by object address), each a doubly
- * linked list under its own mutex, so that threads creating objects with
- * sites on rarely meet on a lock. diag_on_new and diag_on_free are the
- * object layer's tracking hooks: fp_diag_set_flags registers the first only
- * while sites are on, and the object layer calls the second only for
- * objects flagged FP__OBJ_TRACKED, so with tracking off nothing here runs.
+ * Diagnostics, reports: the summary table, objgraph-style growth, the
+ * SIGUSR1/socket report, the leak report and the reference history of one
+ * object. They read the per-type counters and a copy of the live list
+ * (fp__diag_collect, diag_track.c), never the list itself.
  */
-#define _GNU_SOURCE /* dladdr, on_exit */
+#define _GNU_SOURCE /* dladdr */
 #include "diag_internal.h"
 
 #include <dlfcn.h>
-#include <errno.h>
-#include <execinfo.h>
+#include <link.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Tracking bits the object layer tests: FP_DIAG_SITES | FP_DIAG_BACKTRACE. */
-_Atomic int fp__diag_mode;
-/* Every switch (FP_DIAG_*). */
-static _Atomic unsigned diag_switches;
-static _Atomic int bt_depth = 16;
-#define BT_MAX 64
-
-/* ---- live list ------------------------------------------------------------------ */
-
-#define NSHARDS 16
-
-typedef struct shard {
-    _Alignas(64) pthread_mutex_t mu;
-    fp__obj *head;
-    size_t n;
-} shard;
-
-static shard shards[NSHARDS] = {
-#define SH {.mu = PTHREAD_MUTEX_INITIALIZER}
-    SH, SH, SH, SH, SH, SH, SH, SH, SH, SH, SH, SH, SH, SH, SH, SH,
-#undef SH
-};
-
-static shard *shard_of(const fp__obj *h)
-{
-    uint64_t v = (uint64_t)(uintptr_t)h >> 6;
-    v *= 0x9e3779b97f4a7c15ull;
-    return &shards[v >> 60];
-}
-
-/* ---- backtraces ------------------------------------------------------------------ */
-
-#define BT_BUCKETS 4096
-static fp__bt *bt_table[BT_BUCKETS];
-static pthread_mutex_t bt_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static uint64_t bt_hash(void *const *frames, int n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < n; i++) {
-        h ^= (uint64_t)(uintptr_t)frames[i];
-        h *= 1099511628211ull;
-    }
-    return h ^ (uint64_t)n;
-}
-
-static fp__bt *bt_find(uint64_t hash, void *const *frames, int n)
-{
-    for (fp__bt *b = bt_table[hash & (BT_BUCKETS - 1)]; b; b = b->next)
-        if (b->hash == hash && b->depth == n && !memcmp(b->frames, frames, n * sizeof(void *)))
-            return b;
-    return NULL;
-}
-
-static fp__bt *bt_capture(void)
-{
-    void *buf[BT_MAX + 1];
-    int depth = atomic_load_explicit(&bt_depth, memory_order_relaxed);
-    int n = backtrace(buf, depth + 1);
-    if (n <= 1)
-        return NULL;
-    void **frames = buf + 1; /* drop this function's own frame */
-    n--;
-    uint64_t hash = bt_hash(frames, n);
-    pthread_mutex_lock(&bt_lock);
-    fp__bt *b = bt_find(hash, frames, n);
-    pthread_mutex_unlock(&bt_lock);
-    if (b)
-        return b;
-    /* Allocate outside the lock: the allocator is user code. */
-    size_t sz = sizeof(fp__bt) + (size_t)n * sizeof(void *);
-    fp__bt *nb = fp_alloc(sz, 16);
-    if (!nb)
-        return NULL;
-    nb->hash = hash;
-    nb->depth = n;
-    memcpy(nb->frames, frames, (size_t)n * sizeof(void *));
-    pthread_mutex_lock(&bt_lock);
-    b = bt_find(hash, frames, n);
-    if (!b) {
-        nb->next = bt_table[hash & (BT_BUCKETS - 1)];
-        bt_table[hash & (BT_BUCKETS - 1)] = nb;
-        b = nb;
-        nb = NULL;
-    }
-    pthread_mutex_unlock(&bt_lock);
-    if (nb)
-        fp_free(nb, sz);
-    return b;
-}
-
-void fp__diag_print_bt(FILE *out, const fp__bt *tb, const char *indent)
-{
-    if (!tb)
-        return;
-    /* Start below the outermost framepool entry point (exported fp_*
-     * functions) so that the first line is the caller's. Without dynamic
-     * symbols (a static link without -rdynamic) every frame is printed. */
-    int start = 0;
-    for (int i = 0; i < tb->depth; i++) {
-        Dl_info di;
-        if (dladdr(tb->frames[i], &di) && di.dli_sname && !strncmp(di.dli_sname, "fp_", 3))
-            start = i + 1;
-    }
-    if (start >= tb->depth)
-        start = 0;
-    for (int i = start; i < tb->depth; i++) {
-        Dl_info di;
-        void *pc = tb->frames[i];
-        int num = i - start;
-        memset(&di, 0, sizeof di);
-        if (dladdr(pc, &di) && di.dli_fname) {
-            const char *obj = strrchr(di.dli_fname, '/');
-            obj = obj ? obj + 1 : di.dli_fname;
-            uintptr_t off = (uintptr_t)pc - (uintptr_t)di.dli_fbase;
-            if (di.dli_sname)
-                fprintf(out, "%s#%d %s+0x%zx (%s+0x%zx)\n", indent, num, di.dli_sname,
-                        (size_t)((uintptr_t)pc - (uintptr_t)di.dli_saddr), obj, (size_t)off);
-            else
-                fprintf(out, "%s#%d %p (%s+0x%zx)\n", indent, num, pc, obj, (size_t)off);
-        } else {
-            fprintf(out, "%s#%d %p\n", indent, num, pc);
-        }
-    }
-}
-
-/* ---- hooks called by the object layer ------------------------------------------------- */
-
-static void diag_on_new(fp__obj *h)
-{
-    int mode = atomic_load_explicit(&fp__diag_mode, memory_order_relaxed);
-    if (!(mode & FP_DIAG_SITES))
-        return;
-    h->diag_extra = (mode & FP_DIAG_BACKTRACE) ? bt_capture() : NULL;
-    shard *s = shard_of(h);
-    pthread_mutex_lock(&s->mu);
-    h->diag_prev = NULL;
-    h->diag_next = s->head;
-    if (s->head)
-        s->head->diag_prev = h;
-    s->head = h;
-    s->n++;
-    pthread_mutex_unlock(&s->mu);
-    /* Only the creating thread knows the object yet (a new object, or a
-     * pooled image being revived), so a plain read-modify-write is enough. */
-    uint32_t f = atomic_load_explicit(&h->flags, memory_order_relaxed);
-    atomic_store_explicit(&h->flags, f | FP__OBJ_TRACKED, memory_order_relaxed);
-}
-
-static void diag_on_free(fp__obj *h)
-{
-    shard *s = shard_of(h);
-    pthread_mutex_lock(&s->mu);
-    if (h->diag_prev)
-        h->diag_prev->diag_next = h->diag_next;
-    else
-        s->head = h->diag_next;
-    if (h->diag_next)
-        h->diag_next->diag_prev = h->diag_prev;
-    s->n--;
-    pthread_mutex_unlock(&s->mu);
-    /* FP__OBJ_TRACKED stays set: the object is dead, and a pooled image's
-     * flags are reset when it is revived. */
-    h->diag_prev = h->diag_next = NULL;
-    h->diag_extra = NULL;
-}
-
-static size_t tracked_count(void)
-{
-    size_t n = 0;
-    for (int i = 0; i < NSHARDS; i++) {
-        pthread_mutex_lock(&shards[i].mu);
-        n += shards[i].n;
-        pthread_mutex_unlock(&shards[i].mu);
-    }
-    return n;
-}
-
-int fp__diag_collect(fp__diag_item **items, size_t *n, size_t *cap)
-{
-    *items = NULL;
-    *n = *cap = 0;
-    for (;;) {
-        size_t want = tracked_count() + 64;
-        fp__diag_item *a = fp_alloc(want * sizeof *a, 16);
-        if (!a)
-            return FP_ENOMEM;
-        size_t k = 0;
-        int overflow = 0;
-        for (int i = 0; i < NSHARDS && !overflow; i++) {
-            shard *s = &shards[i];
-            pthread_mutex_lock(&s->mu);
-            if (k + s->n > want) {
-                overflow = 1;
-            } else {
-                for (fp__obj *h = s->head; h; h = h->diag_next) {
-                    uint32_t refs = atomic_load_explicit(&h->refs, memory_order_relaxed);
-                    if (refs == 0)
-                        continue; /* being released right now */
-                    fp__diag_item *it = &a[k++];
-                    it->type = h->type;
-                    it->file = h->file;
-                    it->func = h->func;
-                    it->line = h->line;
-                    it->tb = h->diag_extra;
-                    it->obj = fp__payload(h);
-                    it->birth = h->birth;
-                    it->bytes = atomic_load_explicit(&h->bytes, memory_order_relaxed);
-                    it->refs = refs;
-                    it->flags = atomic_load_explicit(&h->flags, memory_order_relaxed);
-                }
-            }
-            pthread_mutex_unlock(&s->mu);
-        }
-        if (!overflow) {
-            *items = a;
-            *n = k;
-            *cap = want;
-            return FP_OK;
-        }
-        fp_free(a, want * sizeof *a);
-    }
-}
-
-/* ---- switches ----------------------------------------------------------------------- */
-
-#define ALL_SWITCHES                                                                       \
-    (FP_DIAG_SITES | FP_DIAG_BACKTRACE | FP_DIAG_LEAKS_REPORT | FP_DIAG_LEAKS_ERROR |       \
-     FP_DIAG_SIGNAL | FP_DIAG_SUMMARY)
-
-static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
-static int exit_handler_installed;
-static int signal_thread_started;
-static int sig_pipe[2] = {-1, -1};
-
-static void at_exit_handler(int status, void *arg);
-static int start_signal_thread(void);
-
-const char *fp_diag_errmsg(void)
-{
-    return fp__get_errmsg();
-}
-
-unsigned fp_diag_flags(void)
-{
-    return atomic_load_explicit(&diag_switches, memory_order_relaxed);
-}
-
-int fp_diag_set_flags(unsigned flags)
-{
-    if (flags & ~(unsigned)ALL_SWITCHES) {
-        fp__set_errmsg("diag: unknown flag bits 0x%x", flags & ~(unsigned)ALL_SWITCHES);
-        return FP_EINVAL;
-    }
-    if (flags & FP_DIAG_LEAKS_ERROR)
-        flags |= FP_DIAG_LEAKS_REPORT;
-    if (flags & (FP_DIAG_LEAKS_REPORT | FP_DIAG_BACKTRACE))
-        flags |= FP_DIAG_SITES;
-    int rc = FP_OK;
-    pthread_mutex_lock(&setup_lock);
-    if ((flags & (FP_DIAG_LEAKS_REPORT | FP_DIAG_SUMMARY)) && !exit_handler_installed) {
-        on_exit(at_exit_handler, NULL);
-        exit_handler_installed = 1;
-    }
-    if ((flags & FP_DIAG_SIGNAL) && !signal_thread_started) {
-        rc = start_signal_thread();
-        if (rc == FP_OK)
-            signal_thread_started = 1;
-        else
-            flags &= ~(unsigned)FP_DIAG_SIGNAL;
-    }
-    if (flags & FP_DIAG_BACKTRACE) {
-        /* The first backtrace() loads the unwinder; do it now, not inside a
-         * constructor call on some hot path. */
-        void *warm[2];
-        backtrace(warm, 2);
-    }
-    atomic_store_explicit(&diag_switches, flags, memory_order_relaxed);
-    int mode = (int)(flags & (FP_DIAG_SITES | FP_DIAG_BACKTRACE));
-    atomic_store_explicit(&fp__diag_mode, mode, memory_order_relaxed);
-    /* The free hook stays once set: objects tracked earlier still leave the
-     * live list when they die. */
-    fp__obj_hook_tracking((mode & FP_DIAG_SITES) ? diag_on_new : NULL, diag_on_free);
-    pthread_mutex_unlock(&setup_lock);
-    return rc;
-}
-
-static int item_is(const char *s, size_t n, const char *word)
-{
-    return strlen(word) == n && !strncmp(s, word, n);
-}
-
-int fp_diag_configure(const char *spec)
-{
-    if (!spec) {
-        fp__set_errmsg("diag: NULL specification");
-        return FP_EINVAL;
-    }
-    unsigned flags = 0;
-    int bad = 0;
-    char badbuf[64] = "";
-    const char *p = spec;
-    while (*p) {
-        const char *e = p + strcspn(p, ",");
-        size_t n = (size_t)(e - p);
-        while (n && (*p == ' ' || *p == '\t'))
-            p++, n--;
-        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-            n--;
-        if (n == 0 || item_is(p, n, "off") || item_is(p, n, "0")) {
-            /* nothing */
-        } else if (item_is(p, n, "sites") || item_is(p, n, "on") || item_is(p, n, "1")) {
-            flags |= FP_DIAG_SITES;
-        } else if (item_is(p, n, "backtrace") || item_is(p, n, "backtraces")) {
-            flags |= FP_DIAG_BACKTRACE;
-        } else if (n > 10 && !strncmp(p, "backtrace=", 10)) {
-            long d = strtol(p + 10, NULL, 10);
-            if (d < 1 || d > BT_MAX) {
-                bad = 1;
-                snprintf(badbuf, sizeof badbuf, "%.*s", (int)n, p);
-            } else {
-                atomic_store(&bt_depth, (int)d);
-                flags |= FP_DIAG_BACKTRACE;
-            }
-        } else if (item_is(p, n, "leaks") || item_is(p, n, "leaks=report")) {
-            flags |= FP_DIAG_LEAKS_REPORT;
-        } else if (item_is(p, n, "leaks=error")) {
-            flags |= FP_DIAG_LEAKS_ERROR;
-        } else if (item_is(p, n, "signal")) {
-            flags |= FP_DIAG_SIGNAL;
-        } else if (item_is(p, n, "summary")) {
-            flags |= FP_DIAG_SUMMARY;
-        } else {
-            bad = 1;
-            snprintf(badbuf, sizeof badbuf, "%.*s", (int)n, p);
-        }
-        p = *e ? e + 1 : e;
-    }
-    int rc = fp_diag_set_flags(flags);
-    if (bad) {
-        fp__set_errmsg("diag: unknown FP_DIAG item '%s' (known: sites, backtrace[=N], "
-                       "leaks=report, leaks=error, signal, summary, off)",
-                       badbuf);
-        return FP_EINVAL;
-    }
-    return rc;
-}
-
-__attribute__((constructor)) static void diag_load(void)
-{
-    const char *s = getenv("FP_DIAG");
-    if (s && *s && fp_diag_configure(s) != FP_OK)
-        fprintf(stderr, "framepool: FP_DIAG: %s\n", fp__get_errmsg());
-}
-
-/* At exit: the summary and leak report when asked for. With leaks=error and
- * leaks found, a program that was exiting with status 0 exits with status 1
- * instead: stdio is flushed and _exit(1) ends the process (exit handlers
- * registered before framepool's, i.e. by libraries loaded earlier, do not
- * run). A non-zero status is kept. on_exit (glibc) is used because it tells
- * the handler which status the program chose. */
-static void at_exit_handler(int status, void *arg)
-{
-    (void)arg;
-    unsigned f = fp_diag_flags();
-    if (f & (FP_DIAG_SUMMARY | FP_DIAG_LEAKS_REPORT))
-        fflush(stdout); /* keep the program's own output first */
-    if (f & FP_DIAG_SUMMARY)
-        fp_diag_print_summary(stderr);
-    if (f & FP_DIAG_LEAKS_REPORT) {
-        int leaks = fp_diag_leak_report(stderr, 0);
-        if ((f & FP_DIAG_LEAKS_ERROR) && leaks > 0 && status == 0) {
-            fprintf(stderr, "framepool: exiting with status 1 because of %d leaked object%s "
-                            "(FP_DIAG=leaks=error)\n",
-                    leaks, leaks == 1 ? "" : "s");
-            fflush(NULL);
-            _exit(1);
-        }
-    }
-    fflush(stderr);
-}
-
-/* ---- SIGUSR1: a self-pipe and a thread that reads it ----------------------------------- */
-
-static void sigusr1_handler(int sig)
-{
-    (void)sig;
-    int saved = errno;
-    char c = 1;
-    ssize_t r = write(sig_pipe[1], &c, 1); /* async-signal-safe; a full pipe drops it */
-    (void)r;
-    errno = saved;
-}
-
-static void *signal_thread(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        char buf[16];
-        ssize_t r = read(sig_pipe[0], buf, sizeof buf);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return NULL;
-        fp_diag_report(stderr);
-        fflush(stderr);
-    }
-}
-
-static int start_signal_thread(void)
-{
-    if (pipe(sig_pipe) != 0) {
-        fp__set_errmsg("diag: pipe for SIGUSR1 failed: %s", strerror(errno));
-        return FP_ENOMEM;
-    }
-    /* The thread blocks every signal: the handler may run on any other. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&th, &at, signal_thread, NULL);
-    pthread_attr_destroy(&at);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        close(sig_pipe[0]);
-        close(sig_pipe[1]);
-        sig_pipe[0] = sig_pipe[1] = -1;
-        fp__set_errmsg("diag: could not start the SIGUSR1 thread: %s", strerror(rc));
-        return FP_ENOMEM;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = sigusr1_handler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGUSR1, &sa, NULL);
-    return FP_OK;
-}
 
 /* ---- formatting helpers ------------------------------------------------------------------ */
 
@@ -744,6 +293,8 @@ void fp_diag_report(FILE *out)
     fflush(out);
 }
 
+static void print_group_holders(FILE *out, const fp__diag_item *items, size_t n);
+
 /* ---- leak report ------------------------------------------------------------------------- */
 
 int fp_diag_mark_singleton(void *obj)
@@ -858,8 +409,9 @@ static int untracked_cb(const fp_type *t, const fp_type_stats *s, void *user)
 int fp_diag_leak_report(FILE *out, unsigned flags)
 {
     fp__diag_item *items;
-    size_t n, cap;
-    if (fp__diag_collect(&items, &n, &cap) != FP_OK) {
+    fp__refcopy *hists;
+    size_t n, cap, hcap;
+    if (fp__diag_collect_refs(&items, &n, &cap, &hists, &hcap) != FP_OK) {
         if (out)
             fprintf(out, "framepool leak report: out of memory\n");
         return 0;
@@ -888,6 +440,8 @@ int fp_diag_leak_report(FILE *out, unsigned flags)
     uint64_t total_bytes = 0;
     if (kept && !groups) {
         fp_free(items, cap * sizeof *items);
+        if (hists)
+            fp_free(hists, hcap * sizeof *hists);
         if (out)
             fprintf(out, "framepool leak report: out of memory\n");
         return (int)(kept + untracked);
@@ -960,6 +514,7 @@ int fp_diag_leak_report(FILE *out, unsigned flags)
             }
             if ((flags & FP_DIAG_REPORT_BACKTRACES) && it->tb)
                 fp__diag_print_bt(out, it->tb, "      ");
+            print_group_holders(out, &items[g->first], g->n);
         }
         if (untracked) {
             u.out = out;
@@ -977,5 +532,215 @@ int fp_diag_leak_report(FILE *out, unsigned flags)
     if (groups)
         fp_free(groups, kept * sizeof *groups);
     fp_free(items, cap * sizeof *items);
+    if (hists)
+        fp_free(hists, hcap * sizeof *hists);
     return (int)(kept + untracked);
+}
+
+/* ---- reference history: who holds the references --------------------------------------- */
+
+char *fp__diag_sym(char *buf, size_t n, const void *frame)
+{
+    Dl_info di;
+    const ElfW(Sym) *sym = NULL;
+    memset(&di, 0, sizeof di);
+    if (frame && dladdr1(frame, &di, (void **)&sym, RTLD_DL_SYMENT) && di.dli_fname) {
+        const char *mod = strrchr(di.dli_fname, '/');
+        mod = mod ? mod + 1 : di.dli_fname;
+        size_t off = (size_t)((uintptr_t)frame - (uintptr_t)di.dli_fbase);
+        /* dladdr names the nearest exported symbol below the address; a
+         * static function is not one: name it only inside the symbol. */
+        if (di.dli_sname && sym && sym->st_size &&
+            (uintptr_t)frame - (uintptr_t)di.dli_saddr > sym->st_size)
+            di.dli_sname = NULL;
+        if (di.dli_sname)
+            snprintf(buf, n, "%s (%s+0x%zx)", di.dli_sname, mod, off);
+        else
+            snprintf(buf, n, "%s+0x%zx", mod, off);
+    } else {
+        snprintf(buf, n, "%p", frame);
+    }
+    return buf;
+}
+
+static int same_func(const fp__refsite *a, const fp__refsite *b)
+{
+    return a->file && b->file && a->func && b->func && !strcmp(a->func, b->func);
+}
+
+int32_t fp__diag_holders(const fp__refcopy *c, int32_t held[FP__REFS_SITES])
+{
+    int32_t pool = c->other_net < 0 ? -c->other_net : 0;
+    for (unsigned i = 0; i < c->n; i++)
+        held[i] = c->site[i].net > 0 ? c->site[i].net : 0;
+    /* A release cancels first what its own function took, oldest first (the
+     * creator releasing its object, an owner releasing what it got); what is
+     * left cancels the oldest takes anywhere (a finalizer or a container
+     * releasing what it kept). A cache's reference is released only by the
+     * cache. Sites are in the order of their first event. This is inferred:
+     * the counts per site are exact, which take a release ended is not
+     * recorded. */
+    for (unsigned j = 0; j < c->n; j++) {
+        int32_t r = c->site[j].net < 0 ? -c->site[j].net : 0;
+        for (unsigned i = 0; i < c->n && r; i++) {
+            if (!held[i] || c->site[i].kept || !same_func(&c->site[i], &c->site[j]))
+                continue;
+            int32_t t = held[i] < r ? held[i] : r;
+            held[i] -= t;
+            r -= t;
+        }
+        pool += r;
+    }
+    for (unsigned i = 0; i < c->n && pool; i++) {
+        int32_t t = held[i] < pool ? held[i] : pool;
+        held[i] -= t;
+        pool -= t;
+    }
+    int32_t sum = 0;
+    for (unsigned i = 0; i < c->n; i++)
+        sum += held[i];
+    return sum;
+}
+
+void fp__diag_print_holder(FILE *out, const char *indent, const fp__refsite *s, int32_t n,
+                           size_t objects, int details)
+{
+    char sym[256];
+    fprintf(out, "%s+%d at %s:%d in %s", indent, (int)n, s->file ? s->file : "?", s->line,
+            s->file && s->func ? s->func : "(unknown: fp_ref called through a pointer)");
+    if (s->created)
+        fprintf(out, " (its creation)");
+    if (s->kept)
+        fprintf(out, " (kept by a cache)");
+    if (s->caller) {
+        fp__diag_sym(sym, sizeof sym, s->caller);
+        size_t fl = s->func ? strlen(s->func) : 0;
+        /* Leave out a "caller" that is the site's own function. */
+        if (!s->func || strncmp(sym, s->func, fl) != 0 || (sym[fl] != ' ' && sym[fl] != 0))
+            fprintf(out, ", called from %s", sym);
+    }
+    fprintf(out, ", never released");
+    if (objects > 1)
+        fprintf(out, " (%zu objects)", objects);
+    if (details)
+        fprintf(out, " [last taken by thread %u%s at frame %llu]", s->tid,
+                s->tid == (uint32_t)getpid() ? " (main)" : "", (unsigned long long)s->tick);
+    fputc('\n', out);
+}
+
+typedef struct holder_sum {
+    const fp__refsite *s;
+    int64_t n;
+    size_t objects;
+} holder_sum;
+
+static int holder_sum_cmp(const void *a, const void *b)
+{
+    const holder_sum *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n > y->n ? -1 : 1;
+    return x->s->first_seq < y->s->first_seq ? -1 : x->s->first_seq > y->s->first_seq;
+}
+
+static int site_same(const fp__refsite *a, const fp__refsite *b)
+{
+    return a->line == b->line && a->caller == b->caller && a->created == b->created &&
+           a->kept == b->kept &&
+           (a->file == b->file || (a->file && b->file && !strcmp(a->file, b->file)));
+}
+
+#define HOLDER_LINES 8
+
+/* The holders of a group of objects (same type and creation site), summed
+ * per site. */
+static void print_group_holders(FILE *out, const fp__diag_item *items, size_t n)
+{
+    holder_sum sums[64];
+    size_t ns = 0, dropped_sites = 0;
+    int64_t other = 0;
+    int any = 0;
+    for (size_t k = 0; k < n; k++) {
+        const fp__refcopy *c = items[k].hist;
+        if (!c)
+            continue;
+        any = 1;
+        int32_t held[FP__REFS_SITES];
+        int32_t sum = fp__diag_holders(c, held);
+        if ((int64_t)items[k].refs > sum)
+            other += (int64_t)items[k].refs - sum;
+        for (unsigned i = 0; i < c->n; i++) {
+            if (held[i] <= 0)
+                continue;
+            size_t j = 0;
+            while (j < ns && !site_same(sums[j].s, &c->site[i]))
+                j++;
+            if (j == ns) {
+                if (ns == sizeof sums / sizeof *sums) {
+                    dropped_sites++;
+                    continue;
+                }
+                sums[ns].s = &c->site[i];
+                sums[ns].n = 0;
+                sums[ns].objects = 0;
+                ns++;
+            }
+            sums[j].n += held[i];
+            sums[j].objects++;
+        }
+    }
+    if (!any)
+        return;
+    qsort(sums, ns, sizeof *sums, holder_sum_cmp);
+    for (size_t j = 0; j < ns && j < HOLDER_LINES; j++)
+        fp__diag_print_holder(out, "      ", sums[j].s, (int32_t)sums[j].n, sums[j].objects,
+                              n == 1);
+    if (ns > HOLDER_LINES || dropped_sites)
+        fprintf(out, "      ... and %zu more sites\n", ns - (ns > HOLDER_LINES ? HOLDER_LINES : ns) +
+                                                          dropped_sites);
+    if (other > 0)
+        fprintf(out, "      +%lld taken at sites beyond the history's bound (%d per object)\n",
+                (long long)other, FP__REFS_SITES);
+}
+
+int fp_diag_print_refs(FILE *out, const void *obj)
+{
+    if (!out || !obj)
+        return FP_EINVAL;
+    const fp__obj *h = fp__hdr(obj);
+    fp__refcopy c;
+    int rc = fp__diag_history_copy(h, &c);
+    char sz[32];
+    fprintf(out, "%s %p: refcount %u, %s, created at %s:%d (%s) at frame %llu\n",
+            fp__diag_tname(h->type), obj, fp_refcount(obj),
+            fp_diag_format_size(sz, sizeof sz, (double)fp_obj_bytes(obj), 0), h->file, h->line,
+            h->func, (unsigned long long)h->birth);
+    if (rc != FP_OK) {
+        fprintf(out, "  (no reference history: created while FP_DIAG refs was off)\n");
+        return FP_ENOENT;
+    }
+    fprintf(out, "  references by site (taken - released):\n");
+    char sym[256];
+    for (unsigned i = 0; i < c.n; i++) {
+        const fp__refsite *s = &c.site[i];
+        fprintf(out, "    %+d at %s:%d in %s%s", (int)s->net, s->file ? s->file : "?", s->line,
+                s->file && s->func ? s->func : "(unknown)",
+                s->created ? " (its creation)" : (s->kept ? " (kept by a cache)" : ""));
+        if (s->caller)
+            fprintf(out, ", called from %s", fp__diag_sym(sym, sizeof sym, s->caller));
+        fprintf(out, ": taken %u, released %u, last by thread %u at frame %llu\n", s->taken,
+                s->dropped, s->tid, (unsigned long long)s->tick);
+    }
+    if (c.other_events)
+        fprintf(out, "    %+d at other sites (%u events beyond the %d sites kept)\n",
+                (int)c.other_net, c.other_events, FP__REFS_SITES);
+    int32_t held[FP__REFS_SITES];
+    int32_t sum = fp__diag_holders(&c, held);
+    fprintf(out, "  still held by:\n");
+    for (unsigned i = 0; i < c.n; i++)
+        if (held[i] > 0)
+            fp__diag_print_holder(out, "    ", &c.site[i], held[i], 1, 1);
+    if (sum == 0)
+        fprintf(out, "    (no site: the references left were taken at sites beyond the bound)\n");
+    fflush(out);
+    return (int)sum;
 }

@@ -1,0 +1,251 @@
+/*
+ * Diagnostics, environment: the switches (FP_DIAG, fp_diag_configure,
+ * fp_diag_set_flags), the exit handler, and the ways to ask a running
+ * process for a report: SIGUSR1 (FP_DIAG=signal) and the socket channel
+ * (FP_DIAG=socket, diag_socket.c).
+ */
+#define _GNU_SOURCE /* on_exit */
+#include "diag_internal.h"
+
+#include <errno.h>
+#include <execinfo.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Every switch (FP_DIAG_*). */
+static _Atomic unsigned diag_switches;
+
+/* ---- switches ----------------------------------------------------------------------- */
+
+#define ALL_SWITCHES                                                                       \
+    (FP_DIAG_SITES | FP_DIAG_BACKTRACE | FP_DIAG_LEAKS_REPORT | FP_DIAG_LEAKS_ERROR |       \
+     FP_DIAG_SIGNAL | FP_DIAG_SUMMARY | FP_DIAG_REFS | FP_DIAG_SOCKET)
+
+static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
+static int exit_handler_installed;
+static int signal_thread_started;
+static int socket_started;
+static int sig_pipe[2] = {-1, -1};
+
+static void at_exit_handler(int status, void *arg);
+static int start_signal_thread(void);
+
+const char *fp_diag_errmsg(void)
+{
+    return fp__get_errmsg();
+}
+
+unsigned fp_diag_flags(void)
+{
+    return atomic_load_explicit(&diag_switches, memory_order_relaxed);
+}
+
+int fp_diag_set_flags(unsigned flags)
+{
+    if (flags & ~(unsigned)ALL_SWITCHES) {
+        fp__set_errmsg("diag: unknown flag bits 0x%x", flags & ~(unsigned)ALL_SWITCHES);
+        return FP_EINVAL;
+    }
+    if (flags & FP_DIAG_LEAKS_ERROR)
+        flags |= FP_DIAG_LEAKS_REPORT;
+    if (flags & (FP_DIAG_LEAKS_REPORT | FP_DIAG_BACKTRACE | FP_DIAG_REFS))
+        flags |= FP_DIAG_SITES;
+    int rc = FP_OK;
+    pthread_mutex_lock(&setup_lock);
+    if ((flags & FP_DIAG_SOCKET) && !socket_started) {
+        rc = fp__diag_socket_start();
+        if (rc == FP_OK)
+            socket_started = 1;
+        else
+            flags &= ~(unsigned)FP_DIAG_SOCKET;
+    }
+    if ((flags & (FP_DIAG_LEAKS_REPORT | FP_DIAG_SUMMARY | FP_DIAG_SOCKET)) &&
+        !exit_handler_installed) {
+        on_exit(at_exit_handler, NULL);
+        exit_handler_installed = 1;
+    }
+    if ((flags & FP_DIAG_SIGNAL) && !signal_thread_started) {
+        int src = start_signal_thread();
+        if (src == FP_OK)
+            signal_thread_started = 1;
+        else
+            flags &= ~(unsigned)FP_DIAG_SIGNAL, rc = src;
+    }
+    if (flags & FP_DIAG_BACKTRACE) {
+        /* The first backtrace() loads the unwinder; do it now, not inside a
+         * constructor call on some hot path. */
+        void *warm[2];
+        backtrace(warm, 2);
+    }
+    if (socket_started)
+        flags |= FP_DIAG_SOCKET; /* the channel stays open until exit */
+    atomic_store_explicit(&diag_switches, flags, memory_order_relaxed);
+    fp__diag_track_apply((int)(flags & (FP_DIAG_SITES | FP_DIAG_BACKTRACE | FP_DIAG_REFS)));
+    pthread_mutex_unlock(&setup_lock);
+    return rc;
+}
+
+static int item_is(const char *s, size_t n, const char *word)
+{
+    return strlen(word) == n && !strncmp(s, word, n);
+}
+
+int fp_diag_configure(const char *spec)
+{
+    if (!spec) {
+        fp__set_errmsg("diag: NULL specification");
+        return FP_EINVAL;
+    }
+    unsigned flags = 0;
+    int bad = 0;
+    char badbuf[64] = "";
+    const char *p = spec;
+    while (*p) {
+        const char *e = p + strcspn(p, ",");
+        size_t n = (size_t)(e - p);
+        while (n && (*p == ' ' || *p == '\t'))
+            p++, n--;
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == 0 || item_is(p, n, "off") || item_is(p, n, "0")) {
+            /* nothing */
+        } else if (item_is(p, n, "sites") || item_is(p, n, "on") || item_is(p, n, "1")) {
+            flags |= FP_DIAG_SITES;
+        } else if (item_is(p, n, "backtrace") || item_is(p, n, "backtraces")) {
+            flags |= FP_DIAG_BACKTRACE;
+        } else if (n > 10 && !strncmp(p, "backtrace=", 10)) {
+            long d = strtol(p + 10, NULL, 10);
+            if (d < 1 || d > FP__DIAG_BT_MAX) {
+                bad = 1;
+                snprintf(badbuf, sizeof badbuf, "%.*s", (int)n, p);
+            } else {
+                atomic_store(&fp__diag_bt_depth, (int)d);
+                flags |= FP_DIAG_BACKTRACE;
+            }
+        } else if (item_is(p, n, "leaks") || item_is(p, n, "leaks=report")) {
+            flags |= FP_DIAG_LEAKS_REPORT;
+        } else if (item_is(p, n, "leaks=error")) {
+            flags |= FP_DIAG_LEAKS_ERROR;
+        } else if (item_is(p, n, "signal")) {
+            flags |= FP_DIAG_SIGNAL;
+        } else if (item_is(p, n, "summary")) {
+            flags |= FP_DIAG_SUMMARY;
+        } else if (item_is(p, n, "refs")) {
+            flags |= FP_DIAG_REFS;
+        } else if (item_is(p, n, "socket")) {
+            flags |= FP_DIAG_SOCKET;
+        } else {
+            bad = 1;
+            snprintf(badbuf, sizeof badbuf, "%.*s", (int)n, p);
+        }
+        p = *e ? e + 1 : e;
+    }
+    int rc = fp_diag_set_flags(flags);
+    if (bad) {
+        fp__set_errmsg("diag: unknown FP_DIAG item '%s' (known: sites, backtrace[=N], "
+                       "refs, leaks=report, leaks=error, signal, socket, summary, off)",
+                       badbuf);
+        return FP_EINVAL;
+    }
+    return rc;
+}
+
+__attribute__((constructor)) static void diag_load(void)
+{
+    const char *s = getenv("FP_DIAG");
+    if (s && *s && fp_diag_configure(s) != FP_OK)
+        fprintf(stderr, "framepool: FP_DIAG: %s\n", fp__get_errmsg());
+}
+
+/* At exit: the summary and leak report when asked for. With leaks=error and
+ * leaks found, a program that was exiting with status 0 exits with status 1
+ * instead: stdio is flushed and _exit(1) ends the process (exit handlers
+ * registered before framepool's, i.e. by libraries loaded earlier, do not
+ * run). A non-zero status is kept. on_exit (glibc) is used because it tells
+ * the handler which status the program chose. */
+static void at_exit_handler(int status, void *arg)
+{
+    (void)arg;
+    unsigned f = fp_diag_flags();
+    if (f & FP_DIAG_SOCKET)
+        fp__diag_socket_close(); /* no channel outlives the process */
+    if (f & (FP_DIAG_SUMMARY | FP_DIAG_LEAKS_REPORT))
+        fflush(stdout); /* keep the program's own output first */
+    if (f & FP_DIAG_SUMMARY)
+        fp_diag_print_summary(stderr);
+    if (f & FP_DIAG_LEAKS_REPORT) {
+        int leaks = fp_diag_leak_report(stderr, 0);
+        if ((f & FP_DIAG_LEAKS_ERROR) && leaks > 0 && status == 0) {
+            fprintf(stderr, "framepool: exiting with status 1 because of %d leaked object%s "
+                            "(FP_DIAG=leaks=error)\n",
+                    leaks, leaks == 1 ? "" : "s");
+            fflush(NULL);
+            _exit(1);
+        }
+    }
+    fflush(stderr);
+}
+
+/* ---- SIGUSR1: a self-pipe and a thread that reads it ----------------------------------- */
+
+static void sigusr1_handler(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    char c = 1;
+    ssize_t r = write(sig_pipe[1], &c, 1); /* async-signal-safe; a full pipe drops it */
+    (void)r;
+    errno = saved;
+}
+
+static void *signal_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        char buf[16];
+        ssize_t r = read(sig_pipe[0], buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return NULL;
+        fp_diag_report(stderr);
+        fflush(stderr);
+    }
+}
+
+static int start_signal_thread(void)
+{
+    if (pipe(sig_pipe) != 0) {
+        fp__set_errmsg("diag: pipe for SIGUSR1 failed: %s", strerror(errno));
+        return FP_ENOMEM;
+    }
+    /* The thread blocks every signal: the handler may run on any other. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&th, &at, signal_thread, NULL);
+    pthread_attr_destroy(&at);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        close(sig_pipe[0]);
+        close(sig_pipe[1]);
+        sig_pipe[0] = sig_pipe[1] = -1;
+        fp__set_errmsg("diag: could not start the SIGUSR1 thread: %s", strerror(rc));
+        return FP_ENOMEM;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = sigusr1_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    return FP_OK;
+}
+
