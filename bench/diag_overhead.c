@@ -7,7 +7,10 @@
  *   counters plus one branch), sites on (live list), backtraces on;
  *   with the per-type counters switched off (what a build without
  *   diagnostics would cost); peer: malloc+free of the same size;
- *   the same fp_new+fp_unref from 4 threads at once (shard contention).
+ *   the same fp_new+fp_unref from 4 threads at once (shard contention);
+ *   fp_ref+fp_unref pairs on an object created with diagnostics off, with
+ *   sites, and with reference history (FP_DIAG=refs: each pair records its
+ *   two call sites in the object's history).
  *
  * Usage: diag_overhead [--ops N] [--rounds R]
  */
@@ -84,6 +87,24 @@ static void *thread_body(void *arg)
         fp_unref(&o);
     }
     return NULL;
+}
+
+/* fp_ref+fp_unref pairs on one object made while `flags` were on (the
+ * history is per object: only objects created with refs on keep one). */
+static double run_ref_pairs(long n, unsigned flags)
+{
+    fp_diag_set_flags(flags);
+    void *o = fp_new(&bench_type, 64);
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        void *extra = fp_ref(o);
+        sink = extra;
+        fp_unref(&extra);
+    }
+    double ns = (now_s() - t0) * 1e9 / (double)n;
+    fp_unref(&o);
+    fp_diag_set_flags(0);
+    return ns;
 }
 
 /* Wall time per operation with 4 threads each doing n ops. */
@@ -195,6 +216,18 @@ int main(int argc, char **argv)
     printf("\n%-36s %10s %12s\n", "fp_new+fp_unref, 4 threads (wall)", "ns/op", "vs off");
     for (int m = 0; m < NMODES; m++)
         printf("%-36s %10.1f %12.2f\n", mode_names[m], best_thr[m], best_thr[m] / best_thr[OFF]);
+    static const unsigned ref_flags[3] = {0, FP_DIAG_SITES, FP_DIAG_SITES | FP_DIAG_REFS};
+    static const char *const ref_names[3] = {"off (counters only)", "sites", "sites+refs"};
+    double best_ref[3] = {1e30, 1e30, 1e30};
+    for (int r = 0; r < rounds; r++)
+        for (int m = 0; m < 3; m++)
+            best_ref[m] = minv(best_ref[m], run_ref_pairs(ops, ref_flags[m]));
+    printf("\n%-36s %10s %12s\n", "fp_ref+fp_unref pair, 1 thread", "ns/pair", "vs off");
+    for (int m = 0; m < 3; m++)
+        printf("%-36s %10.1f %12.2f\n", ref_names[m], best_ref[m], best_ref[m] / best_ref[0]);
+    printf("reference history: %+.1f ns per fp_ref or fp_unref\n",
+           (best_ref[2] - best_ref[0]) / 2);
+
     printf("\ngoal sites on within 2x of off (multi-threaded process): fp_new %s (%.2fx), "
            "pool %s (%.2fx)\n",
            ratio_new <= 2 ? "met" : "NOT met", ratio_new, ratio_pool <= 2 ? "met" : "NOT met",
