@@ -67,7 +67,7 @@ static int check_options(fp_reader *r, const fp_reader_options *o)
     if (o->convert_ahead < 0 || o->convert_ahead > 1)
         return fp__reader_fail(r, FP_EINVAL, "invalid convert_ahead %d (0 off, the default; 1 on)",
                                o->convert_ahead);
-    return FP_OK;
+    return fp__live_check(r, o);
 }
 
 int fp__reader_begin(fp_reader **out, const fp_reader_options *opts, const char *what,
@@ -80,6 +80,8 @@ int fp__reader_begin(fp_reader **out, const fp_reader_options *opts, const char 
         return FP_ENOMEM;
     if (opts)
         r->opt = *opts;
+    if (r->opt.budget)
+        fp_ref(r->opt.budget); /* released by finalize */
     r->vs = -1;
     r->site_file = file;
     r->site_line = line;
@@ -101,6 +103,8 @@ int fp__reader_open_failed(fp_reader *r, int rc)
 static void reader_finalize(void *obj)
 {
     fp_reader *r = obj;
+    if (r->live)
+        fp__live_stop(r);
     fp__ahead_stop(r);
     sws_freeContext(r->sws);
     r->sws = NULL;
@@ -117,6 +121,7 @@ static void reader_finalize(void *obj)
     }
     fp_unref(&r->bridge);
     fp_unref(&r->out_pool);
+    fp_unref(&r->opt.budget); /* after the decoder: its pools were made on it */
 }
 
 void fp_reader_close(fp_reader **pr)
@@ -223,6 +228,7 @@ static int deliver(fp_reader *r, AVFrame *f, int64_t pts, int64_t index, fp_imag
         }
     }
     img->index = index;
+    img->wall_time = fp__input_wall_time(r, pts);
     img->pts = pts == AV_NOPTS_VALUE ? INT64_MIN : pts;
     img->time = pts == AV_NOPTS_VALUE ? NAN : (double)(pts - r->start_pts) * av_q2d(r->st->time_base);
     img->flags = (img->flags & FP_IMAGE_READONLY) | (f->key_frame ? FP_IMAGE_KEY : 0) |
@@ -364,6 +370,8 @@ int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
         return FP_EINVAL;
     if (r->failed_open)
         return FP_EINVAL;
+    if (r->live)
+        return fp__live_next(r, img);
     if (!r->job_busy) {
         if (r->pending_rc) { /* met while decoding ahead of the last frame delivered */
             int rc = r->pending_rc;
@@ -408,7 +416,8 @@ int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
         }
         if (rc > 0) {
             r->delivered++;
-            fp_frame_tick();
+            if (!r->abort_flag) /* a live connection: the live reader ticks per delivery */
+                fp_frame_tick();
         }
         return rc;
     }
@@ -418,6 +427,10 @@ int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
 
 int fp_reader_seek(fp_reader *r, double seconds, int flags)
 {
+    if (r && r->live && !r->failed_open) {
+        snprintf(r->what, sizeof r->what, "seek to %.3f s", seconds);
+        return fp__reader_fail(r, FP_EINVAL, "a live source cannot seek");
+    }
     if (!r || r->failed_open || !r->dec)
         return FP_EINVAL;
     snprintf(r->what, sizeof r->what, "seek to %.3f s", seconds);
@@ -458,6 +471,8 @@ int fp_reader_info_get(const fp_reader *r, fp_reader_info *out)
     if (!out)
         return FP_EINVAL;
     memset(out, 0, sizeof *out);
+    if (r && r->live && !r->failed_open)
+        return fp__live_info(r, out);
     if (!r || r->failed_open || !r->dec)
         return FP_EINVAL;
     const AVCodecContext *d = r->dec;
@@ -524,6 +539,8 @@ int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out)
     if (!out)
         return FP_EINVAL;
     memset(out, 0, sizeof *out);
+    if (r && r->live && !r->failed_open)
+        return fp__live_stats(r, out);
     if (!r || r->failed_open || !r->dec)
         return FP_EINVAL;
     out->packets = r->packets;
