@@ -35,6 +35,8 @@ int fp__averror_map(int e)
         return FP_EFORMAT;
     if (e == AVERROR_STREAM_NOT_FOUND)
         return FP_ENOSTREAM;
+    if (e == AVERROR_PROTOCOL_NOT_FOUND || e == AVERROR_OPTION_NOT_FOUND)
+        return FP_EINVAL; /* a URL (or option) FFmpeg cannot use */
     if (e == AVERROR_EXIT)
         return FP_ECANCELED;
     if (e == AVERROR_EOF || e == AVERROR(EIO) || e == AVERROR(EPIPE) || e == AVERROR(ECONNRESET) ||

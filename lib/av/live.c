@@ -224,8 +224,9 @@ static int connect_once(fp__live *L, fp_reader **out, char *msg, size_t cap)
     }
     if (rc == FP_OK) {
         c->abort_flag = &L->stop;
-        int64_t limit = L->timeout_us > 0 ? L->timeout_us : (int64_t)(L->lo.stall * 1e6);
-        atomic_store(&c->stall_deadline_us, mono_us() + limit);
+        /* connecting and the first frame have the stall limit too (the caller's
+         * timeout_us is for its own waits) */
+        atomic_store(&c->stall_deadline_us, mono_us() + (int64_t)(L->lo.stall * 1e6));
         rc = fp__input_open_url(c, L->url);
     }
     if (rc) {
