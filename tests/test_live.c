@@ -703,6 +703,25 @@ static void *garbage_main(void *arg)
     return NULL;
 }
 
+/* Encodes a short MPEG-TS clip with ffmpeg (`args`: input and codec) into buf. */
+static size_t make_clip(const char *args, unsigned char *buf, size_t cap)
+{
+    char clip[] = "/tmp/fp_live_XXXXXX";
+    int cfd = mkstemp(clip);
+    ck_assert_int_ge(cfd, 0);
+    close(cfd);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -loglevel quiet -y %s -f mpegts %s", args, clip);
+    ck_assert_msg(system(cmd) == 0, "needs the ffmpeg program (scripts/setup)");
+    FILE *f = fopen(clip, "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    unlink(clip);
+    ck_assert_uint_gt(n, 0);
+    return n;
+}
+
 /* Opens `url` with max_reconnects=2 and waits for GAVE_UP; returns the
  * error of the last failed try. */
 static int gives_up(const char *url, const char *av_options, const char *expect,
@@ -755,21 +774,9 @@ START_TEST(bad_input)
                               "hunter2"),
                      FP_EINVAL);
     /* an FFmpeg option nobody knows, on a server that serves a good stream */
-    char clip[] = "/tmp/fp_live_XXXXXX";
-    int cfd = mkstemp(clip);
-    ck_assert_int_ge(cfd, 0);
-    close(cfd);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd,
-             "ffmpeg -nostdin -loglevel quiet -y -f lavfi -i testsrc2=size=160x120:rate=25 -t 2 "
-             "-c:v mpeg2video -f mpegts %s",
-             clip);
-    ck_assert_msg(system(cmd) == 0, "needs ffmpeg (scripts/setup)");
-    FILE *f = fopen(clip, "rb");
     static unsigned char ts[1 << 20];
-    size_t tslen = fread(ts, 1, sizeof ts, f);
-    fclose(f);
-    unlink(clip);
+    size_t tslen = make_clip("-f lavfi -i testsrc2=size=160x120:rate=25 -t 2 -c:v mpeg2video",
+                             ts, sizeof ts);
     garbage good = {0};
     good.data = ts;
     good.len = tslen;
@@ -778,22 +785,17 @@ START_TEST(bad_input)
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", good.port);
     ck_assert_int_eq(gives_up(url, "no_such_option=1", "no_such_option", NULL), FP_EINVAL);
     garbage_stop(&good);
-    pid_t srv;
-    /* no video stream: an audio-only server */
-    ck_assert_msg(have_program("ffmpeg -version"), "needs ffmpeg");
-    char out[96];
-    snprintf(out, sizeof out, "tcp://127.0.0.1:%d?listen=1", port);
-    /* one client per run: the reader tries 3 times */
-    const char *argv[] = {"sh", "-c", NULL, NULL};
-    snprintf(cmd, sizeof cmd,
-             "for i in 1 2 3 4; do ffmpeg -nostdin -loglevel quiet -re -f lavfi -i "
-             "sine=frequency=440 -t 5 -c:a mp2 -f mpegts '%s'; done",
-             out);
-    argv[2] = cmd;
-    srv = spawn((char *const *)argv);
+    /* no video stream: a server of MPEG-TS with one audio stream */
+    tslen = make_clip("-f lavfi -i sine=frequency=440 -t 2 -c:a mp2", ts, sizeof ts);
+    garbage audio = {0};
+    audio.data = ts;
+    audio.len = tslen;
+    garbage_start(&audio);
+    pthread_create(&audio.th, NULL, garbage_main, &audio);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", audio.port);
     int err = gives_up(url, NULL, "video", NULL);
     ck_assert_int_eq(err, FP_ENOSTREAM);
-    reap(&srv);
+    garbage_stop(&audio);
     /* garbage from the socket */
     garbage g = {0};
     garbage_start(&g);
