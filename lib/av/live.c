@@ -660,7 +660,6 @@ int fp__live_next(fp_reader *r, fp_image **img)
     pthread_mutex_lock(&L->mu);
     for (;;) {
         if (atomic_exchange(&r->interrupted, 0)) {
-            L->kick = 0;
             pthread_mutex_unlock(&L->mu);
             return fp__reader_fail(r, FP_ECANCELED, "interrupted (fp_reader_interrupt)");
         }
