@@ -182,7 +182,8 @@ enum {
     FP_LIVE_RECONNECTING,  /* waiting `delay` s before try number `attempt` (1, 2, ...);
                               error + message: why the last try failed */
     FP_LIVE_SIZE_CHANGED,  /* frames now have width x height (message says from what) */
-    FP_LIVE_GAVE_UP        /* max_reconnects tries failed in a row: the reader is at its end */
+    FP_LIVE_GAVE_UP        /* max_reconnects tries failed in a row: the reader is at its end
+                              (delivered before fp_reader_next returns 0) */
 };
 
 typedef struct fp_live_event {

@@ -501,6 +501,10 @@ static void *live_main(void *arg)
         }
         fails++;
         if (L->lo.max_reconnects > 0 && fails > L->lo.max_reconnects) {
+            /* the event first: when fp_reader_next returns 0, it has been delivered */
+            emit(L, FP_LIVE_GAVE_UP, fails - 1, 0, err, 0, 0,
+                 "gave up on '%s' after %d failed reconnects: %s", L->shown,
+                 L->lo.max_reconnects, msg);
             pthread_mutex_lock(&L->mu);
             L->ended = 1;
             L->end_rc = err ? err : FP_EIO;
@@ -509,8 +513,6 @@ static void *live_main(void *arg)
                      L->lo.max_reconnects, msg);
             pthread_cond_broadcast(&L->cv_frame);
             pthread_mutex_unlock(&L->mu);
-            emit(L, FP_LIVE_GAVE_UP, fails - 1, 0, err, 0, 0, "gave up on '%s' after %d failed "
-                 "reconnects: %s", L->shown, L->lo.max_reconnects, msg);
             break;
         }
         double d = L->lo.reconnect_min;
