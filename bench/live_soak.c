@@ -253,7 +253,9 @@ int main(int argc, char **argv)
             *pt = nt;
         if ((c + 1) % 100 == 0 || c + 1 == cycles) {
             struct mallinfo2 mi = mallinfo2(); /* ms on a big heap: only every 100 cycles */
-            printf("cycle %5d: RssAnon %.1f MiB (malloc in use %.1f MiB), fds %d, threads %d, "
+            if (getenv("FP_SOAK_MALLOC_STATS"))
+                malloc_stats(); /* every arena's system and in-use bytes, to stderr */
+            printf("cycle %5d: RssAnon %.1f MiB (main arena in use %.1f MiB), fds %d, threads %d, "
                    "recovered %d, %.2f s/cycle\n",
                    c + 1, rss[c] / 1048576.0, (double)(mi.uordblks + mi.hblkhd) / 1048576.0, nf,
                    nt, recovered, (mono() - t_start) / (c + 1));
@@ -269,8 +271,9 @@ int main(int argc, char **argv)
            recovered, cycles, (unsigned long long)st.connects, (unsigned long long)st.reconnects,
            (unsigned long long)st.stalls);
     printf("RssAnon: first %.1f MiB, last %.1f MiB, Theil-Sen slope after cycle %d: %.1f B/cycle "
-           "(goal <= 1024)\n",
-           rss[0] / 1048576.0, rss[cycles - 1] / 1048576.0, from, slope);
+           "(goal <= 1024); over the second half: %.1f B/cycle\n",
+           rss[0] / 1048576.0, rss[cycles - 1] / 1048576.0, from, slope,
+           theil_sen(rss, cycles / 2, cycles));
     printf("fds: first %d, last %d, max in the first 50 cycles %d, max after %d; threads: first "
            "%d, last %d, max early %d, max after %d\n",
            fds0, fds1, fds_early, fds_late, th0, th1, th_early, th_late);
