@@ -270,13 +270,14 @@ int main(int argc, char **argv)
     fp_budget_get_stats(b, &bs);
     refused = bs.refusals;
     atomic_store(&stop, 1);
-    uint64_t drops = 0, reconnects = 0;
+    uint64_t drops = 0, reconnects = 0, bdrops = 0;
     for (int i = 0; i < n; i++) {
         fp_reader_interrupt(st[i].r);
         pthread_join(st[i].th, NULL);
         fp_reader_stats s;
         fp_reader_stats(st[i].r, &s);
         drops += s.dropped;
+        bdrops += s.budget_drops;
         reconnects += s.reconnects;
         fp_reader_close(&st[i].r);
         kill(st[i].srv, SIGKILL);
@@ -324,9 +325,10 @@ int main(int argc, char **argv)
     printf("%-24s %10.1f %12.3f %14s %22.1f\n", "cv::VideoCapture threads", cv_fps, cv_cpu_pf,
            "-", cv_rss_slope / 1024);
     printf("framepool: budget peak %.1f of %.1f MiB (over the cap in %d of %d checks), %llu "
-           "refusals, %llu stale frames dropped, %llu reconnects\n",
+           "refusals (%llu frames lost to them), %llu stale frames dropped, %llu reconnects\n",
            peak / 1048576.0, budget / 1048576.0, over, ns, (unsigned long long)refused,
-           (unsigned long long)drops, (unsigned long long)reconnects);
+           (unsigned long long)bdrops, (unsigned long long)drops,
+           (unsigned long long)reconnects);
     if (cv_fps > 0)
         printf("ratio: framepool fps / cv fps = %.2f; CPU per frame cv / framepool = %.2f\n",
                fp_fps / cv_fps, cv_cpu_pf / (fp_cpu / (double)(f1 - f0) * 1e3));

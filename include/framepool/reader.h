@@ -423,6 +423,8 @@ typedef struct fp_reader_stats {
     uint64_t dropped;         /* decoded frames dropped because the caller fell behind
                                  (ALL: the oldest queued; LATEST: each replaced frame) */
     uint64_t stalls;          /* stalls detected (no new frame / same picture) */
+    uint64_t budget_drops;    /* frames lost because a pool could not grow (the shared
+                                 budget was full): the stream goes on without them */
     int connected;            /* 1 while a connection is open */
     unsigned queued;          /* frames waiting in the queue now */
     double age_last;          /* seconds: wall clock at delivery - wall_time, last frame */

@@ -184,6 +184,7 @@ static void stats_add(fp_reader_stats *a, const fp_reader_stats *b)
     a->corrupt += b->corrupt;
     a->decode_errors += b->decode_errors;
     a->wrapped += b->wrapped;
+    a->budget_drops += b->budget_drops;
 }
 
 /* Under L->mu: frames the caller holds from the current connection. Frames

@@ -158,14 +158,22 @@ static int over_budget(const fp_reader *r)
 int fp__reader_decode_error(fp_reader *r, int e, const char *during)
 {
     r->decode_errors++;
+    int lost = 0; /* the error is a buffer the pool could not give (reported as ENOMEM) */
     if (atomic_exchange(&r->bridge->exhausted, 0)) {
-        r->done = 1;
-        return fp__reader_fail(r, FP_ELIMIT,
-                               "the decoder needed more than the %u buffers its pool allows "
-                               "(decoder need %u + max_held %u); raise max_held",
-                               r->bridge->pool_max, r->decoder_need, r->max_held);
+        if (r->abort_flag) {
+            lost = 1;
+            /* a live connection: the decoder pool could not grow (a shared budget is
+             * full, or a damaged stream): a lost frame, within the error budget */
+            r->budget_drops++;
+        } else {
+            r->done = 1;
+            return fp__reader_fail(r, FP_ELIMIT,
+                                   "the decoder needed more than the %u buffers its pool "
+                                   "allows (decoder need %u + max_held %u); raise max_held",
+                                   r->bridge->pool_max, r->decoder_need, r->max_held);
+        }
     }
-    if (e == AVERROR(ENOMEM)) {
+    if (e == AVERROR(ENOMEM) && !lost) {
         r->done = 1;
         return fp__reader_fail(r, FP_ENOMEM, "out of memory while decoding");
     }
@@ -302,6 +310,13 @@ static int decode_one(fp_reader *r, fp_image **img, const char *file, int line,
             }
             int rc = deliver(r, f, pts, index, img, file, line, func);
             av_frame_unref(f);
+            if (rc == FP_ELIMIT && r->abort_flag) {
+                /* a live connection whose output pool cannot grow (a shared budget
+                 * is full): this frame is lost, the stream goes on */
+                r->skipped++;
+                r->budget_drops++;
+                continue;
+            }
             if (rc) {
                 r->done = 1;
                 return rc;
@@ -551,6 +566,7 @@ int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out)
     out->decode_errors = r->decode_errors;
     out->size_changes = r->size_changes;
     out->wrapped = r->wrapped;
+    out->budget_drops = r->budget_drops;
     unsigned held = 0, dec_only = 0;
     fp__bridge_counts(r->bridge, &held, &dec_only);
     out->decoder_held = dec_only;

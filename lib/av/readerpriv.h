@@ -78,6 +78,7 @@ struct fp_reader {
     char pending_msg[512];
     /* statistics */
     uint64_t packets, decoded, delivered, skipped, corrupt, decode_errors, size_changes, wrapped;
+    uint64_t budget_drops;       /* live connection: frames lost to a pool that could not grow */
     /* wall clock (CLOCK_REALTIME s) when recent packets of the stream were read,
      * by pts: a decoded frame takes the arrival time of its packet */
     struct { int64_t pts; double wall; } wall_ring[32];
