@@ -109,6 +109,7 @@ int main(int argc, char **argv)
     fp_image *img = NULL;
     uint64_t frames = 0;
     double next_status = t0 + 1, age_max = 0;
+    int w = 0, h = 0; /* size of the last frame */
     int rc = 0;
     while (!quit && (seconds <= 0 || now_mono() - t0 < seconds)) {
         rc = fp_reader_next(r, &img);
@@ -121,6 +122,8 @@ int main(int argc, char **argv)
             break;
         } else {
             frames++;
+            w = img->width;
+            h = img->height;
             double age = now_wall() - img->wall_time;
             if (age > age_max)
                 age_max = age;
@@ -139,7 +142,7 @@ int main(int argc, char **argv)
             printf("[%7.2f s] %s frames=%llu size=%dx%d age=%.0f ms (max %.0f) dropped=%llu "
                    "stalls=%llu reconnects=%llu\n",
                    now_mono() - t0, s.connected ? "live        " : "down        ",
-                   (unsigned long long)frames, img ? img->width : 0, img ? img->height : 0,
+                   (unsigned long long)frames, w, h,
                    s.age_last * 1e3, s.age_max * 1e3, (unsigned long long)s.dropped,
                    (unsigned long long)s.stalls, (unsigned long long)s.reconnects);
             fflush(stdout);
