@@ -251,10 +251,13 @@ typedef struct fp_reader_options {
                               Copied by the open; NULL = none. An option FFmpeg does not
                               know makes the open fail with FP_EINVAL naming it (live
                               readers: every connect fails, and the events say so). */
-    fp_budget *budget;     /* borrowed, may be NULL: the reader's pools (decoder and
+    fp_budget *budget;     /* may be NULL; the reader takes its own reference (release
+                              yours when you like): the reader's pools (decoder and
                               conversion) take their bytes from this budget, shared with
-                              other readers and pools; a full budget first frees idle
-                              buffers elsewhere, then a frame fails with FP_ELIMIT */
+                              other readers and pools. A full budget first frees idle
+                              buffers elsewhere; then a file reader's next fails with
+                              FP_ELIMIT, and a live reader loses that frame and goes on
+                              (stats.budget_drops) */
 } fp_reader_options;
 
 /* Custom input: read up to `size` bytes into `buf`; return the number read,
