@@ -150,9 +150,14 @@ static pid_t tcp_server(int port, const char *src, const char *size, const char 
 
 static pid_t rtsp_server(int port, const char *size)
 {
-    ck_assert_msg(have_program("/usr/bin/python3 -c 'import gi; gi.require_version(\"GstRtspServer"
-                               "\", \"1.0\"); from gi.repository import GstRtspServer'"),
-                  "this test needs python3-gi and gir1.2-gst-rtsp-server-1.0 (scripts/setup)");
+    ck_assert_msg(have_program("/usr/bin/python3 -c 'import gi, sys; gi.require_version(\"Gst\", "
+                               "\"1.0\"); gi.require_version(\"GstRtspServer\", \"1.0\"); "
+                               "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+                               "sys.exit(0 if all(Gst.ElementFactory.find(e) for e in "
+                               "(\"videotestsrc\", \"x264enc\", \"rtph264pay\")) else 1)'"),
+                  "this test needs python3-gi, gir1.2-gst-rtsp-server-1.0 and "
+                  "gstreamer1.0-plugins-{base,good,ugly} (videotestsrc, x264enc, rtph264pay; "
+                  "scripts/setup installs them)");
     char p[16];
     snprintf(p, sizeof p, "%d", port);
     const char *argv[] = {"/usr/bin/python3", FP_SOURCE_DIR "/tests/rtsp_server.py", p, size,
