@@ -85,8 +85,8 @@ static void reap(pid_t *p)
 
 static int have_program(const char *cmd)
 {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s >/dev/null 2>&1", cmd);
+    char buf[1024];
+    ck_assert_uint_lt((unsigned)snprintf(buf, sizeof buf, "%s >/dev/null 2>&1", cmd), sizeof buf);
     return system(buf) == 0;
 }
 
