@@ -41,6 +41,10 @@ typedef struct fp_image {
     int64_t index;         /* frame number within the stream (0-based), -1 when not from a reader */
     unsigned flags;        /* FP_IMAGE_* */
     size_t bytes;          /* memory charged to this image (pixel allocation included) */
+    double wall_time;      /* CLOCK_REALTIME seconds when the packet of this frame was read
+                              (reader frames: for live sources, when it arrived from the
+                              network; `now - wall_time` is the frame's age); 0 for images
+                              not made by a reader. Copied by fp_image_copy. */
 } fp_image;
 
 /* The framepool type of every image (name "fp_image"). */

@@ -94,6 +94,124 @@ typedef struct fp_reader fp_reader;
  * max_error_rate). Up to then corrupt packets are counted and skipped. */
 #define FP_READER_ERROR_BUDGET_MIN 16
 
+/* ---- live sources -------------------------------------------------------------------------
+ *
+ * A camera or a stream (rtsp://, http://, tcp://, udp://, ...) drops, stalls,
+ * comes back and changes resolution. With options.live.mode set, the reader
+ * is a live source:
+ *
+ *   fp_reader_options o = {0};
+ *   o.live.mode = FP_LIVE_LATEST;           // newest frame only: bounded latency
+ *   o.live.on_event = log_event;            // optional, on the reader's thread
+ *   o.av_options = "rtsp_transport=tcp";    // optional FFmpeg options
+ *   fp_reader_open("rtsp://user:pw@cam/live", &o, &r);  // returns at once
+ *   fp_image *img = NULL;
+ *   while (fp_reader_next(r, &img) > 0) use(img);       // 0 only after GAVE_UP
+ *   fp_unref(&img); fp_reader_close(&r);
+ *
+ * - fp_reader_open returns at once (also when the source is down): it checks
+ *   the options, starts the reader's thread and returns 0. Connecting is that
+ *   thread's job; an unparsable URL, a refused port or an unreachable host
+ *   show up as events (and as fp_reader_errmsg after GAVE_UP), not as an
+ *   error of the open. Only bad options (FP_EINVAL) and FP_ENOMEM fail it.
+ * - The thread drains the source all the time (RTSP/UDP lose packets when the
+ *   demuxer is not read), decodes, converts, and keeps at most `queue` frames
+ *   (LATEST: 1). In ALL mode the OLDEST queued frame is dropped when the
+ *   caller falls behind; in LATEST mode each new frame replaces the queued
+ *   one. Drops are counted (stats.dropped).
+ * - fp_reader_next waits for the next queued frame, up to timeout_us (0 =
+ *   without limit): 1 with a frame; FP_ETIMEDOUT when none came in time (the
+ *   reader stays usable; reconnecting goes on); FP_ECANCELED after
+ *   fp_reader_interrupt; FP_ELIMIT when the caller holds max_held frames; 0
+ *   only after FP_LIVE_GAVE_UP, once the queued frames are delivered. It
+ *   never returns 0 while reconnecting.
+ * - Reconnecting: forever by default, also when the source is down at start,
+ *   with jittered exponential backoff: the n-th failed try in a row waits
+ *   d = min(reconnect_max, reconnect_min * 2^(n-1)), then a uniformly random
+ *   delay in [d/2, d] (so many readers of one server do not retry in step).
+ *   The count starts over once a connection delivers a frame. A wait costs no
+ *   CPU (a condition variable) and close ends it at once.
+ * - A stall counts as a disconnect: no new frame for `stall` seconds (a
+ *   server that stopped sending with its socket open), or the same picture
+ *   for `stall` seconds (a "connected but dead" camera repeating one frame;
+ *   four rows of every frame are hashed; set repeat_ok for sources whose
+ *   picture may legitimately stay identical that long).
+ * - Every frame carries wall_time (CLOCK_REALTIME when its packet arrived);
+ *   `time` and `pts` stay monotonic across reconnects: each connection's
+ *   timestamps are rebased to continue after the last frame of the previous
+ *   one (plus the wall-clock gap between them), in the time base of the first
+ *   connection (fp_reader_info). `index` counts the frames the reader decoded
+ *   (monotonic; gaps are drops). A new resolution (mid-stream or after a
+ *   reconnect) is handled as in a file: a new pool generation, a
+ *   FP_LIVE_SIZE_CHANGED event, stats.size_changes.
+ * - Events go to live.on_event on the reader's thread with no framepool lock
+ *   held (the callback may call fp_reader_stats, fp_reader_interrupt, or any
+ *   framepool function except fp_reader_close on this reader). A URL in a
+ *   message never shows credentials.
+ * - Memory is bounded by construction: the decoder's need + queue + max_held
+ *   frames per connection (decoder pool, conversion pool); give several
+ *   readers one fp_budget (options.budget) to cap their pools together.
+ *   Frames the caller keeps from before a reconnect stay valid and keep their
+ *   old pool alive until released; they do not count toward max_held of the
+ *   new connection.
+ * - fp_reader_interrupt on a live reader makes a waiting (or the next)
+ *   fp_reader_next return FP_ECANCELED and cuts a reconnect wait short (the
+ *   thread tries again at once); it does not drop a working connection.
+ *   fp_reader_close stops the thread at once (ending a blocked connect, read
+ *   or backoff through FFmpeg's interrupt callback) and joins it.
+ * - fp_reader_seek is not available (FP_EINVAL). Options start and end must
+ *   be 0 (FP_EINVAL); `every` applies (skipped frames are never converted);
+ *   convert_ahead is ignored (the reader's thread converts anyway).
+ * - fp_reader_info gives the current (or last) connection's stream, with the
+ *   first connection's time base; FP_EAGAIN before the first connection.
+ *   fp_reader_stats sums every connection and may be called from any thread
+ *   (the on_event callback included) on a live reader.
+ */
+typedef enum fp_live_mode {
+    FP_LIVE_OFF = 0, /* default: file semantics (every frame; end = 0) */
+    FP_LIVE_ALL,     /* every frame through a bounded queue; the OLDEST are dropped when
+                        the caller falls behind */
+    FP_LIVE_LATEST   /* only the newest decoded frame: bounded latency */
+} fp_live_mode;
+
+enum {
+    FP_LIVE_CONNECTED = 1, /* the stream is open and its decoder ready (message: codec, size) */
+    FP_LIVE_DISCONNECTED,  /* a connection ended: error + message say why */
+    FP_LIVE_STALLED,       /* no new frame (or the same picture) for `stall` s; a
+                              DISCONNECTED follows */
+    FP_LIVE_RECONNECTING,  /* waiting `delay` s before try number `attempt` (1, 2, ...);
+                              error + message: why the last try failed */
+    FP_LIVE_SIZE_CHANGED,  /* frames now have width x height (message says from what) */
+    FP_LIVE_GAVE_UP        /* max_reconnects tries failed in a row: the reader is at its end
+                              (delivered before fp_reader_next returns 0) */
+};
+
+typedef struct fp_live_event {
+    int type;              /* FP_LIVE_* */
+    int attempt;           /* RECONNECTING, GAVE_UP: tries failed in a row */
+    double delay;          /* RECONNECTING: seconds until the next try */
+    int error;             /* FP_E* cause (0 if none) */
+    int width, height;     /* CONNECTED, SIZE_CHANGED: frame size */
+    const char *message;   /* borrowed for the call; never shows URL credentials */
+} fp_live_event;
+
+typedef void (*fp_live_event_fn)(const fp_live_event *ev, void *user);
+
+typedef struct fp_live_options {
+    fp_live_mode mode;          /* FP_LIVE_OFF (default) = not a live source */
+    unsigned queue;             /* FP_LIVE_ALL: frames kept ahead (0 = 8, at most 256);
+                                   LATEST always keeps 1 */
+    double reconnect_min;       /* seconds before the first retry (0 = 0.5) */
+    double reconnect_max;       /* upper bound of the backoff (0 = 30) */
+    int max_reconnects;         /* 0 = reconnect forever (default); N = give up after N
+                                   failed tries in a row (FP_LIVE_GAVE_UP) */
+    double stall;               /* seconds without a new frame (or with the same picture)
+                                   that count as a disconnect (0 = 10) */
+    int repeat_ok;              /* non-zero: an identical picture is not a stall */
+    fp_live_event_fn on_event;  /* may be NULL; called on the reader's thread, no lock held */
+    void *user;                 /* passed to on_event */
+} fp_live_options;
+
 /* Options; zero means the documented default for every field. */
 typedef struct fp_reader_options {
     int stream;          /* video stream index in the container; 0 with
@@ -122,6 +240,24 @@ typedef struct fp_reader_options {
                             every page before the first frame, so a pipeline that later
                             holds max_held frames never allocates or faults mid-run. The
                             price: the whole bound is resident from the start. */
+    fp_live_options live;  /* live sources (cameras, streams): see "live sources" above;
+                              zero = a file-like reader */
+    const char *av_options; /* FFmpeg options for the input (protocol and demuxer), as
+                              "key=value:key=value" (':' separates pairs, '=' a key from
+                              its value; a '\' escapes either), e.g.
+                              "rtsp_transport=tcp:timeout=5000000" (RTSP over TCP, socket
+                              timeout in us), "rtsp_transport=udp", "fifo_size=1000000:
+                              overrun_nonfatal=1" (udp), "reconnect=1" (http).
+                              Copied by the open; NULL = none. An option FFmpeg does not
+                              know makes the open fail with FP_EINVAL naming it (live
+                              readers: every connect fails, and the events say so). */
+    fp_budget *budget;     /* may be NULL; the reader takes its own reference (release
+                              yours when you like): the reader's pools (decoder and
+                              conversion) take their bytes from this budget, shared with
+                              other readers and pools. A full budget first frees idle
+                              buffers elsewhere; then a file reader's next fails with
+                              FP_ELIMIT, and a live reader loses that frame and goes on
+                              (stats.budget_drops) */
 } fp_reader_options;
 
 /* Custom input: read up to `size` bytes into `buf`; return the number read,
@@ -284,6 +420,18 @@ typedef struct fp_reader_stats {
     unsigned decoder_held;    /* decoder pool buffers only the decoder references now */
     fp_pool_stats pool;       /* the decoder pool (native frames) */
     fp_pool_stats out_pool;   /* the conversion pool (zero when native) */
+    /* live sources (zero otherwise) */
+    uint64_t reconnects;      /* connection tries after the first (successful or not) */
+    uint64_t connects;        /* connections that opened */
+    uint64_t dropped;         /* decoded frames dropped because the caller fell behind
+                                 (ALL: the oldest queued; LATEST: each replaced frame) */
+    uint64_t stalls;          /* stalls detected (no new frame / same picture) */
+    uint64_t budget_drops;    /* frames lost because a pool could not grow (the shared
+                                 budget was full): the stream goes on without them */
+    int connected;            /* 1 while a connection is open */
+    unsigned queued;          /* frames waiting in the queue now */
+    double age_last;          /* seconds: wall clock at delivery - wall_time, last frame */
+    double age_max;           /* the largest age_last so far */
 } fp_reader_stats;
 
 /* Fills *out with a snapshot. Returns 0 or FP_EINVAL. Not thread-safe with

@@ -26,6 +26,8 @@ typedef struct fp__bridge {
     fp_layout pool_layout;
     unsigned pool_max;          /* cap of the decoder pool */
     char pool_name[64];
+    fp_budget *budget;          /* borrowed from the reader (which holds a reference while
+                                   its decoder lives): the decoder pool's budget, or NULL */
     /* images referenced by live decoder AVBuffers (one entry per AVBuffer) */
     fp_image **dec_live;
     unsigned n_dec_live, cap_dec_live;

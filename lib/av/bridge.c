@@ -231,6 +231,7 @@ static int pool_prepare(fp__bridge *b, int fmt, int w, int h, const fp_layout *l
     cfg.height = h;
     cfg.layout = l;
     cfg.max_buffers = b->pool_max;
+    cfg.budget = b->budget;
     int rc = b->pool ? fp_pool_reconfigure(b->pool, &cfg)
                      : fp_pool_new_at(&cfg, &b->pool, __FILE__, __LINE__, __func__);
     if (rc)

@@ -64,6 +64,7 @@ int fp__convert_geometry(fp_reader *r, const AVFrame *f)
     cfg.height = r->out_h;
     /* the caller's max_held, and the frame converted ahead */
     cfg.max_buffers = r->max_held + (r->ahead ? 1u : 0u);
+    cfg.budget = r->opt.budget;
     if (r->opt.prefill) {
         cfg.min_buffers = cfg.max_buffers;
         cfg.prefault = 1;

@@ -121,6 +121,8 @@ int fp__decoder_open(fp_reader *r)
     /* The pool cap is set once the decoder tells its thread count; the
      * bridge is created now because avcodec_open2 may already allocate. */
     r->bridge = fp__bridge_new(64, name);
+    if (r->bridge)
+        r->bridge->budget = r->opt.budget;
     if (!r->bridge)
         return fp__reader_fail(r, FP_ENOMEM, "out of memory (bridge)");
     fp__bridge_set_site(r->bridge, r->site_file, r->site_line, r->site_func);

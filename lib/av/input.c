@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define IO_BUFFER_SIZE 65536
 
@@ -34,6 +35,8 @@ int fp__averror_map(int e)
         return FP_EFORMAT;
     if (e == AVERROR_STREAM_NOT_FOUND)
         return FP_ENOSTREAM;
+    if (e == AVERROR_PROTOCOL_NOT_FOUND || e == AVERROR_OPTION_NOT_FOUND)
+        return FP_EINVAL; /* a URL (or option) FFmpeg cannot use */
     if (e == AVERROR_EXIT)
         return FP_ECANCELED;
     if (e == AVERROR_EOF || e == AVERROR(EIO) || e == AVERROR(EPIPE) || e == AVERROR(ECONNRESET) ||
@@ -56,6 +59,9 @@ int fp__input_error(fp_reader *r, int e, const char *during)
         int why = atomic_load(&r->int_reason);
         if (why == FP__INT_NONE) /* an earlier abort left its error behind */
             why = atomic_load(&r->last_reason);
+        if (why == FP__INT_STALL)
+            return fp__reader_fail(r, FP_ETIMEDOUT, "%s: no new frame within the stall limit",
+                                   during);
         if (why == FP__INT_TIMEOUT)
             return fp__reader_fail(r, FP_ETIMEDOUT,
                                    "%s: no data within the deadline of %lld us (timeout_us)",
@@ -73,15 +79,25 @@ int fp__input_error(fp_reader *r, int e, const char *during)
 static int interrupt_cb(void *opaque)
 {
     fp_reader *r = opaque;
-    if (atomic_load_explicit(&r->interrupted, memory_order_relaxed)) {
+    if (atomic_load_explicit(&r->interrupted, memory_order_relaxed) ||
+        (r->abort_flag && atomic_load_explicit(r->abort_flag, memory_order_relaxed))) {
         atomic_store(&r->int_reason, FP__INT_CANCEL);
         atomic_store(&r->last_reason, FP__INT_CANCEL);
         return 1;
     }
     int64_t dl = atomic_load_explicit(&r->deadline_us, memory_order_relaxed);
-    if (dl && fp__now_us() > dl) {
+    int64_t sdl = atomic_load_explicit(&r->stall_deadline_us, memory_order_relaxed);
+    if (!dl && !sdl)
+        return 0;
+    int64_t now = fp__now_us();
+    if (dl && now > dl) {
         atomic_store(&r->int_reason, FP__INT_TIMEOUT);
         atomic_store(&r->last_reason, FP__INT_TIMEOUT);
+        return 1;
+    }
+    if (sdl && now > sdl) {
+        atomic_store(&r->int_reason, FP__INT_STALL);
+        atomic_store(&r->last_reason, FP__INT_STALL);
         return 1;
     }
     return 0;
@@ -104,8 +120,11 @@ void fp__input_disarm(fp_reader *r)
 
 void fp_reader_interrupt(fp_reader *r)
 {
-    if (r)
-        atomic_store(&r->interrupted, 1);
+    if (!r)
+        return;
+    atomic_store(&r->interrupted, 1);
+    if (r->live)
+        fp__live_interrupt(r);
 }
 
 /* ---- custom inputs ------------------------------------------------------------------------- */
@@ -234,6 +253,51 @@ static int looks_like_text(const char *url)
     return 1;
 }
 
+/* ---- FFmpeg options (fp_reader_options.av_options) ------------------------------------------ */
+
+/* Copies one token of "key=value:key=value" up to an unescaped `stop` (or
+ * ':' / the end) into out[cap], resolving '\' escapes; advances *sp. */
+static int parse_token(const char **sp, char stop, char *out, size_t cap)
+{
+    const char *p = *sp;
+    size_t n = 0;
+    while (*p && *p != ':' && *p != stop) {
+        if (*p == '\\' && p[1])
+            p++;
+        if (n + 1 >= cap)
+            return -1;
+        out[n++] = *p++;
+    }
+    out[n] = 0;
+    *sp = p;
+    return 0;
+}
+
+/* Parses opts.av_options into *d. Returns 0 or FP_EINVAL (message set). */
+static int parse_av_options(fp_reader *r, AVDictionary **d)
+{
+    const char *p = r->opt.av_options;
+    if (!p)
+        return FP_OK;
+    char key[128], val[1024];
+    while (*p) {
+        if (*p == ':') {
+            p++;
+            continue;
+        }
+        if (parse_token(&p, '=', key, sizeof key) || *p != '=' || !key[0])
+            return fp__reader_fail(r, FP_EINVAL,
+                                   "av_options: expected key=value pairs separated by ':' "
+                                   "near \"%.40s\"", p);
+        p++;
+        if (parse_token(&p, 0, val, sizeof val))
+            return fp__reader_fail(r, FP_EINVAL, "av_options: value of '%s' too long", key);
+        if (av_dict_set(d, key, val, 0) < 0)
+            return fp__reader_fail(r, FP_ENOMEM, "out of memory");
+    }
+    return FP_OK;
+}
+
 /* ---- open ---------------------------------------------------------------------------------- */
 
 static int input_finish_open(fp_reader *r, const char *url)
@@ -241,9 +305,26 @@ static int input_finish_open(fp_reader *r, const char *url)
     AVFormatContext *ic = r->ic;
     ic->interrupt_callback.callback = interrupt_cb;
     ic->interrupt_callback.opaque = r;
+    AVDictionary *dict = NULL;
+    int prc = parse_av_options(r, &dict);
+    if (prc) {
+        av_dict_free(&dict);
+        avformat_free_context(r->ic);
+        r->ic = NULL;
+        return prc;
+    }
     fp__input_arm(r);
-    int e = avformat_open_input(&r->ic, url, NULL, NULL);
+    int e = avformat_open_input(&r->ic, url, NULL, &dict);
     fp__input_disarm(r);
+    if (e >= 0 && dict) {
+        /* what no protocol or demuxer took: a misspelt option must not pass silently */
+        const AVDictionaryEntry *t = av_dict_get(dict, "", NULL, AV_DICT_IGNORE_SUFFIX);
+        int rc = fp__reader_fail(r, FP_EINVAL, "unknown FFmpeg option '%s' in av_options",
+                                 t ? t->key : "?");
+        av_dict_free(&dict);
+        return rc;
+    }
+    av_dict_free(&dict);
     if (e < 0) {
         r->ic = NULL; /* freed by avformat_open_input on failure */
         if (e == AVERROR_INVALIDDATA && !r->avio && is_local_path(url) && looks_like_text(url))
@@ -278,11 +359,26 @@ static int input_finish_open(fp_reader *r, const char *url)
     return FP_OK;
 }
 
+int fp__input_open_url(fp_reader *r, const char *url)
+{
+    int rc;
+    if (!url || !*url)
+        return fp__reader_fail(r, FP_EINVAL, "empty file name");
+    if (is_local_path(url) && (rc = precheck_file(r, url)) != 0)
+        return rc;
+    r->ic = avformat_alloc_context();
+    if (!r->ic)
+        return fp__reader_fail(r, FP_ENOMEM, "out of memory");
+    return input_finish_open(r, url);
+}
+
 int fp_reader_open_at(const char *url, const fp_reader_options *opts, fp_reader **out,
                       const char *file, int line, const char *func)
 {
     if (!out)
         return FP_EINVAL;
+    if (opts && opts->live.mode != FP_LIVE_OFF)
+        return fp__live_open(url, opts, out, file, line, func);
     char what[160];
     char shown[sizeof what - 8];
     fp__url_redact(url, shown, sizeof shown); /* messages never show credentials */
@@ -293,14 +389,7 @@ int fp_reader_open_at(const char *url, const fp_reader_options *opts, fp_reader 
         return rc;
     if (rc)
         return fp__reader_open_failed(r, rc);
-    if (!url || !*url)
-        return fp__reader_open_failed(r, fp__reader_fail(r, FP_EINVAL, "empty file name"));
-    if (is_local_path(url) && (rc = precheck_file(r, url)) != 0)
-        return fp__reader_open_failed(r, rc);
-    r->ic = avformat_alloc_context();
-    if (!r->ic)
-        return fp__reader_open_failed(r, fp__reader_fail(r, FP_ENOMEM, "out of memory"));
-    rc = input_finish_open(r, url);
+    rc = fp__input_open_url(r, url);
     return rc ? fp__reader_open_failed(r, rc) : FP_OK;
 }
 
@@ -410,6 +499,25 @@ int fp__input_read_packet(fp_reader *r)
             av_packet_unref(r->pkt);
             continue;
         }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r->wall_last = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+        unsigned n = sizeof r->wall_ring / sizeof r->wall_ring[0];
+        r->wall_ring[r->wall_pos % n].pts = r->pkt->pts;
+        r->wall_ring[r->wall_pos % n].wall = r->wall_last;
+        r->wall_pos++;
         return 1;
     }
+}
+
+double fp__input_wall_time(const fp_reader *r, int64_t pts)
+{
+    unsigned n = sizeof r->wall_ring / sizeof r->wall_ring[0];
+    if (pts != AV_NOPTS_VALUE)
+        for (unsigned i = 0; i < n && i < r->wall_pos; i++) {
+            unsigned k = (r->wall_pos - 1 - i) % n;
+            if (r->wall_ring[k].pts == pts)
+                return r->wall_ring[k].wall;
+        }
+    return r->wall_last;
 }

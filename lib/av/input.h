@@ -12,7 +12,7 @@
 #include <libavformat/avformat.h>
 
 /* Why the interrupt callback aborted a blocking call (fp_reader.int_reason). */
-enum { FP__INT_NONE = 0, FP__INT_CANCEL = 1, FP__INT_TIMEOUT = 2 };
+enum { FP__INT_NONE = 0, FP__INT_CANCEL = 1, FP__INT_TIMEOUT = 2, FP__INT_STALL = 3 };
 
 /* A memory input (fp_reader_open_memory): borrowed bytes and a position. */
 typedef struct fp__mem_input {
@@ -39,6 +39,14 @@ int fp__averror_map(int e);
  * that shows a URL goes through it. Returns the length of the full result
  * (like snprintf). NULL url gives "(null)". */
 size_t fp__url_redact(const char *url, char *out, size_t cap);
+/* Opens `url` into the reader made by fp__reader_begin (files and URLs:
+ * pre-checks of local files, FFmpeg options from opts.av_options, the
+ * interrupt callback, stream info, the decoder). Returns 0 or an error with
+ * the message set; the caller then calls fp__reader_open_failed. */
+int fp__input_open_url(fp_reader *r, const char *url);
+/* The arrival wall-clock time (CLOCK_REALTIME s) of the packet with `pts`,
+ * or of the newest packet when it is no longer known. */
+double fp__input_wall_time(const fp_reader *r, int64_t pts);
 /* Reads the next packet of the video stream into r->pkt. Returns 1 with a
  * packet, 0 at the end of input, or a negative error (message set). Corrupt
  * packets the demuxer rejects count against the error budget. */

@@ -67,7 +67,7 @@ static int check_options(fp_reader *r, const fp_reader_options *o)
     if (o->convert_ahead < 0 || o->convert_ahead > 1)
         return fp__reader_fail(r, FP_EINVAL, "invalid convert_ahead %d (0 off, the default; 1 on)",
                                o->convert_ahead);
-    return FP_OK;
+    return fp__live_check(r, o);
 }
 
 int fp__reader_begin(fp_reader **out, const fp_reader_options *opts, const char *what,
@@ -80,6 +80,8 @@ int fp__reader_begin(fp_reader **out, const fp_reader_options *opts, const char 
         return FP_ENOMEM;
     if (opts)
         r->opt = *opts;
+    if (r->opt.budget)
+        fp_ref(r->opt.budget); /* released by finalize */
     r->vs = -1;
     r->site_file = file;
     r->site_line = line;
@@ -101,6 +103,8 @@ int fp__reader_open_failed(fp_reader *r, int rc)
 static void reader_finalize(void *obj)
 {
     fp_reader *r = obj;
+    if (r->live)
+        fp__live_stop(r);
     fp__ahead_stop(r);
     sws_freeContext(r->sws);
     r->sws = NULL;
@@ -117,6 +121,7 @@ static void reader_finalize(void *obj)
     }
     fp_unref(&r->bridge);
     fp_unref(&r->out_pool);
+    fp_unref(&r->opt.budget); /* after the decoder: its pools were made on it */
 }
 
 void fp_reader_close(fp_reader **pr)
@@ -153,14 +158,22 @@ static int over_budget(const fp_reader *r)
 int fp__reader_decode_error(fp_reader *r, int e, const char *during)
 {
     r->decode_errors++;
+    int lost = 0; /* the error is a buffer the pool could not give (reported as ENOMEM) */
     if (atomic_exchange(&r->bridge->exhausted, 0)) {
-        r->done = 1;
-        return fp__reader_fail(r, FP_ELIMIT,
-                               "the decoder needed more than the %u buffers its pool allows "
-                               "(decoder need %u + max_held %u); raise max_held",
-                               r->bridge->pool_max, r->decoder_need, r->max_held);
+        if (r->abort_flag) {
+            lost = 1;
+            /* a live connection: the decoder pool could not grow (a shared budget is
+             * full, or a damaged stream): a lost frame, within the error budget */
+            r->budget_drops++;
+        } else {
+            r->done = 1;
+            return fp__reader_fail(r, FP_ELIMIT,
+                                   "the decoder needed more than the %u buffers its pool "
+                                   "allows (decoder need %u + max_held %u); raise max_held",
+                                   r->bridge->pool_max, r->decoder_need, r->max_held);
+        }
     }
-    if (e == AVERROR(ENOMEM)) {
+    if (e == AVERROR(ENOMEM) && !lost) {
         r->done = 1;
         return fp__reader_fail(r, FP_ENOMEM, "out of memory while decoding");
     }
@@ -223,6 +236,7 @@ static int deliver(fp_reader *r, AVFrame *f, int64_t pts, int64_t index, fp_imag
         }
     }
     img->index = index;
+    img->wall_time = fp__input_wall_time(r, pts);
     img->pts = pts == AV_NOPTS_VALUE ? INT64_MIN : pts;
     img->time = pts == AV_NOPTS_VALUE ? NAN : (double)(pts - r->start_pts) * av_q2d(r->st->time_base);
     img->flags = (img->flags & FP_IMAGE_READONLY) | (f->key_frame ? FP_IMAGE_KEY : 0) |
@@ -296,6 +310,13 @@ static int decode_one(fp_reader *r, fp_image **img, const char *file, int line,
             }
             int rc = deliver(r, f, pts, index, img, file, line, func);
             av_frame_unref(f);
+            if (rc == FP_ELIMIT && r->abort_flag) {
+                /* a live connection whose output pool cannot grow (a shared budget
+                 * is full): this frame is lost, the stream goes on */
+                r->skipped++;
+                r->budget_drops++;
+                continue;
+            }
             if (rc) {
                 r->done = 1;
                 return rc;
@@ -364,6 +385,8 @@ int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
         return FP_EINVAL;
     if (r->failed_open)
         return FP_EINVAL;
+    if (r->live)
+        return fp__live_next(r, img);
     if (!r->job_busy) {
         if (r->pending_rc) { /* met while decoding ahead of the last frame delivered */
             int rc = r->pending_rc;
@@ -408,7 +431,8 @@ int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
         }
         if (rc > 0) {
             r->delivered++;
-            fp_frame_tick();
+            if (!r->abort_flag) /* a live connection: the live reader ticks per delivery */
+                fp_frame_tick();
         }
         return rc;
     }
@@ -418,6 +442,10 @@ int fp_reader_next_at(fp_reader *r, fp_image **img, const char *file, int line,
 
 int fp_reader_seek(fp_reader *r, double seconds, int flags)
 {
+    if (r && r->live && !r->failed_open) {
+        snprintf(r->what, sizeof r->what, "seek to %.3f s", seconds);
+        return fp__reader_fail(r, FP_EINVAL, "a live source cannot seek");
+    }
     if (!r || r->failed_open || !r->dec)
         return FP_EINVAL;
     snprintf(r->what, sizeof r->what, "seek to %.3f s", seconds);
@@ -458,6 +486,8 @@ int fp_reader_info_get(const fp_reader *r, fp_reader_info *out)
     if (!out)
         return FP_EINVAL;
     memset(out, 0, sizeof *out);
+    if (r && r->live && !r->failed_open)
+        return fp__live_info(r, out);
     if (!r || r->failed_open || !r->dec)
         return FP_EINVAL;
     const AVCodecContext *d = r->dec;
@@ -524,6 +554,8 @@ int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out)
     if (!out)
         return FP_EINVAL;
     memset(out, 0, sizeof *out);
+    if (r && r->live && !r->failed_open)
+        return fp__live_stats(r, out);
     if (!r || r->failed_open || !r->dec)
         return FP_EINVAL;
     out->packets = r->packets;
@@ -534,6 +566,7 @@ int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out)
     out->decode_errors = r->decode_errors;
     out->size_changes = r->size_changes;
     out->wrapped = r->wrapped;
+    out->budget_drops = r->budget_drops;
     unsigned held = 0, dec_only = 0;
     fp__bridge_counts(r->bridge, &held, &dec_only);
     out->decoder_held = dec_only;

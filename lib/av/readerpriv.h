@@ -13,6 +13,7 @@
 #include "decoder.h"
 #include "framepool/reader.h"
 #include "input.h"
+#include "live.h"
 
 #include <libavformat/avformat.h>
 #include <libswscale/swscale.h>
@@ -77,6 +78,19 @@ struct fp_reader {
     char pending_msg[512];
     /* statistics */
     uint64_t packets, decoded, delivered, skipped, corrupt, decode_errors, size_changes, wrapped;
+    uint64_t budget_drops;       /* live connection: frames lost to a pool that could not grow */
+    /* wall clock (CLOCK_REALTIME s) when recent packets of the stream were read,
+     * by pts: a decoded frame takes the arrival time of its packet */
+    struct { int64_t pts; double wall; } wall_ring[32];
+    unsigned wall_pos;
+    double wall_last;            /* arrival of the newest packet */
+    /* live sources (live.c) */
+    struct fp__live *live;       /* the live state of a live reader (NULL otherwise) */
+    _Atomic int *abort_flag;     /* a live reader's connection: non-zero aborts every
+                                    blocking FFmpeg call (the live reader is closing) */
+    _Atomic int64_t stall_deadline_us; /* a live reader's connection: CLOCK_MONOTONIC us by
+                                    which the next frame must come, else the blocking call
+                                    aborts with FP_ETIMEDOUT (0 = none) */
 };
 
 /* Sets the reader's message to "<what>: <fmt...>" and returns `code`. */

@@ -24,6 +24,7 @@ void fp__image_reset(fp__image *im)
     im->pub.time = NAN;
     im->pub.index = -1;
     im->pub.flags = 0;
+    im->pub.wall_time = 0;
 }
 
 void fp__image_bind_planes(fp__image *im)
@@ -183,6 +184,7 @@ static void copy_meta(fp_image *dst, const fp_image *src)
     dst->pts = src->pts;
     dst->time = src->time;
     dst->index = src->index;
+    dst->wall_time = src->wall_time;
     dst->flags = src->flags & ~(unsigned)FP_IMAGE_READONLY;
     dst->av_format = src->av_format;
 }

@@ -1,0 +1,339 @@
+/*
+ * multi_stream — many live cameras in one process under one fp_budget.
+ *
+ *   multi_stream [--streams N] [--seconds S] [--size WxH] [--budget MiB] [--bgr]
+ *
+ * N (default 16) local tcp servers (forked children, one client each) serve
+ * a 25 fps MPEG-TS clip (made once with ffmpeg, default 1280x720) at its own
+ * pace, looped. Phase 1: N framepool live readers (LATEST), one thread each,
+ * every reader's pools on one fp_budget; the loop takes each frame and
+ * releases it. Every 100 ms the program checks the budget's used bytes
+ * against its cap and samples RssAnon; at the end it prints the aggregate
+ * fps, CPU per frame, the budget's peak, and the RssAnon Theil-Sen slope per
+ * minute after the first 10 s. Phase 2 runs N cv::VideoCapture threads
+ * (bench/multi_stream_cv) on fresh servers for the same time and prints the
+ * same figures beside. The servers' own CPU is not counted (other processes).
+ */
+#define _GNU_SOURCE
+#include <framepool.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXS 64
+static unsigned char *clip;
+static size_t clip_len;
+static double clip_seconds = 4;
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec +
+           u.ru_stime.tv_usec * 1e-6;
+}
+
+static long rss_anon(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "RssAnon:", 8)) {
+            v = atol(line + 8) * 1024;
+            break;
+        }
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* A forked server: listens on `port`, serves one client the clip at its own
+ * pace, looped. */
+static pid_t serve(int *port_out)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1))
+        return -1;
+    socklen_t al = sizeof a;
+    getsockname(l, (struct sockaddr *)&a, &al);
+    *port_out = ntohs(a.sin_port);
+    pid_t p = fork();
+    if (p != 0) {
+        close(l);
+        return p;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int c = accept(l, NULL, NULL);
+    close(l);
+    size_t chunk = 188 * 14;
+    double rate = (double)clip_len / clip_seconds, t0 = mono(), sent = 0;
+    for (size_t off = 0;; off = (off + chunk) % (clip_len / chunk * chunk)) {
+        if (send(c, clip + off, chunk, MSG_NOSIGNAL) < 0)
+            _exit(0);
+        sent += (double)chunk;
+        double ahead = sent / rate - (mono() - t0);
+        if (ahead > 0)
+            usleep((useconds_t)(ahead * 1e6));
+    }
+}
+
+typedef struct stream {
+    int port;
+    pid_t srv;
+    fp_reader *r;
+    pthread_t th;
+    _Atomic uint64_t frames;
+} stream;
+
+static _Atomic int stop;
+
+static void *consume(void *arg)
+{
+    stream *s = arg;
+    fp_image *img = NULL;
+    while (!atomic_load(&stop)) {
+        int rc = fp_reader_next(s->r, &img);
+        if (rc == 1)
+            atomic_fetch_add(&s->frames, 1);
+        else if (rc == 0)
+            break;
+    }
+    fp_unref(&img);
+    return NULL;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+static double theil_sen(const double *t, const double *v, int from, int n)
+{
+    size_t cnt = 0;
+    double *s = malloc(sizeof *s * 200000);
+    unsigned seed = 7;
+    int m = n - from;
+    if (m < 2) {
+        free(s);
+        return 0;
+    }
+    while (cnt < 200000 && cnt < (size_t)m * (m - 1) / 2) {
+        int i = from + (int)(rand_r(&seed) % (unsigned)m);
+        int j = from + (int)(rand_r(&seed) % (unsigned)m);
+        if (t[j] != t[i])
+            s[cnt++] = (v[j] - v[i]) / (t[j] - t[i]);
+    }
+    qsort(s, cnt, sizeof *s, cmp_double);
+    double med = cnt ? s[cnt / 2] : 0;
+    free(s);
+    return med;
+}
+
+int main(int argc, char **argv)
+{
+    int n = 16;
+    double seconds = 60, budget_mib = 0;
+    const char *size = "1280x720";
+    int bgr = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--streams") && i + 1 < argc)
+            n = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--size") && i + 1 < argc)
+            size = argv[++i];
+        else if (!strcmp(argv[i], "--budget") && i + 1 < argc)
+            budget_mib = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--bgr"))
+            bgr = 1;
+        else {
+            fprintf(stderr, "usage: multi_stream [--streams N] [--seconds S] [--size WxH] "
+                            "[--budget MiB] [--bgr]\n");
+            return 2;
+        }
+    }
+    if (n < 1 || n > MAXS)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    char path[] = "/tmp/fp_multi_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=%s:rate=25 -t %.0f "
+             "-c:v mpeg2video -g 25 -q:v 5 -flags +low_delay -f mpegts %s",
+             size, clip_seconds, path);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "multi_stream: needs the ffmpeg program\n");
+        return 2;
+    }
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    clip_len = (size_t)ftell(f);
+    rewind(f);
+    clip = malloc(clip_len);
+    if (fread(clip, 1, clip_len, f) != clip_len)
+        return 2;
+    fclose(f);
+    unlink(path);
+    int w = 0, h = 0;
+    sscanf(size, "%dx%d", &w, &h);
+    /* per stream: the decoder's need (1 thread: a few frames), the queue, the frame held */
+    size_t frame_bytes = bgr ? (size_t)w * h * 3 : (size_t)w * h * 3 / 2;
+    size_t budget = budget_mib > 0 ? (size_t)(budget_mib * 1048576)
+                                   : (size_t)n * 8 * frame_bytes;
+    fp_budget *b = NULL;
+    if (fp_budget_new(budget, &b)) {
+        fprintf(stderr, "multi_stream: cannot make the budget\n");
+        return 2;
+    }
+    printf("multi_stream: %d live %s streams (MPEG-2 over tcp, 25 fps), one budget of %.1f "
+           "MiB, %s output, %.0f s per peer\n",
+           n, size, budget / 1048576.0, bgr ? "BGR24" : "native", seconds);
+    stream st[MAXS];
+    memset(st, 0, sizeof st);
+    for (int i = 0; i < n; i++) {
+        st[i].srv = serve(&st[i].port);
+        char url[64];
+        snprintf(url, sizeof url, "tcp://127.0.0.1:%d", st[i].port);
+        fp_reader_options o = {0};
+        o.threads = 1;
+        o.max_held = 1;
+        o.format = bgr ? FP_PIX_BGR24 : FP_PIX_NONE;
+        o.live.mode = FP_LIVE_LATEST;
+        o.live.reconnect_min = 0.05;
+        o.live.reconnect_max = 1;
+        o.timeout_us = 500000;
+        o.budget = b;
+        if (fp_reader_open(url, &o, &st[i].r) < 0) {
+            fprintf(stderr, "multi_stream: %s\n", fp_reader_errmsg(st[i].r));
+            return 1;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        pthread_create(&st[i].th, NULL, consume, &st[i]);
+    /* warm up 3 s, then measure */
+    usleep(3000000);
+    uint64_t f0 = 0;
+    for (int i = 0; i < n; i++)
+        f0 += atomic_load(&st[i].frames);
+    double c0 = cpu(), t0 = mono();
+    int cap = (int)(seconds * 10) + 16, ns = 0, over = 0;
+    double *ts = calloc((size_t)cap, sizeof *ts), *rs = calloc((size_t)cap, sizeof *rs);
+    uint64_t peak = 0;
+    while (mono() - t0 < seconds) {
+        usleep(100000);
+        fp_budget_stats bs;
+        fp_budget_get_stats(b, &bs);
+        if (bs.used_bytes > budget)
+            over++;
+        if (bs.used_bytes > peak)
+            peak = bs.used_bytes;
+        if (ns < cap) {
+            ts[ns] = mono() - t0;
+            rs[ns] = (double)rss_anon();
+            ns++;
+        }
+    }
+    uint64_t f1 = 0, refused = 0;
+    for (int i = 0; i < n; i++)
+        f1 += atomic_load(&st[i].frames);
+    double fp_cpu = cpu() - c0, fp_wall = mono() - t0;
+    fp_budget_stats bs;
+    fp_budget_get_stats(b, &bs);
+    refused = bs.refusals;
+    atomic_store(&stop, 1);
+    uint64_t drops = 0, reconnects = 0, bdrops = 0;
+    for (int i = 0; i < n; i++) {
+        fp_reader_interrupt(st[i].r);
+        pthread_join(st[i].th, NULL);
+        fp_reader_stats s;
+        fp_reader_stats(st[i].r, &s);
+        drops += s.dropped;
+        bdrops += s.budget_drops;
+        reconnects += s.reconnects;
+        fp_reader_close(&st[i].r);
+        kill(st[i].srv, SIGKILL);
+        waitpid(st[i].srv, NULL, 0);
+    }
+    fp_unref(&b);
+    int from = 0;
+    while (from < ns && ts[from] < 10)
+        from++;
+    if (from >= ns - 2)
+        from = ns / 2;
+    double slope = theil_sen(ts, rs, from, ns) * 60;
+    double fp_fps = (double)(f1 - f0) / fp_wall;
+
+    /* ---- N cv::VideoCapture threads ---- */
+    char self[PATH_MAX], peer[PATH_MAX + 32];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[len > 0 ? len : 0] = 0;
+    snprintf(peer, sizeof peer, "%s/multi_stream_cv", dirname(self));
+    char *cvcmd = malloc(PATH_MAX + 64 * (size_t)n + 64);
+    int k = sprintf(cvcmd, "'%s' %.1f", peer, seconds);
+    for (int i = 0; i < n; i++) {
+        st[i].srv = serve(&st[i].port);
+        k += sprintf(cvcmd + k, " tcp://127.0.0.1:%d", st[i].port);
+    }
+    double cv_fps = 0, cv_cpu_pf = 0, cv_rss_slope = 0;
+    long cv_frames = 0;
+    FILE *p = popen(cvcmd, "r");
+    char line[256];
+    while (p && fgets(line, sizeof line, p))
+        sscanf(line, "summary frames=%ld fps=%lf cpu_per_frame_ms=%lf rss_slope_per_min=%lf",
+               &cv_frames, &cv_fps, &cv_cpu_pf, &cv_rss_slope);
+    if (p)
+        pclose(p);
+    for (int i = 0; i < n; i++) {
+        kill(st[i].srv, SIGKILL);
+        waitpid(st[i].srv, NULL, 0);
+    }
+    free(cvcmd);
+
+    printf("\n%-24s %10s %12s %14s %22s\n", "peer", "fps (all)", "CPU/frame ms",
+           "RssAnon MiB", "RssAnon slope KiB/min");
+    printf("%-24s %10.1f %12.3f %14.1f %22.1f\n", "framepool LATEST+budget", fp_fps,
+           fp_cpu / (double)(f1 - f0) * 1e3, rs[ns - 1] / 1048576.0, slope / 1024);
+    printf("%-24s %10.1f %12.3f %14s %22.1f\n", "cv::VideoCapture threads", cv_fps, cv_cpu_pf,
+           "-", cv_rss_slope / 1024);
+    printf("framepool: budget peak %.1f of %.1f MiB (over the cap in %d of %d checks), %llu "
+           "refusals (%llu frames lost to them), %llu stale frames dropped, %llu reconnects\n",
+           peak / 1048576.0, budget / 1048576.0, over, ns, (unsigned long long)refused,
+           (unsigned long long)bdrops, (unsigned long long)drops,
+           (unsigned long long)reconnects);
+    if (cv_fps > 0)
+        printf("ratio: framepool fps / cv fps = %.2f; CPU per frame cv / framepool = %.2f\n",
+               fp_fps / cv_fps, cv_cpu_pf / (fp_cpu / (double)(f1 - f0) * 1e3));
+    free(ts);
+    free(rs);
+    free(clip);
+    return over ? 1 : 0;
+}

@@ -1,0 +1,746 @@
+/*
+ * Live sources (fp_reader_options.live): a reader whose own thread connects
+ * to a camera or stream, drains it all the time, decodes, and hands frames
+ * to the caller through a bounded queue; it detects stalls, reconnects with
+ * jittered exponential backoff, rebases timestamps across connections and
+ * reports what happens as events.
+ *
+ * Shape. The caller's fp_reader (the "outer" reader) holds an fp__live. Each
+ * connection is an ordinary file-semantics fp_reader (the "connection"),
+ * created, read and closed by the live thread only; its blocking FFmpeg calls
+ * abort through its interrupt callback when the live reader closes
+ * (abort_flag) or when no frame came for `stall` seconds (stall_deadline_us).
+ *
+ * Locking. L->mu guards the queue, the statistics and the flags below it.
+ * Nothing is released (fp_unref) and no event is delivered while L->mu is
+ * held: a release may run user callbacks (fp_on_free, weak maps) and events
+ * are user callbacks. Lock order: L->mu, then a connection's bridge mutex or
+ * a pool's lock (counting the frames the caller holds).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "readerpriv.h"
+
+#include <errno.h>
+#include <libavutil/imgutils.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define LIVE_QUEUE_DEFAULT 8u
+#define LIVE_QUEUE_MAX 256u
+#define LIVE_MSG 512
+
+typedef struct live_slot {
+    fp_image *img;
+    uint64_t conn; /* the connection it came from */
+} live_slot;
+
+typedef struct fp__live {
+    fp_reader *r;                /* the outer reader (borrowed: it owns this state) */
+    fp_live_options lo;          /* with defaults filled in */
+    fp_reader_options iopt;      /* options of each connection */
+    char *url;                   /* copies owned by this object (same allocation) */
+    char *av_options;
+    char shown[256];             /* the URL without credentials */
+    const char *site_file, *site_func;
+    int site_line;
+    int64_t timeout_us;          /* the caller's per-next deadline */
+    pthread_t th;
+    int started;
+    _Atomic int stop;            /* close: every blocking call of the thread aborts */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_frame;     /* the caller waits for a frame (or the end) */
+    pthread_cond_t cv_wake;      /* the thread waits (backoff, caller behind) */
+    /* ---- guarded by mu ---- */
+    int kick;                    /* fp_reader_interrupt: end the backoff now */
+    int ended;                   /* GAVE_UP: no more frames will come */
+    int end_rc;
+    char end_msg[LIVE_MSG];
+    unsigned qcap, qhead, qlen;
+    live_slot *q;
+    uint64_t conn_id;            /* current connection number (1, 2, ...) */
+    fp__bridge *held_bridge;     /* +1: the current connection's decoder bridge and */
+    fp_pool *held_pool;          /* +1: conversion pool, to count the frames held */
+    int inflight;                /* the thread has a frame of the current connection
+                                    that is not in the queue yet */
+    fp_reader_stats base;        /* sums over closed connections */
+    fp_reader_stats cur;         /* the current connection's last snapshot */
+    uint64_t reconnects, connects, dropped, stalls, delivered, size_changes;
+    int connected;
+    double age_last, age_max;
+    fp_reader_info info;
+    int have_info;
+    /* ---- the thread's own ---- */
+    uint64_t rng;
+    int64_t frame_index;         /* index given to the next frame */
+    int have_last;               /* a frame was produced before (timestamps) */
+    double last_time;            /* time of the last frame produced */
+    int64_t last_pts;
+    int64_t last_mono;           /* CLOCK_MONOTONIC us of the last frame produced */
+    AVRational tb0;              /* time base of the first connection */
+    int64_t pts_origin;          /* pts of time 0 in tb0 */
+    int size_w, size_h;          /* source size of the last frame (0: none yet) */
+} fp__live;
+
+static void live_finalize(void *obj)
+{
+    (void)obj;
+}
+static const fp_type live_type = {"fp_live", live_finalize};
+
+static int64_t mono_us(void)
+{
+    return fp__now_us();
+}
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Waits on `cv` until the CLOCK_MONOTONIC time `until_us` (0 = no limit).
+ * Returns ETIMEDOUT after the deadline. */
+static int cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t until_us)
+{
+    if (!until_us)
+        return pthread_cond_wait(cv, mu);
+    struct timespec ts = {.tv_sec = (time_t)(until_us / 1000000),
+                          .tv_nsec = (long)(until_us % 1000000) * 1000};
+    return pthread_cond_timedwait(cv, mu, &ts);
+}
+
+static uint64_t rng_next(fp__live *L)
+{
+    /* xorshift64*: jitter only, no need for quality */
+    uint64_t x = L->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    L->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* ---- options ----------------------------------------------------------------------------- */
+
+int fp__live_check(fp_reader *r, const fp_reader_options *o)
+{
+    const fp_live_options *l = &o->live;
+    if (l->mode == FP_LIVE_OFF)
+        return FP_OK;
+    if (l->mode != FP_LIVE_ALL && l->mode != FP_LIVE_LATEST)
+        return fp__reader_fail(r, FP_EINVAL, "invalid live.mode %d (OFF, ALL or LATEST)",
+                               (int)l->mode);
+    if (l->queue > LIVE_QUEUE_MAX)
+        return fp__reader_fail(r, FP_EINVAL, "live.queue %u is too large (at most %u)",
+                               l->queue, LIVE_QUEUE_MAX);
+    if (!(l->reconnect_min >= 0) || !(l->reconnect_max >= 0) || !(l->stall >= 0) ||
+        l->reconnect_min > 86400 || l->reconnect_max > 86400 || l->stall > 86400)
+        return fp__reader_fail(r, FP_EINVAL,
+                               "invalid live times reconnect_min=%g reconnect_max=%g stall=%g "
+                               "(seconds, 0..86400; 0 = default)",
+                               l->reconnect_min, l->reconnect_max, l->stall);
+    if (l->reconnect_min > 0 && l->reconnect_max > 0 && l->reconnect_max < l->reconnect_min)
+        return fp__reader_fail(r, FP_EINVAL, "live.reconnect_max %g < reconnect_min %g",
+                               l->reconnect_max, l->reconnect_min);
+    if (l->max_reconnects < 0)
+        return fp__reader_fail(r, FP_EINVAL, "negative live.max_reconnects (0 = forever)");
+    if (o->start != 0 || o->end != 0)
+        return fp__reader_fail(r, FP_EINVAL, "start and end do not apply to a live source");
+    return FP_OK;
+}
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+/* Delivers an event to the user. The thread only, with no lock held. */
+static void emit(fp__live *L, int type, int attempt, double delay, int error, int w, int h,
+                 const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+static void emit(fp__live *L, int type, int attempt, double delay, int error, int w, int h,
+                 const char *fmt, ...)
+{
+    if (!L->lo.on_event)
+        return;
+    char msg[LIVE_MSG];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fp_live_event ev = {.type = type, .attempt = attempt, .delay = delay, .error = error,
+                        .width = w, .height = h, .message = msg};
+    L->lo.on_event(&ev, L->lo.user);
+}
+
+/* ---- statistics -------------------------------------------------------------------------- */
+
+static void stats_add(fp_reader_stats *a, const fp_reader_stats *b)
+{
+    a->packets += b->packets;
+    a->decoded += b->decoded;
+    a->skipped += b->skipped;
+    a->corrupt += b->corrupt;
+    a->decode_errors += b->decode_errors;
+    a->wrapped += b->wrapped;
+    a->budget_drops += b->budget_drops;
+}
+
+/* Under L->mu: frames the caller holds from the current connection. Frames
+ * of the connection are counted by its bridge (native) and conversion pool;
+ * those in the queue or on their way to it are not the caller's. */
+static unsigned caller_held(fp__live *L)
+{
+    unsigned held = 0;
+    if (L->held_bridge)
+        fp__bridge_counts(L->held_bridge, &held, NULL);
+    if (L->held_pool) {
+        fp_pool_stats s;
+        fp_pool_get_stats(L->held_pool, &s);
+        held += (unsigned)s.outstanding;
+    }
+    unsigned mine = L->inflight ? 1u : 0u;
+    for (unsigned i = 0; i < L->qlen; i++)
+        if (L->q[(L->qhead + i) % L->qcap].conn == L->conn_id)
+            mine++;
+    return held > mine ? held - mine : 0;
+}
+
+/* ---- the thread: one connection ---------------------------------------------------------- */
+
+enum { END_STOP = 0, END_EOF, END_ERROR, END_STALL };
+
+/* Opens a connection. Returns 0 with *out, or an error with its message in
+ * msg (no credentials: the connection's messages show the redacted URL). */
+static int connect_once(fp__live *L, fp_reader **out, char *msg, size_t cap)
+{
+    char what[300];
+    snprintf(what, sizeof what, "open '%s'", L->shown);
+    fp_reader *c = NULL;
+    int rc = fp__reader_begin(&c, &L->iopt, what, L->site_file, L->site_line, L->site_func);
+    if (!c) {
+        snprintf(msg, cap, "%s: out of memory", what);
+        return rc;
+    }
+    if (rc == FP_OK) {
+        c->abort_flag = &L->stop;
+        /* connecting and the first frame have the stall limit too (the caller's
+         * timeout_us is for its own waits) */
+        atomic_store(&c->stall_deadline_us, mono_us() + (int64_t)(L->lo.stall * 1e6));
+        rc = fp__input_open_url(c, L->url);
+    }
+    if (rc) {
+        snprintf(msg, cap, "%s", c->errmsg);
+        fp__reader_open_failed(c, rc);
+        fp_unref(&c);
+        return rc;
+    }
+    *out = c;
+    return FP_OK;
+}
+
+/* A cheap fingerprint of a picture: four rows of its first plane. */
+static uint64_t picture_hash(const fp_image *img)
+{
+    uint64_t h = 1469598103934665603ULL;
+    int row = img->av_format >= 0 ? av_image_get_linesize(img->av_format, img->width, 0) : 0;
+    if (row <= 0 || row > img->stride[0])
+        row = img->stride[0];
+    if (!img->data[0] || row <= 0)
+        return 0;
+    for (int k = 1; k <= 4; k++) {
+        const uint8_t *p = img->data[0] + (size_t)(img->height * k / 5) * (size_t)img->stride[0];
+        for (int i = 0; i < row; i++)
+            h = (h ^ p[i]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Rebases the timestamps of a frame of connection `c` (its first frame when
+ * `first`) so that they continue after the last frame produced. */
+static void rebase(fp__live *L, fp_image *img, const fp_reader_info *ci, int first,
+                   double *conn_off, int64_t now)
+{
+    AVRational tb = {ci->time_base_num, ci->time_base_den > 0 ? ci->time_base_den : 1};
+    double fps = ci->fps > 0 ? ci->fps : 25.0;
+    double t_in = img->time;
+    if (first) {
+        if (!L->have_last) {
+            L->tb0 = tb.num > 0 ? tb : (AVRational){1, 90000};
+            *conn_off = 0;
+            double t0 = isnan(t_in) ? 0 : t_in;
+            L->pts_origin = img->pts != INT64_MIN ? img->pts - llround(t0 / av_q2d(L->tb0)) : 0;
+        } else {
+            double gap = (double)(now - L->last_mono) * 1e-6;
+            if (gap < 1.0 / fps)
+                gap = 1.0 / fps;
+            *conn_off = L->last_time + gap - (isnan(t_in) ? 0 : t_in);
+        }
+    }
+    double t = isnan(t_in) ? (L->have_last ? L->last_time + 1.0 / fps : 0) : t_in + *conn_off;
+    if (L->have_last && t <= L->last_time)
+        t = L->last_time + 1e-6;
+    int64_t pts = L->pts_origin + llround(t / av_q2d(L->tb0));
+    if (L->have_last && pts <= L->last_pts)
+        pts = L->last_pts + 1;
+    img->time = t;
+    img->pts = pts;
+    img->index = L->frame_index++;
+    L->have_last = 1;
+    L->last_time = t;
+    L->last_pts = pts;
+    L->last_mono = now;
+}
+
+/* Under L->mu: removes the oldest queued frame into *out (to release). */
+static fp_image *queue_pop_locked(fp__live *L)
+{
+    if (!L->qlen)
+        return NULL;
+    fp_image *img = L->q[L->qhead].img;
+    L->q[L->qhead].img = NULL;
+    L->qhead = (L->qhead + 1) % L->qcap;
+    L->qlen--;
+    return img;
+}
+
+/* Reads connection `c` until it ends. Returns END_* with the cause in msg. */
+static int stream(fp__live *L, fp_reader *c, int *delivered_any, char *msg, size_t cap,
+                  int *err)
+{
+    fp_reader_info ci;
+    fp_reader_info_get(c, &ci);
+    int64_t stall_us = (int64_t)(L->lo.stall * 1e6);
+    int first = 1;
+    double conn_off = 0;
+    uint64_t last_hash = 0;
+    int64_t same_since = 0;
+    uint64_t last_changes = 0;
+    fp_image *img = NULL;
+    for (;;) {
+        if (atomic_load(&L->stop))
+            return END_STOP;
+        int rc = fp_reader_next_at(c, &img, L->site_file, L->site_line, L->site_func);
+        if (rc == FP_ELIMIT && !c->done) {
+            /* the caller is behind: make room by dropping the oldest queued frame, or
+             * wait for the caller to release one */
+            fp_image *old = NULL;
+            pthread_mutex_lock(&L->mu);
+            old = queue_pop_locked(L);
+            if (old)
+                L->dropped++;
+            else if (!atomic_load(&L->stop))
+                cond_wait_until(&L->cv_wake, &L->mu, mono_us() + 10000);
+            pthread_mutex_unlock(&L->mu);
+            fp_unref(&old);
+            continue;
+        }
+        if (rc <= 0) {
+            if (atomic_load(&L->stop))
+                return END_STOP;
+            if (rc == 0) {
+                snprintf(msg, cap, "the source ended the stream");
+                *err = FP_EIO;
+                return END_EOF;
+            }
+            snprintf(msg, cap, "%s", c->errmsg);
+            *err = rc;
+            return atomic_load(&c->last_reason) == FP__INT_STALL && rc == FP_ETIMEDOUT ? END_STALL
+                                                                                      : END_ERROR;
+        }
+        pthread_mutex_lock(&L->mu);
+        L->inflight = 1; /* counted by the connection, not the caller's */
+        pthread_mutex_unlock(&L->mu);
+        int64_t now = mono_us();
+        atomic_store(&c->stall_deadline_us, now + stall_us);
+        /* the same picture over and over: a "connected but dead" source */
+        if (!L->lo.repeat_ok) {
+            uint64_t h = picture_hash(img);
+            if (!first && h == last_hash) {
+                if (now - same_since >= stall_us) {
+                    fp_unref(&img);
+                    snprintf(msg, cap, "the same picture for %.1f s", L->lo.stall);
+                    *err = FP_ETIMEDOUT;
+                    return END_STALL;
+                }
+            } else {
+                last_hash = h;
+                same_since = now;
+            }
+        }
+        /* a new source size, mid-stream or since the last connection */
+        fp_reader_stats cs;
+        fp_reader_stats_get(c, &cs);
+        if (first || cs.size_changes != last_changes) {
+            last_changes = cs.size_changes;
+            fp_reader_info_get(c, &ci);
+            if (L->size_w && (ci.width != L->size_w || ci.height != L->size_h)) {
+                int ow = L->size_w, oh = L->size_h;
+                L->size_w = ci.width;
+                L->size_h = ci.height;
+                pthread_mutex_lock(&L->mu);
+                L->size_changes++;
+                L->info = ci;
+                L->info.time_base_num = L->tb0.num;
+                L->info.time_base_den = L->tb0.den;
+                pthread_mutex_unlock(&L->mu);
+                emit(L, FP_LIVE_SIZE_CHANGED, 0, 0, 0, ci.width, ci.height,
+                     "'%s': frames are now %dx%d (were %dx%d)", L->shown, ci.width, ci.height,
+                     ow, oh);
+            }
+            L->size_w = ci.width;
+            L->size_h = ci.height;
+        }
+        rebase(L, img, &ci, first, &conn_off, now);
+        if (first) {
+            pthread_mutex_lock(&L->mu);
+            L->info.time_base_num = L->tb0.num;
+            L->info.time_base_den = L->tb0.den;
+            pthread_mutex_unlock(&L->mu);
+        }
+        first = 0;
+        *delivered_any = 1;
+        /* publish: the frame, the statistics, what counts the caller's frames */
+        fp_image *drop = NULL;
+        fp__bridge *old_bridge = NULL;
+        fp_pool *old_pool = NULL;
+        pthread_mutex_lock(&L->mu);
+        if (L->held_bridge != c->bridge) {
+            old_bridge = L->held_bridge;
+            L->held_bridge = fp_ref(c->bridge);
+        }
+        if (L->held_pool != c->out_pool) {
+            old_pool = L->held_pool;
+            L->held_pool = c->out_pool ? fp_ref(c->out_pool) : NULL;
+        }
+        if (L->qlen == L->qcap) {
+            drop = queue_pop_locked(L);
+            L->dropped++;
+        }
+        L->q[(L->qhead + L->qlen) % L->qcap] = (live_slot){img, L->conn_id};
+        L->qlen++;
+        img = NULL;
+        L->inflight = 0;
+        L->cur = cs;
+        pthread_cond_broadcast(&L->cv_frame);
+        pthread_mutex_unlock(&L->mu);
+        fp_unref(&drop);
+        fp_unref(&old_bridge);
+        fp_unref(&old_pool);
+    }
+}
+
+/* Waits `delay` seconds or until close or interrupt. */
+static void backoff_wait(fp__live *L, double delay)
+{
+    int64_t until = mono_us() + (int64_t)(delay * 1e6);
+    pthread_mutex_lock(&L->mu);
+    while (!atomic_load(&L->stop) && !L->kick)
+        if (cond_wait_until(&L->cv_wake, &L->mu, until) == ETIMEDOUT)
+            break;
+    L->kick = 0;
+    pthread_mutex_unlock(&L->mu);
+}
+
+static void *live_main(void *arg)
+{
+    fp__live *L = arg;
+    int fails = 0; /* tries failed in a row (a connection that ended counts as one) */
+    char msg[LIVE_MSG];
+    for (int tries = 0; !atomic_load(&L->stop); tries++) {
+        if (tries) {
+            pthread_mutex_lock(&L->mu);
+            L->reconnects++;
+            pthread_mutex_unlock(&L->mu);
+        }
+        fp_reader *c = NULL;
+        int err = connect_once(L, &c, msg, sizeof msg);
+        int delivered_any = 0;
+        if (err == FP_OK) {
+            fp_reader_info ci;
+            fp_reader_info_get(c, &ci);
+            pthread_mutex_lock(&L->mu);
+            L->conn_id++;
+            L->connects++;
+            L->connected = 1;
+            int had = L->have_info;
+            L->info = ci;
+            if (had) {
+                L->info.time_base_num = L->tb0.num;
+                L->info.time_base_den = L->tb0.den;
+            }
+            L->have_info = 1;
+            memset(&L->cur, 0, sizeof L->cur);
+            pthread_mutex_unlock(&L->mu);
+            emit(L, FP_LIVE_CONNECTED, 0, 0, 0, ci.width, ci.height,
+                 "connected to '%s': %s %dx%d%s%.4g fps", L->shown, ci.codec, ci.width,
+                 ci.height, ci.fps > 0 ? ", " : "", ci.fps > 0 ? ci.fps : 0.0);
+            int end = stream(L, c, &delivered_any, msg, sizeof msg, &err);
+            fp_reader_stats cs;
+            fp_reader_stats_get(c, &cs);
+            pthread_mutex_lock(&L->mu);
+            stats_add(&L->base, &cs);
+            memset(&L->cur, 0, sizeof L->cur);
+            L->connected = 0;
+            L->inflight = 0;
+            if (end == END_STALL)
+                L->stalls++;
+            pthread_mutex_unlock(&L->mu);
+            fp_reader_close(&c);
+            if (end == END_STOP)
+                break;
+            if (end == END_STALL)
+                emit(L, FP_LIVE_STALLED, 0, 0, FP_ETIMEDOUT, 0, 0, "'%s' stalled: %s", L->shown,
+                     strstr(msg, "picture") ? msg : "no new frame within the stall limit");
+            emit(L, FP_LIVE_DISCONNECTED, 0, 0, err, 0, 0, "disconnected from '%s': %s",
+                 L->shown, msg);
+            if (delivered_any)
+                fails = 0;
+        } else if (atomic_load(&L->stop)) {
+            break;
+        }
+        fails++;
+        if (L->lo.max_reconnects > 0 && fails > L->lo.max_reconnects) {
+            /* the event first: when fp_reader_next returns 0, it has been delivered */
+            emit(L, FP_LIVE_GAVE_UP, fails - 1, 0, err, 0, 0,
+                 "gave up on '%s' after %d failed reconnects: %s", L->shown,
+                 L->lo.max_reconnects, msg);
+            pthread_mutex_lock(&L->mu);
+            L->ended = 1;
+            L->end_rc = err ? err : FP_EIO;
+            snprintf(L->end_msg, sizeof L->end_msg,
+                     "gave up on '%.150s' after %d failed reconnects: %.300s", L->shown,
+                     L->lo.max_reconnects, msg);
+            pthread_cond_broadcast(&L->cv_frame);
+            pthread_mutex_unlock(&L->mu);
+            break;
+        }
+        double d = L->lo.reconnect_min;
+        for (int i = 1; i < fails && d < L->lo.reconnect_max; i++)
+            d *= 2;
+        if (d > L->lo.reconnect_max)
+            d = L->lo.reconnect_max;
+        double delay = d * (0.5 + 0.5 * (double)(rng_next(L) >> 11) / 9007199254740992.0);
+        emit(L, FP_LIVE_RECONNECTING, fails, delay, err, 0, 0,
+             "reconnecting to '%s' in %.2f s (attempt %d): %s", L->shown, delay, fails, msg);
+        backoff_wait(L, delay);
+    }
+    return NULL;
+}
+
+/* ---- the caller's side ------------------------------------------------------------------- */
+
+int fp__live_open(const char *url, const fp_reader_options *opts, fp_reader **out,
+                  const char *file, int line, const char *func)
+{
+    char shown[256], what[300];
+    fp__url_redact(url, shown, sizeof shown);
+    snprintf(what, sizeof what, "open '%s'", shown);
+    int rc = fp__reader_begin(out, opts, what, file, line, func);
+    fp_reader *r = *out;
+    if (!r)
+        return rc;
+    if (rc)
+        return fp__reader_open_failed(r, rc);
+    if (!url || !*url)
+        return fp__reader_open_failed(r, fp__reader_fail(r, FP_EINVAL, "empty URL"));
+    fp_live_options lo = opts->live;
+    unsigned qcap = lo.mode == FP_LIVE_LATEST ? 1u : lo.queue ? lo.queue : LIVE_QUEUE_DEFAULT;
+    unsigned max_held = opts->max_held ? opts->max_held : FP_READER_DEFAULT_MAX_HELD;
+    if (max_held + qcap + 1 > 4096)
+        return fp__reader_open_failed(
+            r, fp__reader_fail(r, FP_EINVAL, "max_held %u + live.queue %u is too large",
+                               max_held, qcap));
+    size_t ulen = strlen(url) + 1;
+    size_t alen = opts->av_options ? strlen(opts->av_options) + 1 : 0;
+    size_t size = sizeof(fp__live) + qcap * sizeof(live_slot) + ulen + alen;
+    fp__live *L = fp__obj_new(&live_type, size, size, NULL, file, line, func);
+    if (!L)
+        return fp__reader_open_failed(r, fp__reader_fail(r, FP_ENOMEM, "out of memory"));
+    atomic_fetch_or(&fp__hdr(L)->flags, FP__OBJ_INTERNAL);
+    L->r = r;
+    L->q = (live_slot *)(L + 1);
+    L->qcap = qcap;
+    L->url = (char *)(L->q + qcap);
+    memcpy(L->url, url, ulen);
+    if (alen) {
+        L->av_options = L->url + ulen;
+        memcpy(L->av_options, opts->av_options, alen);
+    }
+    snprintf(L->shown, sizeof L->shown, "%s", shown);
+    L->site_file = file;
+    L->site_line = line;
+    L->site_func = func;
+    L->lo = lo;
+    if (L->lo.reconnect_min <= 0)
+        L->lo.reconnect_min = 0.5;
+    if (L->lo.reconnect_max <= 0)
+        L->lo.reconnect_max = L->lo.reconnect_min > 30 ? L->lo.reconnect_min : 30;
+    if (L->lo.stall <= 0)
+        L->lo.stall = 10;
+    L->timeout_us = opts->timeout_us;
+    L->iopt = *opts;
+    memset(&L->iopt.live, 0, sizeof L->iopt.live);
+    L->iopt.max_held = max_held + qcap + 1;
+    L->iopt.convert_ahead = 0;
+    L->iopt.timeout_us = 0; /* the stall limit is the connection's deadline */
+    L->iopt.av_options = L->av_options;
+    L->iopt.budget = r->opt.budget;
+    r->opt.av_options = L->av_options;
+    r->max_held = max_held;
+    L->rng = (uint64_t)fp__now_us() ^ (uint64_t)(uintptr_t)L ^ 0x9E3779B97F4A7C15ULL;
+    if (!L->rng)
+        L->rng = 1;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&L->mu, NULL);
+    pthread_cond_init(&L->cv_frame, &ca);
+    pthread_cond_init(&L->cv_wake, &ca);
+    pthread_condattr_destroy(&ca);
+    r->live = L;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(&L->th, NULL, live_main, L);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        return fp__reader_open_failed(
+            r, fp__reader_fail(r, e == ENOMEM ? FP_ENOMEM : FP_EAGAIN,
+                               "cannot start the reader's thread: %s", strerror(e)));
+    }
+    L->started = 1;
+    return FP_OK;
+}
+
+void fp__live_stop(fp_reader *r)
+{
+    fp__live *L = r->live;
+    if (!L)
+        return;
+    atomic_store(&L->stop, 1);
+    pthread_mutex_lock(&L->mu);
+    pthread_cond_broadcast(&L->cv_wake);
+    pthread_cond_broadcast(&L->cv_frame);
+    pthread_mutex_unlock(&L->mu);
+    if (L->started)
+        pthread_join(L->th, NULL);
+    L->started = 0;
+    /* the thread is gone: nothing else touches L */
+    while (L->qlen) {
+        fp_image *img = queue_pop_locked(L);
+        fp_unref(&img);
+    }
+    fp_unref(&L->held_bridge);
+    fp_unref(&L->held_pool);
+    pthread_cond_destroy(&L->cv_frame);
+    pthread_cond_destroy(&L->cv_wake);
+    pthread_mutex_destroy(&L->mu);
+    r->live = NULL;
+    r->opt.av_options = NULL;
+    fp_unref(&L);
+}
+
+void fp__live_interrupt(fp_reader *r)
+{
+    fp__live *L = r->live;
+    pthread_mutex_lock(&L->mu);
+    L->kick = 1;
+    pthread_cond_broadcast(&L->cv_frame);
+    pthread_cond_broadcast(&L->cv_wake);
+    pthread_mutex_unlock(&L->mu);
+}
+
+int fp__live_next(fp_reader *r, fp_image **img)
+{
+    fp__live *L = r->live;
+    r->errmsg[0] = 0;
+    snprintf(r->what, sizeof r->what, "read '%.140s'", L->shown);
+    int64_t until = L->timeout_us > 0 ? mono_us() + L->timeout_us : 0;
+    int retried = 0;
+    fp_image *got = NULL;
+    pthread_mutex_lock(&L->mu);
+    for (;;) {
+        if (atomic_exchange(&r->interrupted, 0)) {
+            pthread_mutex_unlock(&L->mu);
+            return fp__reader_fail(r, FP_ECANCELED, "interrupted (fp_reader_interrupt)");
+        }
+        if (L->qlen) {
+            unsigned held = caller_held(L);
+            if (held >= r->max_held) {
+                /* a frame being made in the connection counts until it is queued: look
+                 * again once the thread has queued it */
+                if (held == r->max_held && !retried) {
+                    retried = 1;
+                    cond_wait_until(&L->cv_frame, &L->mu, mono_us() + 20000);
+                    continue;
+                }
+                pthread_mutex_unlock(&L->mu);
+                return fp__reader_fail(
+                    r, FP_ELIMIT,
+                    "the caller holds %u frames, the max_held bound of %u; release frames "
+                    "(fp_unref) before asking for more, or raise fp_reader_options.max_held",
+                    held, r->max_held);
+            }
+            got = queue_pop_locked(L);
+            double age = wall_now() - got->wall_time;
+            L->age_last = age;
+            if (age > L->age_max)
+                L->age_max = age;
+            L->delivered++;
+            pthread_cond_broadcast(&L->cv_wake); /* room for a thread waiting on the caller */
+            pthread_mutex_unlock(&L->mu);
+            *img = got;
+            fp_frame_tick();
+            return 1;
+        }
+        if (L->ended) {
+            snprintf(r->errmsg, sizeof r->errmsg, "%s", L->end_msg);
+            pthread_mutex_unlock(&L->mu);
+            return 0;
+        }
+        if (cond_wait_until(&L->cv_frame, &L->mu, until) == ETIMEDOUT && !L->qlen &&
+            !L->ended) {
+            int connected = L->connected;
+            pthread_mutex_unlock(&L->mu);
+            return fp__reader_fail(r, FP_ETIMEDOUT, "no frame within timeout_us (%lld us; %s)",
+                                   (long long)L->timeout_us,
+                                   connected ? "connected" : "reconnecting");
+        }
+    }
+}
+
+int fp__live_info(const fp_reader *r, fp_reader_info *out)
+{
+    fp__live *L = r->live;
+    pthread_mutex_lock(&L->mu);
+    int have = L->have_info;
+    if (have) {
+        *out = L->info;
+        out->max_held = r->max_held;
+    }
+    pthread_mutex_unlock(&L->mu);
+    return have ? FP_OK : FP_EAGAIN;
+}
+
+int fp__live_stats(fp_reader *r, fp_reader_stats *out)
+{
+    fp__live *L = r->live;
+    pthread_mutex_lock(&L->mu);
+    *out = L->cur;
+    stats_add(out, &L->base);
+    out->delivered = L->delivered;
+    out->size_changes = L->size_changes;
+    out->held = caller_held(L);
+    out->reconnects = L->reconnects;
+    out->connects = L->connects;
+    out->dropped = L->dropped;
+    out->stalls = L->stalls;
+    out->connected = L->connected;
+    out->queued = L->qlen;
+    out->age_last = L->age_last;
+    out->age_max = L->age_max;
+    pthread_mutex_unlock(&L->mu);
+    return FP_OK;
+}
