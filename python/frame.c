@@ -567,6 +567,12 @@ static PyObject *get_pts(FpyFrame *f, void *c)
         Py_RETURN_NONE;
     return PyLong_FromLongLong(f->img->pts);
 }
+static PyObject *get_wall_time(FpyFrame *f, void *c)
+{
+    (void)c;
+    LIVE_OR_NULL(f);
+    return PyFloat_FromDouble(f->img->wall_time);
+}
 static PyObject *get_time(FpyFrame *f, void *c)
 {
     (void)c;
@@ -631,6 +637,10 @@ static PyGetSetDef frame_getset[] = {
     {"format", (getter)get_format, NULL, PyDoc_STR("pixel format name, e.g. 'bgr24'"), NULL},
     {"pts", (getter)get_pts, NULL, PyDoc_STR("timestamp in the stream time base, or None"), NULL},
     {"time", (getter)get_time, NULL, PyDoc_STR("presentation time in seconds, or None"), NULL},
+    {"wall_time", (getter)get_wall_time, NULL,
+     PyDoc_STR("wall clock (time.time() scale) when the frame's packet arrived; 0 for "
+               "frames that are not a reader's"),
+     NULL},
     {"index", (getter)get_index, NULL, PyDoc_STR("frame number in the stream (0-based)"), NULL},
     {"flags", (getter)get_flags, NULL, PyDoc_STR("FLAG_KEY | FLAG_CORRUPT | FLAG_READONLY"), NULL},
     {"key", (getter)get_key, NULL, PyDoc_STR("a key frame"), NULL},

@@ -686,6 +686,14 @@ static PyObject *reader_stats(FpyReader *rd, void *closure)
     SET(d, "decoder_held", PyLong_FromUnsignedLong(s.decoder_held));
     SET(d, "pool", pool_stats_dict(&s.pool));
     SET(d, "out_pool", pool_stats_dict(&s.out_pool));
+    /* live sources (zero otherwise) */
+    SET(d, "reconnects", PyLong_FromUnsignedLongLong(s.reconnects));
+    SET(d, "connects", PyLong_FromUnsignedLongLong(s.connects));
+    SET(d, "dropped", PyLong_FromUnsignedLongLong(s.dropped));
+    SET(d, "stalls", PyLong_FromUnsignedLongLong(s.stalls));
+    SET(d, "connected", PyBool_FromLong(s.connected));
+    SET(d, "age_last", PyFloat_FromDouble(s.age_last));
+    SET(d, "age_max", PyFloat_FromDouble(s.age_max));
     return d;
 }
 
@@ -798,23 +806,115 @@ static int parse_size(PyObject *size, int *w, int *h)
     return 0;
 }
 
+/* live=None/False: a file-like reader; "latest" or "all"; or a dict with
+ * "mode" and any of "queue", "reconnect_min", "reconnect_max",
+ * "max_reconnects", "stall", "repeat_ok" (fp_live_options). Events are not
+ * delivered to Python (the reader's thread would need the GIL); their
+ * counts are in reader.stats. */
+static int parse_live_mode(PyObject *v, fp_live_mode *mode)
+{
+    const char *s = PyUnicode_Check(v) ? PyUnicode_AsUTF8(v) : NULL;
+    if (s && !strcmp(s, "latest")) {
+        *mode = FP_LIVE_LATEST;
+        return 0;
+    }
+    if (s && !strcmp(s, "all")) {
+        *mode = FP_LIVE_ALL;
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "live mode must be 'latest' or 'all', not %R", v);
+    return -1;
+}
+
+static int parse_live(PyObject *live, fp_live_options *out)
+{
+    memset(out, 0, sizeof *out);
+    if (live == Py_None || live == Py_False)
+        return 0;
+    if (!PyDict_Check(live))
+        return parse_live_mode(live, &out->mode);
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    int have_mode = 0;
+    while (PyDict_Next(live, &pos, &key, &value)) {
+        const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        double d = 0;
+        long l = 0;
+        if (!k) {
+            PyErr_SetString(PyExc_TypeError, "live options: keys must be strings");
+            return -1;
+        }
+        if (!strcmp(k, "mode")) {
+            if (parse_live_mode(value, &out->mode) < 0)
+                return -1;
+            have_mode = 1;
+            continue;
+        }
+        int is_double = !strcmp(k, "reconnect_min") || !strcmp(k, "reconnect_max") ||
+                        !strcmp(k, "stall");
+        if (is_double) {
+            d = PyFloat_AsDouble(value);
+            if (d == -1.0 && PyErr_Occurred())
+                return -1;
+            if (!(d >= 0)) {
+                PyErr_Format(PyExc_ValueError, "live option %s must be >= 0", k);
+                return -1;
+            }
+        } else {
+            l = PyLong_AsLong(value);
+            if (l == -1 && PyErr_Occurred())
+                return -1;
+            if (l < 0 || l > 1000000) {
+                PyErr_Format(PyExc_ValueError, "live option %s out of range: %ld", k, l);
+                return -1;
+            }
+        }
+        if (!strcmp(k, "reconnect_min"))
+            out->reconnect_min = d;
+        else if (!strcmp(k, "reconnect_max"))
+            out->reconnect_max = d;
+        else if (!strcmp(k, "stall"))
+            out->stall = d;
+        else if (!strcmp(k, "queue"))
+            out->queue = (unsigned)l;
+        else if (!strcmp(k, "max_reconnects"))
+            out->max_reconnects = (int)l;
+        else if (!strcmp(k, "repeat_ok"))
+            out->repeat_ok = l != 0;
+        else {
+            PyErr_Format(PyExc_ValueError,
+                         "unknown live option '%s' (mode, queue, reconnect_min, reconnect_max, "
+                         "max_reconnects, stall, repeat_ok)",
+                         k);
+            return -1;
+        }
+    }
+    if (!have_mode) {
+        PyErr_SetString(PyExc_ValueError, "live options need a 'mode' ('latest' or 'all')");
+        return -1;
+    }
+    return 0;
+}
+
 PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
     static char *kw[] = {"source", "format", "size", "every", "start", "end", "threads",
                          "max_held", "live", "timeout", "stream", "convert_ahead", "prefill",
-                         NULL};
+                         "av_options", NULL};
     PyObject *source, *format = Py_None, *size = Py_None, *end = Py_None, *live = Py_None;
     PyObject *timeout = Py_None, *stream = Py_None;
+    const char *av_options = NULL;
     int every = 1, threads = 0, convert_ahead = 0, prefill = 0;
     unsigned max_held = FP_READER_DEFAULT_MAX_HELD;
     double start = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$OOidOiIOOOpp:open", kw, &source, &format,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$OOidOiIOOOppz:open", kw, &source, &format,
                                      &size, &every, &start, &end, &threads, &max_held, &live,
-                                     &timeout, &stream, &convert_ahead, &prefill))
+                                     &timeout, &stream, &convert_ahead, &prefill, &av_options))
         return NULL;
     fp_reader_options o;
     memset(&o, 0, sizeof o);
+    o.av_options = av_options; /* copied by the open */
     if (format != Py_None) {
         const char *fs = PyUnicode_AsUTF8(format);
         if (!fs)
@@ -838,12 +938,8 @@ PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "max_held must be between 1 and 4095");
         return NULL;
     }
-    if (live != Py_None && live != Py_False) {
-        PyErr_SetString(PyExc_NotImplementedError,
-                        "live sources (reconnecting cameras) are not in this build's reader "
-                        "yet: open(..., live=None)");
+    if (parse_live(live, &o.live) < 0)
         return NULL;
-    }
     o.every = every;
     o.start = start;
     if (end != Py_None && (o.end = PyFloat_AsDouble(end)) == -1.0 && PyErr_Occurred())

@@ -136,8 +136,69 @@ def test_bad_options():
         framepool.open("x.mp4", format="bgr25")
     with pytest.raises(ValueError, match="max_held"):
         framepool.open("x.mp4", max_held=0)
-    with pytest.raises(NotImplementedError, match="live"):
-        framepool.open("rtsp://127.0.0.1:1/x", live="latest")
+    with pytest.raises(ValueError, match="live mode"):
+        framepool.open("tcp://127.0.0.1:1", live="newest")
+    with pytest.raises(ValueError, match="unknown live option 'stal'"):
+        framepool.open("tcp://127.0.0.1:1", live={"mode": "latest", "stal": 1})
+    with pytest.raises(ValueError, match="'mode'"):
+        framepool.open("tcp://127.0.0.1:1", live={"stall": 1})
+
+
+# ---- live sources: a camera that goes away and comes back --------------------------------
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_tcp(port, size="320x240"):
+    import subprocess
+    return subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
+         "-i", f"testsrc2=size={size}:rate=25", "-t", "60", "-c:v", "mpeg4", "-q:v", "5",
+         "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"])
+
+
+def read_some(reader, n, seconds):
+    import time
+    t0, got = time.monotonic(), []
+    while len(got) < n and time.monotonic() - t0 < seconds:
+        frame = reader.read()
+        assert frame is not None, "a live reader never ends while reconnecting"
+        got.append((frame.width, frame.wall_time, frame.time))
+        frame.release()
+    return got
+
+
+def test_live_reader_reconnects_and_stamps_wall_time():
+    import time
+    port = free_port()
+    server = serve_tcp(port)
+    try:
+        live = {"mode": "latest", "reconnect_min": 0.1, "reconnect_max": 0.5, "stall": 3}
+        with framepool.open(f"tcp://user:secret@127.0.0.1:{port}", format="bgr24",
+                            live=live, timeout=20) as reader:
+            first = read_some(reader, 10, 20)
+            assert len(first) == 10
+            now = time.time()
+            for _, wall, _ in first:
+                assert now - 10 < wall <= now + 0.001  # arrival time, on time.time()'s clock
+            assert reader.stats["connected"] and reader.stats["connects"] == 1
+            # the camera goes away and comes back at another size
+            server.kill()
+            server.wait()
+            server = serve_tcp(port, size="160x120")
+            again = read_some(reader, 10, 20)
+            assert len(again) == 10 and again[-1][0] == 160
+            s = reader.stats
+            assert s["connects"] >= 2 and s["reconnects"] >= 1
+            times = [t for _, _, t in first + again]
+            assert times == sorted(times), "time stays monotonic across the reconnect"
+    finally:
+        server.kill()
+        server.wait()
 
 
 # ---- bad input: each gives a clear framepool.Error subclass ----------------------------
