@@ -216,13 +216,9 @@ static void *signal_thread(void *arg)
     }
 }
 
-static int start_signal_thread(void)
+int fp__diag_start_thread(void *(*fn)(void *))
 {
-    if (pipe(sig_pipe) != 0) {
-        fp__set_errmsg("diag: pipe for SIGUSR1 failed: %s", strerror(errno));
-        return FP_ENOMEM;
-    }
-    /* The thread blocks every signal: the handler may run on any other. */
+    /* The thread blocks every signal: signal handlers run on other threads. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -230,9 +226,19 @@ static int start_signal_thread(void)
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&th, &at, signal_thread, NULL);
+    int rc = pthread_create(&th, &at, fn, NULL);
     pthread_attr_destroy(&at);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static int start_signal_thread(void)
+{
+    if (pipe(sig_pipe) != 0) {
+        fp__set_errmsg("diag: pipe for SIGUSR1 failed: %s", strerror(errno));
+        return FP_ENOMEM;
+    }
+    int rc = fp__diag_start_thread(signal_thread);
     if (rc != 0) {
         close(sig_pipe[0]);
         close(sig_pipe[1]);

@@ -105,6 +105,11 @@ void fp__diag_print_holder(FILE *out, const char *indent, const fp__refsite *s, 
 /* Prints `frame`'s symbol ("main+0x2a (prog+0x1234)") into buf. */
 char *fp__diag_sym(char *buf, size_t n, const void *frame);
 
+/* diag_env.c: starts a detached diagnostics thread running fn(NULL) with
+ * every signal blocked (handlers then run on the program's own threads).
+ * Returns pthread_create's result (0 or an errno value). */
+int fp__diag_start_thread(void *(*fn)(void *));
+
 /* The socket channel (diag_socket.c): starts its thread (once). Returns 0
  * or a negative error with the message set. */
 int fp__diag_socket_start(void);

@@ -204,16 +204,7 @@ int fp__diag_socket_start(void)
         return FP_EIO;
     }
     listen_fd = fd;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    int e = pthread_create(&th, &at, socket_thread, NULL);
-    pthread_attr_destroy(&at);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int e = fp__diag_start_thread(socket_thread);
     if (e != 0) {
         close(fd);
         listen_fd = -1;
