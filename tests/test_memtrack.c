@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 static const fp_type frame_obj_type = {"frame_obj", NULL};
 
@@ -378,6 +381,31 @@ START_TEST(live_growth_fails_with_site_diff)
 }
 END_TEST
 
+/* The opt-in malloc policy: bad values are refused; on glibc, a block below
+ * the pinned mmap threshold (512 KiB < 1 MiB) comes from the heap and one
+ * above it (2 MiB) is mapped. Each check test runs in its own process, so
+ * the mallopt calls stay in this one. (Sanitizers replace malloc.) */
+START_TEST(malloc_policy_pins_the_thresholds)
+{
+    fp_malloc_policy bad = {.mmap_threshold = (size_t)64 << 20};
+    ck_assert_int_eq(fp_memtrack_malloc_policy(&bad), FP_EINVAL);
+    fp_malloc_policy bad_arena = {.arena_max = -1};
+    ck_assert_int_eq(fp_memtrack_malloc_policy(&bad_arena), FP_EINVAL);
+#if defined(__GLIBC__) && !UNDER_SANITIZER
+    ck_assert_int_eq(fp_memtrack_malloc_policy(NULL), FP_OK);
+    size_t mapped0 = mallinfo2().hblks;
+    void *small = malloc((size_t)512 << 10);
+    ck_assert_ptr_nonnull(small);
+    ck_assert_uint_eq(mallinfo2().hblks, mapped0);
+    void *big = malloc((size_t)2 << 20);
+    ck_assert_ptr_nonnull(big);
+    ck_assert_uint_eq(mallinfo2().hblks, mapped0 + 1);
+    free(big);
+    free(small);
+#endif
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("memtrack");
@@ -390,6 +418,7 @@ int main(void)
     tcase_add_test(tc, live_growth_fails_with_site_diff);
     tcase_add_test(tc, three_verdicts_from_recorded_series);
     tcase_add_test(tc, frames_reach_the_observer);
+    tcase_add_test(tc, malloc_policy_pins_the_thresholds);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
