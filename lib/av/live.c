@@ -20,6 +20,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "readerpriv.h"
 
+#include "framepool/weak.h"
+
 #include <errno.h>
 #include <libavutil/imgutils.h>
 #include <math.h>
@@ -62,10 +64,7 @@ typedef struct fp__live {
     unsigned qcap, qhead, qlen;
     live_slot *q;
     uint64_t conn_id;            /* current connection number (1, 2, ...) */
-    fp__bridge *held_bridge;     /* +1: the current connection's decoder bridge and */
-    fp_pool *held_pool;          /* +1: conversion pool, to count the frames held */
-    int inflight;                /* the thread has a frame of the current connection
-                                    that is not in the queue yet */
+    struct live_held *held;      /* +1: frames handed to the caller, not yet released */
     fp_reader_stats base;        /* sums over closed connections */
     fp_reader_stats cur;         /* the current connection's last snapshot */
     uint64_t reconnects, connects, dropped, stalls, delivered, size_changes;
@@ -90,6 +89,39 @@ static void live_finalize(void *obj)
     (void)obj;
 }
 static const fp_type live_type = {"fp_live", live_finalize};
+
+/* The count of frames the caller holds, whatever connection they came from.
+ * Each delivered frame holds a reference to it and an fp_on_free callback
+ * that gives both back when the frame dies (its buffer goes back to its
+ * pool), so it outlives the reader while the caller keeps frames. */
+typedef struct live_held {
+    _Atomic unsigned n;
+} live_held;
+static void held_finalize(void *obj)
+{
+    (void)obj;
+}
+static const fp_type held_type = {"fp_live_held", held_finalize};
+
+static void held_release(void *user)
+{
+    live_held *h = user;
+    atomic_fetch_sub_explicit(&h->n, 1, memory_order_relaxed);
+    fp_unref(&h);
+}
+
+/* Counts `img`, about to be handed to the caller. FP_OK, or FP_ENOMEM. */
+static int held_track(live_held *h, fp_image *img)
+{
+    live_held *ref = fp_ref(h);
+    atomic_fetch_add_explicit(&h->n, 1, memory_order_relaxed);
+    int rc = fp_on_free(img, held_release, ref);
+    if (rc) {
+        atomic_fetch_sub_explicit(&h->n, 1, memory_order_relaxed);
+        fp_unref(&ref);
+    }
+    return rc;
+}
 
 static int64_t mono_us(void)
 {
@@ -187,24 +219,10 @@ static void stats_add(fp_reader_stats *a, const fp_reader_stats *b)
     a->budget_drops += b->budget_drops;
 }
 
-/* Under L->mu: frames the caller holds from the current connection. Frames
- * of the connection are counted by its bridge (native) and conversion pool;
- * those in the queue or on their way to it are not the caller's. */
+/* Frames the caller holds (delivered and not yet released). */
 static unsigned caller_held(fp__live *L)
 {
-    unsigned held = 0;
-    if (L->held_bridge)
-        fp__bridge_counts(L->held_bridge, &held, NULL);
-    if (L->held_pool) {
-        fp_pool_stats s;
-        fp_pool_get_stats(L->held_pool, &s);
-        held += (unsigned)s.outstanding;
-    }
-    unsigned mine = L->inflight ? 1u : 0u;
-    for (unsigned i = 0; i < L->qlen; i++)
-        if (L->q[(L->qhead + i) % L->qcap].conn == L->conn_id)
-            mine++;
-    return held > mine ? held - mine : 0;
+    return atomic_load_explicit(&L->held->n, memory_order_relaxed);
 }
 
 /* ---- the thread: one connection ---------------------------------------------------------- */
@@ -349,9 +367,6 @@ static int stream(fp__live *L, fp_reader *c, int *delivered_any, char *msg, size
             return atomic_load(&c->last_reason) == FP__INT_STALL && rc == FP_ETIMEDOUT ? END_STALL
                                                                                       : END_ERROR;
         }
-        pthread_mutex_lock(&L->mu);
-        L->inflight = 1; /* counted by the connection, not the caller's */
-        pthread_mutex_unlock(&L->mu);
         int64_t now = mono_us();
         atomic_store(&c->stall_deadline_us, now + stall_us);
         /* the same picture over and over: a "connected but dead" source */
@@ -401,19 +416,9 @@ static int stream(fp__live *L, fp_reader *c, int *delivered_any, char *msg, size
         }
         first = 0;
         *delivered_any = 1;
-        /* publish: the frame, the statistics, what counts the caller's frames */
+        /* publish: the frame and the statistics */
         fp_image *drop = NULL;
-        fp__bridge *old_bridge = NULL;
-        fp_pool *old_pool = NULL;
         pthread_mutex_lock(&L->mu);
-        if (L->held_bridge != c->bridge) {
-            old_bridge = L->held_bridge;
-            L->held_bridge = fp_ref(c->bridge);
-        }
-        if (L->held_pool != c->out_pool) {
-            old_pool = L->held_pool;
-            L->held_pool = c->out_pool ? fp_ref(c->out_pool) : NULL;
-        }
         if (L->qlen == L->qcap) {
             drop = queue_pop_locked(L);
             L->dropped++;
@@ -421,13 +426,10 @@ static int stream(fp__live *L, fp_reader *c, int *delivered_any, char *msg, size
         L->q[(L->qhead + L->qlen) % L->qcap] = (live_slot){img, L->conn_id};
         L->qlen++;
         img = NULL;
-        L->inflight = 0;
         L->cur = cs;
         pthread_cond_broadcast(&L->cv_frame);
         pthread_mutex_unlock(&L->mu);
         fp_unref(&drop);
-        fp_unref(&old_bridge);
-        fp_unref(&old_pool);
     }
 }
 
@@ -483,7 +485,6 @@ static void *live_main(void *arg)
             stats_add(&L->base, &cs);
             memset(&L->cur, 0, sizeof L->cur);
             L->connected = 0;
-            L->inflight = 0;
             if (end == END_STALL)
                 L->stalls++;
             pthread_mutex_unlock(&L->mu);
@@ -559,6 +560,13 @@ int fp__live_open(const char *url, const fp_reader_options *opts, fp_reader **ou
     if (!L)
         return fp__reader_open_failed(r, fp__reader_fail(r, FP_ENOMEM, "out of memory"));
     atomic_fetch_or(&fp__hdr(L)->flags, FP__OBJ_INTERNAL);
+    L->held = fp__obj_new(&held_type, sizeof(live_held), sizeof(live_held), NULL, file, line,
+                          func);
+    if (!L->held) {
+        fp_unref(&L);
+        return fp__reader_open_failed(r, fp__reader_fail(r, FP_ENOMEM, "out of memory"));
+    }
+    atomic_fetch_or(&fp__hdr(L->held)->flags, FP__OBJ_INTERNAL);
     L->r = r;
     L->q = (live_slot *)(L + 1);
     L->qcap = qcap;
@@ -632,8 +640,7 @@ void fp__live_stop(fp_reader *r)
         fp_image *img = queue_pop_locked(L);
         fp_unref(&img);
     }
-    fp_unref(&L->held_bridge);
-    fp_unref(&L->held_pool);
+    fp_unref(&L->held); /* frames the caller still holds keep the count alive */
     pthread_cond_destroy(&L->cv_frame);
     pthread_cond_destroy(&L->cv_wake);
     pthread_mutex_destroy(&L->mu);
@@ -658,7 +665,6 @@ int fp__live_next(fp_reader *r, fp_image **img)
     r->errmsg[0] = 0;
     snprintf(r->what, sizeof r->what, "read '%.140s'", L->shown);
     int64_t until = L->timeout_us > 0 ? mono_us() + L->timeout_us : 0;
-    int retried = 0;
     fp_image *got = NULL;
     pthread_mutex_lock(&L->mu);
     for (;;) {
@@ -669,19 +675,19 @@ int fp__live_next(fp_reader *r, fp_image **img)
         if (L->qlen) {
             unsigned held = caller_held(L);
             if (held >= r->max_held) {
-                /* a frame being made in the connection counts until it is queued: look
-                 * again once the thread has queued it */
-                if (held == r->max_held && !retried) {
-                    retried = 1;
-                    cond_wait_until(&L->cv_frame, &L->mu, mono_us() + 20000);
-                    continue;
-                }
                 pthread_mutex_unlock(&L->mu);
                 return fp__reader_fail(
                     r, FP_ELIMIT,
                     "the caller holds %u frames, the max_held bound of %u; release frames "
                     "(fp_unref) before asking for more, or raise fp_reader_options.max_held",
                     held, r->max_held);
+            }
+            /* counted before it leaves the queue: no window in which a frame is
+             * neither queued nor the caller's */
+            if (held_track(L->held, L->q[L->qhead].img)) {
+                pthread_mutex_unlock(&L->mu);
+                return fp__reader_fail(r, FP_ENOMEM,
+                                       "out of memory (counting the frames the caller holds)");
             }
             got = queue_pop_locked(L);
             double age = wall_now() - got->wall_time;
