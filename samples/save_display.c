@@ -18,7 +18,8 @@
  *   --no-display    never open a window (also automatic without a display)
  *   --frames N      stop after N frames (default: the whole input)
  *   --seconds S     stop after S seconds
- *   --loop          rewind at the end until --frames or --seconds is reached
+ *   --loop          play the input again at its end (fp_reader_options.loop),
+ *                   until --frames or --seconds is reached
  *   --threads N     decoder threads (default: the reader's)
  *   --save-with fp  save with fp_image_save instead of cv::imwrite (measured
  *                   over 20 looped runs per clip, neither keeps RssAnon
@@ -121,7 +122,8 @@ int main(int argc, char **argv)
         display = 0;
     }
 
-    fp_reader_options opts = {.format = FP_PIX_BGR24, .threads = threads};
+    /* --loop: the reader rewinds and keeps its decoder (no flush at each end) */
+    fp_reader_options opts = {.format = FP_PIX_BGR24, .threads = threads, .loop = loop ? -1 : 0};
     if (forget_every > 0) /* the forgotten frames stay held: let the reader hand them out */
         opts.max_held = (unsigned)(max_frames / forget_every) + FP_READER_DEFAULT_MAX_HELD;
     fp_reader *r = NULL;
@@ -153,11 +155,6 @@ int main(int argc, char **argv)
     while (!quit && (max_frames < 0 || frames < max_frames) &&
            (max_seconds < 0 || (frames % 64 != 0 || now_s() - t0 < max_seconds))) {
         rc = fp_reader_next(r, &img); /* releases the previous frame */
-        if (rc == 0 && loop && frames > 0) {
-            if ((rc = fp_reader_seek(r, 0, FP_SEEK_KEY)) < 0)
-                break;
-            continue;
-        }
         if (rc <= 0)
             break;
         if (save_every > 0 && frames % save_every == 0) {

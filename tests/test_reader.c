@@ -459,6 +459,134 @@ START_TEST(memory_and_io)
 }
 END_TEST
 
+/* options.loop: every pass gives the pictures of one plain decode (ffmpeg's
+ * framemd5 of the clip), in order, with pts, time and index growing across
+ * passes, on clips with B-frames. (ffmpeg -stream_loop itself is no oracle:
+ * on MPEG-TS it seeks to the start_time, a pts, and loses the first GOP.) */
+static void check_loop(const char *clip, int loops, fp_pixfmt fmt)
+{
+    enum { MAXF = 64 };
+    static char want[MAXF][33];
+    const char *extra = fmt == FP_PIX_BGR24 ? "-pix_fmt bgr24 -sws_flags bilinear" : NULL;
+    int per = oracle_md5(clip, extra, want, MAXF);
+    ck_assert_int_gt(per, 0);
+    ck_assert_int_le(per, MAXF);
+    int n = per * (loops + 1);
+    fp_reader_options o = *dflt();
+    o.loop = loops;
+    o.format = fmt;
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(clip, &o, &r), 0);
+    int k = 0;
+    int64_t last_pts = INT64_MIN;
+    double last_t = -1;
+    fp_image *img = NULL;
+    int rc;
+    while ((rc = fp_reader_next(r, &img)) == 1) {
+        ck_assert_int_lt(k, n);
+        char h[33];
+        image_md5(img, h);
+        ck_assert_msg(!strcmp(h, want[k % per]), "%s frame %d of %d: %s, ffmpeg %s", clip, k, n,
+                      h, want[k % per]);
+        ck_assert_int_eq(img->index, k);
+        ck_assert_int_gt(img->pts, last_pts);
+        ck_assert(img->time > last_t);
+        last_pts = img->pts;
+        last_t = img->time;
+        k++;
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(k, n);
+    fp_reader_stats st;
+    fp_reader_stats(r, &st);
+    ck_assert_uint_eq(st.loops, (uint64_t)loops);
+    /* the passes follow each other at the clip's frame rate */
+    fp_reader_info info;
+    fp_reader_info(r, &info);
+    ck_assert(fabs(last_t - (n - 1) / info.fps) < 1.5 / info.fps);
+    fp_reader_close(&r);
+}
+
+START_TEST(loop_matches_stream_loop)
+{
+    check_loop(clip_h264, 2, FP_PIX_NONE);     /* mp4, 3 B-frames, GOP 10 */
+    check_loop(clip_ts, 3, FP_PIX_NONE);       /* MPEG-TS */
+    check_loop(clip_small, 1, FP_PIX_BGR24);   /* converted output */
+    char m2[1024]; /* MPEG-PS: no index, seeks by timestamps read from the file */
+    ck_assert_ptr_nonnull(clip_make("r_mpeg2.mpg",
+                                    SRC "-frames:v 20 -c:v mpeg2video -bf 2 -g 8 -q:v 5", m2,
+                                    sizeof m2));
+    check_loop(m2, 2, FP_PIX_NONE);
+}
+END_TEST
+
+START_TEST(loop_forever_seek_and_bad_uses)
+{
+    fp_reader_options o = *dflt();
+    o.loop = -1;
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
+    fp_image *img = NULL;
+    for (int i = 0; i < 5 * NFR + 7; i++) {
+        ck_assert_int_eq(fp_reader_next(r, &img), 1);
+        char h[33];
+        image_md5(img, h);
+        ck_assert_str_eq(h, md5_ref[i % NFR]);
+        ck_assert_int_eq(img->index, i);
+    }
+    fp_reader_stats st;
+    fp_reader_stats(r, &st);
+    ck_assert_uint_eq(st.loops, 5);
+    /* the decoder's pools were not remade at the rewinds: no miss after the first pass */
+    ck_assert_uint_le(st.pool.misses, NFR);
+    /* a seek goes to that time of the input, then the loop goes on from there */
+    ck_assert_int_eq(fp_reader_seek(r, 0.4, FP_SEEK_PRECISE), 0);
+    ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    ck_assert(fabs(img->time - 0.4) < 1e-6);
+    double t = img->time;
+    for (int i = 0; i < NFR; i++) {
+        ck_assert_int_eq(fp_reader_next(r, &img), 1);
+        ck_assert(img->time > t);
+        t = img->time;
+    }
+    ck_assert(fabs(t - (0.4 + NFR / 25.0)) < 1e-6);
+    fp_unref(&img);
+    fp_reader_close(&r);
+
+    /* refused: a negative count, with start/end, with a live source */
+    o.loop = -2;
+    ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), FP_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "invalid loop -2"));
+    fp_reader_close(&r);
+    o.loop = 1;
+    o.start = 0.2;
+    ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), FP_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "start/end"));
+    fp_reader_close(&r);
+    o.start = 0;
+    o.live.mode = FP_LIVE_LATEST;
+    ck_assert_int_eq(fp_reader_open("tcp://127.0.0.1:1", &o, &r), FP_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "cannot loop"));
+    fp_reader_close(&r);
+
+    /* an input that cannot seek: the first pass, then FP_EIO naming why */
+    o = *dflt();
+    o.loop = 1;
+    FILE *f = fopen(clip_ts, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fp_reader_open_io(file_read, NULL, f, &o, &r), 0);
+    int n = 0, rc;
+    while ((rc = fp_reader_next(r, &img)) == 1)
+        n++;
+    ck_assert_int_eq(n, NFR);
+    ck_assert_int_eq(rc, FP_EIO);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "cannot loop: the input cannot seek"));
+    ck_assert_int_eq(fp_reader_next(r, &img), 0);
+    fp_reader_close(&r);
+    fclose(f);
+}
+END_TEST
+
 START_TEST(resize_and_formats)
 {
     static const fp_pixfmt fmts[] = {FP_PIX_GRAY8, FP_PIX_BGR24, FP_PIX_RGB24,
@@ -1240,6 +1368,8 @@ static Suite *suite(void)
     tcase_add_test(tc, url_redaction);
     tcase_add_test(tc, errors_hide_credentials);
     tcase_add_test(tc, info_leaves_reader_alone);
+    tcase_add_test(tc, loop_matches_stream_loop);
+    tcase_add_test(tc, loop_forever_seek_and_bad_uses);
     suite_add_tcase(s, tc);
     /* The two long loops (20,000 frames; 1,000 opens) get their own time
      * bound: under ASan on a busy machine each takes over a minute. */

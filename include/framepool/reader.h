@@ -251,6 +251,18 @@ typedef struct fp_reader_options {
                               Copied by the open; NULL = none. An option FFmpeg does not
                               know makes the open fail with FP_EINVAL naming it (live
                               readers: every connect fails, and the events say so). */
+    int loop;              /* files: times to play the input again after its end, as
+                              ffmpeg's -stream_loop: 0 = once (the default), N = N more
+                              times, -1 = forever. At the end the reader rewinds the
+                              demuxer and keeps feeding the same decoder: no drain, no
+                              flush, so the clip's last frames come out in order, the
+                              decoder keeps its state and tables (a seek-to-0 loop frees
+                              and reallocates them at every rewind), and pts, time and
+                              index go on growing across passes (each pass starts where
+                              the last one ended). stats.loops counts the rewinds; a
+                              seek restarts pts at the sought time of the input. Not
+                              with start/end or a live source (FP_EINVAL); an input
+                              that cannot seek ends with FP_EIO at its first end. */
     fp_budget *budget;     /* may be NULL; the reader takes its own reference (release
                               yours when you like): the reader's pools (decoder and
                               conversion) take their bytes from this budget, shared with
@@ -416,6 +428,7 @@ typedef struct fp_reader_stats {
     uint64_t decode_errors;   /* packets or frames the decoder rejected */
     uint64_t size_changes;    /* mid-stream resolution/format changes */
     uint64_t wrapped;         /* frames delivered by wrapping FFmpeg memory (non-DR1) */
+    uint64_t loops;           /* rewinds done for options.loop */
     unsigned held;            /* frames the caller holds now */
     unsigned decoder_held;    /* decoder pool buffers only the decoder references now */
     fp_pool_stats pool;       /* the decoder pool (native frames) */

@@ -499,6 +499,26 @@ int fp__input_read_packet(fp_reader *r)
             av_packet_unref(r->pkt);
             continue;
         }
+        if (r->opt.loop) {
+            AVPacket *k = r->pkt;
+            if (r->first_dts == AV_NOPTS_VALUE)
+                r->first_dts = k->dts != AV_NOPTS_VALUE ? k->dts : k->pts;
+            /* containers without pts (AVI) time their frames by dts */
+            int64_t t = k->pts != AV_NOPTS_VALUE ? k->pts : k->dts;
+            if (t != AV_NOPTS_VALUE) {
+                int64_t d = k->duration > 0 ? k->duration
+                            : r->fps > 0    ? av_rescale_q(1, av_inv_q(av_d2q(r->fps, 1000000)),
+                                                           r->st->time_base)
+                                            : 1;
+                if (t + d > r->pass_end)
+                    r->pass_end = t + d;
+            }
+            if (k->pts != AV_NOPTS_VALUE)
+                k->pts += r->loop_off;
+            if (k->dts != AV_NOPTS_VALUE)
+                k->dts += r->loop_off;
+            r->pass_packets++;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         r->wall_last = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
@@ -520,4 +540,42 @@ double fp__input_wall_time(const fp_reader *r, int64_t pts)
                 return r->wall_ring[k].wall;
         }
     return r->wall_last;
+}
+
+int fp__input_rewind(fp_reader *r)
+{
+    if (!r->pass_packets)
+        return fp__reader_fail(r, FP_EIO, "cannot loop: a pass of the input had no packet");
+    if (r->avio && !r->avio->seekable)
+        return fp__reader_fail(r, FP_EIO, "cannot loop: the input cannot seek (no seek callback)");
+    /* the first packet: MPEG-TS finds it by dts (seeking to the start_time, a pts,
+     * lands a packet or a GOP later); containers with an index by pts, and a
+     * target before their first sample gives that sample */
+    int64_t ts = r->start_pts;
+    if (r->first_dts != AV_NOPTS_VALUE && r->first_dts < ts)
+        ts = r->first_dts;
+    fp__input_arm(r);
+    int e = avformat_seek_file(r->ic, r->vs, INT64_MIN, ts, ts, 0);
+    if (e < 0 && atomic_load(&r->int_reason) == FP__INT_NONE)
+        e = av_seek_frame(r->ic, r->vs, ts, AVSEEK_FLAG_BACKWARD);
+    fp__input_disarm(r);
+    if (e < 0)
+        return fp__input_error(r, e, "rewinding to loop");
+    /* the next pass starts where this one ended; a pass without timestamps
+     * leaves the offset as it was */
+    if (r->pass_end != INT64_MIN)
+        r->loop_off += r->pass_end - r->start_pts;
+    r->pass_end = INT64_MIN;
+    r->pass_packets = 0;
+    r->loops++;
+    if (r->loop_left > 0)
+        r->loop_left--;
+    return FP_OK;
+}
+
+void fp__input_loop_reset(fp_reader *r)
+{
+    r->loop_off = 0;
+    r->pass_end = INT64_MIN;
+    r->pass_packets = 0;
 }

@@ -67,6 +67,13 @@ static int check_options(fp_reader *r, const fp_reader_options *o)
     if (o->convert_ahead < 0 || o->convert_ahead > 1)
         return fp__reader_fail(r, FP_EINVAL, "invalid convert_ahead %d (0 off, the default; 1 on)",
                                o->convert_ahead);
+    if (o->loop < -1)
+        return fp__reader_fail(r, FP_EINVAL, "invalid loop %d (0 once, N more times, -1 forever)",
+                               o->loop);
+    if (o->loop && (o->start > 0 || o->end > 0))
+        return fp__reader_fail(r, FP_EINVAL, "loop does not combine with start/end");
+    if (o->loop && o->live.mode != FP_LIVE_OFF)
+        return fp__reader_fail(r, FP_EINVAL, "a live source cannot loop");
     return fp__live_check(r, o);
 }
 
@@ -88,6 +95,9 @@ int fp__reader_begin(fp_reader **out, const fp_reader_options *opts, const char 
     r->site_func = func;
     snprintf(r->what, sizeof r->what, "%s", what);
     *out = r;
+    r->loop_left = r->opt.loop;
+    r->pass_end = INT64_MIN;
+    r->first_dts = AV_NOPTS_VALUE;
     int rc = check_options(r, &r->opt);
     return rc;
 }
@@ -274,6 +284,18 @@ static int frame_wanted(fp_reader *r, int64_t pts, int64_t *index)
     return 1;
 }
 
+/* The end of the stream: 0, or the error that stopped options.loop. */
+static int loop_end(fp_reader *r)
+{
+    int rc = r->loop_rc;
+    if (!rc)
+        return 0;
+    r->loop_rc = 0;
+    snprintf(r->errmsg, sizeof r->errmsg, "%s", r->loop_msg);
+    fp__set_errmsg("%s", r->errmsg);
+    return rc;
+}
+
 /* Decodes up to the next frame to deliver and passes it to deliver().
  * Returns 1 (see deliver() for *img), 0 at the end, or a negative error. */
 static int decode_one(fp_reader *r, fp_image **img, const char *file, int line,
@@ -326,7 +348,7 @@ static int decode_one(fp_reader *r, fp_image **img, const char *file, int line,
         }
         if (e == AVERROR_EOF) {
             r->done = 1;
-            return 0;
+            return loop_end(r);
         }
         if (e != AVERROR(EAGAIN)) {
             int rc = fp__reader_decode_error(r, e, "decoding");
@@ -336,7 +358,7 @@ static int decode_one(fp_reader *r, fp_image **img, const char *file, int line,
         }
         if (r->drain_sent) { /* nothing more will come */
             r->done = 1;
-            return 0;
+            return loop_end(r);
         }
         if (!r->pkt_pending) {
             if (!r->demux_eof) {
@@ -345,6 +367,20 @@ static int decode_one(fp_reader *r, fp_image **img, const char *file, int line,
                     if (rc != FP_ECANCELED && rc != FP_ETIMEDOUT)
                         r->done = 1;
                     return rc;
+                }
+                if (rc == 0 && r->loop_left != 0) {
+                    /* options.loop: the same decoder goes on with the next pass */
+                    rc = fp__input_rewind(r);
+                    if (rc == FP_ECANCELED || rc == FP_ETIMEDOUT)
+                        return rc; /* the next call rewinds again */
+                    if (rc == 0)
+                        continue;
+                    /* the frames still in the decoder first, then the error */
+                    r->loop_rc = rc;
+                    snprintf(r->loop_msg, sizeof r->loop_msg, "%s", r->errmsg);
+                    r->errmsg[0] = 0;
+                    r->loop_left = 0;
+                    rc = 0;
                 }
                 if (rc == 0)
                     r->demux_eof = 1;
@@ -464,6 +500,7 @@ int fp_reader_seek(fp_reader *r, double seconds, int flags)
     if (e < 0)
         return fp__input_error(r, e, "cannot seek");
     fp__ahead_discard(r);
+    fp__input_loop_reset(r);
     avcodec_flush_buffers(r->dec);
     av_packet_unref(r->pkt);
     r->pkt_pending = 0;
@@ -566,6 +603,7 @@ int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out)
     out->decode_errors = r->decode_errors;
     out->size_changes = r->size_changes;
     out->wrapped = r->wrapped;
+    out->loops = r->loops;
     out->budget_drops = r->budget_drops;
     unsigned held = 0, dec_only = 0;
     fp__bridge_counts(r->bridge, &held, &dec_only);

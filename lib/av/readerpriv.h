@@ -76,6 +76,17 @@ struct fp_reader {
                                     uses r->sws, which only changes once it is collected */
     int pending_rc;              /* error met decoding ahead: returned by the next call */
     char pending_msg[512];
+    /* options.loop (input.c): the packets of each pass after the first are shifted by
+     * loop_off so that the decoder sees one stream whose pts keep growing */
+    int loop_left;               /* passes still to play after this one; -1 = forever */
+    uint64_t loops;              /* rewinds done */
+    int64_t loop_off;            /* added to the pts and dts of this pass's packets */
+    int64_t pass_end;            /* largest raw pts + duration of this pass (or INT64_MIN) */
+    uint64_t pass_packets;       /* packets of the stream read in this pass */
+    int64_t first_dts;           /* raw dts (else pts) of the first packet read: the rewind
+                                    target (MPEG-TS seeks by dts; the start_time is a pts) */
+    int loop_rc;                 /* a rewind failed: the end of the stream returns this */
+    char loop_msg[512];
     /* statistics */
     uint64_t packets, decoded, delivered, skipped, corrupt, decode_errors, size_changes, wrapped;
     uint64_t budget_drops;       /* live connection: frames lost to a pool that could not grow */
