@@ -99,6 +99,21 @@ def test_options_size_every_start_end(clips):
     assert times[0] == pytest.approx(1.0) and max(times) < 1.5 and len(times) == 13
 
 
+def test_loop(clips):
+    once = [np.asarray(f).copy() for f in framepool.open(clips.h264, format="gray8")]
+    r = framepool.open(clips.h264, format="gray8", loop=2)
+    frames = [(f.index, f.time, np.asarray(f).copy()) for f in r]
+    assert len(frames) == 3 * len(once)
+    assert [i for i, _, _ in frames] == list(range(3 * len(once)))
+    times = [t for _, t, _ in frames]
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert times[-1] == pytest.approx((3 * len(once) - 1) / 25)
+    assert all((px == once[k % len(once)]).all() for k, (_, _, px) in enumerate(frames))
+    assert r.stats["loops"] == 2
+    with pytest.raises(ValueError, match="invalid loop -5"):
+        framepool.open(clips.h264, loop=-5)
+
+
 def test_seek(clips):
     r = framepool.open(clips.h264, format="gray8")
     first = np.asarray(r.read()).copy()
