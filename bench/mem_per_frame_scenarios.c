@@ -78,6 +78,7 @@ static int open_reader(const mpf_opts *o, unsigned max_held, fp_reader **rd, mpf
     ro.format = FP_PIX_BGR24;
     ro.threads = o->threads;
     ro.max_held = max_held;
+    ro.loop = -1; /* the clip plays until the run has its frames, one decoder throughout */
     /* --prime: the pipeline's reader allocates its BGR pool to the bound and
      * touches every page before the first frame (fp_reader_options.prefill) */
     ro.prefill = max_held && o->prime;
@@ -110,17 +111,10 @@ static int scenario_fp_loop(const mpf_opts *o, mpf_run *r)
         return rc;
     fp_image *img = NULL;
     char path[4096];
-    int rewinds = 0;
     for (;;) {
         rc = fp_reader_next(rd, &img); /* releases the previous frame */
-        if (rc == 0) {
-            if (++rewinds > 2 || (rc = fp_reader_seek(rd, 0, FP_SEEK_KEY)) < 0)
-                break;
-            continue;
-        }
-        if (rc < 0)
+        if (rc <= 0)
             break;
-        rewinds = 0;
         if (o->save_every > 0 && r->frames % (uint64_t)o->save_every == 0 &&
             fp_image_save(save_path(path, sizeof path, o, "fp", r->frames), img, NULL) < 0) {
             snprintf(r->note, sizeof r->note, "%s", fp_image_save_errmsg());
@@ -297,15 +291,12 @@ static void *fp_producer(void *arg)
 {
     pipe_ctx *c = arg;
     fp_image *img = NULL;
-    int rewinds = 0;
     for (;;) {
         int rc = fp_reader_next(c->rd, &img);
-        if (rc == 0) {
-            if (++rewinds > 2 || (rc = fp_reader_seek(c->rd, 0, FP_SEEK_KEY)) < 0) {
-                c->rc = -1;
-                break;
-            }
-            continue;
+        if (rc == 0) { /* options.loop is forever: the end means the clip has no frame */
+            c->rc = -1;
+            snprintf(c->err, sizeof c->err, "no frame in the clip");
+            break;
         }
         if (rc == FP_ELIMIT) { /* the worker holds max_held frames: wait for one */
             usleep(500);
@@ -316,7 +307,6 @@ static void *fp_producer(void *arg)
             snprintf(c->err, sizeof c->err, "%s", fp_reader_errmsg(c->rd));
             break;
         }
-        rewinds = 0;
         if (queue_push(&c->q, img) < 0)
             break; /* closed: the run is over */
         img = NULL; /* the queue owns it now */
