@@ -542,6 +542,16 @@ double fp__input_wall_time(const fp_reader *r, int64_t pts)
     return r->wall_last;
 }
 
+int fp__input_seek(fp_reader *r, int64_t ts, const char *during)
+{
+    fp__input_arm(r);
+    int e = avformat_seek_file(r->ic, r->vs, INT64_MIN, ts, ts, 0);
+    if (e < 0 && atomic_load(&r->int_reason) == FP__INT_NONE)
+        e = av_seek_frame(r->ic, r->vs, ts, AVSEEK_FLAG_BACKWARD);
+    fp__input_disarm(r);
+    return e < 0 ? fp__input_error(r, e, during) : FP_OK;
+}
+
 int fp__input_rewind(fp_reader *r)
 {
     if (!r->pass_packets)
@@ -554,13 +564,9 @@ int fp__input_rewind(fp_reader *r)
     int64_t ts = r->start_pts;
     if (r->first_dts != AV_NOPTS_VALUE && r->first_dts < ts)
         ts = r->first_dts;
-    fp__input_arm(r);
-    int e = avformat_seek_file(r->ic, r->vs, INT64_MIN, ts, ts, 0);
-    if (e < 0 && atomic_load(&r->int_reason) == FP__INT_NONE)
-        e = av_seek_frame(r->ic, r->vs, ts, AVSEEK_FLAG_BACKWARD);
-    fp__input_disarm(r);
-    if (e < 0)
-        return fp__input_error(r, e, "rewinding to loop");
+    int rc = fp__input_seek(r, ts, "rewinding to loop");
+    if (rc)
+        return rc;
     /* the next pass starts where this one ended; a pass without timestamps
      * leaves the offset as it was */
     if (r->pass_end != INT64_MIN)

@@ -52,6 +52,10 @@ double fp__input_wall_time(const fp_reader *r, int64_t pts);
  * packets the demuxer rejects count against the error budget. */
 int fp__input_read_packet(fp_reader *r);
 
+/* Seeks the demuxer to the keyframe at or before `ts` (stream time base),
+ * bounded by the deadline and interrupt. Returns 0 or an error with the
+ * message set ("<during>: ..."). */
+int fp__input_seek(fp_reader *r, int64_t ts, const char *during);
 /* options.loop, at the end of a pass: seeks the demuxer back to the start
  * of the stream and shifts the next pass's packets to begin where this pass
  * ended. Returns 0, or an error with the message set (FP_EIO for an input

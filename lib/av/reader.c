@@ -492,13 +492,9 @@ int fp_reader_seek(fp_reader *r, double seconds, int flags)
     AVRational tb = r->st->time_base;
     int64_t ts = r->start_pts + av_rescale_q((int64_t)llround(seconds * AV_TIME_BASE),
                                              AV_TIME_BASE_Q, tb);
-    fp__input_arm(r);
-    int e = avformat_seek_file(r->ic, r->vs, INT64_MIN, ts, ts, 0);
-    if (e < 0 && atomic_load(&r->int_reason) == FP__INT_NONE)
-        e = av_seek_frame(r->ic, r->vs, ts, AVSEEK_FLAG_BACKWARD);
-    fp__input_disarm(r);
-    if (e < 0)
-        return fp__input_error(r, e, "cannot seek");
+    int rc = fp__input_seek(r, ts, "cannot seek");
+    if (rc)
+        return rc;
     fp__ahead_discard(r);
     fp__input_loop_reset(r);
     avcodec_flush_buffers(r->dec);
