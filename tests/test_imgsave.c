@@ -518,8 +518,43 @@ static int save_all(void)
         }
         fp_unref(&img);
     }
+    fp_image_save_release_cache(); /* each run starts without the PNG encoder's block */
     return ok;
 }
+
+/* A PNG save allocates its encoder's memory once: the next saves allocate
+ * nothing, and fp_image_save_release_cache gives it back. */
+START_TEST(png_block_is_kept_between_saves)
+{
+    tu_alloc_install();
+    fp_image *img = NULL;
+    ck_assert_int_eq(fp_image_new(FP_PIX_RGB24, 640, 360, &img), 0);
+    memset(img->data[0], 7, (size_t)img->stride[0] * 360);
+    int64_t base = tu_alloc_live();
+    ck_assert_int_eq(fp_image_save(out_path("kept.png"), img, NULL), 0);
+    int64_t after_first = tu_alloc_live();
+    ck_assert_int_eq(after_first, base + 1); /* the kept block */
+    uint64_t n = tu_alloc_count();
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(fp_image_save(out_path("kept.png"), img, NULL), 0);
+    ck_assert_uint_eq(tu_alloc_count(), n);
+    ck_assert_int_eq(tu_alloc_live(), after_first);
+    assert_same_pixels(out_path("kept.png"), img, AV_CODEC_ID_PNG);
+    /* a wider image needs a bigger block: it replaces the kept one */
+    fp_image *wide = NULL;
+    ck_assert_int_eq(fp_image_new(FP_PIX_BGRA, 8000, 4, &wide), 0);
+    memset(wide->data[0], 9, (size_t)wide->stride[0] * 4);
+    ck_assert_int_eq(fp_image_save(out_path("wide.png"), wide, NULL), 0);
+    ck_assert_int_eq(tu_alloc_live(), after_first + 1); /* + the wide image itself */
+    assert_same_pixels(out_path("wide.png"), wide, AV_CODEC_ID_PNG);
+    fp_unref(&wide);
+    fp_unref(&img);
+    fp_image_save_release_cache();
+    fp_image_save_release_cache(); /* nothing kept: no-op */
+    tu_alloc_assert_clean("after release", 0);
+    tu_alloc_uninstall();
+}
+END_TEST
 
 START_TEST(framepool_alloc_sweep)
 {
@@ -614,6 +649,7 @@ static Suite *suite(void)
     tcase_add_test(tc, yuv_converted);
     tcase_add_test(tc, errors);
     tcase_add_test(tc, threads);
+    tcase_add_test(tc, png_block_is_kept_between_saves);
     tcase_add_test(tc, framepool_alloc_sweep);
     tcase_add_test(tc, ffmpeg_size_sweep);
 #if FP_AV_INTERPOSE

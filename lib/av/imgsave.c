@@ -13,6 +13,7 @@
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -319,35 +320,108 @@ static int write_file(const char *path, const AVPacket *pkt)
 
 /* ---- PNG, streamed ----------------------------------------------------------------------- */
 
-/* zlib's allocations go through framepool's allocator (counted, and failed
- * by the tests' allocation sweeps). zlib does not pass the size to free:
- * it is kept in front of the block. */
+/* ---- the PNG encoder's memory, kept between saves ---------------------------------------- */
+
+/* Everything a PNG save needs — the IDAT buffer, the row and zlib's state
+ * (~270 KiB at windowBits 15, memLevel 8) — is carved from one block, and
+ * the block is kept for the next save instead of being freed. Freed and
+ * allocated again every 100 frames, those ~340 KiB came back from glibc's
+ * heap in other places as the decoder's packets took the freed space in
+ * between, so a loop's RssAnon rose in steps of 4-60 KiB at saves for
+ * thousands of frames (bench/README.md, run_verdicts). One block is kept
+ * per process (a second thread saving at the same time uses a block of its
+ * own, freed after its save); fp_image_save_release_cache() frees it. The
+ * block comes from framepool's allocator (counted, failed by the tests'
+ * allocation sweeps); an allocation zlib makes beyond it does too. */
+#define PNG_CHUNK 65536 /* IDAT payload per chunk (and per write) */
+#define PNG_ZLIB_NEED ((size_t)288 << 10) /* zlib 1.2's deflate state, with room to spare */
+#define ARENA_ALIGN 64
+
+typedef struct save_arena {
+    size_t cap;  /* bytes after the header */
+    size_t used; /* bytes carved in this save */
+} save_arena;
+#define ARENA_HDR ((sizeof(save_arena) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1))
+
+static _Atomic(save_arena *) arena_cache;
+
+static void arena_free(save_arena *a)
+{
+    if (a)
+        fp_free(a, ARENA_HDR + a->cap);
+}
+
+/* The cached block if it holds `need` bytes, else a new one (NULL: no memory). */
+static save_arena *arena_take(size_t need)
+{
+    save_arena *a = atomic_exchange(&arena_cache, NULL);
+    if (a && a->cap < need) {
+        arena_free(a);
+        a = NULL;
+    }
+    if (!a) {
+        a = fp_alloc(ARENA_HDR + need, ARENA_ALIGN);
+        if (!a)
+            return NULL;
+        a->cap = need;
+    }
+    a->used = 0;
+    return a;
+}
+
+/* Keeps `a` for the next save, or frees it when another block is kept. */
+static void arena_give(save_arena *a)
+{
+    save_arena *none = NULL;
+    if (!atomic_compare_exchange_strong(&arena_cache, &none, a))
+        arena_free(a);
+}
+
+static void *arena_carve(save_arena *a, size_t n)
+{
+    size_t at = (a->used + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (at > a->cap || n > a->cap - at)
+        return NULL;
+    a->used = at + n;
+    return (uint8_t *)a + ARENA_HDR + at;
+}
+
+void fp_image_save_release_cache(void)
+{
+    arena_free(atomic_exchange(&arena_cache, NULL));
+}
+
+/* zlib's allocations: from the block, else from framepool's allocator with
+ * their size in front (zlib does not pass the size to free). */
 #define ZHDR 16
 static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
 {
-    (void)opaque;
     if (size && items > (SIZE_MAX - ZHDR) / size)
         return Z_NULL;
-    size_t n = (size_t)items * size + ZHDR;
-    uint8_t *p = fp_alloc(n, ZHDR);
-    if (!p)
+    size_t n = (size_t)items * size;
+    void *p = arena_carve(opaque, n);
+    if (p)
+        return p;
+    n += ZHDR;
+    uint8_t *q = fp_alloc(n, ZHDR);
+    if (!q)
         return Z_NULL;
-    memcpy(p, &n, sizeof n);
-    return p + ZHDR;
+    memcpy(q, &n, sizeof n);
+    return q + ZHDR;
 }
 
 static void z_free(voidpf opaque, voidpf address)
 {
-    (void)opaque;
-    if (!address)
-        return;
-    uint8_t *p = (uint8_t *)address - ZHDR;
+    save_arena *a = opaque;
+    uint8_t *p = address;
+    if (!p || (p >= (uint8_t *)a + ARENA_HDR && p < (uint8_t *)a + ARENA_HDR + a->cap))
+        return; /* carved from the block: it stays */
+    p -= ZHDR;
     size_t n;
     memcpy(&n, p, sizeof n);
     fp_free(p, n);
 }
 
-#define PNG_CHUNK 65536 /* IDAT payload per chunk (and per write) */
 
 typedef struct png_out {
     int fd;
@@ -417,15 +491,18 @@ static int png_stream(const char *path, const fp_image *img, int level, int stra
     int swap = img->format == FP_PIX_BGR24 || img->format == FP_PIX_BGRA;
     size_t rowlen = 1 + (size_t)img->width * (size_t)ch;
     size_t buflen = 8 + PNG_CHUNK + 4;
-    png_out o = {-1, 0, fp_alloc(buflen, 64)};
-    uint8_t *row = fp_alloc(rowlen, 64);
+    size_t need = 2 * ARENA_ALIGN + buflen + rowlen + PNG_ZLIB_NEED;
+    save_arena *a = arena_take(need);
+    png_out o = {-1, 0, a ? arena_carve(a, buflen) : NULL};
+    uint8_t *row = a ? arena_carve(a, rowlen) : NULL;
     z_stream z;
     memset(&z, 0, sizeof z);
     z.zalloc = z_alloc;
     z.zfree = z_free;
+    z.opaque = a;
     int zinit = 0, rc = 0;
     if (!o.buf || !row) {
-        fp__set_errmsg("save '%s': out of memory for the PNG row buffers", path);
+        fp__set_errmsg("save '%s': out of memory for the PNG encoder (%zu bytes)", path, need);
         rc = FP_ENOMEM;
         goto out;
     }
@@ -501,8 +578,8 @@ out:
     }
     if (zinit)
         deflateEnd(&z);
-    fp_free(row, rowlen);
-    fp_free(o.buf, buflen);
+    if (a)
+        arena_give(a);
     return rc;
 }
 
