@@ -6,8 +6,8 @@
  *
  * Scenarios, each in its own process (this program re-executes itself with
  * --scenario ID; scenario 2 is the program mem_per_frame_cv next to it, which
- * links OpenCV's videoio), each looping the clip by seeking until it has run
- * --frames:
+ * links OpenCV's videoio), each looping the clip until it has run --frames
+ * (framepool with fp_reader_options.loop, the others by seeking):
  *   1   framepool: fp_reader (BGR24) -> fp_image_save (PNG) every Nth -> release
  *   2   OpenCV: cv::VideoCapture::read into one Mat + cv::imwrite every Nth
  *   3   plain libav: decode, a new BGR AVFrame per frame (av_frame_get_buffer
