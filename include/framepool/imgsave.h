@@ -13,11 +13,14 @@
  *
  * PNG is written by framepool itself, streamed row by row through zlib: the
  * memory it needs is one row, a 64 KiB output buffer and zlib's state
- * (~270 KiB), whatever the image size, in one block that is kept for the
- * next save (one block per process; fp_image_save_release_cache frees it).
- * A loop that saves every Nth frame then allocates nothing per save: freed
- * and allocated again, those ~340 KiB came back in other places of glibc's
- * heap and RssAnon rose in steps for thousands of frames. It is not libavcodec's PNG encoder
+ * (~270 KiB), whatever the image size, in one block mapped on its own
+ * (mmap, outside the malloc heap and not through fp_set_allocator's
+ * allocator) and kept for the next save: one block per process;
+ * fp_image_save_release_cache unmaps it. A loop that saves every Nth frame
+ * then allocates nothing per save and leaves the heap alone: freed and
+ * allocated again from the heap, those ~340 KiB came back in other places
+ * as the decoder's packets took the freed space in between, and RssAnon
+ * rose in steps for thousands of frames (bench/README.md, run_verdicts). It is not libavcodec's PNG encoder
  * because that encoder needs the whole frame in RGB order (a full copy of a
  * BGR frame) and an output buffer sized for the raw frame; in mem_per_frame
  * (720p, one save every 100 frames) those two blocks went back to the kernel
@@ -102,7 +105,7 @@ typedef struct fp_save_options {
  * formats that need it); PNG writes 64 KiB at a time, the others once. */
 FP_API int fp_image_save(const char *path, const fp_image *img, const fp_save_options *opts);
 
-/* Frees the PNG encoder block fp_image_save keeps between saves (about
+/* Unmaps the PNG encoder block fp_image_save keeps between saves (about
  * 340 KiB plus a row; see above), e.g. when a program stops saving for
  * good, or before a leak check that counts framepool's allocations. The
  * next PNG save allocates it again. Thread-safe (a save running meanwhile

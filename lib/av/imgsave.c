@@ -6,6 +6,7 @@
  * the encoder without a copy when its format is one the encoder takes, else
  * through one converted framepool image (a channel swap, or swscale).
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #define _POSIX_C_SOURCE 200809L
 #include "avpriv.h"
 #include "framepool/imgsave.h"
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -323,16 +325,20 @@ static int write_file(const char *path, const AVPacket *pkt)
 /* ---- the PNG encoder's memory, kept between saves ---------------------------------------- */
 
 /* Everything a PNG save needs — the IDAT buffer, the row and zlib's state
- * (~270 KiB at windowBits 15, memLevel 8) — is carved from one block, and
- * the block is kept for the next save instead of being freed. Freed and
- * allocated again every 100 frames, those ~340 KiB came back from glibc's
- * heap in other places as the decoder's packets took the freed space in
- * between, so a loop's RssAnon rose in steps of 4-60 KiB at saves for
- * thousands of frames (bench/README.md, run_verdicts). One block is kept
- * per process (a second thread saving at the same time uses a block of its
- * own, freed after its save); fp_image_save_release_cache() frees it. The
- * block comes from framepool's allocator (counted, failed by the tests'
- * allocation sweeps); an allocation zlib makes beyond it does too. */
+ * (~270 KiB at windowBits 15, memLevel 8) — is carved from one block that
+ * is mapped on its own (mmap) and kept for the next save, so a loop that
+ * saves every Nth frame allocates nothing per save and never touches the
+ * malloc heap for it. Measured (bench/README.md, run_verdicts): freed and
+ * allocated again at every save, those ~340 KiB came back from glibc's heap
+ * in other places as the decoder's packets took the freed space in between,
+ * and a looped save_display's RssAnon rose in steps of 4-60 KiB for
+ * thousands of frames; kept but carved from the heap, the heap around it
+ * still settled late (packets then dug into untouched heap). Mapped apart,
+ * the loop is as flat as one that never saves. One block is kept per
+ * process (a save running at the same time on another thread maps its own
+ * and unmaps it after); fp_image_save_release_cache() unmaps it. An
+ * allocation zlib makes beyond the block goes through framepool's
+ * allocator. */
 #define PNG_CHUNK 65536 /* IDAT payload per chunk (and per write) */
 #define PNG_ZLIB_NEED ((size_t)288 << 10) /* zlib 1.2's deflate state, with room to spare */
 #define ARENA_ALIGN 64
@@ -348,7 +354,7 @@ static _Atomic(save_arena *) arena_cache;
 static void arena_free(save_arena *a)
 {
     if (a)
-        fp_free(a, ARENA_HDR + a->cap);
+        munmap(a, ARENA_HDR + a->cap);
 }
 
 /* The cached block if it holds `need` bytes, else a new one (NULL: no memory). */
@@ -360,16 +366,20 @@ static save_arena *arena_take(size_t need)
         a = NULL;
     }
     if (!a) {
-        a = fp_alloc(ARENA_HDR + need, ARENA_ALIGN);
-        if (!a)
+        long pg = sysconf(_SC_PAGESIZE);
+        size_t page = pg > 0 ? (size_t)pg : 4096;
+        size_t len = (ARENA_HDR + need + page - 1) / page * page;
+        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
             return NULL;
-        a->cap = need;
+        a = m;
+        a->cap = len - ARENA_HDR;
     }
     a->used = 0;
     return a;
 }
 
-/* Keeps `a` for the next save, or frees it when another block is kept. */
+/* Keeps `a` for the next save, or unmaps it when another block is kept. */
 static void arena_give(save_arena *a)
 {
     save_arena *none = NULL;
