@@ -1,8 +1,8 @@
 /*
  * save_display — the read -> save -> display loop, with a memory verdict.
  *
- * Decodes INPUT to BGR frames, saves every Nth frame with imwrite
- * (cv::imwrite, or fp_image_save with --save-with fp), shows
+ * Decodes INPUT to BGR frames, saves every Nth frame (fp_image_save, or
+ * cv::imwrite with --save-with cv), shows
  * every frame with imshow/waitKey when a display exists (ESC quits), and
  * ends with the memory-per-frame verdict: the RssAnon slope in bytes per
  * frame after warm-up, the window delta, peak, minor faults per frame and
@@ -21,9 +21,12 @@
  *   --loop          play the input again at its end (fp_reader_options.loop),
  *                   until --frames or --seconds is reached
  *   --threads N     decoder threads (default: the reader's)
- *   --save-with fp  save with fp_image_save instead of cv::imwrite (measured
- *                   over 20 looped runs per clip, neither keeps RssAnon
- *                   flatter: docs/bench-history.md)
+ *   --save-with cv  save with cv::imwrite instead of fp_image_save. Both
+ *                   write the same PNG; fp_image_save keeps its encoder's
+ *                   memory in one block mapped apart from the heap, so the
+ *                   loop's RssAnon settles at once, while cv::imwrite's
+ *                   allocations move the heap for the first thousands of
+ *                   frames (bench/README.md, run_verdicts)
  *   --glibc-malloc  keep glibc's adaptive malloc thresholds (by default the
  *                   loop pins them with fp_memtrack_malloc_policy, see diag.h)
  * Planted bugs, to check that the verdict catches them:
@@ -68,7 +71,7 @@ int main(int argc, char **argv)
     const char *input = NULL, *out_dir = "frames", *ext = "png";
     long save_every = 100, max_frames = -1, leak_bytes = 0, forget_every = 0;
     double max_seconds = -1;
-    int display = 1, loop = 0, threads = 0, use_fp_save = 0, malloc_policy = 1;
+    int display = 1, loop = 0, threads = 0, use_fp_save = 1, malloc_policy = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -84,8 +87,12 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (!strcmp(a, "--glibc-malloc"))
             malloc_policy = 0;
-        else if (!strcmp(a, "--save-with") && has_value)
-            use_fp_save = !strcmp(argv[++i], "fp");
+        else if (!strcmp(a, "--save-with") && has_value) {
+            const char *w = argv[++i];
+            if (strcmp(w, "fp") && strcmp(w, "cv"))
+                return usage();
+            use_fp_save = !strcmp(w, "fp");
+        }
         else if (!strcmp(a, "--leak-bytes") && has_value)
             leak_bytes = atol(argv[++i]);
         else if (!strcmp(a, "--forget-every") && has_value)
