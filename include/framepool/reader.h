@@ -151,9 +151,12 @@ typedef struct fp_reader fp_reader;
  * - Memory is bounded by construction: the decoder's need + queue + max_held
  *   frames per connection (decoder pool, conversion pool); give several
  *   readers one fp_budget (options.budget) to cap their pools together.
- *   Frames the caller keeps from before a reconnect stay valid and keep their
- *   old pool alive until released; they do not count toward max_held of the
- *   new connection.
+ *   max_held counts every frame the reader handed out and the caller has
+ *   not released (stats.held), whatever connection it came from: frames
+ *   kept from before a reconnect stay valid, keep their old pool alive until
+ *   released, and count. Each delivered frame carries an fp_on_free
+ *   registration (32 bytes, released with the frame) for that count, so the
+ *   process's weak slot table (weak.h) exists once a live reader delivered.
  * - fp_reader_interrupt on a live reader makes a waiting (or the next)
  *   fp_reader_next return FP_ECANCELED and cuts a reconnect wait short (the
  *   thread tries again at once); it does not drop a working connection.
