@@ -110,7 +110,8 @@ static void held_release(void *user)
     fp_unref(&h);
 }
 
-/* Counts `img`, about to be handed to the caller. FP_OK, or FP_ENOMEM. */
+/* Counts `img`, about to be handed to the caller. FP_OK, or fp_on_free's
+ * error (FP_ENOMEM, FP_ELIMIT when the weak slot table is full). */
 static int held_track(live_held *h, fp_image *img)
 {
     live_held *ref = fp_ref(h);
@@ -684,10 +685,13 @@ int fp__live_next(fp_reader *r, fp_image **img)
             }
             /* counted before it leaves the queue: no window in which a frame is
              * neither queued nor the caller's */
-            if (held_track(L->held, L->q[L->qhead].img)) {
+            int trc = held_track(L->held, L->q[L->qhead].img);
+            if (trc) {
                 pthread_mutex_unlock(&L->mu);
-                return fp__reader_fail(r, FP_ENOMEM,
-                                       "out of memory (counting the frames the caller holds)");
+                return fp__reader_fail(r, trc,
+                                       "cannot count the frame for max_held (fp_on_free: %s); "
+                                       "the frame stays queued",
+                                       fp_strerror(trc));
             }
             got = queue_pop_locked(L);
             double age = wall_now() - got->wall_time;
