@@ -2,6 +2,7 @@
  * camera — a live source that survives the camera going away and coming back.
  *
  *   camera URL [--latest|--all] [--seconds S] [--work MS] [--av-options K=V:K=V]
+ *              [--stall S] [--max-reconnects N] [--no-malloc-policy]
  *
  * Opens URL (rtsp://, http://, tcp://, udp://, ...) as a live source, prints
  * every event (connected, disconnected, stalled, reconnecting, size changed,
@@ -9,9 +10,22 @@
  * drops, reconnects), and at the end the memory-per-frame verdict. --latest
  * (the default) always hands out the newest frame; --all hands out every
  * frame through a bounded queue and drops the oldest when the loop is slow.
- * --work MS simulates a loop that spends MS milliseconds on each frame.
- * Exit status: 0, or 1 when the source gave up, 2 on bad arguments, 3 when
- * the memory verdict is FAIL.
+ *   --seconds S         stop after S seconds (default: until Ctrl-C or SIGTERM)
+ *   --work MS           simulate a loop that spends MS milliseconds on each frame
+ *   --av-options K=V    FFmpeg options, e.g. rtsp_transport=tcp
+ *   --stall S           no new frame (or the same picture) for S seconds counts
+ *                       as a disconnect (default 5)
+ *   --max-reconnects N  give up after N failed tries in a row (default 0: never)
+ *   --no-malloc-policy  keep glibc's adaptive malloc thresholds (by default the
+ *                       loop pins them with fp_memtrack_malloc_policy, see diag.h)
+ * Exit status: 0 verdict PASS, 3 verdict FAIL, 4 verdict INCONCLUSIVE (a short
+ * run, or memory that grew and then stopped: the line says how many frames a
+ * run needs), 1 when the source gave up or on an error, 2 usage.
+ * Over MPEG-TS (tcp://, http://, udp://) RssAnon grows with the first 5 MB of
+ * each connection's stream: FFmpeg's demuxer keeps a seekback buffer of
+ * `probesize` bytes and faults it in as the stream fills it (at 320x240
+ * MPEG-2, 6.4 KB a frame for ~800 frames), so a run of seconds FAILs and a
+ * minute is INCONCLUSIVE; --av-options probesize=N makes the buffer smaller.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <framepool.h>
@@ -58,7 +72,9 @@ static void on_event(const fp_live_event *ev, void *user)
 static int usage(void)
 {
     fprintf(stderr, "usage: camera URL [--latest|--all] [--seconds S] [--work MS] "
-                    "[--av-options K=V:K=V]\n");
+                    "[--av-options K=V:K=V]\n"
+                    "                  [--stall S] [--max-reconnects N] [--no-malloc-policy]\n"
+                    "exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE, 1 gave up or error, 2 usage\n");
     return 2;
 }
 
@@ -66,69 +82,96 @@ int main(int argc, char **argv)
 {
     const char *url = NULL, *av_options = NULL;
     fp_live_mode mode = FP_LIVE_LATEST;
-    double seconds = 0, work_ms = 0;
+    double seconds = 0, work_ms = 0, stall = 5;
+    int max_reconnects = 0, malloc_policy = 1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--latest"))
+        const char *a = argv[i];
+        int has_value = i + 1 < argc;
+        if (!strcmp(a, "--latest"))
             mode = FP_LIVE_LATEST;
-        else if (!strcmp(argv[i], "--all"))
+        else if (!strcmp(a, "--all"))
             mode = FP_LIVE_ALL;
-        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+        else if (!strcmp(a, "--seconds") && has_value)
             seconds = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--work") && i + 1 < argc)
+        else if (!strcmp(a, "--work") && has_value)
             work_ms = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--av-options") && i + 1 < argc)
+        else if (!strcmp(a, "--av-options") && has_value)
             av_options = argv[++i];
-        else if (argv[i][0] == '-' || url)
+        else if (!strcmp(a, "--stall") && has_value)
+            stall = atof(argv[++i]);
+        else if (!strcmp(a, "--max-reconnects") && has_value)
+            max_reconnects = atoi(argv[++i]);
+        else if (!strcmp(a, "--no-malloc-policy"))
+            malloc_policy = 0;
+        else if (!strcmp(a, "--help"))
+            return usage(), 0;
+        else if (a[0] == '-' || url)
             return usage();
         else
-            url = argv[i];
+            url = a;
     }
-    if (!url)
+    if (!url || !(stall > 0) || max_reconnects < 0 || work_ms < 0)
         return usage();
+
+    /* A loop that runs for months: pin glibc's malloc thresholds so that the
+     * heap stops reaching new high-water marks (diag.h explains). Before any
+     * thread starts. */
+    if (malloc_policy)
+        fp_memtrack_malloc_policy(NULL);
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);
+
+    fp_memtrack *mt = NULL;
+    int rc = fp_memtrack_new(NULL, &mt);
+    if (rc < 0) {
+        fprintf(stderr, "camera: cannot start the memory tracker: %s\n", fp_strerror(rc));
+        return 1;
+    }
 
     double t0 = now_mono();
     fp_reader_options o = {0};
     o.live.mode = mode;
     o.live.queue = 8;
-    o.live.stall = 5;
+    o.live.stall = stall;
+    o.live.max_reconnects = max_reconnects;
     o.live.on_event = on_event;
     o.live.user = &t0;
     o.av_options = av_options;
     o.timeout_us = 500000; /* wake up twice a second to print the status and check the clock */
     fp_reader *r = NULL;
-    if (fp_reader_open(url, &o, &r) < 0) {
+    rc = fp_reader_open(url, &o, &r);
+    if (rc < 0) { /* bad options (FP_EINVAL) or no memory: a down source opens fine */
         fprintf(stderr, "camera: %s\n", fp_reader_errmsg(r));
         fp_reader_close(&r);
-        return 2;
+        fp_unref(&mt);
+        return rc == FP_EINVAL ? 2 : 1;
     }
-    fp_memtrack *mt = NULL;
-    fp_memtrack_new(NULL, &mt);
 
     fp_image *img = NULL;
     uint64_t frames = 0;
     double next_status = t0 + 1, age_max = 0;
     int w = 0, h = 0; /* size of the last frame */
-    int rc = 0;
+    int gave_up = 0, failed = 0;
     while (!quit && (seconds <= 0 || now_mono() - t0 < seconds)) {
         rc = fp_reader_next(r, &img);
-        if (rc == 0)
-            break; /* gave up */
-        if (rc == FP_ETIMEDOUT || rc == FP_ECANCELED)
-            rc = 1;
-        else if (rc < 0) {
-            fprintf(stderr, "camera: %s\n", fp_reader_errmsg(r));
+        if (rc == 0) {
+            gave_up = 1;
             break;
-        } else {
+        }
+        /* FP_ETIMEDOUT: no frame within timeout_us (down, reconnecting): print the status */
+        if (rc < 0 && rc != FP_ETIMEDOUT && rc != FP_ECANCELED) {
+            fprintf(stderr, "camera: %s\n", fp_reader_errmsg(r));
+            failed = 1;
+            break;
+        }
+        if (rc == 1) {
             frames++;
             w = img->width;
             h = img->height;
             double age = now_wall() - img->wall_time;
             if (age > age_max)
                 age_max = age;
-            if (mt)
-                fp_memtrack_sample(mt);
+            fp_memtrack_sample(mt);
             if (work_ms > 0) {
                 struct timespec ts = {(time_t)(work_ms / 1000),
                                       (long)(work_ms * 1e6) % 1000000000L};
@@ -149,7 +192,6 @@ int main(int argc, char **argv)
         }
     }
     fp_unref(&img);
-    int gave_up = rc == 0;
     if (gave_up)
         printf("camera: %s\n", fp_reader_errmsg(r));
     fp_reader_stats s;
@@ -160,10 +202,9 @@ int main(int argc, char **argv)
            (unsigned long long)s.reconnects, (unsigned long long)s.stalls,
            (unsigned long long)s.dropped, age_max * 1e3);
     fp_reader_close(&r);
-    int verdict = FP_MEMTRACK_INCONCLUSIVE;
-    if (mt) {
-        verdict = fp_memtrack_print(mt, stdout);
-        fp_unref(&mt);
-    }
-    return gave_up ? 1 : verdict == FP_MEMTRACK_FAIL ? 3 : 0;
+    int verdict = fp_memtrack_print(mt, stdout);
+    fp_unref(&mt);
+    if (gave_up || failed || verdict < 0)
+        return 1;
+    return verdict == FP_MEMTRACK_PASS ? 0 : verdict == FP_MEMTRACK_FAIL ? 3 : 4;
 }

@@ -13,6 +13,7 @@
  * GStreamer's RTSP server) fails the test: scripts/setup installs them.
  */
 #define _GNU_SOURCE
+#include "livesrv.h"
 #include "testutil.h"
 
 #include <framepool.h>
@@ -21,7 +22,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -29,141 +29,14 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SAN UNDER_SANITIZER
 /* sanitizers slow decoding and threads down: give events more time */
 #define SLACK (SAN ? 3.0 : 1.0)
-
-/* ---- servers ----------------------------------------------------------------------------- */
-
-static int free_port(int type)
-{
-    int s = socket(AF_INET, type, 0);
-    ck_assert_int_ge(s, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t al = sizeof a;
-    getsockname(s, (struct sockaddr *)&a, &al);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static pid_t spawn(char *const argv[])
-{
-    pid_t p = fork();
-    ck_assert_int_ge(p, 0);
-    if (p == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open("/dev/null", O_RDWR);
-        dup2(fd, 0);
-        dup2(fd, 1);
-        if (!getenv("FP_LIVE_VERBOSE"))
-            dup2(fd, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    return p;
-}
-
-static void reap(pid_t *p)
-{
-    if (*p > 0) {
-        kill(*p, SIGCONT);
-        kill(*p, SIGKILL);
-        waitpid(*p, NULL, 0);
-    }
-    *p = 0;
-}
-
-static int have_program(const char *cmd)
-{
-    char buf[1024];
-    ck_assert_uint_lt((unsigned)snprintf(buf, sizeof buf, "%s >/dev/null 2>&1", cmd), sizeof buf);
-    return system(buf) == 0;
-}
-
-/* ffmpeg serving a 25 fps test pattern (MPEG-2 in MPEG-TS) at `out`, for at
- * most 60 s. `src` is a lavfi source ("testsrc2", "color=c=red"), `bsf` an
- * optional bitstream filter, `outfmt` the output options. */
-static pid_t ffmpeg_server(const char *src, const char *size, const char *bsf, int listen_http,
-                           const char *out)
-{
-    ck_assert_msg(have_program("ffmpeg -version"),
-                  "this test needs the ffmpeg program (Debian package ffmpeg; scripts/setup)");
-    char input[160];
-    snprintf(input, sizeof input, "%s%ssize=%s:rate=25", src, strchr(src, '=') ? ":" : "=",
-             size);
-    const char *argv[40];
-    int n = 0;
-    argv[n++] = "ffmpeg";
-    argv[n++] = "-nostdin";
-    argv[n++] = "-hide_banner";
-    argv[n++] = "-loglevel";
-    argv[n++] = "error";
-    argv[n++] = "-re";
-    argv[n++] = "-f";
-    argv[n++] = "lavfi";
-    argv[n++] = "-i";
-    argv[n++] = input;
-    argv[n++] = "-t";
-    argv[n++] = "60";
-    argv[n++] = "-c:v";
-    argv[n++] = "mpeg2video";
-    argv[n++] = "-g";
-    argv[n++] = "12";
-    argv[n++] = "-q:v";
-    argv[n++] = "4";
-    /* every packet on the wire at once, no one-frame decoder delay: what a camera does */
-    argv[n++] = "-flags";
-    argv[n++] = "+low_delay";
-    argv[n++] = "-flush_packets";
-    argv[n++] = "1";
-    if (bsf) {
-        argv[n++] = "-bsf:v";
-        argv[n++] = bsf;
-    }
-    argv[n++] = "-f";
-    argv[n++] = "mpegts";
-    if (listen_http) {
-        argv[n++] = "-listen";
-        argv[n++] = "1";
-    }
-    argv[n++] = out;
-    argv[n] = NULL;
-    return spawn((char *const *)argv);
-}
-
-static pid_t tcp_server(int port, const char *src, const char *size, const char *bsf)
-{
-    char out[96];
-    snprintf(out, sizeof out, "tcp://127.0.0.1:%d?listen=1", port);
-    return ffmpeg_server(src, size, bsf, 0, out);
-}
-
-static pid_t rtsp_server(int port, const char *size)
-{
-    ck_assert_msg(have_program("/usr/bin/python3 -c 'import gi, sys; gi.require_version(\"Gst\", "
-                               "\"1.0\"); gi.require_version(\"GstRtspServer\", \"1.0\"); "
-                               "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
-                               "sys.exit(0 if all(Gst.ElementFactory.find(e) for e in "
-                               "(\"videotestsrc\", \"x264enc\", \"rtph264pay\")) else 1)'"),
-                  "this test needs python3-gi, gir1.2-gst-rtsp-server-1.0 and "
-                  "gstreamer1.0-plugins-{base,good,ugly} (videotestsrc, x264enc, rtph264pay; "
-                  "scripts/setup installs them)");
-    char p[16];
-    snprintf(p, sizeof p, "%d", port);
-    const char *argv[] = {"/usr/bin/python3", FP_SOURCE_DIR "/tests/rtsp_server.py", p, size,
-                          "60", NULL};
-    return spawn((char *const *)argv);
-}
 
 /* ---- events ------------------------------------------------------------------------------ */
 
@@ -1058,32 +931,24 @@ START_TEST(shared_budget)
 }
 END_TEST
 
-/* FP_LIVE_ONLY=name runs the tests whose name contains it. */
-#define ADD(t)                                                                                  \
-    do {                                                                                        \
-        const char *only = getenv("FP_LIVE_ONLY");                                              \
-        if (!only || strstr(#t, only))                                                          \
-            tcase_add_test(tc, t);                                                              \
-    } while (0)
-
 static Suite *suite(void)
 {
     Suite *s = suite_create("live");
     TCase *tc = tcase_create("live");
     tcase_set_timeout(tc, SAN ? 180 : 60);
-    ADD(options_and_api);
-    ADD(tcp_down_at_start_kill_restart_resize);
-    ADD(stall_with_socket_open);
-    ADD(same_picture_is_a_stall);
-    ADD(corrupt_packets_keep_flowing);
-    ADD(latest_and_all_when_behind);
-    ADD(max_held_bound);
-    ADD(bad_input);
-    ADD(waits_cost_nothing_and_end_at_once);
-    ADD(http_source);
-    ADD(udp_source);
-    ADD(rtsp_udp_and_tcp);
-    ADD(shared_budget);
+    LIVE_ADD(tc, options_and_api);
+    LIVE_ADD(tc, tcp_down_at_start_kill_restart_resize);
+    LIVE_ADD(tc, stall_with_socket_open);
+    LIVE_ADD(tc, same_picture_is_a_stall);
+    LIVE_ADD(tc, corrupt_packets_keep_flowing);
+    LIVE_ADD(tc, latest_and_all_when_behind);
+    LIVE_ADD(tc, max_held_bound);
+    LIVE_ADD(tc, bad_input);
+    LIVE_ADD(tc, waits_cost_nothing_and_end_at_once);
+    LIVE_ADD(tc, http_source);
+    LIVE_ADD(tc, udp_source);
+    LIVE_ADD(tc, rtsp_udp_and_tcp);
+    LIVE_ADD(tc, shared_budget);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,7 +8,6 @@
 #include <framepool.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,28 +19,6 @@
 #define SANITIZED UNDER_SANITIZER
 
 #define SAMPLE(name) FP_BINARY_DIR "/samples/" name
-
-static char out[1 << 16];
-
-/* Runs a shell command, captures stdout+stderr into `out`; returns the exit
- * status (or -1). */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[4200];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static const char *small_clip(void)
 {
@@ -83,10 +60,11 @@ static int png_size(const char *path, int *w, int *h)
 
 static void expect_verdict_pass(void)
 {
-    const char *v = strstr(out, "memory per frame: ");
-    ck_assert_msg(v != NULL, "no verdict line in:\n%s", out);
+    const char *v = strstr(tu_out, "memory per frame: ");
+    ck_assert_msg(v != NULL, "no verdict line in:\n%s", tu_out);
     if (!SANITIZED)
-        ck_assert_msg(strncmp(v, "memory per frame: PASS", 22) == 0, "verdict not PASS:\n%s", out);
+        ck_assert_msg(strncmp(v, "memory per frame: PASS", 22) == 0, "verdict not PASS:\n%s",
+                      tu_out);
 }
 
 START_TEST(save_display_saves_decodable_frames_and_passes)
@@ -97,16 +75,16 @@ START_TEST(save_display_saves_decodable_frames_and_passes)
      * frames (packets of every size the clip holds), so shorter runs judge
      * that transient rather than the loop. One decoder thread keeps glibc to
      * one arena. */
-    int rc = run("env -u DISPLAY -u WAYLAND_DISPLAY %s '%s' --save-every 250 --out '%s/f' "
-                 "--frames 5000 --loop --threads 1",
-                 SAMPLE("save_display"), clip, tmp);
-    ck_assert_msg(rc == 0 || (SANITIZED && (rc == 3 || rc == 4)), "exit %d:\n%s", rc, out);
+    int rc = tu_sh("env -u DISPLAY -u WAYLAND_DISPLAY %s '%s' --save-every 250 --out '%s/f' "
+                   "--frames 5000 --loop --threads 1",
+                   SAMPLE("save_display"), clip, tmp);
+    ck_assert_msg(rc == 0 || (SANITIZED && (rc == 3 || rc == 4)), "exit %d:\n%s", rc, tu_out);
     /* Headless: one line says so. */
-    char *notice = strstr(out, "running headless");
+    char *notice = strstr(tu_out, "running headless");
     ck_assert_ptr_nonnull(notice);
     ck_assert_ptr_null(strstr(notice + 1, "running headless"));
-    ck_assert_ptr_nonnull(strstr(out, "5000 frames"));
-    ck_assert_ptr_nonnull(strstr(out, "20 saved"));
+    ck_assert_ptr_nonnull(strstr(tu_out, "5000 frames"));
+    ck_assert_ptr_nonnull(strstr(tu_out, "20 saved"));
     expect_verdict_pass();
     for (int i = 0; i < 5000; i += 250) {
         char path[400];
@@ -117,9 +95,11 @@ START_TEST(save_display_saves_decodable_frames_and_passes)
         ck_assert_int_eq(h, 240);
         /* ... and it decodes: ffmpeg reads it back as one 320x240 frame. */
         if (i == 2500) {
-            ck_assert_int_eq(run("ffprobe -v error -show_entries stream=width,height -of csv=p=0 '%s'",
-                                 path), 0);
-            ck_assert_str_eq(out, "320,240\n");
+            ck_assert_int_eq(tu_sh("ffprobe -v error -show_entries stream=width,height "
+                                   "-of csv=p=0 '%s'",
+                                   path),
+                             0);
+            ck_assert_str_eq(tu_out, "320,240\n");
         }
     }
 }
@@ -130,11 +110,11 @@ START_TEST(save_display_saving_every_frame_stays_flat)
 {
     const char *clip = small_clip();
     ck_assert_ptr_nonnull(clip);
-    int rc = run("env -u DISPLAY %s '%s' --save-every 5 --out '%s/all' --frames 5000 --loop "
-                 "--no-display --threads 1",
-                 SAMPLE("save_display"), clip, tmp);
-    ck_assert_msg(rc == 0 || (SANITIZED && (rc == 3 || rc == 4)), "exit %d:\n%s", rc, out);
-    ck_assert_ptr_nonnull(strstr(out, "1000 saved"));
+    int rc = tu_sh("env -u DISPLAY %s '%s' --save-every 5 --out '%s/all' --frames 5000 --loop "
+                   "--no-display --threads 1",
+                   SAMPLE("save_display"), clip, tmp);
+    ck_assert_msg(rc == 0 || (SANITIZED && (rc == 3 || rc == 4)), "exit %d:\n%s", rc, tu_out);
+    ck_assert_ptr_nonnull(strstr(tu_out, "1000 saved"));
     expect_verdict_pass();
     char path[400];
     snprintf(path, sizeof path, "%s/all/frame_004995.png", tmp);
@@ -145,10 +125,10 @@ END_TEST
 
 START_TEST(save_display_bad_input_is_named)
 {
-    ck_assert_int_eq(run("%s /nonexistent/clip.mp4 --no-display", SAMPLE("save_display")), 1);
-    ck_assert_ptr_nonnull(strstr(out, "/nonexistent/clip.mp4"));
-    ck_assert_int_eq(run("%s", SAMPLE("save_display")), 2);
-    ck_assert_ptr_nonnull(strstr(out, "usage: save_display"));
+    ck_assert_int_eq(tu_sh("%s /nonexistent/clip.mp4 --no-display", SAMPLE("save_display")), 1);
+    ck_assert_ptr_nonnull(strstr(tu_out, "/nonexistent/clip.mp4"));
+    ck_assert_int_eq(tu_sh("%s", SAMPLE("save_display")), 2);
+    ck_assert_ptr_nonnull(strstr(tu_out, "usage: save_display"));
 }
 END_TEST
 
@@ -211,9 +191,9 @@ START_TEST(save_display_shows_the_frame_on_screen)
         sleep(1);
         char shot[400];
         snprintf(shot, sizeof shot, "%s/screen.rgb", tmp);
-        int rc = run("ffmpeg -nostdin -loglevel error -y -f x11grab -video_size 1280x1024 -i :%d "
-                     "-frames:v 1 -f rawvideo -pix_fmt rgb24 '%s'",
-                     display, shot);
+        int rc = tu_sh("ffmpeg -nostdin -loglevel error -y -f x11grab -video_size 1280x1024 -i :%d "
+                       "-frames:v 1 -f rawvideo -pix_fmt rgb24 '%s'",
+                       display, shot);
         if (rc != 0)
             continue;
         FILE *f = fopen(shot, "rb");
@@ -235,13 +215,13 @@ START_TEST(save_display_shows_the_frame_on_screen)
                   "the screen shows %d green pixels, the frame has %d", green, 320 * 240);
     char log[400];
     snprintf(log, sizeof log, "%s/show.log", tmp);
-    run("cat '%s'", log);
-    ck_assert_ptr_null(strstr(out, "headless"));
+    tu_sh("cat '%s'", log);
+    ck_assert_ptr_null(strstr(tu_out, "headless"));
     /* Sanitizers' own allocations may make the verdict FAIL (3) or
      * INCONCLUSIVE (4); the plain build must PASS. */
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     ck_assert_msg(code == 0 || (SANITIZED && (code == 3 || code == 4)),
-                  "save_display under Xvfb:\n%s", out);
+                  "save_display under Xvfb:\n%s", tu_out);
     expect_verdict_pass();
 }
 END_TEST
@@ -250,50 +230,52 @@ END_TEST
 
 START_TEST(weak_registry_one_grows_one_stays_at_one)
 {
-    ck_assert_int_eq(run("%s 400", SAMPLE("weak_registry")), 0);
-    ck_assert_ptr_nonnull(strstr(out, "strong registry: 400 entries, 400 detections alive"));
-    ck_assert_ptr_nonnull(strstr(out, "detection (strong registry)      400      +100"));
-    ck_assert_ptr_nonnull(strstr(out, "weak registry: 1 entries (at most 1 at once)"));
-    const char *weak = strstr(out, "== weak registry");
+    ck_assert_int_eq(tu_sh("%s 400", SAMPLE("weak_registry")), 0);
+    ck_assert_ptr_nonnull(strstr(tu_out, "strong registry: 400 entries, 400 detections alive"));
+    ck_assert_ptr_nonnull(strstr(tu_out, "detection (strong registry)      400      +100"));
+    ck_assert_ptr_nonnull(strstr(tu_out, "weak registry: 1 entries (at most 1 at once)"));
+    const char *weak = strstr(tu_out, "== weak registry");
     ck_assert_ptr_nonnull(weak);
     /* After its first entry the weak registry never grows again. */
     ck_assert_ptr_nonnull(strstr(weak, "frame 400: registry holds 1 detections; growth:\n"
                                        "    (nothing grew)"));
     ck_assert_ptr_null(strstr(weak, "+100"));
     /* The holder: the registry's fp_ref in strong_register, named with its line. */
-    const char *held = strstr(out, "still held by:\n    +1 at samples/weak_registry.c:");
-    ck_assert_msg(held != NULL, "%s", out);
+    const char *held = strstr(tu_out, "still held by:\n    +1 at samples/weak_registry.c:");
+    ck_assert_msg(held != NULL, "%s", tu_out);
     const char *eol = strchr(held + 16, '\n');
     ck_assert_ptr_nonnull(eol);
     const char *fn = strstr(held + 16, " in strong_register, ");
     const char *nr = strstr(held + 16, "never released");
-    ck_assert_msg(fn && fn < eol && nr && nr < eol, "%s", out);
+    ck_assert_msg(fn && fn < eol && nr && nr < eol, "%s", tu_out);
 }
 END_TEST
 
 START_TEST(cycles_leak_report_names_the_three)
 {
-    ck_assert_int_eq(run("%s", SAMPLE("cycles")), 0);
-    ck_assert_ptr_nonnull(strstr(out, "after dropping every reference: 3 objects alive, 0 freed"));
-    ck_assert_ptr_nonnull(strstr(out, "camera: 1 object"));
-    ck_assert_ptr_nonnull(strstr(out, "tracker: 1 object"));
-    ck_assert_ptr_nonnull(strstr(out, "recorder: 1 object"));
-    ck_assert_ptr_nonnull(strstr(out, "created at samples/cycles.c:"));
+    ck_assert_int_eq(tu_sh("%s", SAMPLE("cycles")), 0);
+    ck_assert_ptr_nonnull(
+        strstr(tu_out, "after dropping every reference: 3 objects alive, 0 freed"));
+    ck_assert_ptr_nonnull(strstr(tu_out, "camera: 1 object"));
+    ck_assert_ptr_nonnull(strstr(tu_out, "tracker: 1 object"));
+    ck_assert_ptr_nonnull(strstr(tu_out, "recorder: 1 object"));
+    ck_assert_ptr_nonnull(strstr(tu_out, "created at samples/cycles.c:"));
     /* Each of the three is held by a different line of the cycle. */
     int holders = 0, lines[3] = {0};
-    for (const char *h = strstr(out, "+1 at samples/cycles.c:"); h;
+    for (const char *h = strstr(tu_out, "+1 at samples/cycles.c:"); h;
          h = strstr(h + 1, "+1 at samples/cycles.c:")) {
         int l = atoi(h + strlen("+1 at samples/cycles.c:"));
         const char *eol = strchr(h, '\n');
         const char *nr = strstr(h, "never released");
-        ck_assert_msg(nr && eol && nr < eol, "%s", out);
+        ck_assert_msg(nr && eol && nr < eol, "%s", tu_out);
         ck_assert_int_lt(holders, 3);
         for (int k = 0; k < holders; k++)
             ck_assert_int_ne(lines[k], l);
         lines[holders++] = l;
     }
-    ck_assert_msg(holders == 3, "%s", out);
-    ck_assert_ptr_nonnull(strstr(out, "after dropping every reference: 0 objects alive, 3 freed"));
+    ck_assert_msg(holders == 3, "%s", tu_out);
+    ck_assert_ptr_nonnull(
+        strstr(tu_out, "after dropping every reference: 0 objects alive, 3 freed"));
 }
 END_TEST
 
@@ -301,24 +283,24 @@ START_TEST(leak_hunt_names_its_planted_line)
 {
     const char *clip = small_clip();
     ck_assert_ptr_nonnull(clip);
-    ck_assert_int_eq(run("%s '%s' --frames 300", SAMPLE("leak_hunt"), clip), 0);
-    const char *p = strstr(out, "planted leak: copies made at ");
-    ck_assert_msg(p != NULL, "%s", out);
+    ck_assert_int_eq(tu_sh("%s '%s' --frames 300", SAMPLE("leak_hunt"), clip), 0);
+    const char *p = strstr(tu_out, "planted leak: copies made at ");
+    ck_assert_msg(p != NULL, "%s", tu_out);
     char site[256], kept[256];
     ck_assert_int_eq(sscanf(p, "planted leak: copies made at %255[^,], kept at %255s", site, kept),
                      2);
     /* The first line of the diff is that site: 30 copies, 28 of them made after frame 20. */
-    const char *top = strstr(out, "since frame 20:\n");
+    const char *top = strstr(tu_out, "since frame 20:\n");
     ck_assert_ptr_nonnull(top);
     top += strlen("since frame 20:\n");
     ck_assert_msg(strncmp(top, site, strlen(site)) == 0, "diff does not start with %s:\n%s", site,
-                  out);
+                  tu_out);
     ck_assert_ptr_nonnull(strstr(top, "count=30 (+28)"));
     /* The reference history names the line that keeps them. */
     char holder[300];
     snprintf(holder, sizeof holder, "still held by:\n    +1 at %s in main", kept);
-    const char *h = strstr(out, holder);
-    ck_assert_msg(h != NULL, "no '%s' in:\n%s", holder, out);
+    const char *h = strstr(tu_out, holder);
+    ck_assert_msg(h != NULL, "no '%s' in:\n%s", holder, tu_out);
     ck_assert_ptr_nonnull(strstr(h, "never released"));
 }
 END_TEST
@@ -327,11 +309,11 @@ START_TEST(thumbs_respects_its_bound)
 {
     const char *clip = small_clip();
     ck_assert_ptr_nonnull(clip);
-    ck_assert_int_eq(run("%s '%s' --width 80 --every 2 --max-kib 64", SAMPLE("thumbs"), clip), 0);
-    ck_assert_ptr_nonnull(strstr(out, "thumbs: 50 thumbnails of 80x60 from 320x240 frames"));
-    ck_assert_ptr_nonnull(strstr(out, "bound respected: yes"));
+    ck_assert_int_eq(tu_sh("%s '%s' --width 80 --every 2 --max-kib 64", SAMPLE("thumbs"), clip), 0);
+    ck_assert_ptr_nonnull(strstr(tu_out, "thumbs: 50 thumbnails of 80x60 from 320x240 frames"));
+    ck_assert_ptr_nonnull(strstr(tu_out, "bound respected: yes"));
     unsigned long long entries, bytes, hits, misses, evictions;
-    const char *c = strstr(out, "cache: ");
+    const char *c = strstr(tu_out, "cache: ");
     ck_assert_ptr_nonnull(c);
     ck_assert_int_eq(sscanf(c, "cache: %llu entries, %llu bytes (bound %*u), hits %llu, misses "
                                "%llu, evictions %llu",
@@ -348,15 +330,15 @@ START_TEST(framemd5_matches_ffmpeg)
 {
     const char *clip = small_clip();
     ck_assert_ptr_nonnull(clip);
-    ck_assert_int_eq(run("%s '%s' | grep -v '^#'", SAMPLE("framemd5"), clip), 0);
+    ck_assert_int_eq(tu_sh("%s '%s' | grep -v '^#'", SAMPLE("framemd5"), clip), 0);
     static char mine[1 << 16];
-    strcpy(mine, out);
-    ck_assert_int_eq(run("ffmpeg -nostdin -loglevel error -i '%s' -map 0:v:0 -fps_mode passthrough "
-                         "-autoscale 0 -f framemd5 - | grep -v '^#'",
-                         clip),
+    strcpy(mine, tu_out);
+    ck_assert_int_eq(tu_sh("ffmpeg -nostdin -loglevel error -i '%s' -map 0:v:0 "
+                           "-fps_mode passthrough -autoscale 0 -f framemd5 - | grep -v '^#'",
+                           clip),
                      0);
-    ck_assert_str_eq(mine, out);
-    ck_assert_int_ne(run("%s /nonexistent.mp4", SAMPLE("framemd5")), 0);
+    ck_assert_str_eq(mine, tu_out);
+    ck_assert_int_ne(tu_sh("%s /nonexistent.mp4", SAMPLE("framemd5")), 0);
 }
 END_TEST
 

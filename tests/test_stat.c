@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,26 +23,6 @@
 
 #define STAT FP_BINARY_DIR "/tools/framepool-stat"
 #define SAVE_DISPLAY FP_BINARY_DIR "/samples/save_display"
-
-static char out[1 << 16];
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[4200];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static const char *clip(void)
 {
@@ -138,24 +117,24 @@ START_TEST(summary_of_a_running_save_display_within_a_second)
     double t0, dt, worst = 0, end = tu_now() + 10;
     do {
         t0 = tu_now();
-        int rc = run("%s %ld", STAT, (long)pid);
+        int rc = tu_sh("%s %ld", STAT, (long)pid);
         dt = tu_now() - t0;
-        ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
-        ck_assert_msg(strstr(out, "framepool summary at frame") != NULL, "%s", out);
+        ck_assert_msg(rc == 0, "exit %d:\n%s", rc, tu_out);
+        ck_assert_msg(strstr(tu_out, "framepool summary at frame") != NULL, "%s", tu_out);
         ck_assert_msg(dt < 1.0, "the summary took %.3f s", dt);
         if (dt > worst)
             worst = dt;
-    } while (!strstr(out, "fp_image ") && tu_now() < end && usleep(100000) == 0);
-    ck_assert_msg(strstr(out, "fp_image ") != NULL, "%s", out);
+    } while (!strstr(tu_out, "fp_image ") && tu_now() < end && usleep(100000) == 0);
+    ck_assert_msg(strstr(tu_out, "fp_image ") != NULL, "%s", tu_out);
     printf("framepool-stat summary of a running save_display: %.1f ms (slowest %.1f ms)\n%s",
-           dt * 1e3, worst * 1e3, out);
+           dt * 1e3, worst * 1e3, tu_out);
 
-    ck_assert_int_eq(run("%s --leaks %ld", STAT, (long)pid), 0);
-    ck_assert_msg(strstr(out, "framepool leak report at frame") != NULL, "%s", out);
-    ck_assert_int_eq(run("%s --report %ld", STAT, (long)pid), 0);
-    ck_assert_msg(strstr(out, "growth since the last report:") != NULL, "%s", out);
-    ck_assert_int_eq(run("%s --growth %ld", STAT, (long)pid), 0);
-    ck_assert_msg(strstr(out, "growth since the last report:") != NULL, "%s", out);
+    ck_assert_int_eq(tu_sh("%s --leaks %ld", STAT, (long)pid), 0);
+    ck_assert_msg(strstr(tu_out, "framepool leak report at frame") != NULL, "%s", tu_out);
+    ck_assert_int_eq(tu_sh("%s --report %ld", STAT, (long)pid), 0);
+    ck_assert_msg(strstr(tu_out, "growth since the last report:") != NULL, "%s", tu_out);
+    ck_assert_int_eq(tu_sh("%s --growth %ld", STAT, (long)pid), 0);
+    ck_assert_msg(strstr(tu_out, "growth since the last report:") != NULL, "%s", tu_out);
 
     /* A client that connects and says nothing is dropped; others still get
      * their answer. */
@@ -165,14 +144,14 @@ START_TEST(summary_of_a_running_save_display_within_a_second)
     memcpy(sa.sun_path, path, strlen(path) + 1);
     ck_assert_int_eq(connect(idle, (struct sockaddr *)&sa, sizeof sa), 0);
     t0 = tu_now();
-    ck_assert_int_eq(run("%s --timeout 3 %ld", STAT, (long)pid), 0);
+    ck_assert_int_eq(tu_sh("%s --timeout 3 %ld", STAT, (long)pid), 0);
     ck_assert_double_lt(tu_now() - t0, 2.5);
     close(idle);
 
     /* A process that cannot answer (stopped) gives a clear timeout, not a hang. */
     kill(pid, SIGSTOP);
-    ck_assert_int_eq(run("%s --timeout 0.3 %ld", STAT, (long)pid), 1);
-    ck_assert_msg(strstr(out, "no complete reply within 0.3 s") != NULL, "%s", out);
+    ck_assert_int_eq(tu_sh("%s --timeout 0.3 %ld", STAT, (long)pid), 1);
+    ck_assert_msg(strstr(tu_out, "no complete reply within 0.3 s") != NULL, "%s", tu_out);
     kill(pid, SIGCONT);
     stop(pid);
 }
@@ -189,7 +168,7 @@ START_TEST(the_channel_is_removed_at_exit)
     ck_assert(WIFEXITED(st));
     struct stat sb;
     ck_assert_msg(stat(path, &sb) != 0 && errno == ENOENT, "%s still exists", path);
-    ck_assert_int_ne(run("%s %ld", STAT, (long)pid), 0);
+    ck_assert_int_ne(tu_sh("%s %ld", STAT, (long)pid), 0);
 }
 END_TEST
 
@@ -201,9 +180,9 @@ START_TEST(no_channel_unless_asked)
     channel_path(pid, path, sizeof path);
     struct stat st;
     ck_assert_msg(stat(path, &st) != 0, "%s exists without FP_DIAG=socket", path);
-    ck_assert_int_eq(run("%s %ld", STAT, (long)pid), 1);
-    ck_assert_msg(strstr(out, "has no framepool channel") != NULL, "%s", out);
-    ck_assert_msg(strstr(out, "FP_DIAG=socket") != NULL, "%s", out);
+    ck_assert_int_eq(tu_sh("%s %ld", STAT, (long)pid), 1);
+    ck_assert_msg(strstr(tu_out, "has no framepool channel") != NULL, "%s", tu_out);
+    ck_assert_msg(strstr(tu_out, "FP_DIAG=socket") != NULL, "%s", tu_out);
     stop(pid);
 }
 END_TEST
@@ -211,22 +190,22 @@ END_TEST
 START_TEST(refuses_a_process_that_is_not_framepool)
 {
     /* The test's own parent (ctest or a shell) and a `sleep`. */
-    ck_assert_int_eq(run("%s %ld", STAT, (long)getppid()), 1);
-    ck_assert_msg(strstr(out, "has no framepool channel") != NULL, "%s", out);
+    ck_assert_int_eq(tu_sh("%s %ld", STAT, (long)getppid()), 1);
+    ck_assert_msg(strstr(tu_out, "has no framepool channel") != NULL, "%s", tu_out);
     pid_t s = fork();
     if (s == 0) {
         execlp("sleep", "sleep", "5", (char *)NULL);
         _exit(127);
     }
     usleep(100000);
-    ck_assert_int_eq(run("%s %ld", STAT, (long)s), 1);
-    ck_assert_msg(strstr(out, "(sleep) has no framepool channel") != NULL, "%s", out);
+    ck_assert_int_eq(tu_sh("%s %ld", STAT, (long)s), 1);
+    ck_assert_msg(strstr(tu_out, "(sleep) has no framepool channel") != NULL, "%s", tu_out);
     kill(s, SIGKILL);
     waitpid(s, NULL, 0);
-    ck_assert_int_eq(run("%s 999999999", STAT), 1);
-    ck_assert_msg(strstr(out, "no process with PID 999999999") != NULL, "%s", out);
-    ck_assert_int_eq(run("%s", STAT), 2);
-    ck_assert_int_eq(run("%s --bogus 1", STAT), 2);
+    ck_assert_int_eq(tu_sh("%s 999999999", STAT), 1);
+    ck_assert_msg(strstr(tu_out, "no process with PID 999999999") != NULL, "%s", tu_out);
+    ck_assert_int_eq(tu_sh("%s", STAT), 2);
+    ck_assert_int_eq(tu_sh("%s --bogus 1", STAT), 2);
 }
 END_TEST
 
@@ -249,8 +228,8 @@ START_TEST(refuses_a_process_of_another_user)
         if (stat("/proc/1", &st) != 0 || st.st_uid == geteuid())
             return;
     }
-    ck_assert_int_eq(run("%s %ld", STAT, (long)other), 1);
-    ck_assert_msg(strstr(out, "belongs to another user") != NULL, "%s", out);
+    ck_assert_int_eq(tu_sh("%s %ld", STAT, (long)other), 1);
+    ck_assert_msg(strstr(tu_out, "belongs to another user") != NULL, "%s", tu_out);
     if (other != 1) {
         kill(other, SIGKILL);
         waitpid(other, NULL, 0);
@@ -306,8 +285,8 @@ START_TEST(the_server_refuses_a_peer_of_another_user)
     ck_assert_msg(strstr(buf, "error: permission denied") != NULL, "%s", buf);
     ck_assert_msg(strstr(buf, "framepool summary") == NULL, "%s", buf);
     /* And the command refuses the process before connecting. */
-    ck_assert_int_eq(run("%s %ld", STAT, (long)c), 1);
-    ck_assert_msg(strstr(out, "belongs to another user") != NULL, "%s", out);
+    ck_assert_int_eq(tu_sh("%s %ld", STAT, (long)c), 1);
+    ck_assert_msg(strstr(tu_out, "belongs to another user") != NULL, "%s", tu_out);
     kill(c, SIGKILL);
     waitpid(c, NULL, 0);
     unlink(path);
@@ -329,15 +308,15 @@ START_TEST(a_forked_child_leaves_the_parents_channel)
      * lock: fork copies a lock held by another thread as held forever, and
      * the child's exit (framepool's exit handler, the sanitizers' at-exit
      * checks) would wait for it. One request served, then a pause. */
-    ck_assert_int_eq(run("%s %ld", STAT, (long)getpid()), 0);
+    ck_assert_int_eq(tu_sh("%s %ld", STAT, (long)getpid()), 0);
     usleep(200 * 1000);
     pid_t c = fork();
     if (c == 0)
         exit(0);
     ck_assert_int_eq(waitpid(c, NULL, 0), c);
     ck_assert_msg(stat(path, &st) == 0, "a child's exit removed %s", path);
-    ck_assert_int_eq(run("%s %ld", STAT, (long)getpid()), 0);
-    ck_assert_msg(strstr(out, "framepool summary at frame") != NULL, "%s", out);
+    ck_assert_int_eq(tu_sh("%s %ld", STAT, (long)getpid()), 0);
+    ck_assert_msg(strstr(tu_out, "framepool summary at frame") != NULL, "%s", tu_out);
 }
 END_TEST
 

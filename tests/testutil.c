@@ -3,8 +3,10 @@
 
 #include <framepool.h>
 #include "internal.h"
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static _Atomic uint64_t n_calls, fail_at;
@@ -95,6 +97,25 @@ double tu_now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+char tu_out[TU_OUT_SIZE];
+
+int tu_sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(len >= 0 && (size_t)len < sizeof cmd, "command too long: %s", cmd);
+    char full[4200];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(tu_out, 1, sizeof tu_out - 1, p);
+    tu_out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 void mo_open(memout *m)
 {

@@ -49,6 +49,14 @@ int tu_run(Suite *s);
 /* Current time in seconds (monotonic). */
 double tu_now(void);
 
+/* Runs a shell command made with printf-style `fmt` (through popen), its
+ * stdout and stderr captured into tu_out (NUL-terminated; the rest of a
+ * longer output is cut). Returns its exit status, or -1 when it did not exit
+ * normally (a signal). */
+#define TU_OUT_SIZE (1 << 16)
+extern char tu_out[TU_OUT_SIZE];
+int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* The pool of `img`, for comparisons: fp_image_get_pool's reference is
  * dropped at once, so the result is valid only while someone else holds the
  * pool. NULL when fp_image_get_pool gives NULL. */

@@ -1,0 +1,150 @@
+/* Loopback servers for the live-source tests: see livesrv.h. */
+#define _GNU_SOURCE
+#include "livesrv.h"
+
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int free_port(int type)
+{
+    int s = socket(AF_INET, type, 0);
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t al = sizeof a;
+    getsockname(s, (struct sockaddr *)&a, &al);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+pid_t spawn_logged(char *const argv[], const char *out)
+{
+    pid_t p = fork();
+    ck_assert_int_ge(p, 0);
+    if (p == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open("/dev/null", O_RDWR);
+        dup2(fd, 0);
+        if (out) {
+            int log = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (log < 0)
+                _exit(127);
+            dup2(log, 1);
+            dup2(log, 2);
+        } else {
+            dup2(fd, 1);
+            if (!getenv("FP_LIVE_VERBOSE"))
+                dup2(fd, 2);
+        }
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    return p;
+}
+
+pid_t spawn(char *const argv[])
+{
+    return spawn_logged(argv, NULL);
+}
+
+void reap(pid_t *p)
+{
+    if (*p > 0) {
+        kill(*p, SIGCONT);
+        kill(*p, SIGKILL);
+        waitpid(*p, NULL, 0);
+    }
+    *p = 0;
+}
+
+int have_program(const char *cmd)
+{
+    char buf[1024];
+    ck_assert_uint_lt((unsigned)snprintf(buf, sizeof buf, "%s >/dev/null 2>&1", cmd), sizeof buf);
+    return system(buf) == 0;
+}
+
+pid_t ffmpeg_server(const char *src, const char *size, const char *bsf, int listen_http,
+                           const char *out)
+{
+    ck_assert_msg(have_program("ffmpeg -version"),
+                  "this test needs the ffmpeg program (Debian package ffmpeg; scripts/setup)");
+    char input[160];
+    snprintf(input, sizeof input, "%s%ssize=%s:rate=25", src, strchr(src, '=') ? ":" : "=",
+             size);
+    const char *argv[40];
+    int n = 0;
+    argv[n++] = "ffmpeg";
+    argv[n++] = "-nostdin";
+    argv[n++] = "-hide_banner";
+    argv[n++] = "-loglevel";
+    argv[n++] = "error";
+    argv[n++] = "-re";
+    argv[n++] = "-f";
+    argv[n++] = "lavfi";
+    argv[n++] = "-i";
+    argv[n++] = input;
+    argv[n++] = "-t";
+    argv[n++] = "60";
+    argv[n++] = "-c:v";
+    argv[n++] = "mpeg2video";
+    argv[n++] = "-g";
+    argv[n++] = "12";
+    argv[n++] = "-q:v";
+    argv[n++] = "4";
+    /* every packet on the wire at once, no one-frame decoder delay: what a camera does */
+    argv[n++] = "-flags";
+    argv[n++] = "+low_delay";
+    argv[n++] = "-flush_packets";
+    argv[n++] = "1";
+    if (bsf) {
+        argv[n++] = "-bsf:v";
+        argv[n++] = bsf;
+    }
+    argv[n++] = "-f";
+    argv[n++] = "mpegts";
+    if (listen_http) {
+        argv[n++] = "-listen";
+        argv[n++] = "1";
+    }
+    argv[n++] = out;
+    argv[n] = NULL;
+    return spawn((char *const *)argv);
+}
+
+pid_t tcp_server(int port, const char *src, const char *size, const char *bsf)
+{
+    char out[96];
+    snprintf(out, sizeof out, "tcp://127.0.0.1:%d?listen=1", port);
+    return ffmpeg_server(src, size, bsf, 0, out);
+}
+
+pid_t rtsp_server(int port, const char *size)
+{
+    ck_assert_msg(have_program("/usr/bin/python3 -c 'import gi, sys; gi.require_version(\"Gst\", "
+                               "\"1.0\"); gi.require_version(\"GstRtspServer\", \"1.0\"); "
+                               "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+                               "sys.exit(0 if all(Gst.ElementFactory.find(e) for e in "
+                               "(\"videotestsrc\", \"x264enc\", \"rtph264pay\")) else 1)'"),
+                  "this test needs python3-gi, gir1.2-gst-rtsp-server-1.0 and "
+                  "gstreamer1.0-plugins-{base,good,ugly} (videotestsrc, x264enc, rtph264pay; "
+                  "scripts/setup installs them)");
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    const char *argv[] = {"/usr/bin/python3", FP_SOURCE_DIR "/tests/rtsp_server.py", p, size,
+                          "60", NULL};
+    return spawn((char *const *)argv);
+}

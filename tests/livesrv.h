@@ -1,0 +1,57 @@
+/* Loopback servers for the live-source tests (test_live, test_camera): ffmpeg
+ * serving MPEG-TS over tcp, http and udp, and a GStreamer RTSP server
+ * (tests/rtsp_server.py). Each server is a child process that dies with the
+ * test thread that started it (PR_SET_PDEATHSIG) and stops by itself after
+ * 60 s. A missing server program fails the test with a message naming the
+ * Debian package (scripts/setup installs them). FP_LIVE_VERBOSE=1 shows the
+ * servers' stderr. */
+#ifndef FP_LIVESRV_H
+#define FP_LIVESRV_H
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+/* A free port on 127.0.0.1 for SOCK_STREAM or SOCK_DGRAM (bound, then released). */
+int free_port(int type);
+
+/* Starts argv (searched in PATH) with stdin and stdout on /dev/null (stderr
+ * too, unless FP_LIVE_VERBOSE is set); it gets SIGKILL when the calling
+ * thread ends. Returns its PID. */
+pid_t spawn(char *const argv[]);
+
+/* The same with stdout and stderr appended to the file `out` (created). */
+pid_t spawn_logged(char *const argv[], const char *out);
+
+/* Kills *p (SIGCONT first, in case it is stopped, then SIGKILL), waits for it
+ * and sets *p to 0. Nothing when *p <= 0. */
+void reap(pid_t *p);
+
+/* Whether the shell command `cmd` succeeds (its output discarded). */
+int have_program(const char *cmd);
+
+/* ffmpeg serving a 25 fps test pattern (MPEG-2 in MPEG-TS) at `out`, for at
+ * most 60 s. `src` is a lavfi source ("testsrc2", "color=c=red"), `size`
+ * "WxH", `bsf` an optional bitstream filter; `listen_http` adds -listen 1
+ * (an HTTP server for one client). */
+pid_t ffmpeg_server(const char *src, const char *size, const char *bsf, int listen_http,
+                    const char *out);
+
+/* ffmpeg_server at tcp://127.0.0.1:port?listen=1: one client per run. */
+pid_t tcp_server(int port, const char *src, const char *size, const char *bsf);
+
+/* tests/rtsp_server.py at rtsp://127.0.0.1:port/test (H.264, 25 fps, frames
+ * of `size`), RTP over UDP or TCP as the client asks, for at most 60 s. */
+pid_t rtsp_server(int port, const char *size);
+
+/* Adds test `t` to TCase `tc` unless FP_LIVE_ONLY is set and not part of
+ * its name (FP_LIVE_ONLY=name runs the tests whose name contains it). */
+#define LIVE_ADD(tc, t)                                                                         \
+    do {                                                                                        \
+        const char *only_ = getenv("FP_LIVE_ONLY");                                             \
+        if (!only_ || strstr(#t, only_))                                                        \
+            tcase_add_test(tc, t);                                                              \
+    } while (0)
+
+#endif
