@@ -368,6 +368,10 @@ static int stream(fp__live *L, fp_reader *c, int *delivered_any, char *msg, size
             return atomic_load(&c->last_reason) == FP__INT_STALL && rc == FP_ETIMEDOUT ? END_STALL
                                                                                       : END_ERROR;
         }
+        /* a frame that the stall deadline's abort flushed out of the demuxer (its
+         * last buffered packets): delivered, then the connection ends as stalled;
+         * re-arming the deadline for it would report the stall a limit later */
+        int flushed_by_stall = atomic_load(&c->last_reason) == FP__INT_STALL;
         int64_t now = mono_us();
         atomic_store(&c->stall_deadline_us, now + stall_us);
         /* the same picture over and over: a "connected but dead" source */
@@ -431,6 +435,11 @@ static int stream(fp__live *L, fp_reader *c, int *delivered_any, char *msg, size
         pthread_cond_broadcast(&L->cv_frame);
         pthread_mutex_unlock(&L->mu);
         fp_unref(&drop);
+        if (flushed_by_stall) {
+            snprintf(msg, cap, "no new frame within the stall limit");
+            *err = FP_ETIMEDOUT;
+            return END_STALL;
+        }
     }
 }
 
