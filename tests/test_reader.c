@@ -844,12 +844,14 @@ END_TEST
 typedef struct intr {
     fp_reader *r;
     double delay;
+    _Atomic double at; /* tu_now() when fp_reader_interrupt was called */
 } intr;
 
 static void *interrupter(void *arg)
 {
     intr *it = arg;
     usleep((useconds_t)(it->delay * 1e6));
+    atomic_store(&it->at, tu_now());
     fp_reader_interrupt(it->r);
     return NULL;
 }
@@ -867,19 +869,22 @@ START_TEST(interrupt_from_thread)
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", s.port);
     fp_reader *r = NULL;
     ck_assert_int_eq(fp_reader_open(url, dflt(), &r), 0);
-    intr it = {r, 0.4};
+    intr it = {r, 0.4, 0};
     pthread_t th;
-    double t0 = tu_now();
     ck_assert_int_eq(pthread_create(&th, NULL, interrupter, &it), 0);
     fp_image *img = NULL;
     int rc, n = 0;
     while ((rc = fp_reader_next(r, &img)) > 0)
         n++;
-    double dt = tu_now() - t0;
+    double back = tu_now();
     pthread_join(th, NULL);
     ck_assert_int_eq(rc, FP_ECANCELED);
     ck_assert_int_gt(n, 0);
-    ck_assert_double_lt(dt, 0.4 + 1.0);
+    /* from the interrupt to the return: the read in progress (a frame of
+     * decoding, or the blocked read of the stalled socket) ends within 1 s
+     * (3 s under sanitizers, whose decoding is 5-20x slower) */
+    double dt = back - atomic_load(&it.at);
+    ck_assert_double_lt(dt, UNDER_SANITIZER ? 3.0 : 1.0);
     ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "interrupt"));
     fp_reader_close(&r);
     server_stop(&s);
@@ -904,7 +909,7 @@ START_TEST(interrupt_from_thread)
     ck_assert_msg(rc == FP_ETIMEDOUT, "%d: %s", rc, fp_reader_errmsg(r));
     ck_assert_int_gt(n, 0);
     ck_assert_double_ge(dt, 0.29);
-    ck_assert_double_lt(dt, 0.3 + 0.7);
+    ck_assert_double_lt(dt, 0.3 + (UNDER_SANITIZER ? 2.0 : 0.7));
     ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "deadline"));
     fp_reader_close(&r);
     server_stop(&s2);
