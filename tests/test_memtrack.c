@@ -406,6 +406,84 @@ START_TEST(malloc_policy_pins_the_thresholds)
 }
 END_TEST
 
+#if defined(__GLIBC__) && !UNDER_SANITIZER
+static uint64_t rss_anon_now(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    unsigned long size, res, shared;
+    ck_assert_int_eq(fscanf(f, "%lu %lu %lu", &size, &res, &shared), 3);
+    fclose(f);
+    return (uint64_t)(res - shared) * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* 4 MiB of small blocks, written and freed below a block that stays: free
+ * heap that is resident and that no trim of the heap's top gives back. */
+static void *make_resident_hole(void)
+{
+    enum { N = 2048 };
+    static void *blocks[N];
+    /* through a volatile pointer: the compiler may not drop the writes */
+    void *(*volatile fill)(void *, int, size_t) = memset;
+    for (int i = 0; i < N; i++) {
+        blocks[i] = malloc(2048);
+        ck_assert_ptr_nonnull(blocks[i]);
+        fill(blocks[i], 1, 2048);
+    }
+    /* the last block, carved from the heap's top after the others, stays */
+    for (int i = 0; i < N - 1; i++)
+        free(blocks[i]);
+    return blocks[N - 1];
+}
+#endif
+
+/* fp_memtrack_malloc_release gives free heap pages back, and a tracker does
+ * it by itself when its warm-up ends once the policy is installed: the
+ * memory an open leaves freed would otherwise absorb a leak unseen. */
+START_TEST(malloc_release_at_warmup_end)
+{
+#if defined(__GLIBC__) && !UNDER_SANITIZER
+    void *cap = make_resident_hole();
+    uint64_t before = rss_anon_now();
+    ck_assert_int_eq(fp_memtrack_malloc_release(), FP_OK);
+    uint64_t after = rss_anon_now();
+    ck_assert_msg(after + ((uint64_t)3 << 20) < before, "RssAnon %llu -> %llu",
+                  (unsigned long long)before, (unsigned long long)after);
+    free(cap);
+
+    /* without the policy a tracker leaves the heap alone */
+    fp_memtrack *t = NULL;
+    cap = make_resident_hole();
+    ck_assert_int_eq(fp_memtrack_new(NULL, &t), 0);
+    before = rss_anon_now();
+    for (int i = 0; i < 80; i++)
+        ck_assert_int_eq(fp_memtrack_sample(t), 0);
+    ck_assert_uint_ge(rss_anon_now() + ((uint64_t)1 << 20), before);
+    fp_unref(&t);
+    free(cap);
+    fp_memtrack_malloc_release();
+
+    /* with it, the tracker releases once, at warm-up end (frame 60) */
+    ck_assert_int_eq(fp_memtrack_malloc_policy(NULL), FP_OK);
+    cap = make_resident_hole();
+    ck_assert_int_eq(fp_memtrack_new(NULL, &t), 0);
+    before = rss_anon_now();
+    for (int i = 0; i < 59; i++)
+        ck_assert_int_eq(fp_memtrack_sample(t), 0);
+    ck_assert_uint_ge(rss_anon_now() + ((uint64_t)1 << 20), before); /* not yet */
+    for (int i = 0; i < 21; i++)
+        ck_assert_int_eq(fp_memtrack_sample(t), 0);
+    after = rss_anon_now();
+    ck_assert_msg(after + ((uint64_t)3 << 20) < before, "RssAnon %llu -> %llu",
+                  (unsigned long long)before, (unsigned long long)after);
+    fp_unref(&t);
+    free(cap);
+#else
+    ck_assert_int_eq(fp_memtrack_malloc_release(), UNDER_SANITIZER ? FP_OK : FP_ENOENT);
+#endif
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("memtrack");
@@ -419,6 +497,7 @@ int main(void)
     tcase_add_test(tc, three_verdicts_from_recorded_series);
     tcase_add_test(tc, frames_reach_the_observer);
     tcase_add_test(tc, malloc_policy_pins_the_thresholds);
+    tcase_add_test(tc, malloc_release_at_warmup_end);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
