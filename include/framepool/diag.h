@@ -371,27 +371,27 @@ FP_API int fp_memtrack_record(fp_memtrack *t, uint64_t x, uint64_t rss_anon, uin
  * and a free heap top above trim_threshold goes back to the kernel (and is
  * faulted in again when the heap grows). Call it once, first thing in main,
  * before threads start; it affects the whole process (it is mallopt).
- * Measured on 2 cores, a PNG save every 100 frames (docs/bench-history.md,
- * "glibc's adaptive thresholds"): the defaults (1 MiB, 4 MiB) cost under
- * 0.02 minor faults per frame; a 128 KiB trim threshold 0.2-0.7, a 128 KiB mmap
- * threshold 2.4 per frame at 720p (every save maps its encoder's blocks).
- * The cost on the other side: free heap below trim_threshold stays resident,
- * and a leak fills it before RssAnon grows (a 256 B/frame leak measured
- * 39-132 B/frame over 7,000 frames instead of ~340: still FAIL, by less).
+ * The mmap threshold is 256 KiB: frame-sized blocks (from 480x360 up) are
+ * mapped, so the buffers the container probe decodes its first frames into
+ * go back to the kernel when the open frees them instead of staying in the
+ * heap as resident free memory. With a 1 MiB threshold a 768x432 open left
+ * 1-2.7 MiB free in the heap (mallinfo2), and a leak filled it before
+ * RssAnon moved: a 256 B/frame leak read 0 B/frame over 7,000 frames, PASS
+ * (253-306 B/frame and FAIL at 256 KiB). Measured on 2 cores, a PNG save
+ * every 100 frames (bench/README.md, run_verdicts; older figures in
+ * docs/bench-history.md): 0.00-0.04 minor faults per frame with either
+ * saver; the cost of a lower threshold is a block between it and the next
+ * size mapped at every use (a 128 KiB threshold: 0.13 per frame at 720p),
+ * of a lower trim threshold that the heap's top is faulted in again (128
+ * KiB: 0.2-0.7 per frame with cv::imwrite). Free heap below the top stays
+ * resident whatever the policy; fp_memtrack_malloc_release returns it.
  * The environment variables MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_
- * do the same without code.
- * With the policy installed, an fp_memtrack tracker also calls
- * fp_memtrack_malloc_release once, when its warm-up ends: opening a file
- * leaves 1-2.7 MiB of freed heap resident (the container probe decodes its
- * first frames with buffers of its own), and a leak fills that before
- * RssAnon moves (a 256 B/frame leak read 0 B/frame over 7,000 frames of a
- * 768x432 clip; released, 297-320 B/frame and FAIL). Returns 0, FP_EINVAL
- * (a value out of range or refused), FP_ENOENT when the C library is not
- * glibc (nothing done). */
-#define FP_MALLOC_MMAP_THRESHOLD ((size_t)1 << 20)
+ * do the same without code. Returns 0, FP_EINVAL (a value out of range or
+ * refused), FP_ENOENT when the C library is not glibc (nothing done). */
+#define FP_MALLOC_MMAP_THRESHOLD ((size_t)256 << 10)
 #define FP_MALLOC_TRIM_THRESHOLD ((size_t)4 << 20)
 typedef struct fp_malloc_policy {
-    size_t mmap_threshold; /* M_MMAP_THRESHOLD, bytes (<= 32 MiB); 0 = 1 MiB */
+    size_t mmap_threshold; /* M_MMAP_THRESHOLD, bytes (<= 32 MiB); 0 = 256 KiB */
     size_t trim_threshold; /* M_TRIM_THRESHOLD, bytes; 0 = 4 MiB */
     int arena_max;         /* M_ARENA_MAX; 0 = leave glibc's (8 x cores) */
 } fp_malloc_policy;
@@ -399,7 +399,10 @@ FP_API int fp_memtrack_malloc_policy(const fp_malloc_policy *p);
 
 /* Gives the free pages inside the malloc heap back to the kernel (glibc's
  * malloc_trim(0)): RssAnon then counts the heap memory in use, and pages
- * used again later are faulted in again. Process-wide; cost: a walk of
+ * used again later are faulted in again. Not called by framepool itself:
+ * after a loop's warm-up, the pages its decoder's allocations reuse later
+ * come back as growth that stops (a tracker releasing at warm-up end read
+ * INCONCLUSIVE in 7 of 40 camera-clip runs, against 0 without). Process-wide; cost: a walk of
  * every arena (well under a millisecond for a 10 MiB heap), once. Returns
  * 0, or FP_ENOENT when the C library is not glibc (nothing done).
  * Thread-safe. */

@@ -134,8 +134,4 @@ static inline const char *fp__diag_tname(const fp_type *t)
     return (t && t->name) ? t->name : "(unnamed)";
 }
 
-/* mallocpolicy.c: 1 once fp_memtrack_malloc_policy took effect (memtrack
- * then releases the heap's free pages when its warm-up ends). */
-int fp__malloc_policy_active(void);
-
 #endif

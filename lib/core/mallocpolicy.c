@@ -3,7 +3,6 @@
  * fp_memtrack_malloc_policy). Everywhere else it does nothing.
  */
 #define _GNU_SOURCE
-#include "diag_internal.h"
 #include "internal.h"
 #include "framepool/diag.h"
 
@@ -12,15 +11,6 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
-
-#include <stdatomic.h>
-
-static _Atomic int policy_on; /* fp_memtrack_malloc_policy took effect */
-
-int fp__malloc_policy_active(void)
-{
-    return atomic_load_explicit(&policy_on, memory_order_relaxed);
-}
 
 int fp_memtrack_malloc_release(void)
 {
@@ -54,7 +44,6 @@ int fp_memtrack_malloc_policy(const fp_malloc_policy *p)
         return FP_EINVAL;
     if (d.arena_max > 0 && !mallopt(M_ARENA_MAX, d.arena_max))
         return FP_EINVAL;
-    atomic_store_explicit(&policy_on, 1, memory_order_relaxed);
     return FP_OK;
 #else
     return FP_ENOENT;

@@ -209,19 +209,6 @@ int fp_memtrack_sample(fp_memtrack *t)
     x.misses = atomic_load_explicit(&t->noted_misses, memory_order_relaxed);
     if (!t->cfg.manual_misses)
         fp__pool_foreach(misses_cb, &x.misses);
-    if (!t->warm && fp__malloc_policy_active() && x.frame >= t->cfg.min_warmup &&
-        x.frame != 1 && x.misses == t->last_misses &&
-        x.frame - t->last_miss_frame >= t->cfg.quiet_frames) {
-        /* Warm-up ends with this sample and the malloc policy is on: the heap
-         * memory the open's probe and the first frames freed goes back to the
-         * kernel once, before the sample that starts the judged part (diag.h,
-         * fp_memtrack_malloc_policy), so that RssAnon sees a leak at once. */
-        fp_memtrack_malloc_release();
-        if (read_rss(t, &x.rss) != FP_OK)
-            return FP_EIO;
-        getrusage(RUSAGE_SELF, &ru);
-        x.minflt = (uint64_t)ru.ru_minflt;
-    }
     push(t, x);
     if (t->frames_out)
         atomic_store_explicit(t->frames_out, x.frame, memory_order_relaxed);
