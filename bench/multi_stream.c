@@ -103,6 +103,7 @@ static int usage(FILE *f, int rc)
 {
     fprintf(f,
             "usage: multi_stream [--streams N] [--seconds S] [--size WxH] [--budget MiB] [--bgr]\n"
+            "                    [--no-cv] [--trace FILE]\n"
             "  N live streams (default 16, at most %d) of a WxH (default 1280x720) 25 fps\n"
             "  MPEG-2 clip from local tcp servers, one process: first N framepool LATEST\n"
             "  readers on one fp_budget (default: 8 frames per stream), S seconds (default\n"
@@ -112,6 +113,8 @@ static int usage(FILE *f, int rc)
             "  the budget's peak against its cap, threads and fds.\n"
             "  --bgr    framepool delivers BGR24 too (default: the decoder's native format)\n"
             "  --budget the budget's cap in MiB\n"
+            "  --no-cv  framepool only\n"
+            "  --trace FILE  every framepool sample: seconds, RssAnon bytes, budget used bytes\n"
             "Exit status: 0, or 1 when the budget's used bytes were ever above its cap.\n",
             MAXS);
     return rc;
@@ -121,8 +124,8 @@ int main(int argc, char **argv)
 {
     int n = 16;
     double seconds = 60, budget_mib = 0;
-    const char *size = "1280x720";
-    int bgr = 0;
+    const char *size = "1280x720", *trace_path = NULL;
+    int bgr = 0, no_cv = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--streams") && i + 1 < argc)
             n = atoi(argv[++i]);
@@ -134,6 +137,10 @@ int main(int argc, char **argv)
             budget_mib = atof(argv[++i]);
         else if (!strcmp(argv[i], "--bgr"))
             bgr = 1;
+        else if (!strcmp(argv[i], "--no-cv"))
+            no_cv = 1;
+        else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
+            trace_path = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return usage(stdout, 0);
         else
@@ -207,6 +214,7 @@ int main(int argc, char **argv)
     uint64_t peak = 0;
     bench_proc_sample ps = {0}, ps0 = {0};
     int ps_first = 1;
+    FILE *trace = trace_path ? fopen(trace_path, "w") : NULL;
     while (bench_now() - t0 < seconds) {
         usleep(100000);
         fp_budget_stats bs;
@@ -221,10 +229,15 @@ int main(int argc, char **argv)
             ps_first = 0;
             ts[ns] = bench_now() - t0;
             rs[ns] = (double)ps.rss_anon;
+            if (trace)
+                fprintf(trace, "%.3f %llu %llu\n", ts[ns], (unsigned long long)ps.rss_anon,
+                        (unsigned long long)bs.used_bytes);
             ns++;
         }
     }
     bench_proc_close(&self);
+    if (trace)
+        fclose(trace);
     uint64_t f1 = 0, refused = 0;
     for (int i = 0; i < n; i++)
         f1 += atomic_load(&st[i].frames);
@@ -253,6 +266,7 @@ int main(int argc, char **argv)
     if (from >= ns - 2)
         from = ns / 2;
     double slope = bench_theil_sen(ts, rs, (size_t)from, (size_t)ns, 0) * 60;
+    double slope2 = bench_theil_sen(ts, rs, (size_t)ns / 2, (size_t)ns, 0) * 60;
     double rs_max = 0;
     for (int i = from; i < ns; i++)
         if (rs[i] > rs_max)
@@ -260,43 +274,45 @@ int main(int argc, char **argv)
     double fp_fps = (double)(f1 - f0) / fp_wall;
 
     /* ---- N cv::VideoCapture threads ---- */
-    char peer[PATH_MAX];
-    if (bench_peer_path("multi_stream_cv", peer, sizeof peer) != 0)
-        peer[0] = 0;
-    char *cvcmd = malloc(PATH_MAX + 64 * (size_t)n + 64);
-    int k = sprintf(cvcmd, "'%s' %.1f", peer, seconds);
-    for (int i = 0; i < n; i++) {
-        st[i].srv = serve(&st[i].port);
-        k += sprintf(cvcmd + k, " tcp://127.0.0.1:%d", st[i].port);
-    }
-    double cv_fps = 0, cv_cpu_pf = 0, cv_rss_slope = 0, cv_rss_from = 0, cv_rss_last = 0,
-           cv_rss_max = 0;
+    double cv_fps = 0, cv_cpu_pf = 0, cv_rss_slope = 0, cv_rss_slope2 = 0, cv_rss_from = 0,
+           cv_rss_last = 0, cv_rss_max = 0;
     long cv_frames = 0;
-    FILE *p = popen(cvcmd, "r");
-    char line[512];
-    while (p && fgets(line, sizeof line, p))
-        sscanf(line,
-               "summary frames=%ld fps=%lf cpu_per_frame_ms=%lf rss_slope_per_min=%lf "
-               "rss_from=%lf rss_last=%lf rss_max=%lf",
-               &cv_frames, &cv_fps, &cv_cpu_pf, &cv_rss_slope, &cv_rss_from, &cv_rss_last,
-               &cv_rss_max);
-    if (p)
-        pclose(p);
-    for (int i = 0; i < n; i++) {
-        kill(st[i].srv, SIGKILL);
-        waitpid(st[i].srv, NULL, 0);
+    char peer[PATH_MAX];
+    if (!no_cv && bench_peer_path("multi_stream_cv", peer, sizeof peer) == 0) {
+        char *cvcmd = malloc(PATH_MAX + 64 * (size_t)n + 64);
+        int k = sprintf(cvcmd, "'%s' %.1f", peer, seconds);
+        for (int i = 0; i < n; i++) {
+            st[i].srv = serve(&st[i].port);
+            k += sprintf(cvcmd + k, " tcp://127.0.0.1:%d", st[i].port);
+        }
+        FILE *p = popen(cvcmd, "r");
+        char line[512];
+        while (p && fgets(line, sizeof line, p))
+            sscanf(line,
+                   "summary frames=%ld fps=%lf cpu_per_frame_ms=%lf rss_slope_per_min=%lf "
+                   "rss_from=%lf rss_last=%lf rss_max=%lf rss_slope2_per_min=%lf",
+                   &cv_frames, &cv_fps, &cv_cpu_pf, &cv_rss_slope, &cv_rss_from, &cv_rss_last,
+                   &cv_rss_max, &cv_rss_slope2);
+        if (p)
+            pclose(p);
+        for (int i = 0; i < n; i++) {
+            kill(st[i].srv, SIGKILL);
+            waitpid(st[i].srv, NULL, 0);
+        }
+        free(cvcmd);
     }
-    free(cvcmd);
 
     getloadavg(load, 3);
-    printf("\n%-24s %10s %12s %24s %22s\n", "peer", "fps (all)", "CPU/frame ms",
-           "RssAnon MiB at 10s/end/max", "RssAnon slope KiB/min");
-    printf("%-24s %10.1f %12.3f %10.1f %6.1f %6.1f %22.1f\n", "framepool LATEST+budget",
+    printf("\n%-24s %10s %12s %24s %28s\n", "peer", "fps (all)", "CPU/frame ms",
+           "RssAnon MiB at 10s/end/max", "slope KiB/min from 10s/2nd half");
+    printf("%-24s %10.1f %12.3f %10.1f %6.1f %6.1f %18.1f %9.1f\n", "framepool LATEST+budget",
            fp_fps, fp_cpu / (double)(f1 - f0) * 1e3, ns ? rs[from] / 1048576.0 : 0,
-           ns ? rs[ns - 1] / 1048576.0 : 0, rs_max / 1048576.0, slope / 1024);
-    printf("%-24s %10.1f %12.3f %10.1f %6.1f %6.1f %22.1f\n", "cv::VideoCapture threads",
-           cv_fps, cv_cpu_pf, cv_rss_from / 1048576.0, cv_rss_last / 1048576.0,
-           cv_rss_max / 1048576.0, cv_rss_slope / 1024);
+           ns ? rs[ns - 1] / 1048576.0 : 0, rs_max / 1048576.0, slope / 1024, slope2 / 1024);
+    if (!no_cv)
+        printf("%-24s %10.1f %12.3f %10.1f %6.1f %6.1f %18.1f %9.1f\n",
+               "cv::VideoCapture threads", cv_fps, cv_cpu_pf, cv_rss_from / 1048576.0,
+               cv_rss_last / 1048576.0, cv_rss_max / 1048576.0, cv_rss_slope / 1024,
+               cv_rss_slope2 / 1024);
     printf("framepool: threads %d then %d, fds %d then %d (first and last sample); load average "
            "at the end %.2f %.2f %.2f\n",
            ps0.threads, ps.threads, ps0.fds, ps.fds, load[0], load[1], load[2]);

@@ -1,9 +1,10 @@
 // multi_stream_cv — the OpenCV peer of bench/multi_stream: one thread per URL,
 // each reading its stream with cv::VideoCapture::read (BGR frames) for
 // SECONDS. Prints "summary frames=<n> fps=<all streams> cpu_per_frame_ms=<ms>
-// rss_slope_per_min=<bytes> rss_from=<bytes> rss_last=<bytes> rss_max=<bytes>"
-// (after a 3 s warm-up, as multi_stream does; RssAnon sampled every 100 ms,
-// the slope and rss_from/max from 10 s on), with multi_stream's own sampling
+// rss_slope_per_min=<bytes> rss_from=<bytes> rss_last=<bytes> rss_max=<bytes>
+// rss_slope2_per_min=<bytes>" (after a 3 s warm-up, as multi_stream does;
+// RssAnon sampled every 100 ms, the slope and rss_from/max from 10 s on,
+// slope2 over the second half), with multi_stream's own sampling
 // and Theil-Sen slope (bench/common/procstat.h).
 #include "common/bench_common.h"
 #include "common/procstat.h"
@@ -72,13 +73,15 @@ int main(int argc, char **argv)
     if (from + 2 >= ts.size())
         from = ts.size() / 2;
     double slope = ts.empty() ? 0 : bench_theil_sen(ts.data(), rs.data(), from, ts.size(), 0) * 60;
+    double slope2 =
+        ts.size() < 4 ? 0 : bench_theil_sen(ts.data(), rs.data(), ts.size() / 2, ts.size(), 0) * 60;
     double rs_max = 0;
     for (size_t i = from; i < rs.size(); i++)
         rs_max = rs[i] > rs_max ? rs[i] : rs_max;
     std::printf("summary frames=%ld fps=%.2f cpu_per_frame_ms=%.4f rss_slope_per_min=%.1f "
-                "rss_from=%.0f rss_last=%.0f rss_max=%.0f\n",
+                "rss_from=%.0f rss_last=%.0f rss_max=%.0f rss_slope2_per_min=%.1f\n",
                 f1 - f0, (f1 - f0) / wall, f1 > f0 ? c / (f1 - f0) * 1e3 : 0.0, slope,
-                from < rs.size() ? rs[from] : 0.0, rs.empty() ? 0.0 : rs.back(), rs_max);
+                from < rs.size() ? rs[from] : 0.0, rs.empty() ? 0.0 : rs.back(), rs_max, slope2);
     std::fflush(stdout);
     std::_Exit(0); // threads may sit in a blocking read of a server that is about to die
 }
