@@ -16,49 +16,27 @@
  * ages. The peer is bench/live_latency_cv (C++), next to this program.
  */
 #define _GNU_SOURCE
+#include "common/bench_common.h"
+
 #include <framepool.h>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static double wall(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(s, (struct sockaddr *)&a, sizeof a);
-    socklen_t al = sizeof a;
-    getsockname(s, (struct sockaddr *)&a, &al);
-    close(s);
-    return ntohs(a.sin_port);
 }
 
 static pid_t server(int port, const char *size, double seconds)
@@ -115,7 +93,7 @@ int main(int argc, char **argv)
            size, work_ms, seconds);
 
     /* ---- framepool, LATEST ---- */
-    int port = free_port();
+    int port = bench_free_port();
     pid_t srv = server(port, size, seconds);
     char url[64];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
@@ -142,16 +120,16 @@ int main(int argc, char **argv)
             break;
         }
         if (start < 0)
-            start = mono();
+            start = bench_now();
         double own = wall() - img->wall_time;
         if (own > own_max)
             own_max = own;
         if (n < MAXF) {
-            fp_at[n] = mono() - start;
-            fp_off[n] = mono() - img->time;
+            fp_at[n] = bench_now() - start;
+            fp_off[n] = bench_now() - img->time;
             n++;
         }
-        if (mono() - start >= seconds)
+        if (bench_now() - start >= seconds)
             break;
         sleep_s(work_ms / 1000.0);
     }
@@ -162,11 +140,10 @@ int main(int argc, char **argv)
     reap(srv);
 
     /* ---- cv::VideoCapture (its own process: OpenCV stays out of this one) ---- */
-    char self[PATH_MAX], peer[PATH_MAX + 32];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[len > 0 ? len : 0] = 0;
-    snprintf(peer, sizeof peer, "%s/live_latency_cv", dirname(self));
-    port = free_port();
+    char peer[PATH_MAX];
+    if (bench_peer_path("live_latency_cv", peer, sizeof peer) != 0)
+        peer[0] = 0;
+    port = bench_free_port();
     srv = server(port, size, seconds);
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
     sleep_s(1.0); /* VideoCapture does not retry: let the server listen */

@@ -15,11 +15,13 @@
  * same figures beside. The servers' own CPU is not counted (other processes).
  */
 #define _GNU_SOURCE
+#include "common/bench_common.h"
+#include "common/procstat.h"
+
 #include <framepool.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -29,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,36 +40,6 @@
 static unsigned char *clip;
 static size_t clip_len;
 static double clip_seconds = 4;
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double cpu(void)
-{
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec +
-           u.ru_stime.tv_usec * 1e-6;
-}
-
-static long rss_anon(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "RssAnon:", 8)) {
-            v = atol(line + 8) * 1024;
-            break;
-        }
-    if (f)
-        fclose(f);
-    return v;
-}
 
 /* A forked server: listens on `port`, serves one client the clip at its own
  * pace, looped. */
@@ -92,12 +63,12 @@ static pid_t serve(int *port_out)
     int c = accept(l, NULL, NULL);
     close(l);
     size_t chunk = 188 * 14;
-    double rate = (double)clip_len / clip_seconds, t0 = mono(), sent = 0;
+    double rate = (double)clip_len / clip_seconds, t0 = bench_now(), sent = 0;
     for (size_t off = 0;; off = (off + chunk) % (clip_len / chunk * chunk)) {
         if (send(c, clip + off, chunk, MSG_NOSIGNAL) < 0)
             _exit(0);
         sent += (double)chunk;
-        double ahead = sent / rate - (mono() - t0);
+        double ahead = sent / rate - (bench_now() - t0);
         if (ahead > 0)
             usleep((useconds_t)(ahead * 1e6));
     }
@@ -128,40 +99,33 @@ static void *consume(void *arg)
     return NULL;
 }
 
-static int cmp_double(const void *x, const void *y)
+static int usage(FILE *f, int rc)
 {
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
-static double theil_sen(const double *t, const double *v, int from, int n)
-{
-    size_t cnt = 0;
-    double *s = malloc(sizeof *s * 200000);
-    unsigned seed = 7;
-    int m = n - from;
-    if (m < 2) {
-        free(s);
-        return 0;
-    }
-    while (cnt < 200000 && cnt < (size_t)m * (m - 1) / 2) {
-        int i = from + (int)(rand_r(&seed) % (unsigned)m);
-        int j = from + (int)(rand_r(&seed) % (unsigned)m);
-        if (t[j] != t[i])
-            s[cnt++] = (v[j] - v[i]) / (t[j] - t[i]);
-    }
-    qsort(s, cnt, sizeof *s, cmp_double);
-    double med = cnt ? s[cnt / 2] : 0;
-    free(s);
-    return med;
+    fprintf(f,
+            "usage: multi_stream [--streams N] [--seconds S] [--size WxH] [--budget MiB] [--bgr]\n"
+            "                    [--no-cv] [--trace FILE]\n"
+            "  N live streams (default 16, at most %d) of a WxH (default 1280x720) 25 fps\n"
+            "  MPEG-2 clip from local tcp servers, one process: first N framepool LATEST\n"
+            "  readers on one fp_budget (default: 8 frames per stream), S seconds (default\n"
+            "  60) after a 3 s warm-up; then N cv::VideoCapture threads (multi_stream_cv,\n"
+            "  BGR) for as long. Prints aggregate fps, CPU per frame, RssAnon (this\n"
+            "  process, sampled every 100 ms) and its Theil-Sen slope after the first 10 s,\n"
+            "  the budget's peak against its cap, threads and fds.\n"
+            "  --bgr    framepool delivers BGR24 too (default: the decoder's native format)\n"
+            "  --budget the budget's cap in MiB\n"
+            "  --no-cv  framepool only\n"
+            "  --trace FILE  every framepool sample: seconds, RssAnon bytes, budget used bytes\n"
+            "Exit status: 0, or 1 when the budget's used bytes were ever above its cap.\n",
+            MAXS);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     int n = 16;
     double seconds = 60, budget_mib = 0;
-    const char *size = "1280x720";
-    int bgr = 0;
+    const char *size = "1280x720", *trace_path = NULL;
+    int bgr = 0, no_cv = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--streams") && i + 1 < argc)
             n = atoi(argv[++i]);
@@ -173,36 +137,28 @@ int main(int argc, char **argv)
             budget_mib = atof(argv[++i]);
         else if (!strcmp(argv[i], "--bgr"))
             bgr = 1;
-        else {
-            fprintf(stderr, "usage: multi_stream [--streams N] [--seconds S] [--size WxH] "
-                            "[--budget MiB] [--bgr]\n");
-            return 2;
-        }
+        else if (!strcmp(argv[i], "--no-cv"))
+            no_cv = 1;
+        else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
+            trace_path = argv[++i];
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return usage(stdout, 0);
+        else
+            return usage(stderr, 2);
     }
-    if (n < 1 || n > MAXS)
-        return 2;
+    if (n < 1 || n > MAXS || !(seconds > 0))
+        return usage(stderr, 2);
     signal(SIGPIPE, SIG_IGN);
-    char path[] = "/tmp/fp_multi_XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd,
-             "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=%s:rate=25 -t %.0f "
-             "-c:v mpeg2video -g 25 -q:v 5 -flags +low_delay -f mpegts %s",
-             size, clip_seconds, path);
-    if (system(cmd) != 0) {
+    char args[200];
+    snprintf(args, sizeof args,
+             "-f lavfi -i testsrc2=size=%s:rate=25 -t %.0f -c:v mpeg2video -g 25 -q:v 5 "
+             "-flags +low_delay",
+             size, clip_seconds);
+    clip = bench_make_clip(args, &clip_len);
+    if (!clip) {
         fprintf(stderr, "multi_stream: needs the ffmpeg program\n");
         return 2;
     }
-    FILE *f = fopen(path, "rb");
-    fseek(f, 0, SEEK_END);
-    clip_len = (size_t)ftell(f);
-    rewind(f);
-    clip = malloc(clip_len);
-    if (fread(clip, 1, clip_len, f) != clip_len)
-        return 2;
-    fclose(f);
-    unlink(path);
     int w = 0, h = 0;
     sscanf(size, "%dx%d", &w, &h);
     /* per stream: the decoder's need (1 thread: a few frames), the queue, the frame held */
@@ -214,9 +170,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "multi_stream: cannot make the budget\n");
         return 2;
     }
+    double load[3] = {0};
+    getloadavg(load, 3);
     printf("multi_stream: %d live %s streams (MPEG-2 over tcp, 25 fps), one budget of %.1f "
-           "MiB, %s output, %.0f s per peer\n",
-           n, size, budget / 1048576.0, bgr ? "BGR24" : "native", seconds);
+           "MiB, %s output, %.0f s per peer; load average %.2f %.2f %.2f\n",
+           n, size, budget / 1048576.0, bgr ? "BGR24" : "native", seconds, load[0], load[1],
+           load[2]);
+    bench_proc self;
+    if (bench_proc_open(&self, 0, 1) != 0) {
+        perror("multi_stream: /proc/self");
+        return 2;
+    }
     stream st[MAXS];
     memset(st, 0, sizeof st);
     for (int i = 0; i < n; i++) {
@@ -244,11 +208,14 @@ int main(int argc, char **argv)
     uint64_t f0 = 0;
     for (int i = 0; i < n; i++)
         f0 += atomic_load(&st[i].frames);
-    double c0 = cpu(), t0 = mono();
+    double c0 = bench_cpu_seconds(), t0 = bench_now();
     int cap = (int)(seconds * 10) + 16, ns = 0, over = 0;
     double *ts = calloc((size_t)cap, sizeof *ts), *rs = calloc((size_t)cap, sizeof *rs);
     uint64_t peak = 0;
-    while (mono() - t0 < seconds) {
+    bench_proc_sample ps = {0}, ps0 = {0};
+    int ps_first = 1;
+    FILE *trace = trace_path ? fopen(trace_path, "w") : NULL;
+    while (bench_now() - t0 < seconds) {
         usleep(100000);
         fp_budget_stats bs;
         fp_budget_get_stats(b, &bs);
@@ -256,16 +223,25 @@ int main(int argc, char **argv)
             over++;
         if (bs.used_bytes > peak)
             peak = bs.used_bytes;
-        if (ns < cap) {
-            ts[ns] = mono() - t0;
-            rs[ns] = (double)rss_anon();
+        if (ns < cap && bench_proc_read(&self, &ps) == 0) {
+            if (ps_first)
+                ps0 = ps;
+            ps_first = 0;
+            ts[ns] = bench_now() - t0;
+            rs[ns] = (double)ps.rss_anon;
+            if (trace)
+                fprintf(trace, "%.3f %llu %llu\n", ts[ns], (unsigned long long)ps.rss_anon,
+                        (unsigned long long)bs.used_bytes);
             ns++;
         }
     }
+    bench_proc_close(&self);
+    if (trace)
+        fclose(trace);
     uint64_t f1 = 0, refused = 0;
     for (int i = 0; i < n; i++)
         f1 += atomic_load(&st[i].frames);
-    double fp_cpu = cpu() - c0, fp_wall = mono() - t0;
+    double fp_cpu = bench_cpu_seconds() - c0, fp_wall = bench_now() - t0;
     fp_budget_stats bs;
     fp_budget_get_stats(b, &bs);
     refused = bs.refusals;
@@ -289,41 +265,57 @@ int main(int argc, char **argv)
         from++;
     if (from >= ns - 2)
         from = ns / 2;
-    double slope = theil_sen(ts, rs, from, ns) * 60;
+    double slope = bench_theil_sen(ts, rs, (size_t)from, (size_t)ns, 0) * 60;
+    double slope2 = bench_theil_sen(ts, rs, (size_t)ns / 2, (size_t)ns, 0) * 60;
+    double rs_max = 0;
+    for (int i = from; i < ns; i++)
+        if (rs[i] > rs_max)
+            rs_max = rs[i];
     double fp_fps = (double)(f1 - f0) / fp_wall;
 
     /* ---- N cv::VideoCapture threads ---- */
-    char self[PATH_MAX], peer[PATH_MAX + 32];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[len > 0 ? len : 0] = 0;
-    snprintf(peer, sizeof peer, "%s/multi_stream_cv", dirname(self));
-    char *cvcmd = malloc(PATH_MAX + 64 * (size_t)n + 64);
-    int k = sprintf(cvcmd, "'%s' %.1f", peer, seconds);
-    for (int i = 0; i < n; i++) {
-        st[i].srv = serve(&st[i].port);
-        k += sprintf(cvcmd + k, " tcp://127.0.0.1:%d", st[i].port);
-    }
-    double cv_fps = 0, cv_cpu_pf = 0, cv_rss_slope = 0;
+    double cv_fps = 0, cv_cpu_pf = 0, cv_rss_slope = 0, cv_rss_slope2 = 0, cv_rss_from = 0,
+           cv_rss_last = 0, cv_rss_max = 0;
     long cv_frames = 0;
-    FILE *p = popen(cvcmd, "r");
-    char line[256];
-    while (p && fgets(line, sizeof line, p))
-        sscanf(line, "summary frames=%ld fps=%lf cpu_per_frame_ms=%lf rss_slope_per_min=%lf",
-               &cv_frames, &cv_fps, &cv_cpu_pf, &cv_rss_slope);
-    if (p)
-        pclose(p);
-    for (int i = 0; i < n; i++) {
-        kill(st[i].srv, SIGKILL);
-        waitpid(st[i].srv, NULL, 0);
+    char peer[PATH_MAX];
+    if (!no_cv && bench_peer_path("multi_stream_cv", peer, sizeof peer) == 0) {
+        char *cvcmd = malloc(PATH_MAX + 64 * (size_t)n + 64);
+        int k = sprintf(cvcmd, "'%s' %.1f", peer, seconds);
+        for (int i = 0; i < n; i++) {
+            st[i].srv = serve(&st[i].port);
+            k += sprintf(cvcmd + k, " tcp://127.0.0.1:%d", st[i].port);
+        }
+        FILE *p = popen(cvcmd, "r");
+        char line[512];
+        while (p && fgets(line, sizeof line, p))
+            sscanf(line,
+                   "summary frames=%ld fps=%lf cpu_per_frame_ms=%lf rss_slope_per_min=%lf "
+                   "rss_from=%lf rss_last=%lf rss_max=%lf rss_slope2_per_min=%lf",
+                   &cv_frames, &cv_fps, &cv_cpu_pf, &cv_rss_slope, &cv_rss_from, &cv_rss_last,
+                   &cv_rss_max, &cv_rss_slope2);
+        if (p)
+            pclose(p);
+        for (int i = 0; i < n; i++) {
+            kill(st[i].srv, SIGKILL);
+            waitpid(st[i].srv, NULL, 0);
+        }
+        free(cvcmd);
     }
-    free(cvcmd);
 
-    printf("\n%-24s %10s %12s %14s %22s\n", "peer", "fps (all)", "CPU/frame ms",
-           "RssAnon MiB", "RssAnon slope KiB/min");
-    printf("%-24s %10.1f %12.3f %14.1f %22.1f\n", "framepool LATEST+budget", fp_fps,
-           fp_cpu / (double)(f1 - f0) * 1e3, rs[ns - 1] / 1048576.0, slope / 1024);
-    printf("%-24s %10.1f %12.3f %14s %22.1f\n", "cv::VideoCapture threads", cv_fps, cv_cpu_pf,
-           "-", cv_rss_slope / 1024);
+    getloadavg(load, 3);
+    printf("\n%-24s %10s %12s %24s %28s\n", "peer", "fps (all)", "CPU/frame ms",
+           "RssAnon MiB at 10s/end/max", "slope KiB/min from 10s/2nd half");
+    printf("%-24s %10.1f %12.3f %10.1f %6.1f %6.1f %18.1f %9.1f\n", "framepool LATEST+budget",
+           fp_fps, fp_cpu / (double)(f1 - f0) * 1e3, ns ? rs[from] / 1048576.0 : 0,
+           ns ? rs[ns - 1] / 1048576.0 : 0, rs_max / 1048576.0, slope / 1024, slope2 / 1024);
+    if (!no_cv)
+        printf("%-24s %10.1f %12.3f %10.1f %6.1f %6.1f %18.1f %9.1f\n",
+               "cv::VideoCapture threads", cv_fps, cv_cpu_pf, cv_rss_from / 1048576.0,
+               cv_rss_last / 1048576.0, cv_rss_max / 1048576.0, cv_rss_slope / 1024,
+               cv_rss_slope2 / 1024);
+    printf("framepool: threads %d then %d, fds %d then %d (first and last sample); load average "
+           "at the end %.2f %.2f %.2f\n",
+           ps0.threads, ps.threads, ps0.fds, ps.fds, load[0], load[1], load[2]);
     printf("framepool: budget peak %.1f of %.1f MiB (over the cap in %d of %d checks), %llu "
            "refusals (%llu frames lost to them), %llu stale frames dropped, %llu reconnects\n",
            peak / 1048576.0, budget / 1048576.0, over, ns, (unsigned long long)refused,

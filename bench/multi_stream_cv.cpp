@@ -1,49 +1,23 @@
 // multi_stream_cv — the OpenCV peer of bench/multi_stream: one thread per URL,
 // each reading its stream with cv::VideoCapture::read (BGR frames) for
 // SECONDS. Prints "summary frames=<n> fps=<all streams> cpu_per_frame_ms=<ms>
-// rss_slope_per_min=<bytes>" (after a 3 s warm-up, as multi_stream does).
+// rss_slope_per_min=<bytes> rss_from=<bytes> rss_last=<bytes> rss_max=<bytes>
+// rss_slope2_per_min=<bytes>" (after a 3 s warm-up, as multi_stream does;
+// RssAnon sampled every 100 ms, the slope and rss_from/max from 10 s on,
+// slope2 over the second half), with multi_stream's own sampling
+// and Theil-Sen slope (bench/common/procstat.h).
+#include "common/bench_common.h"
+#include "common/procstat.h"
+
 #include <opencv2/core.hpp>
 #include <opencv2/videoio.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <random>
-#include <sys/resource.h>
 #include <thread>
 #include <vector>
-
-static double now()
-{
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
-static double cpu()
-{
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec +
-           u.ru_stime.tv_usec * 1e-6;
-}
-
-static double rss_anon()
-{
-    FILE *f = std::fopen("/proc/self/status", "r");
-    char line[256];
-    double v = 0;
-    while (f && std::fgets(line, sizeof line, f))
-        if (!std::strncmp(line, "RssAnon:", 8)) {
-            v = std::atof(line + 8) * 1024;
-            break;
-        }
-    if (f)
-        std::fclose(f);
-    return v;
-}
 
 int main(int argc, char **argv)
 {
@@ -72,17 +46,25 @@ int main(int argc, char **argv)
     long f0 = 0;
     for (auto &f : frames)
         f0 += f;
-    double c0 = cpu(), t0 = now();
+    bench_proc self;
+    if (bench_proc_open(&self, 0, 0) != 0) {
+        std::fprintf(stderr, "multi_stream_cv: cannot read /proc/self\n");
+        std::_Exit(2);
+    }
+    double c0 = bench_cpu_seconds(), t0 = bench_now();
     std::vector<double> ts, rs;
-    while (now() - t0 < seconds) {
+    while (bench_now() - t0 < seconds) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        ts.push_back(now() - t0);
-        rs.push_back(rss_anon());
+        bench_proc_sample ps;
+        if (bench_proc_read(&self, &ps) == 0) {
+            ts.push_back(bench_now() - t0);
+            rs.push_back((double)ps.rss_anon);
+        }
     }
     long f1 = 0;
     for (auto &f : frames)
         f1 += f;
-    double c = cpu() - c0, wall = now() - t0;
+    double c = bench_cpu_seconds() - c0, wall = bench_now() - t0;
     stop = true;
     // Theil-Sen slope after 10 s (or the second half)
     size_t from = 0;
@@ -90,18 +72,16 @@ int main(int argc, char **argv)
         from++;
     if (from + 2 >= ts.size())
         from = ts.size() / 2;
-    std::vector<double> sl;
-    std::mt19937 g(7);
-    size_t m = ts.size() - from;
-    for (int k = 0; k < 200000 && m > 1; k++) {
-        size_t a = from + g() % m, b = from + g() % m;
-        if (ts[a] != ts[b])
-            sl.push_back((rs[b] - rs[a]) / (ts[b] - ts[a]));
-    }
-    std::sort(sl.begin(), sl.end());
-    double slope = sl.empty() ? 0 : sl[sl.size() / 2] * 60;
-    std::printf("summary frames=%ld fps=%.2f cpu_per_frame_ms=%.4f rss_slope_per_min=%.1f\n",
-                f1 - f0, (f1 - f0) / wall, f1 > f0 ? c / (f1 - f0) * 1e3 : 0.0, slope);
+    double slope = ts.empty() ? 0 : bench_theil_sen(ts.data(), rs.data(), from, ts.size(), 0) * 60;
+    double slope2 =
+        ts.size() < 4 ? 0 : bench_theil_sen(ts.data(), rs.data(), ts.size() / 2, ts.size(), 0) * 60;
+    double rs_max = 0;
+    for (size_t i = from; i < rs.size(); i++)
+        rs_max = rs[i] > rs_max ? rs[i] : rs_max;
+    std::printf("summary frames=%ld fps=%.2f cpu_per_frame_ms=%.4f rss_slope_per_min=%.1f "
+                "rss_from=%.0f rss_last=%.0f rss_max=%.0f rss_slope2_per_min=%.1f\n",
+                f1 - f0, (f1 - f0) / wall, f1 > f0 ? c / (f1 - f0) * 1e3 : 0.0, slope,
+                from < rs.size() ? rs[from] : 0.0, rs.empty() ? 0.0 : rs.back(), rs_max, slope2);
     std::fflush(stdout);
     std::_Exit(0); // threads may sit in a blocking read of a server that is about to die
 }

@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "common/bench_common.h"
+#include "common/procstat.h"
 
 #include <framepool.h>
 
@@ -54,32 +55,7 @@ static int usage(FILE *f, int rc)
 
 static double now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* RssAnon bytes and minor faults of pid; 0 or -1 when it is gone. */
-static int read_proc(int statm_fd, int stat_fd, long page, uint64_t *rss, uint64_t *minflt)
-{
-    if (bench_statm_rss(statm_fd, page, rss) != 0)
-        return -1;
-    char buf[1024];
-    ssize_t r;
-    r = pread(stat_fd, buf, sizeof buf - 1, 0);
-    if (r <= 0)
-        return -1;
-    buf[r] = 0;
-    /* Field 10 (minflt) follows "pid (comm) state ppid pgrp session tty tpgid
-     * flags"; comm may hold spaces, so count from the last ')'. */
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    unsigned long long v = 0;
-    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %llu", &v) != 1)
-        return -1;
-    *minflt = v;
-    return 0;
+    return bench_now() * 1e3;
 }
 
 int main(int argc, char **argv)
@@ -152,12 +128,9 @@ int main(int argc, char **argv)
         _exit(127);
     }
     close(go[0]);
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
-    int statm_fd = open(path, O_RDONLY | O_CLOEXEC);
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int stat_fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (write(go[1], "g", 1) != 1 || statm_fd < 0 || stat_fd < 0) {
+    bench_proc proc;
+    int proc_rc = bench_proc_open(&proc, (int)pid, 0);
+    if (write(go[1], "g", 1) != 1 || proc_rc != 0) {
         perror("rss_watch: /proc");
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
@@ -181,7 +154,6 @@ int main(int argc, char **argv)
     FILE *trace = trace_path ? fopen(trace_path, "w") : NULL;
     if (trace_path && !trace)
         fprintf(stderr, "rss_watch: cannot write '%s': %s\n", trace_path, strerror(errno));
-    long page = sysconf(_SC_PAGESIZE);
     double t0 = now_ms();
     uint64_t last_ms = 0, last_frame = 0, samples = 0, peak = 0, last_rss = 0;
     int status = 0;
@@ -191,9 +163,9 @@ int main(int argc, char **argv)
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid)
             break;
-        uint64_t rss, minflt;
-        if (read_proc(statm_fd, stat_fd, page, &rss, &minflt) == 0 && rss > 0) {
-            /* A zombie reads as 0 pages: only a live process is sampled. */
+        bench_proc_sample ps;
+        if (bench_proc_read(&proc, &ps) == 0) { /* a zombie (0 pages) is not sampled */
+            uint64_t rss = ps.rss_anon, minflt = ps.minflt;
             uint64_t ms = (uint64_t)(now_ms() - t0) + 1;
             if (ms > last_ms) {
                 fp_memtrack_record(by_time, ms, rss, minflt);
@@ -215,8 +187,7 @@ int main(int argc, char **argv)
         }
         nanosleep(&pause, NULL);
     }
-    close(statm_fd);
-    close(stat_fd);
+    bench_proc_close(&proc);
     if (trace)
         fclose(trace);
     if (frames)
