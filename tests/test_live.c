@@ -569,6 +569,46 @@ START_TEST(max_held_bound)
 }
 END_TEST
 
+/* Native frames are the decoder's buffers, which it keeps as reference
+ * pictures after the caller let go: releasing one must still count as a
+ * release (max_held 1, the frame rebound at every call). */
+START_TEST(native_frames_count_released)
+{
+    begin();
+    rec e;
+    rec_init(&e);
+    int port = free_port(SOCK_STREAM);
+    char url[96];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
+    fp_reader_options o = live_opts(FP_LIVE_ALL, &e);
+    o.max_held = 1;
+    o.timeout_us = 8000000;
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
+    fp_image *img = NULL;
+    int64_t last = -1;
+    for (int i = 0; i < 30; i++) {
+        int rc = fp_reader_next(r, &img);
+        ck_assert_msg(rc == 1, "frame %d: %d (%s)", i, rc, fp_reader_errmsg(r));
+        ck_assert_int_eq(img->width, 320);
+        ck_assert_int_gt(img->index, last);
+        last = img->index;
+    }
+    ck_assert(img->flags & FP_IMAGE_READONLY); /* the decoder's pixels */
+    fp_reader_stats st;
+    fp_reader_stats(r, &st);
+    ck_assert_uint_eq(st.held, 1);
+    ck_assert_int_eq(fp_reader_next(r, &img), 1); /* rebinding releases first */
+    fp_unref(&img);
+    fp_reader_stats(r, &st);
+    ck_assert_uint_eq(st.held, 0);
+    fp_reader_close(&r);
+    reap(&srv);
+    end();
+}
+END_TEST
+
 /* A server that sends garbage to every client. */
 typedef struct garbage {
     int lfd, port;
@@ -943,6 +983,7 @@ static Suite *suite(void)
     LIVE_ADD(tc, corrupt_packets_keep_flowing);
     LIVE_ADD(tc, latest_and_all_when_behind);
     LIVE_ADD(tc, max_held_bound);
+    LIVE_ADD(tc, native_frames_count_released);
     LIVE_ADD(tc, bad_input);
     LIVE_ADD(tc, waits_cost_nothing_and_end_at_once);
     LIVE_ADD(tc, http_source);

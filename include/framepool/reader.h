@@ -154,7 +154,10 @@ typedef struct fp_reader fp_reader;
  *   max_held counts every frame the reader handed out and the caller has
  *   not released (stats.held), whatever connection it came from: frames
  *   kept from before a reconnect stay valid, keep their old pool alive until
- *   released, and count. Each delivered frame carries an fp_on_free
+ *   released, and count. Native frames (format FP_PIX_NONE) come as
+ *   read-only views of the decoder's buffer (zero-copy; the decoder may
+ *   keep that buffer as a reference picture after you release the view, and
+ *   fp_image_get_pool returns NULL for a view). Each delivered frame carries an fp_on_free
  *   registration (32 bytes, released with the frame) for that count, so the
  *   process's weak slot table (weak.h) exists once a live reader delivered.
  * - fp_reader_interrupt on a live reader makes a waiting (or the next)

@@ -110,6 +110,40 @@ static void held_release(void *user)
     fp_unref(&h);
 }
 
+static void unref_native(void *user)
+{
+    fp_image *img = user;
+    fp_unref(&img);
+}
+
+/* A native frame is the decoder's own buffer, which the decoder keeps as a
+ * reference picture after the caller let go: the caller gets a wrapper of
+ * the same pixels (read-only, zero-copy) holding the queue's reference, so
+ * that the wrapper's death is the caller's release. Converted frames are the
+ * caller's alone and go as they are. Returns the frame to hand out (+1, the
+ * queue's reference moved into it) or NULL (no memory: `img` untouched). */
+static fp_image *caller_view(fp__live *L, fp_image *img)
+{
+    if (L->iopt.format != FP_PIX_NONE || L->iopt.width || L->iopt.height)
+        return img;
+    fp_image_wrap_info wi = {.width = img->width, .height = img->height,
+                             .format = img->format, .av_format = img->av_format,
+                             .flags = FP_IMAGE_READONLY, .free_fn = unref_native, .user = img};
+    for (int p = 0; p < 4; p++) {
+        wi.data[p] = img->data[p];
+        wi.stride[p] = img->stride[p];
+    }
+    fp_image *w = NULL;
+    if (fp_image_wrap_at(&wi, &w, L->site_file, L->site_line, L->site_func))
+        return NULL;
+    w->pts = img->pts;
+    w->time = img->time;
+    w->index = img->index;
+    w->flags = img->flags | FP_IMAGE_READONLY;
+    w->wall_time = img->wall_time;
+    return w;
+}
+
 /* Counts `img`, about to be handed to the caller. FP_OK, or fp_on_free's
  * error (FP_ENOMEM, FP_ELIMIT when the weak slot table is full). */
 static int held_track(live_held *h, fp_image *img)
@@ -694,15 +728,22 @@ int fp__live_next(fp_reader *r, fp_image **img)
             }
             /* counted before it leaves the queue: no window in which a frame is
              * neither queued nor the caller's */
-            int trc = held_track(L->held, L->q[L->qhead].img);
+            fp_image *view = caller_view(L, L->q[L->qhead].img);
+            int trc = view ? held_track(L->held, view) : FP_ENOMEM;
             if (trc) {
+                if (view && view != L->q[L->qhead].img) {
+                    /* the wrapper owns the queue's reference now: take it back */
+                    fp_ref(L->q[L->qhead].img);
+                    fp_unref(&view);
+                }
                 pthread_mutex_unlock(&L->mu);
                 return fp__reader_fail(r, trc,
-                                       "cannot count the frame for max_held (fp_on_free: %s); "
+                                       "cannot count the frame for max_held (%s); "
                                        "the frame stays queued",
                                        fp_strerror(trc));
             }
-            got = queue_pop_locked(L);
+            queue_pop_locked(L); /* its reference is in `view` */
+            got = view;
             double age = wall_now() - got->wall_time;
             L->age_last = age;
             if (age > L->age_max)
