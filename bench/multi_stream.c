@@ -103,7 +103,7 @@ static int usage(FILE *f, int rc)
 {
     fprintf(f,
             "usage: multi_stream [--streams N] [--seconds S] [--size WxH] [--budget MiB] [--bgr]\n"
-            "                    [--no-cv] [--trace FILE]\n"
+            "                    [--prefill] [--no-cv] [--trace FILE]\n"
             "  N live streams (default 16, at most %d) of a WxH (default 1280x720) 25 fps\n"
             "  MPEG-2 clip from local tcp servers, one process: first N framepool LATEST\n"
             "  readers on one fp_budget (default: 8 frames per stream), S seconds (default\n"
@@ -113,6 +113,9 @@ static int usage(FILE *f, int rc)
             "  the budget's peak against its cap, threads and fds.\n"
             "  --bgr    framepool delivers BGR24 too (default: the decoder's native format)\n"
             "  --budget the budget's cap in MiB\n"
+            "  --prefill  with --bgr: each reader's conversion pool takes its whole bound\n"
+            "           (fp_reader_options.prefill) before the first frame, so it does not\n"
+            "           grow later when a loop falls behind\n"
             "  --no-cv  framepool only\n"
             "  --trace FILE  every framepool sample: seconds, RssAnon bytes, budget used bytes\n"
             "Exit status: 0, or 1 when the budget's used bytes were ever above its cap.\n",
@@ -125,7 +128,7 @@ int main(int argc, char **argv)
     int n = 16;
     double seconds = 60, budget_mib = 0;
     const char *size = "1280x720", *trace_path = NULL;
-    int bgr = 0, no_cv = 0;
+    int bgr = 0, no_cv = 0, prefill = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--streams") && i + 1 < argc)
             n = atoi(argv[++i]);
@@ -137,6 +140,8 @@ int main(int argc, char **argv)
             budget_mib = atof(argv[++i]);
         else if (!strcmp(argv[i], "--bgr"))
             bgr = 1;
+        else if (!strcmp(argv[i], "--prefill"))
+            prefill = 1;
         else if (!strcmp(argv[i], "--no-cv"))
             no_cv = 1;
         else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
@@ -173,9 +178,9 @@ int main(int argc, char **argv)
     double load[3] = {0};
     getloadavg(load, 3);
     printf("multi_stream: %d live %s streams (MPEG-2 over tcp, 25 fps), one budget of %.1f "
-           "MiB, %s output, %.0f s per peer; load average %.2f %.2f %.2f\n",
-           n, size, budget / 1048576.0, bgr ? "BGR24" : "native", seconds, load[0], load[1],
-           load[2]);
+           "MiB, %s output%s, %.0f s per peer; load average %.2f %.2f %.2f\n",
+           n, size, budget / 1048576.0, bgr ? "BGR24" : "native",
+           prefill ? " (conversion pools prefilled)" : "", seconds, load[0], load[1], load[2]);
     bench_proc self;
     if (bench_proc_open(&self, 0, 1) != 0) {
         perror("multi_stream: /proc/self");
@@ -191,6 +196,7 @@ int main(int argc, char **argv)
         o.threads = 1;
         o.max_held = 1;
         o.format = bgr ? FP_PIX_BGR24 : FP_PIX_NONE;
+        o.prefill = prefill;
         o.live.mode = FP_LIVE_LATEST;
         o.live.reconnect_min = 0.05;
         o.live.reconnect_max = 1;
