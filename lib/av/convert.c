@@ -38,7 +38,7 @@ int fp__convert_geometry(fp_reader *r, const AVFrame *f)
     r->cur_w = f->width;
     r->cur_h = f->height;
     r->cur_fmt = f->format;
-    int native = r->opt.format == FP_PIX_NONE && !r->opt.width && !r->opt.height;
+    int native = fp__native_output(&r->opt);
     if (native)
         return FP_OK;
     if (r->opt.format == FP_PIX_NONE) {

@@ -142,7 +142,7 @@ int fp__decoder_open(fp_reader *r)
         return fp__input_error(r, e, "opening the decoder");
     r->threads = dec->thread_count;
     r->decoder_need = decoder_need(dec);
-    int native = r->opt.format == FP_PIX_NONE && !r->opt.width && !r->opt.height;
+    int native = fp__native_output(&r->opt);
     r->ahead = !native && r->opt.convert_ahead;
     /* Converting, the reader holds the frame it converts, and converting
      * ahead also the next one it decoded meanwhile. */

@@ -124,7 +124,7 @@ static void unref_native(void *user)
  * queue's reference moved into it) or NULL (no memory: `img` untouched). */
 static fp_image *caller_view(fp__live *L, fp_image *img)
 {
-    if (L->iopt.format != FP_PIX_NONE || L->iopt.width || L->iopt.height)
+    if (!fp__native_output(&L->iopt))
         return img;
     fp_image_wrap_info wi = {.width = img->width, .height = img->height,
                              .format = img->format, .av_format = img->av_format,

@@ -212,7 +212,7 @@ static int deliver(fp_reader *r, AVFrame *f, int64_t pts, int64_t index, fp_imag
                    const char *file, int line, const char *func)
 {
     fp_image *img = NULL, *prev = NULL;
-    int native = r->opt.format == FP_PIX_NONE && !r->opt.width && !r->opt.height;
+    int native = fp__native_output(&r->opt);
     int ahead = !native && r->ahead && fp__ahead_start(r);
     int rc;
     if (native) {
@@ -532,7 +532,7 @@ int fp_reader_info_get(const fp_reader *r, fp_reader_info *out)
     out->av_format_name = av_get_pix_fmt_name(fmt);
     if (!out->av_format_name)
         out->av_format_name = "none";
-    int native = r->opt.format == FP_PIX_NONE && !r->opt.width && !r->opt.height;
+    int native = fp__native_output(&r->opt);
     if (native || !r->out_w) {
         /* no frame converted yet: what the first one will get */
         out->out_width = out->width;

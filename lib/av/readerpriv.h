@@ -104,6 +104,13 @@ struct fp_reader {
                                     aborts with FP_ETIMEDOUT (0 = none) */
 };
 
+/* Native output: the decoder's own frames, no conversion (format
+ * FP_PIX_NONE and no output size). */
+static inline int fp__native_output(const fp_reader_options *o)
+{
+    return o->format == FP_PIX_NONE && !o->width && !o->height;
+}
+
 /* Sets the reader's message to "<what>: <fmt...>" and returns `code`. */
 __attribute__((format(printf, 3, 4))) int fp__reader_fail(fp_reader *r, int code,
                                                           const char *fmt, ...);
