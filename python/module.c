@@ -343,10 +343,12 @@ static PyMethodDef mod_methods[] = {
     {"open", (PyCFunction)(void (*)(void))fpy_open, METH_VARARGS | METH_KEYWORDS,
      PyDoc_STR("open(source, *, format=None, size=None, every=1, start=0, end=None, threads=0,\n"
                "     max_held=8, live=None, timeout=None, stream=None, convert_ahead=False,\n"
-               "     prefill=False, av_options=None, loop=0) -> Reader\n"
+               "     prefill=False, av_options=None, loop=0, loop_cache=0) -> Reader\n"
                "source: a path or URL, or a bytes-like object holding a whole file.\n"
                "loop: play a file again at its end, N more times or -1 forever, without\n"
-               "flushing the decoder; time and index go on growing.")},
+               "flushing the decoder; time and index go on growing.\n"
+               "loop_cache: bytes of packets kept to replay the later passes from memory\n"
+               "(0 = the default, 2 MiB; -1 = always rewind the file).")},
     {"summary", mod_summary, METH_NOARGS,
      PyDoc_STR("Live framepool objects by type (count, bytes, peak, created), as text.")},
     {"leak_report", (PyCFunction)(void (*)(void))mod_leak_report, METH_VARARGS | METH_KEYWORDS,

@@ -682,6 +682,7 @@ static PyObject *reader_stats(FpyReader *rd, void *closure)
     SET(d, "decode_errors", PyLong_FromUnsignedLongLong(s.decode_errors));
     SET(d, "size_changes", PyLong_FromUnsignedLongLong(s.size_changes));
     SET(d, "loops", PyLong_FromUnsignedLongLong(s.loops));
+    SET(d, "loops_replayed", PyLong_FromUnsignedLongLong(s.loops_replayed));
     SET(d, "held", PyLong_FromUnsignedLong(s.held));
     SET(d, "python_held", PyLong_FromSsize_t(rd->nframes));
     SET(d, "decoder_held", PyLong_FromUnsignedLong(s.decoder_held));
@@ -902,17 +903,18 @@ PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
     (void)module;
     static char *kw[] = {"source", "format", "size", "every", "start", "end", "threads",
                          "max_held", "live", "timeout", "stream", "convert_ahead", "prefill",
-                         "av_options", "loop", NULL};
+                         "av_options", "loop", "loop_cache", NULL};
     PyObject *source, *format = Py_None, *size = Py_None, *end = Py_None, *live = Py_None;
     PyObject *timeout = Py_None, *stream = Py_None;
     const char *av_options = NULL;
     int every = 1, threads = 0, convert_ahead = 0, prefill = 0, loop = 0;
+    long long loop_cache = 0;
     unsigned max_held = FP_READER_DEFAULT_MAX_HELD;
     double start = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$OOidOiIOOOppzi:open", kw, &source, &format,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$OOidOiIOOOppziL:open", kw, &source, &format,
                                      &size, &every, &start, &end, &threads, &max_held, &live,
                                      &timeout, &stream, &convert_ahead, &prefill, &av_options,
-                                     &loop))
+                                     &loop, &loop_cache))
         return NULL;
     fp_reader_options o;
     memset(&o, 0, sizeof o);
@@ -965,6 +967,7 @@ PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
     o.convert_ahead = convert_ahead;
     o.prefill = prefill;
     o.loop = loop; /* checked by the open: -1 forever, N more passes */
+    o.loop_cache = loop_cache; /* checked by the open: 0 default, N bytes, -1 never */
 
     FpyReader *rd = PyObject_GC_New(FpyReader, &FpyReader_Type);
     if (!rd)

@@ -463,7 +463,7 @@ END_TEST
  * framemd5 of the clip), in order, with pts, time and index growing across
  * passes, on clips with B-frames. (ffmpeg -stream_loop itself is no oracle:
  * on MPEG-TS it seeks to the start_time, a pts, and loses the first GOP.) */
-static void check_loop(const char *clip, int loops, fp_pixfmt fmt)
+static void check_loop(const char *clip, int loops, fp_pixfmt fmt, int64_t cache)
 {
     enum { MAXF = 64 };
     static char want[MAXF][33];
@@ -474,6 +474,7 @@ static void check_loop(const char *clip, int loops, fp_pixfmt fmt)
     int n = per * (loops + 1);
     fp_reader_options o = *dflt();
     o.loop = loops;
+    o.loop_cache = cache;
     o.format = fmt;
     fp_reader *r = NULL;
     ck_assert_int_eq(fp_reader_open(clip, &o, &r), 0);
@@ -500,6 +501,9 @@ static void check_loop(const char *clip, int loops, fp_pixfmt fmt)
     fp_reader_stats st;
     fp_reader_stats(r, &st);
     ck_assert_uint_eq(st.loops, (uint64_t)loops);
+    /* a test clip fits the default bound: read once, then replayed from memory;
+     * a bound below one packet (or -1) rewinds the input at every end */
+    ck_assert_uint_eq(st.loops_replayed, cache == 0 ? (uint64_t)loops : 0);
     /* the passes follow each other at the clip's frame rate */
     fp_reader_info info;
     fp_reader_info(r, &info);
@@ -509,14 +513,21 @@ static void check_loop(const char *clip, int loops, fp_pixfmt fmt)
 
 START_TEST(loop_matches_stream_loop)
 {
-    check_loop(clip_h264, 2, FP_PIX_NONE);     /* mp4, 3 B-frames, GOP 10 */
-    check_loop(clip_ts, 3, FP_PIX_NONE);       /* MPEG-TS */
-    check_loop(clip_small, 1, FP_PIX_BGR24);   /* converted output */
-    char m2[1024]; /* MPEG-PS: no index, seeks by timestamps read from the file */
-    ck_assert_ptr_nonnull(clip_make("r_mpeg2.mpg",
-                                    SRC "-frames:v 20 -c:v mpeg2video -bf 2 -g 8 -q:v 5", m2,
-                                    sizeof m2));
-    check_loop(m2, 2, FP_PIX_NONE);
+    /* each clip twice: rewinding the input at each end, and replaying the
+     * first pass kept in memory (options.loop_cache) */
+    for (int c = 0; c < 2; c++) {
+        int64_t cache = c ? 0 : -1;
+        check_loop(clip_h264, 2, FP_PIX_NONE, cache);   /* mp4, 3 B-frames, GOP 10 */
+        check_loop(clip_ts, 3, FP_PIX_NONE, cache);     /* MPEG-TS */
+        check_loop(clip_small, 1, FP_PIX_BGR24, cache); /* converted output */
+        char m2[1024]; /* MPEG-PS: no index, seeks by timestamps read from the file */
+        ck_assert_ptr_nonnull(clip_make("r_mpeg2.mpg",
+                                        SRC "-frames:v 20 -c:v mpeg2video -bf 2 -g 8 -q:v 5", m2,
+                                        sizeof m2));
+        check_loop(m2, 2, FP_PIX_NONE, cache);
+    }
+    /* a bound smaller than the clip: dropped at the first pass, every end rewinds */
+    check_loop(clip_h264, 2, FP_PIX_NONE, 1000);
 }
 END_TEST
 
@@ -537,6 +548,7 @@ START_TEST(loop_forever_seek_and_bad_uses)
     fp_reader_stats st;
     fp_reader_stats(r, &st);
     ck_assert_uint_eq(st.loops, 5);
+    ck_assert_uint_eq(st.loops_replayed, 5); /* the first pass was kept */
     /* the decoder's pools were not remade at the rewinds: no miss after the first pass */
     ck_assert_uint_le(st.pool.misses, NFR);
     /* a seek goes to that time of the input, then the loop goes on from there */
@@ -550,14 +562,44 @@ START_TEST(loop_forever_seek_and_bad_uses)
         t = img->time;
     }
     ck_assert(fabs(t - (0.4 + NFR / 25.0)) < 1e-6);
+    fp_reader_stats(r, &st);
+    ck_assert_uint_eq(st.loops_replayed, 6); /* the sought pass ended in a replay */
     fp_unref(&img);
     fp_reader_close(&r);
+
+    /* a seek in the first pass drops what was kept of it; the next rewind
+     * reads a whole pass from the input and keeps it; the ends after it replay */
+    o.loop = 3;
+    ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(fp_reader_next(r, &img), 1);
+    ck_assert_int_eq(fp_reader_seek(r, 0, FP_SEEK_PRECISE), 0);
+    int got = 0, rc1;
+    while ((rc1 = fp_reader_next(r, &img)) == 1) {
+        char h[33];
+        image_md5(img, h);
+        ck_assert_str_eq(h, md5_ref[got % NFR]);
+        got++;
+    }
+    ck_assert_int_eq(rc1, 0);
+    ck_assert_int_eq(got, 4 * NFR);
+    fp_reader_stats(r, &st);
+    ck_assert_uint_eq(st.loops, 3);
+    ck_assert_uint_eq(st.loops_replayed, 2);
+    fp_reader_close(&r);
+    o.loop = -1;
 
     /* refused: a negative count, with start/end, with a live source */
     o.loop = -2;
     ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), FP_EINVAL);
     ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "invalid loop -2"));
     fp_reader_close(&r);
+    o.loop = 1;
+    o.loop_cache = -2;
+    ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), FP_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "invalid loop_cache -2"));
+    fp_reader_close(&r);
+    o.loop_cache = 0;
     o.loop = 1;
     o.start = 0.2;
     ck_assert_int_eq(fp_reader_open(clip_h264, &o, &r), FP_EINVAL);

@@ -89,6 +89,9 @@ typedef struct fp_reader fp_reader;
 
 /* Default for fp_reader_options.max_held when it is 0. */
 #define FP_READER_DEFAULT_MAX_HELD 8
+/* Default for fp_reader_options.loop_cache when it is 0: a short clip's
+ * compressed stream (2 MiB: about a minute of 640x360 H.264 at 250 kbit/s). */
+#define FP_LOOP_CACHE_DEFAULT ((int64_t)2 << 20)
 /* Decode errors tolerated before fp_reader_next gives FP_EDECODE: more than
  * this many AND more than 2/3 of the packets sent (ffmpeg's own default
  * max_error_rate). Up to then corrupt packets are counted and skipped. */
@@ -260,7 +263,8 @@ typedef struct fp_reader_options {
     int loop;              /* files: times to play the input again after its end, as
                               ffmpeg's -stream_loop: 0 = once (the default), N = N more
                               times, -1 = forever. At the end the reader rewinds the
-                              demuxer and keeps feeding the same decoder: no drain, no
+                              demuxer (or replays the pass it kept in memory, see
+                              loop_cache) and keeps feeding the same decoder: no drain, no
                               flush, so the clip's last frames come out in order, the
                               decoder keeps its state and tables (a seek-to-0 loop frees
                               and reallocates them at every rewind), and pts, time and
@@ -269,6 +273,23 @@ typedef struct fp_reader_options {
                               seek restarts pts at the sought time of the input. Not
                               with start/end or a live source (FP_EINVAL); an input
                               that cannot seek ends with FP_EIO at its first end. */
+    int64_t loop_cache;    /* with loop: the most bytes of the stream's compressed
+                              packets (their buffers, side data and structs) the reader
+                              keeps to play the passes after the first from memory. A
+                              clip whose whole pass fits is read from the input once;
+                              every later pass replays the kept packets, the same stream
+                              to the decoder as a rewind gives, without the rewind (each
+                              rewind makes FFmpeg's demuxer free its parser and allocate
+                              a new one, which on a short clip moves the heap's
+                              high-water mark at random). An input larger than the
+                              bound (or of unknown size) is never kept, nor a pass that
+                              goes over it: then every end rewinds. 0 = FP_LOOP_CACHE_DEFAULT,
+                              N = N bytes, -1 = never keep (always rewind); less than -1
+                              is FP_EINVAL. The kept packets are released by
+                              fp_reader_close; a seek keeps a whole pass (the next end
+                              replays it) and drops a part-kept one (the next whole
+                              pass is kept). stats.loops_replayed counts the passes
+                              played from memory. */
     fp_budget *budget;     /* may be NULL; the reader takes its own reference (release
                               yours when you like): the reader's pools (decoder and
                               conversion) take their bytes from this budget, shared with
@@ -435,6 +456,8 @@ typedef struct fp_reader_stats {
     uint64_t size_changes;    /* mid-stream resolution/format changes */
     uint64_t wrapped;         /* frames delivered by wrapping FFmpeg memory (non-DR1) */
     uint64_t loops;           /* rewinds done for options.loop */
+    uint64_t loops_replayed;  /* of those, passes replayed from the packets kept in memory
+                                 (options.loop_cache) instead of rewinding the input */
     unsigned held;            /* frames the caller holds now */
     unsigned decoder_held;    /* decoder pool buffers only the decoder references now */
     fp_pool_stats pool;       /* the decoder pool (native frames) */

@@ -458,9 +458,10 @@ int fp_reader_open_io_at(fp_reader_read_fn read, fp_reader_seek_fn seek, void *u
 
 /* ---- reading packets ----------------------------------------------------------------------- */
 
-/* Reads the next packet of the video stream into r->pkt. Returns 1 with a
- * packet, 0 at the end of input, or a negative error. */
-int fp__input_read_packet(fp_reader *r)
+/* Reads the next packet of the video stream from the demuxer into r->pkt,
+ * as the container gives it. Returns 1 with a packet, 0 at the end of input,
+ * or a negative error. */
+static int demux_packet(fp_reader *r)
 {
     for (;;) {
         /* An interrupt or deadline leaves AVERROR_EXIT sticky in the I/O
@@ -499,35 +500,116 @@ int fp__input_read_packet(fp_reader *r)
             av_packet_unref(r->pkt);
             continue;
         }
-        if (r->opt.loop) {
-            AVPacket *k = r->pkt;
-            if (r->first_dts == AV_NOPTS_VALUE)
-                r->first_dts = k->dts != AV_NOPTS_VALUE ? k->dts : k->pts;
-            /* containers without pts (AVI) time their frames by dts */
-            int64_t t = k->pts != AV_NOPTS_VALUE ? k->pts : k->dts;
-            if (t != AV_NOPTS_VALUE) {
-                int64_t d = k->duration > 0 ? k->duration
-                            : r->fps > 0    ? av_rescale_q(1, av_inv_q(av_d2q(r->fps, 1000000)),
-                                                           r->st->time_base)
-                                            : 1;
-                if (t + d > r->pass_end)
-                    r->pass_end = t + d;
-            }
-            if (k->pts != AV_NOPTS_VALUE)
-                k->pts += r->loop_off;
-            if (k->dts != AV_NOPTS_VALUE)
-                k->dts += r->loop_off;
-            r->pass_packets++;
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        r->wall_last = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-        unsigned n = sizeof r->wall_ring / sizeof r->wall_ring[0];
-        r->wall_ring[r->wall_pos % n].pts = r->pkt->pts;
-        r->wall_ring[r->wall_pos % n].wall = r->wall_last;
-        r->wall_pos++;
         return 1;
     }
+}
+
+/* ---- options.loop_cache: one pass kept in memory --------------------------------------------- */
+
+static void cache_clear(fp_reader *r)
+{
+    for (size_t i = 0; i < r->lc_n; i++)
+        av_packet_free(&r->lc_pkts[i]);
+    r->lc_n = 0;
+    r->lc_bytes = 0;
+    r->lc_replay = 0;
+}
+
+void fp__input_cache_free(fp_reader *r)
+{
+    cache_clear(r);
+    av_freep(&r->lc_pkts);
+    r->lc_cap = 0;
+}
+
+/* Keeps a reference to the packet just demuxed (its own timestamps). A pass
+ * over the bound, or an allocation that fails, ends the caching for good:
+ * every pass then rewinds the input, as without the cache. */
+static void cache_add(fp_reader *r)
+{
+    const AVPacket *k = r->pkt;
+    int64_t bytes = (int64_t)sizeof(AVPacket) + (k->buf ? (int64_t)k->buf->size : k->size);
+    for (int i = 0; i < k->side_data_elems; i++)
+        bytes += (int64_t)k->side_data[i].size;
+    int64_t bound = fp__loop_cache_bound(&r->opt);
+    if (r->lc_n == 0) {
+        /* a file larger than the bound cannot fit: never start keeping it (what
+         * was kept until the bound was reached would stay behind in the heap) */
+        int64_t size = r->ic->pb ? avio_size(r->ic->pb) : -1;
+        if (size < 0 || size > bound)
+            goto give_up;
+    }
+    if (r->lc_bytes + bytes > bound)
+        goto give_up;
+    if (r->lc_n == r->lc_cap) {
+        size_t cap = r->lc_cap ? r->lc_cap * 2 : 256;
+        AVPacket **a = av_realloc_array(r->lc_pkts, cap, sizeof *a);
+        if (!a)
+            goto give_up;
+        r->lc_pkts = a;
+        r->lc_cap = cap;
+    }
+    AVPacket *c = av_packet_alloc();
+    if (!c || av_packet_ref(c, k) < 0) {
+        av_packet_free(&c);
+        goto give_up;
+    }
+    r->lc_pkts[r->lc_n++] = c;
+    r->lc_bytes += bytes;
+    return;
+give_up:
+    fp__input_cache_free(r);
+    r->lc_state = FP__LC_NEVER;
+}
+
+/* Reads the next packet of the video stream into r->pkt: from the kept pass
+ * while replaying it, else from the demuxer (keeping it while a pass is being
+ * kept). Then, for options.loop, shifts it by the passes already played. */
+int fp__input_read_packet(fp_reader *r)
+{
+    if (r->lc_replay) {
+        if (r->lc_pos == r->lc_n)
+            return 0;
+        if (av_packet_ref(r->pkt, r->lc_pkts[r->lc_pos]) < 0)
+            return fp__reader_fail(r, FP_ENOMEM, "out of memory replaying a kept packet");
+        r->lc_pos++;
+    } else {
+        int rc = demux_packet(r);
+        if (rc == 0 && r->lc_state == FP__LC_FILLING && r->lc_n)
+            r->lc_state = FP__LC_FULL; /* the whole pass is kept */
+        if (rc <= 0)
+            return rc;
+        if (r->lc_state == FP__LC_FILLING)
+            cache_add(r);
+    }
+    if (r->opt.loop) {
+        AVPacket *k = r->pkt;
+        if (r->first_dts == AV_NOPTS_VALUE)
+            r->first_dts = k->dts != AV_NOPTS_VALUE ? k->dts : k->pts;
+        /* containers without pts (AVI) time their frames by dts */
+        int64_t t = k->pts != AV_NOPTS_VALUE ? k->pts : k->dts;
+        if (t != AV_NOPTS_VALUE) {
+            int64_t d = k->duration > 0 ? k->duration
+                        : r->fps > 0    ? av_rescale_q(1, av_inv_q(av_d2q(r->fps, 1000000)),
+                                                       r->st->time_base)
+                                        : 1;
+            if (t + d > r->pass_end)
+                r->pass_end = t + d;
+        }
+        if (k->pts != AV_NOPTS_VALUE)
+            k->pts += r->loop_off;
+        if (k->dts != AV_NOPTS_VALUE)
+            k->dts += r->loop_off;
+        r->pass_packets++;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r->wall_last = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    unsigned n = sizeof r->wall_ring / sizeof r->wall_ring[0];
+    r->wall_ring[r->wall_pos % n].pts = r->pkt->pts;
+    r->wall_ring[r->wall_pos % n].wall = r->wall_last;
+    r->wall_pos++;
+    return 1;
 }
 
 double fp__input_wall_time(const fp_reader *r, int64_t pts)
@@ -561,12 +643,22 @@ int fp__input_rewind(fp_reader *r)
     /* the first packet: MPEG-TS finds it by dts (seeking to the start_time, a pts,
      * lands a packet or a GOP later); containers with an index by pts, and a
      * target before their first sample gives that sample */
-    int64_t ts = r->start_pts;
-    if (r->first_dts != AV_NOPTS_VALUE && r->first_dts < ts)
-        ts = r->first_dts;
-    int rc = fp__input_seek(r, ts, "rewinding to loop");
-    if (rc)
-        return rc;
+    if (r->lc_state == FP__LC_FULL) {
+        /* the whole pass is kept: play it again without touching the input
+         * (a rewind makes the demuxer close its parser and open a new one) */
+        r->lc_replay = 1;
+        r->lc_pos = 0;
+        r->loops_replayed++;
+    } else {
+        int64_t ts = r->start_pts;
+        if (r->first_dts != AV_NOPTS_VALUE && r->first_dts < ts)
+            ts = r->first_dts;
+        int rc = fp__input_seek(r, ts, "rewinding to loop");
+        if (rc)
+            return rc;
+        if (r->lc_state == FP__LC_IDLE) /* a seek dropped a part-kept pass: keep this one */
+            r->lc_state = FP__LC_FILLING;
+    }
     /* the next pass starts where this one ended; a pass without timestamps
      * leaves the offset as it was */
     if (r->pass_end != INT64_MIN)
@@ -581,6 +673,13 @@ int fp__input_rewind(fp_reader *r)
 
 void fp__input_loop_reset(fp_reader *r)
 {
+    /* the demuxer was sought: it gives the rest of this pass; a part-kept pass
+     * is dropped (the next rewind keeps a whole one), a whole one is kept */
+    r->lc_replay = 0;
+    if (r->lc_state == FP__LC_FILLING) {
+        cache_clear(r);
+        r->lc_state = FP__LC_IDLE;
+    }
     r->loop_off = 0;
     r->pass_end = INT64_MIN;
     r->pass_packets = 0;

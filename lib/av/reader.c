@@ -70,6 +70,10 @@ static int check_options(fp_reader *r, const fp_reader_options *o)
     if (o->loop < -1)
         return fp__reader_fail(r, FP_EINVAL, "invalid loop %d (0 once, N more times, -1 forever)",
                                o->loop);
+    if (o->loop_cache < -1)
+        return fp__reader_fail(r, FP_EINVAL,
+                               "invalid loop_cache %lld (0 the default, N bytes, -1 never)",
+                               (long long)o->loop_cache);
     if (o->loop && (o->start > 0 || o->end > 0))
         return fp__reader_fail(r, FP_EINVAL, "loop does not combine with start/end");
     if (o->loop && o->live.mode != FP_LIVE_OFF)
@@ -96,6 +100,7 @@ int fp__reader_begin(fp_reader **out, const fp_reader_options *opts, const char 
     snprintf(r->what, sizeof r->what, "%s", what);
     *out = r;
     r->loop_left = r->opt.loop;
+    r->lc_state = r->opt.loop && fp__loop_cache_bound(&r->opt) > 0 ? FP__LC_FILLING : FP__LC_NEVER;
     r->pass_end = INT64_MIN;
     r->first_dts = AV_NOPTS_VALUE;
     int rc = check_options(r, &r->opt);
@@ -119,6 +124,7 @@ static void reader_finalize(void *obj)
     sws_freeContext(r->sws);
     r->sws = NULL;
     av_packet_free(&r->pkt);
+    fp__input_cache_free(r);
     av_frame_free(&r->frame);
     /* Frees the decoder's own references to pool buffers; buffers callers
      * hold keep their pools alive. */
@@ -600,6 +606,7 @@ int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out)
     out->size_changes = r->size_changes;
     out->wrapped = r->wrapped;
     out->loops = r->loops;
+    out->loops_replayed = r->loops_replayed;
     out->budget_drops = r->budget_drops;
     unsigned held = 0, dec_only = 0;
     fp__bridge_counts(r->bridge, &held, &dec_only);

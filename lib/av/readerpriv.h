@@ -87,6 +87,14 @@ struct fp_reader {
                                     target (MPEG-TS seeks by dts; the start_time is a pts) */
     int loop_rc;                 /* a rewind failed: the end of the stream returns this */
     char loop_msg[512];
+    /* options.loop_cache (input.c): the packets of one whole pass, kept (+1 refs,
+     * their own timestamps) so that later passes replay them instead of rewinding */
+    int lc_state;                /* FP__LC_* */
+    int lc_replay;               /* this pass comes from the kept packets */
+    AVPacket **lc_pkts;
+    size_t lc_n, lc_cap, lc_pos; /* kept, allocated, next to replay */
+    int64_t lc_bytes;            /* counted against fp__loop_cache_bound */
+    uint64_t loops_replayed;     /* rewinds served from memory */
     /* statistics */
     uint64_t packets, decoded, delivered, skipped, corrupt, decode_errors, size_changes, wrapped;
     uint64_t budget_drops;       /* live connection: frames lost to a pool that could not grow */
@@ -103,6 +111,19 @@ struct fp_reader {
                                     which the next frame must come, else the blocking call
                                     aborts with FP_ETIMEDOUT (0 = none) */
 };
+
+enum {
+    FP__LC_NEVER,   /* no loop, loop_cache -1, or a pass over the bound: always rewind */
+    FP__LC_FILLING, /* keeping the packets of this pass, from its first */
+    FP__LC_IDLE,    /* a seek dropped a part-kept pass: keep the next whole one */
+    FP__LC_FULL,    /* a whole pass is kept: rewinds replay it */
+};
+
+/* options.loop_cache in bytes: 0 when passes are never kept. */
+static inline int64_t fp__loop_cache_bound(const fp_reader_options *o)
+{
+    return o->loop_cache == 0 ? FP_LOOP_CACHE_DEFAULT : o->loop_cache < 0 ? 0 : o->loop_cache;
+}
 
 /* Native output: the decoder's own frames, no conversion (format
  * FP_PIX_NONE and no output size). */

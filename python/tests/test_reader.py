@@ -110,8 +110,16 @@ def test_loop(clips):
     assert times[-1] == pytest.approx((3 * len(once) - 1) / 25)
     assert all((px == once[k % len(once)]).all() for k, (_, _, px) in enumerate(frames))
     assert r.stats["loops"] == 2
+    assert r.stats["loops_replayed"] == 2  # a short clip: its passes replayed from memory
+    # rewinding the file at each end gives the same pictures
+    r = framepool.open(clips.h264, format="gray8", loop=2, loop_cache=-1)
+    again = [np.asarray(f).copy() for f in r]
+    assert all((px == frames[k][2]).all() for k, px in enumerate(again))
+    assert r.stats["loops"] == 2 and r.stats["loops_replayed"] == 0
     with pytest.raises(ValueError, match="invalid loop -5"):
         framepool.open(clips.h264, loop=-5)
+    with pytest.raises(ValueError, match="invalid loop_cache -3"):
+        framepool.open(clips.h264, loop=1, loop_cache=-3)
 
 
 def test_seek(clips):
