@@ -30,6 +30,14 @@ int free_port(int type)
     return ntohs(a.sin_port);
 }
 
+int local_url(char *url, size_t cap, const char *scheme, const char *path)
+{
+    int port = free_port(SOCK_STREAM);
+    int n = snprintf(url, cap, "%s://127.0.0.1:%d%s", scheme, port, path);
+    ck_assert(n > 0 && (size_t)n < cap);
+    return port;
+}
+
 pid_t spawn_logged(char *const argv[], const char *out)
 {
     pid_t p = fork();

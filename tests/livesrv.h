@@ -16,6 +16,10 @@
 /* A free port on 127.0.0.1 for SOCK_STREAM or SOCK_DGRAM (bound, then released). */
 int free_port(int type);
 
+/* Writes "SCHEME://127.0.0.1:PORT" and then `path` ("" for none) to url, on a
+ * free TCP port; returns the port. */
+int local_url(char *url, size_t cap, const char *scheme, const char *path);
+
 /* Starts argv (searched in PATH) with stdin and stdout on /dev/null (stderr
  * too, unless FP_LIVE_VERBOSE is set); it gets SIGKILL when the calling
  * thread ends. Returns its PID. */

@@ -320,9 +320,8 @@ static void sigcont(pid_t p)
  * size: it takes one client per run, and its client has gone. */
 START_TEST(tcp_down_at_start_stall_restart_resize)
 {
-    int port = free_port(SOCK_STREAM);
     char url[96];
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    int port = local_url(url, sizeof url, "tcp", "");
     char stall[16];
     snprintf(stall, sizeof stall, "%g", 1.0 * SLACK);
     const char *args[] = {"--stall", stall, "--seconds", "120", NULL};
@@ -360,9 +359,8 @@ END_TEST
  * another size. */
 START_TEST(http_all_drops_kill_restart_resize)
 {
-    int port = free_port(SOCK_STREAM);
     char url[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/x.ts", port);
+    local_url(url, sizeof url, "http", "/x.ts");
     pid_t srv = ffmpeg_server("testsrc2", "320x240", NULL, 1, url);
     char stall[16];
     snprintf(stall, sizeof stall, "%g", 1.5 * SLACK);
@@ -428,9 +426,8 @@ END_TEST
  * another size; over TCP also a stop and continue of the server. */
 static void rtsp(int tcp)
 {
-    int port = free_port(SOCK_STREAM);
     char url[96];
-    snprintf(url, sizeof url, "rtsp://127.0.0.1:%d/test", port);
+    int port = local_url(url, sizeof url, "rtsp", "/test");
     pid_t srv = rtsp_server(port, "320x240");
     char stall[16];
     snprintf(stall, sizeof stall, "%g", 2.0 * SLACK);
@@ -506,9 +503,8 @@ static void wait_listening(int port, double seconds)
 /* --seconds ends a run by itself, with the summary and the verdict. */
 START_TEST(seconds_ends_the_run)
 {
-    int port = free_port(SOCK_STREAM);
     char url[96];
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
     wait_listening(port, 5);
     /* 4.5 s: the verdict needs 90 frames (60 of warm-up) */

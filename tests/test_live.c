@@ -249,9 +249,8 @@ START_TEST(options_and_api)
     o = live_opts(FP_LIVE_LATEST, &e);
     o.live.reconnect_min = 30;
     o.live.reconnect_max = 30;
-    int port = free_port(SOCK_STREAM);
     char url[96];
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    local_url(url, sizeof url, "tcp", "");
     double t0 = tu_now();
     ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
     ck_assert_double_lt(tu_now() - t0, 0.1 * SLACK);
@@ -277,9 +276,8 @@ START_TEST(tcp_down_at_start_kill_restart_resize)
     int fds0 = count_fds();
     rec e;
     rec_init(&e);
-    int port = free_port(SOCK_STREAM);
     char url[96];
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    int port = local_url(url, sizeof url, "tcp", "");
     fp_reader_options o = live_opts(FP_LIVE_LATEST, &e);
     o.timeout_us = 300000;
     fp_reader *r = NULL;
@@ -348,9 +346,8 @@ START_TEST(stall_with_socket_open)
     begin();
     rec e;
     rec_init(&e);
-    int port = free_port(SOCK_STREAM);
     char url[96];
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
     fp_reader_options o = live_opts(FP_LIVE_LATEST, &e);
     o.live.stall = 1.0 * SLACK;
@@ -386,9 +383,8 @@ START_TEST(same_picture_is_a_stall)
     for (int repeat_ok = 0; repeat_ok < 2; repeat_ok++) {
         rec e;
         rec_init(&e);
-        int port = free_port(SOCK_STREAM);
         char url[96];
-        snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+        int port = local_url(url, sizeof url, "tcp", "");
         pid_t srv = tcp_server(port, "color=c=red", "320x240", NULL);
         fp_reader_options o = live_opts(FP_LIVE_LATEST, &e);
         o.live.stall = 1.0 * SLACK;
@@ -419,9 +415,8 @@ START_TEST(corrupt_packets_keep_flowing)
     begin();
     rec e;
     rec_init(&e);
-    int port = free_port(SOCK_STREAM);
     char url[96];
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = tcp_server(port, "testsrc2", "320x240", "noise=amount=20000");
     fp_reader_options o = live_opts(FP_LIVE_ALL, &e);
     o.timeout_us = 300000;
@@ -452,9 +447,8 @@ START_TEST(latest_and_all_when_behind)
     for (int mode = FP_LIVE_ALL; mode <= FP_LIVE_LATEST; mode++) {
         rec e;
         rec_init(&e);
-        int port = free_port(SOCK_STREAM);
         char url[96];
-        snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+        int port = local_url(url, sizeof url, "tcp", "");
         pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
         fp_reader_options o = live_opts((fp_live_mode)mode, &e);
         o.live.queue = 4;
@@ -507,9 +501,8 @@ START_TEST(max_held_bound)
     begin();
     rec e;
     rec_init(&e);
-    int port = free_port(SOCK_STREAM);
     char url[96];
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
     fp_reader_options o = live_opts(FP_LIVE_ALL, &e);
     o.max_held = 2;
@@ -577,9 +570,8 @@ START_TEST(native_frames_count_released)
     begin();
     rec e;
     rec_init(&e);
-    int port = free_port(SOCK_STREAM);
     char url[96];
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
     fp_reader_options o = live_opts(FP_LIVE_ALL, &e);
     o.max_held = 1;
@@ -943,9 +935,8 @@ START_TEST(shared_budget)
     fp_reader *r[2] = {NULL, NULL};
     for (int i = 0; i < 2; i++) {
         rec_init(&e[i]);
-        int port = free_port(SOCK_STREAM);
         char url[96];
-        snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+        int port = local_url(url, sizeof url, "tcp", "");
         srv[i] = tcp_server(port, "testsrc2", "320x240", NULL);
         fp_reader_options o = live_opts(FP_LIVE_LATEST, &e[i]);
         o.budget = b;
