@@ -351,6 +351,15 @@ static int input_finish_open(fp_reader *r, const char *url)
     int rc = fp__decoder_open(r);
     if (rc)
         return rc;
+    /* options.loop_cache: keep the first pass only when the whole input fits
+     * the bound (what was kept until an input outgrew it would stay behind in
+     * the heap); an input of unknown size is never kept */
+    int64_t bound = fp__loop_cache_bound(&r->opt);
+    if (r->opt.loop && bound > 0 && r->ic->pb) {
+        int64_t size = avio_size(r->ic->pb);
+        if (size >= 0 && size <= bound)
+            r->lc_state = FP__LC_FILLING;
+    }
     if (r->opt.start > 0) {
         rc = fp_reader_seek(r, r->opt.start, FP_SEEK_PRECISE);
         if (rc)
@@ -531,15 +540,7 @@ static void cache_add(fp_reader *r)
     int64_t bytes = (int64_t)sizeof(AVPacket) + (k->buf ? (int64_t)k->buf->size : k->size);
     for (int i = 0; i < k->side_data_elems; i++)
         bytes += (int64_t)k->side_data[i].size;
-    int64_t bound = fp__loop_cache_bound(&r->opt);
-    if (r->lc_n == 0) {
-        /* a file larger than the bound cannot fit: never start keeping it (what
-         * was kept until the bound was reached would stay behind in the heap) */
-        int64_t size = r->ic->pb ? avio_size(r->ic->pb) : -1;
-        if (size < 0 || size > bound)
-            goto give_up;
-    }
-    if (r->lc_bytes + bytes > bound)
+    if (r->lc_bytes + bytes > fp__loop_cache_bound(&r->opt))
         goto give_up;
     if (r->lc_n == r->lc_cap) {
         size_t cap = r->lc_cap ? r->lc_cap * 2 : 256;

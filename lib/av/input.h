@@ -57,9 +57,10 @@ int fp__input_read_packet(fp_reader *r);
  * message set ("<during>: ..."). */
 int fp__input_seek(fp_reader *r, int64_t ts, const char *during);
 /* options.loop, at the end of a pass: seeks the demuxer back to the start
- * of the stream (or replays the kept pass, options.loop_cache) and shifts the next pass's packets to begin where this pass
- * ended. Returns 0, or an error with the message set (FP_EIO for an input
- * that cannot seek or a pass without a packet). */
+ * of the stream (or replays the kept pass, options.loop_cache) and shifts
+ * the next pass's packets to begin where this pass ended. Returns 0, or an
+ * error with the message set (FP_EIO for an input that cannot seek or a
+ * pass without a packet). */
 int fp__input_rewind(fp_reader *r);
 /* options.loop, after fp_reader_seek: the input's own timestamps again. */
 void fp__input_loop_reset(fp_reader *r);

@@ -100,7 +100,6 @@ int fp__reader_begin(fp_reader **out, const fp_reader_options *opts, const char 
     snprintf(r->what, sizeof r->what, "%s", what);
     *out = r;
     r->loop_left = r->opt.loop;
-    r->lc_state = r->opt.loop && fp__loop_cache_bound(&r->opt) > 0 ? FP__LC_FILLING : FP__LC_NEVER;
     r->pass_end = INT64_MIN;
     r->first_dts = AV_NOPTS_VALUE;
     int rc = check_options(r, &r->opt);

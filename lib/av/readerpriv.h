@@ -113,7 +113,8 @@ struct fp_reader {
 };
 
 enum {
-    FP__LC_NEVER,   /* no loop, loop_cache -1, or a pass over the bound: always rewind */
+    FP__LC_NEVER,   /* no loop, loop_cache -1, an input larger than the bound or of
+                       unknown size, or a pass over the bound: always rewind */
     FP__LC_FILLING, /* keeping the packets of this pass, from its first */
     FP__LC_IDLE,    /* a seek dropped a part-kept pass: keep the next whole one */
     FP__LC_FULL,    /* a whole pass is kept: rewinds replay it */
