@@ -21,10 +21,17 @@ tracemalloc: while Python holds a frame its pixel buffer is tracked in domain
 Bounds: holding ``max_held`` frames of a reader and asking for another raises
 ``LimitError``, whose message lists the lines holding them.
 
+Installing: ``pip install --no-build-isolation /path/to/framepool`` (the
+repository root holds pyproject.toml) builds this package with the library
+compiled into the extension; ``.pyi`` stubs and ``py.typed`` make it typed.
+``from framepool import *`` does not shadow the builtin ``open``: call
+``framepool.open``.
+
 Diagnostics: ``summary()``, ``leak_report()``, ``growth()`` (text, as the C
 library prints them; ``diag_configure("sites")`` records creation lines),
 ``MemTrack`` (memory-per-frame verdict).
 """
+from . import _framepool
 from ._framepool import (  # noqa: F401
     C_VERSION, FLAG_CORRUPT, FLAG_KEY, FLAG_READONLY, TRACEMALLOC_DOMAIN,
     CancelledError, DecodeError, Error, FormatError, Frame, InvalidError,
@@ -32,14 +39,31 @@ from ._framepool import (  # noqa: F401
     OutOfMemoryError, Plane, InputOutputError, Reader, TimeoutError, diag_configure,
     growth, leak_report, live_bytes, open, summary,
 )
+from ._types import (  # noqa: F401
+    Interpolation, LiveMode, LiveOptions, MemTrackResult, PoolStats, ReaderInfo, ReaderStats,
+)
 
-__version__ = C_VERSION
+# The package's version is the C library's: pip's metadata (setup.py reads
+# FP_VERSION_STRING) and framepool.C_VERSION agree.
+__version__: str = C_VERSION
 
+# `open` and `TimeoutError` are deliberately not in __all__: `from framepool
+# import *` must not shadow builtins. Use framepool.open and
+# framepool.TimeoutError (a subclass of the builtin TimeoutError).
 __all__ = [
-    "open", "Reader", "Frame", "Plane", "MemTrack",
+    "Reader", "Frame", "Plane", "MemTrack",
     "summary", "leak_report", "growth", "diag_configure", "live_bytes",
     "Error", "LimitError", "FormatError", "NoStreamError", "DecodeError",
-    "InputOutputError", "NotFoundError", "TimeoutError", "CancelledError",
+    "InputOutputError", "NotFoundError", "CancelledError",
     "InvalidError", "OutOfMemoryError", "NoDisplayError",
-    "TRACEMALLOC_DOMAIN", "FLAG_KEY", "FLAG_CORRUPT", "FLAG_READONLY",
+    "TRACEMALLOC_DOMAIN", "FLAG_KEY", "FLAG_CORRUPT", "FLAG_READONLY", "C_VERSION",
+    "ReaderInfo", "ReaderStats", "PoolStats", "MemTrackResult", "LiveOptions",
 ]
+
+# Functions of extension builds that have them (process-wide reader control
+# and logging); __init__.pyi declares them all.
+for _name in ("readers", "interrupt_all", "log_level", "log_flush"):
+    if hasattr(_framepool, _name):
+        globals()[_name] = getattr(_framepool, _name)
+        __all__.append(_name)
+del _name
