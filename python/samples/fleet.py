@@ -331,7 +331,10 @@ class Fleet:
         left; returns the cameras' totals."""
         self.stop_event.set()
         futures = list(self.futures.values())
-        distributed.wait(futures, timeout=timeout, return_when="ALL_COMPLETED")
+        try:  # (wait raises for a cancelled future)
+            distributed.wait([f for f in futures if not f.cancelled()], timeout=timeout)
+        except TimeoutError:
+            pass  # cancelled below; each camera also sees its task's state
         results = [f.result() for f in futures if f.status == "finished"]
         self.client.cancel(futures)
         return results
