@@ -117,7 +117,7 @@ static int scenario_fp_loop(const mpf_opts *o, mpf_run *r)
             break;
         if (o->save_every > 0 && r->frames % (uint64_t)o->save_every == 0 &&
             fp_image_save(save_path(path, sizeof path, o, "fp", r->frames), img, NULL) < 0) {
-            snprintf(r->note, sizeof r->note, "%s", fp_image_save_errmsg());
+            snprintf(r->note, sizeof r->note, "%s", fp_errmsg());
             rc = -1;
             break;
         }

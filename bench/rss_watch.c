@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     tcfg.min_frames = 1000; /* one second of samples */
     fp_memtrack *by_frame = NULL, *by_time = NULL;
     if (fp_memtrack_new(&cfg, &by_frame) != FP_OK || fp_memtrack_new(&tcfg, &by_time) != FP_OK) {
-        fprintf(stderr, "rss_watch: %s\n", fp_diag_errmsg());
+        fprintf(stderr, "rss_watch: %s\n", fp_errmsg());
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         return 1;

@@ -169,14 +169,14 @@ int main(int argc, char **argv)
             if (use_fp_save ? (rc = fp_image_save(path, img, NULL)) < 0
                             : (rc = fp_cv_imwrite(path, img)) < 0) {
                 fprintf(stderr, "save_display: %s\n",
-                        use_fp_save ? fp_image_save_errmsg() : fp_cv_errmsg());
+                        use_fp_save ? fp_errmsg() : fp_errmsg());
                 break;
             }
             saved++;
         }
         if (display) {
             if (fp_cv_imshow("framepool", img) == FP_ENODISPLAY) {
-                printf("save_display: %s: continuing headless\n", fp_cv_errmsg());
+                printf("save_display: %s: continuing headless\n", fp_errmsg());
                 display = 0;
             } else if (fp_cv_waitkey(1) == 27) {
                 quit = 1; /* ESC */

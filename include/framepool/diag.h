@@ -95,7 +95,7 @@ enum {
 /* Applies a specification in the FP_DIAG syntax (see above), replacing the
  * current switches (including those FP_DIAG set: to add to them, use
  * fp_diag_set_flags(fp_diag_flags() | ...)). Returns 0, or FP_EINVAL for an unknown item (the message
- * is in fp_diag_errmsg; the known items are still applied). Objects created
+ * is in fp_errmsg; the known items are still applied). Objects created
  * before tracking was switched on are not in the live list: reports count
  * them as "not tracked". Thread-safe. */
 FP_API int fp_diag_configure(const char *spec);
@@ -114,9 +114,6 @@ FP_API int fp_diag_set_flags(unsigned flags);
 
 /* Returns the current switches (FP_DIAG_* bits). */
 FP_API unsigned fp_diag_flags(void);
-
-/* Alias of fp_errmsg() (base.h), kept for one release. */
-FP_API const char *fp_diag_errmsg(void);
 
 /* Formats `size` bytes the way Python's tracemalloc does: B, KiB, MiB, GiB,
  * TiB; below 100 of a unit other than B with one decimal ("99.9 KiB"), below

@@ -3,7 +3,7 @@
  * OpenCV (part of the FFmpeg side of framepool, lib/av).
  *
  *   if (fp_image_save("frame.png", img, NULL) < 0)
- *       fprintf(stderr, "%s\n", fp_image_save_errmsg());
+ *       fprintf(stderr, "%s\n", fp_errmsg());
  *
  * Saving a frame needs no OpenCV: a program that only decodes and saves
  * loads FFmpeg's libraries (and zlib, which FFmpeg loads too), which
@@ -111,10 +111,6 @@ FP_API int fp_image_save(const char *path, const fp_image *img, const fp_save_op
  * next PNG save allocates it again. Thread-safe (a save running meanwhile
  * keeps its own block and caches it when it ends). */
 FP_API void fp_image_save_release_cache(void);
-
-/* Alias of fp_errmsg() (base.h), kept for one release: fp_image_save
- * reports its details there. */
-FP_API const char *fp_image_save_errmsg(void);
 
 #ifdef __cplusplus
 }

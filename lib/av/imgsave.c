@@ -55,11 +55,6 @@ static const save_target targets[] = {
                      FP_PIX_GRAY8},
 };
 
-const char *fp_image_save_errmsg(void)
-{
-    return fp_errmsg();
-}
-
 static int format_from_path(const char *path, fp_save_format *out)
 {
     static const struct {

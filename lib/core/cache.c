@@ -57,11 +57,6 @@ const fp_type fp_cache_type = {"fp_cache", cache_finalize};
 
 #define INITIAL_BUCKETS 64
 
-const char *fp_cache_errmsg(void)
-{
-    return fp__get_errmsg();
-}
-
 static inline size_t bucket_of(const fp_cache *c, uint64_t k)
 {
     return (size_t)((k * 0x9e3779b97f4a7c15ull) >> c->shift);
@@ -212,7 +207,7 @@ int fp_cache_new_at(const fp_cache_config *cfg, fp_cache **out, const char *file
     if (!cfg || (cfg->policy != FP_CACHE_SIEVE && cfg->policy != FP_CACHE_LRU))
         return FP_EINVAL;
     if (!cfg->max_bytes && !cfg->max_entries && !(cfg->flags & FP_CACHE_UNBOUNDED)) {
-        fp__set_errmsg("cache '%s': max_bytes and max_entries are both 0 (set one, or pass "
+        fp_errmsg_set("cache '%s': max_bytes and max_entries are both 0 (set one, or pass "
                        "FP_CACHE_UNBOUNDED)",
                        cfg->name ? cfg->name : "cache");
         return FP_EINVAL;
@@ -295,7 +290,7 @@ static int put_locked(fp_cache *c, uint64_t key, void *obj, size_t bytes, centry
 
 static void set_limit_msg(fp_cache *c, size_t bytes)
 {
-    fp__set_errmsg("cache '%s': cannot fit an entry of %zu bytes: max_bytes=%zu max_entries=%zu, "
+    fp_errmsg_set("cache '%s': cannot fit an entry of %zu bytes: max_bytes=%zu max_entries=%zu, "
                    "and the entries left are pinned (still referenced elsewhere); raise the "
                    "bounds, release the pinned objects, or drop FP_CACHE_STRICT to allow "
                    "overshoot",

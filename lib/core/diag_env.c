@@ -33,11 +33,6 @@ static int sig_pipe[2] = {-1, -1};
 static void at_exit_handler(int status, void *arg);
 static int start_signal_thread(void);
 
-const char *fp_diag_errmsg(void)
-{
-    return fp_errmsg();
-}
-
 unsigned fp_diag_flags(void)
 {
     return atomic_load_explicit(&diag_switches, memory_order_relaxed);

@@ -117,7 +117,7 @@ int fp_memtrack_new_at(const fp_memtrack_config *cfg, fp_memtrack **out, const c
     t->fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     uint64_t rss;
     if (t->fd < 0 || read_rss(t, &rss) != FP_OK) {
-        fp__set_errmsg("memtrack: cannot read /proc/self/statm");
+        fp_errmsg_set("memtrack: cannot read /proc/self/statm");
         fp_unref(&t);
         return FP_EIO;
     }

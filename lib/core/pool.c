@@ -84,11 +84,6 @@ const fp_type fp_pool_type = {"fp_pool", NULL};
 const fp_type fp_budget_type = {"fp_budget", budget_finalize};
 
 
-const char *fp_pool_errmsg(void)
-{
-    return fp_errmsg();
-}
-
 /* ---- time helpers ---------------------------------------------------------- */
 
 static void deadline_from_now(struct timespec *ts, int64_t timeout_us)
