@@ -28,7 +28,7 @@
  *                   allocations move the heap for the first thousands of
  *                   frames (bench/README.md, run_verdicts)
  *   --glibc-malloc  keep glibc's adaptive malloc thresholds (by default the
- *                   loop pins them with fp_memtrack_malloc_policy, see diag.h)
+ *                   loop pins them with fp_memtrack_malloc_policy, see measure.h)
  * Planted bugs, to check that the verdict catches them:
  *   --leak-bytes N    malloc N bytes per frame and never free them
  *   --forget-every N  take a reference to every Nth frame and never release it
