@@ -34,7 +34,7 @@
  *               not inlined). Cost: an allocation of about
  *               1 KiB per object created, about a microsecond for the first
  *               reference per site and object, tens of nanoseconds for the
- *               others (README has measured figures); nothing when off;
+ *               others (measured: bench/README.md, diag_overhead); nothing when off;
  *   socket      open the channel framepool-stat PID talks to: a UNIX socket
  *               $XDG_RUNTIME_DIR/framepool/PID.sock (or, without a usable
  *               XDG_RUNTIME_DIR, /tmp/framepool-UID/PID.sock), in a 0700
