@@ -56,22 +56,8 @@ const fp_type fp_cache_type = {"fp_cache", cache_finalize};
 
 #define INITIAL_BUCKETS_LOG2 6 /* 64 */
 
-static inline centry *entry_of(fp__hnode *n)
-{
-    return FP__HTAB_ENTRY(n, centry, h);
-}
-
-static centry *find(fp_cache *c, uint64_t k)
-{
-    return entry_of(fp__htab_find(&c->tab, k));
-}
-
-/* Pushes e on the release list *rel (chained through e->h.next). */
-static void rel_push(centry **rel, centry *e)
-{
-    e->h.next = *rel ? &(*rel)->h : NULL;
-    *rel = e;
-}
+#define entry_of(n) FP__HTAB_ENTRY(n, centry, h)
+#define find(c, k) entry_of(fp__htab_find(&(c)->tab, (k)))
 
 static void queue_push_head(fp_cache *c, centry *e)
 {
@@ -105,7 +91,7 @@ static void drop_entry(fp_cache *c, centry *e, centry **rel)
     fp__htab_remove(&c->tab, &e->h);
     queue_unlink(c, e);
     c->bytes -= e->bytes;
-    rel_push(rel, e);
+    FP__HTAB_LIST_PUSH(rel, e, h);
 }
 
 static void release_list(centry *rel)
@@ -214,7 +200,7 @@ static void cache_finalize(void *obj)
     centry *rel = NULL;
     for (centry *e = c->head, *n; e; e = n) {
         n = e->next;
-        rel_push(&rel, e);
+        FP__HTAB_LIST_PUSH(&rel, e, h);
     }
     c->head = c->tail = c->hand = NULL;
     c->bytes = 0;

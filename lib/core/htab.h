@@ -31,6 +31,12 @@ typedef struct fp__htab {
 /* The entry of type T whose member m is the node n (NULL for NULL). */
 #define FP__HTAB_ENTRY(n, T, m) ((n) ? (T *)(void *)((char *)(n) - offsetof(T, m)) : (T *)NULL)
 
+/* Pushes entry e (its node is member m) on *list, a list of such entries
+ * chained through their nodes' next: for entries out of the table (release
+ * lists). Walk it with FP__HTAB_ENTRY(e->m.next, T, m). */
+#define FP__HTAB_LIST_PUSH(list, e, m) \
+    ((e)->m.next = *(list) ? &(*(list))->m : NULL, *(list) = (e))
+
 /* An empty table of 2^log2_buckets buckets (1..32). 0, FP_EINVAL or
  * FP_ENOMEM (then *t holds nothing to free). */
 int fp__htab_init(fp__htab *t, unsigned log2_buckets);

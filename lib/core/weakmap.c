@@ -57,22 +57,8 @@ const fp_type fp_weakmap_type = {"fp_weakmap", weakmap_finalize};
 
 #define INITIAL_BUCKETS_LOG2 4 /* 16 */
 
-static inline wm_entry *entry_of(fp__hnode *n)
-{
-    return FP__HTAB_ENTRY(n, wm_entry, h);
-}
-
-static wm_entry *find(wm_core *c, uint64_t k)
-{
-    return entry_of(fp__htab_find(&c->tab, k));
-}
-
-/* Pushes e on the to-free list *list (chained through e->h.next). */
-static void list_push(wm_entry **list, wm_entry *e)
-{
-    e->h.next = *list ? &(*list)->h : NULL;
-    *list = e;
-}
+#define entry_of(n) FP__HTAB_ENTRY(n, wm_entry, h)
+#define find(c, k) entry_of(fp__htab_find(&(c)->tab, (k)))
 
 static void core_unref(wm_core *c, unsigned long n)
 {
@@ -110,7 +96,7 @@ static void destroy_list(wm_core *c, wm_entry *list)
 static void entry_put(wm_entry *e, wm_entry **dead)
 {
     if (--e->refs == 0)
-        list_push(dead, e);
+        FP__HTAB_LIST_PUSH(dead, e, h);
 }
 
 /* Takes e out of the table and cancels its callback if it can. Under the

@@ -59,17 +59,27 @@ void fp_procstat_close(fp_procstat *p)
         }
 }
 
-int fp_procstat_rss_anon(const fp_procstat *p, uint64_t *rss_anon)
+/* Reads an open /proc file from its start into buf (NUL-terminated). 0,
+ * FP_ENOENT when the process is gone, FP_EIO. */
+static int read_proc_file(int fd, char *buf, size_t n)
 {
-    if (!p || !rss_anon)
-        return FP_EINVAL;
-    char buf[128];
-    ssize_t k = pread(p->statm_fd, buf, sizeof buf - 1, 0);
+    ssize_t k = pread(fd, buf, n - 1, 0);
     if (k < 0 && errno == ESRCH)
         return FP_ENOENT;
     if (k <= 0)
         return FP_EIO;
     buf[k] = 0;
+    return FP_OK;
+}
+
+int fp_procstat_rss_anon(const fp_procstat *p, uint64_t *rss_anon)
+{
+    if (!p || !rss_anon)
+        return FP_EINVAL;
+    char buf[128];
+    int rc = read_proc_file(p->statm_fd, buf, sizeof buf);
+    if (rc != FP_OK)
+        return rc;
     unsigned long long size, resident, shared;
     if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3)
         return FP_EIO;
@@ -111,12 +121,9 @@ int fp_procstat_read(fp_procstat *p, fp_procstat_sample *s)
     if (rc != FP_OK)
         return rc;
     char buf[1024];
-    ssize_t k = pread(p->stat_fd, buf, sizeof buf - 1, 0);
-    if (k < 0 && errno == ESRCH)
-        return FP_ENOENT;
-    if (k <= 0)
-        return FP_EIO;
-    buf[k] = 0;
+    rc = read_proc_file(p->stat_fd, buf, sizeof buf);
+    if (rc != FP_OK)
+        return rc;
     /* after "pid (comm)" (comm may hold spaces: count from the last ')'):
      * state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
      * utime stime cutime cstime priority nice num_threads */
