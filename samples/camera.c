@@ -114,7 +114,7 @@ int main(int argc, char **argv)
         return usage();
 
     /* A loop that runs for months: pin glibc's malloc thresholds so that the
-     * heap stops reaching new high-water marks (diag.h explains). Before any
+     * heap stops reaching new high-water marks (measure.h explains). Before any
      * thread starts. */
     if (malloc_policy)
         fp_memtrack_malloc_policy(NULL);

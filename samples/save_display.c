@@ -115,8 +115,8 @@ int main(int argc, char **argv)
         return usage();
 
     /* A loop that runs for hours: pin glibc's malloc thresholds so that the
-     * heap stops reaching new high-water marks (diag.h explains; measured in
-     * docs/bench-history.md). Before any thread starts. */
+     * heap stops reaching new high-water marks (measure.h explains; measured in
+     * docs/results/2026-11-30-malloc-policy.md). Before any thread starts. */
     if (malloc_policy)
         fp_memtrack_malloc_policy(NULL);
 
