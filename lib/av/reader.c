@@ -33,7 +33,7 @@ int fp__reader_fail(fp_reader *r, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->errmsg + n, sizeof r->errmsg - (size_t)n, fmt, ap);
     va_end(ap);
-    fp__set_errmsg("%s", r->errmsg); /* the thread channel (fp_errmsg) too */
+    fp_errmsg_set("%s", r->errmsg); /* the thread channel (fp_errmsg) too */
     return code;
 }
 
@@ -297,7 +297,7 @@ static int loop_end(fp_reader *r)
         return 0;
     r->loop_rc = 0;
     snprintf(r->errmsg, sizeof r->errmsg, "%s", r->loop_msg);
-    fp__set_errmsg("%s", r->errmsg);
+    fp_errmsg_set("%s", r->errmsg);
     return rc;
 }
 
