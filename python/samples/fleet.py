@@ -388,7 +388,8 @@ def main() -> int:
                 summarise(counts, chunk)
                 if chunk["error"]:
                     print(f"{chunk['camera']}: {chunk['error']}", flush=True)
-                if time.monotonic() - t0 >= args.duration > 0:
+                if time.monotonic() - t0 >= args.duration > 0 or \
+                        time.monotonic() - last >= 5:
                     break
             if time.monotonic() - last >= 5:
                 last = time.monotonic()

@@ -15,7 +15,8 @@ STUB = pathlib.Path(framepool.__file__).parent / "_framepool.pyi"
 
 # Declared in the stubs ahead of the extension build that adds them
 # (process-wide reader control and logging); empty once that build is merged.
-PENDING = {"readers", "interrupt_all", "log_level", "log_flush"}
+PENDING = {"readers", "interrupt_all", "log_level", "log_flush", "HAVE_C_LOG"}
+PENDING_MEMBERS = {"Frame": {"views"}}
 
 
 def stub_tree():
@@ -78,17 +79,22 @@ def test_stubs_name_what_the_extension_has():
             continue
         have = public(cls)
         assert not have - members, f"{name}: not in the stubs: {sorted(have - members)}"
-        assert not {m for m in members if not m.startswith("_")} - have, \
-            f"{name}: in the stubs only: {sorted(members - have)}"
+        only = {m for m in members if not m.startswith("_")} - have - \
+            PENDING_MEMBERS.get(name, set())
+        assert not only, f"{name}: in the stubs only: {sorted(only)}"
 
 
 def public_callables():
+    """Module functions, the methods of the classes, and the classes Python
+    code may construct (MemTrack; Reader, Frame and Plane come from open())."""
     out = []
     for name in sorted(public(_framepool)):
         obj = getattr(_framepool, name)
         if inspect.isclass(obj):
             if issubclass(obj, BaseException):
                 continue
+            if name == "MemTrack":
+                out.append((name, obj))
             for m in sorted(public(obj)):
                 attr = inspect.getattr_static(obj, m)
                 if callable(attr) and not isinstance(attr, property) and \
@@ -114,8 +120,9 @@ def test_signature_of_every_public_callable_matches_the_stubs():
             failed.append(f"{name}: {e}")
             continue
         got = [p for p in sig.parameters if p != "self"]
-        want = [p for p in params.get(name, []) if p != "self"]
-        if name in params and got != want:
+        key = f"{name}.__init__" if inspect.isclass(fn) else name
+        want = [p for p in params.get(key, []) if p != "self"]
+        if key in params and got != want:
             failed.append(f"{name}: signature {sig}, stubs say {want}")
     assert not failed, "\n".join(failed)
 
