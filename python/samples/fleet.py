@@ -4,7 +4,8 @@ workers, one long-running task per camera, per-frame statistics (and now
 and then a thumbnail) streamed back to the client in chunks.
 
     fleet.py URL [URL ...] [--scheduler tcp://HOST:8786] [--duration S]
-                           [--workers 2] [--memory-limit 1GiB]
+                           [--workers 2] [--memory-limit 1GiB] [--size 320x180]
+                           [--chunk S] [--thumb S] [--poll S] [--budget-fraction F]
 
 Without --scheduler a LocalCluster of --workers processes runs on this
 machine; with it the same code runs on a real cluster (docs/SCALING.md:
@@ -361,8 +362,10 @@ def main() -> int:
     p.add_argument("--memory-limit", default="1GiB", help="per LocalCluster worker")
     p.add_argument("--duration", type=float, default=30.0, help="seconds (0: until Ctrl-C)")
     p.add_argument("--size", default="320x180", help="WxH of the analysed frames")
-    p.add_argument("--chunk", type=float, default=0.5)
-    p.add_argument("--thumb", type=float, default=5.0)
+    p.add_argument("--chunk", type=float, default=0.5, help="seconds between chunks")
+    p.add_argument("--thumb", type=float, default=5.0, help="seconds between thumbnails")
+    p.add_argument("--poll", type=float, default=0.5,
+                   help="seconds between a camera's checks for stop/cancel")
     p.add_argument("--budget-fraction", type=float, default=0.5)
     args = p.parse_args()
     if distributed is None:
@@ -378,7 +381,7 @@ def main() -> int:
                                            dashboard_address=None)
         client = distributed.Client(cluster)
     fleet = Fleet(client, args.urls, size=(w, h), chunk=args.chunk, thumb=args.thumb,
-                  budget_fraction=args.budget_fraction)
+                  poll=args.poll, budget_fraction=args.budget_fraction)
     counts: dict[str, dict[str, Any]] = {}
     fleet.start()
     t0 = last = time.monotonic()
