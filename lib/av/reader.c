@@ -13,6 +13,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "readerpriv.h"
 
+#include "avlog.h"
+
 #include <libavutil/pixdesc.h>
 #include <math.h>
 #include <stdarg.h>
@@ -85,6 +87,7 @@ int fp__reader_begin(fp_reader **out, const fp_reader_options *opts, const char 
                         const char *file, int line, const char *func)
 {
     *out = NULL;
+    fp__avlog_install(); /* FFmpeg's lines through framepool's log hook, redacted */
     fp_reader *r = fp__obj_new(&reader_type, sizeof(fp_reader), sizeof(fp_reader), NULL, file,
                                line, func);
     if (!r)
