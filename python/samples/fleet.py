@@ -367,9 +367,18 @@ def main() -> int:
     p.add_argument("--poll", type=float, default=0.5,
                    help="seconds between a camera's checks for stop/cancel")
     p.add_argument("--budget-fraction", type=float, default=0.5)
+    p.add_argument("--worker-profile", action="store_true",
+                   help="keep Dask's statistical profiler on in LocalCluster workers")
     args = p.parse_args()
     if distributed is None:
         sys.exit("fleet: the distributed package is needed (Debian: python3-distributed)")
+    if not args.worker_profile:
+        # A worker's profiler keeps one profile per second for an hour
+        # (profile_history, 3600 entries): with cameras always running that
+        # is ~23 KB/s of RssAnon growth for the first hour (docs/SCALING.md).
+        # Remote workers: DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False.
+        importlib.import_module("dask").config.set(
+            {"distributed.worker.profile.enabled": False})
     w, h = (int(v) for v in args.size.split("x"))
     if args.scheduler:
         cluster = None
