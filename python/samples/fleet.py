@@ -97,6 +97,9 @@ class Chunk(TypedDict):
     dropped: int
     final: bool          # the camera stopped (stop(), cancel)
     error: str | None
+    budget: int          # the worker's frame budget (bytes)
+    budget_used: int     # reserved by the worker's cameras now
+    reserved: int        # this camera's part
 
 
 FRAMES_PICKLE = "__reduce__" in vars(framepool.Frame)
@@ -231,7 +234,8 @@ def camera_task(spec: CameraSpec, budget_fraction: float = 0.5) -> dict[str, Any
                       sent=time.time(), frames=list(frames), thumbnail=thumb,
                       connected=bool(s.get("connected", False)),
                       reconnects=int(s.get("reconnects", 0)), dropped=int(s.get("dropped", 0)),
-                      final=final, error=error)
+                      final=final, error=error, budget=budget.max_bytes,
+                      budget_used=budget.used(), reserved=reserved)
         if queue is not None:  # the scheduler keeps msgpack data: send pickled bytes
             queue.put(pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
         totals["chunks"] += 1

@@ -162,6 +162,12 @@ def test_fleet_delivers_recovers_and_stops(cameras, client):
         col.wait("every camera delivers 20 frames",
                  lambda: all(len(col.frames_after(s["camera"], 0)) >= 20 for s in f.specs), 60)
         assert not col.errors, col.describe()
+        # each worker's frame budget is half its 1 GiB memory limit, and each
+        # camera has reserved its pools' bound from it
+        for s in f.specs:
+            last = col.chunks[s["camera"]][-1]
+            assert last["budget"] == 2**30 // 2, last["budget"]
+            assert 0 < last["reserved"] <= last["budget_used"] <= last["budget"], last
         for s in f.specs:
             col.wait(f"{s['camera']} sends a thumbnail", lambda: any(
                 c["thumbnail"] is not None for c in col.chunks[s["camera"]]), 10)
