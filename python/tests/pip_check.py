@@ -35,7 +35,8 @@ class StepFailed(Exception):
 
 def step(name, cmd, cwd=None, env=None, timeout=STEP_TIMEOUT, expect_rc=0):
     t0 = time.monotonic()
-    print(f"== {name}: {' '.join(map(str, cmd))}", flush=True)
+    shown = [str(c) if len(str(c)) < 120 else "<script>" for c in cmd]
+    print(f"== {name}: {' '.join(shown)}", flush=True)
     try:
         r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, timeout=timeout,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
