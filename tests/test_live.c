@@ -258,7 +258,7 @@ START_TEST(options_and_api)
     ck_assert_int_eq(fp_reader_info(r, &info), FP_EAGAIN);
     ck_assert_int_eq(fp_reader_seek(r, 1.0, 0), FP_EINVAL);
     fp_reader_stats st;
-    ck_assert_int_eq(fp_reader_stats(r, &st), 0);
+    ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
     ck_assert_int_eq(st.connected, 0);
     /* waiting in the 30 s backoff: close ends it at once */
     ck_assert(wait_event(&e, FP_LIVE_RECONNECTING, 1, 2));
@@ -302,7 +302,7 @@ START_TEST(tcp_down_at_start_kill_restart_resize)
     int c = rec_last(&e, FP_LIVE_CONNECTED);
     ck_assert_int_eq(e.w[c], 320);
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_int_eq(st.connected, 1);
     ck_assert_uint_ge(st.reconnects, 2);
     ck_assert_uint_ge(st.delivered, 30);
@@ -329,7 +329,7 @@ START_TEST(tcp_down_at_start_kill_restart_resize)
         int s = rec_last(&e, FP_LIVE_SIZE_CHANGED);
         ck_assert_int_eq(e.w[s], w);
     }
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.size_changes, (uint64_t)cycles);
     ck_assert_uint_ge(st.connects, (uint64_t)cycles + 1);
     ck_assert_int_eq(rec_count(&e, FP_LIVE_CONNECTED), cycles + 1);
@@ -364,7 +364,7 @@ START_TEST(stall_with_socket_open)
     ck_assert_double_ge(dt, 0.8 * SLACK);
     ck_assert_int_ge(rec_count(&e, FP_LIVE_DISCONNECTED), 1);
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.stalls, 1);
     /* it comes back (a new run of the server: the old one dies on its broken socket) */
     kill(srv, SIGCONT);
@@ -427,7 +427,7 @@ START_TEST(corrupt_packets_keep_flowing)
     int got = read_frames(r, &m, 1000, 5, NULL, NULL);
     ck_assert_int_ge(got, SAN ? 30 : 60); /* of 125: a loaded machine delays some */
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_gt(st.corrupt + st.decode_errors + st.reconnects, 0);
     fp_reader_close(&r);
     reap(&srv);
@@ -474,12 +474,12 @@ START_TEST(latest_and_all_when_behind)
             if (getenv("FP_LIVE_VERBOSE"))
                 fprintf(stderr, "mode %d frame %lld age %.3f\n", mode, (long long)img->index, age);
             fp_reader_stats st;
-            fp_reader_stats(r, &st);
+            fp_reader_get_stats(r, &st);
             ck_assert_uint_le(st.queued, mode == FP_LIVE_LATEST ? 1 : 4);
         }
         fp_unref(&img);
         fp_reader_stats st;
-        fp_reader_stats(r, &st);
+        fp_reader_get_stats(r, &st);
         ck_assert_uint_gt(st.dropped, 10);
         ck_assert_int_gt(gaps, 5);
         ck_assert_double_gt(st.age_max, 0);
@@ -515,13 +515,13 @@ START_TEST(max_held_bound)
     ck_assert_int_eq(a->format, FP_PIX_BGR24);
     ck_assert_int_eq(fp_reader_next(r, &b), 1);
     usleep(200000); /* the queue fills meanwhile */
-    ck_assert_int_eq(fp_reader_next(r, &c), FP_ELIMIT);
+    ck_assert_int_eq(fp_reader_next(r, &c), FP_EHELD);
     ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "max_held"));
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.held, 2);
     fp_unref(&a);
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.held, 1);
     ck_assert_int_eq(fp_reader_next(r, &c), 1);
     ck_assert_int_gt(c->index, b->index);
@@ -533,14 +533,14 @@ START_TEST(max_held_bound)
     srv = tcp_server(port, "testsrc2", "160x120", NULL);
     ck_assert(wait_event(&e, FP_LIVE_CONNECTED, 2, 8));
     for (int i = 0; i < 100; i++) { /* a frame of the new connection is queued */
-        fp_reader_stats(r, &st);
+        fp_reader_get_stats(r, &st);
         if (st.queued)
             break;
         usleep(50000);
     }
     ck_assert_uint_ge(st.queued, 1);
     ck_assert_uint_eq(st.held, 2);
-    ck_assert_int_eq(fp_reader_next(r, &a), FP_ELIMIT);
+    ck_assert_int_eq(fp_reader_next(r, &a), FP_EHELD);
     fp_unref(&b);
     /* frames of the first connection may still be queued before the new ones */
     int64_t last = c->index;
@@ -589,11 +589,11 @@ START_TEST(native_frames_count_released)
     }
     ck_assert(img->flags & FP_IMAGE_READONLY); /* the decoder's pixels */
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.held, 1);
     ck_assert_int_eq(fp_reader_next(r, &img), 1); /* rebinding releases first */
     fp_unref(&img);
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.held, 0);
     fp_reader_close(&r);
     reap(&srv);
@@ -867,7 +867,7 @@ static void http_or_udp(int udp)
     srv = ffmpeg_server("testsrc2", "320x240", NULL, !udp, out);
     ck_assert_int_eq(read_frames(r, &m, 25, 10, NULL, NULL), 25);
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_ge(st.reconnects, 1);
     fp_reader_close(&r);
     reap(&srv);

@@ -103,7 +103,7 @@ START_TEST(defaults_native)
     ck_assert_int_eq(n, NFR);
     ck_assert_uint_eq(fp_frame_now() - tick0, NFR);
     fp_reader_stats st;
-    ck_assert_int_eq(fp_reader_stats(r, &st), 0);
+    ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
     ck_assert_uint_eq(st.delivered, NFR);
     ck_assert_uint_eq(st.decoded, NFR);
     ck_assert_uint_eq(st.held, 0);
@@ -206,12 +206,12 @@ static void max_held_case(fp_pixfmt fmt, int convert_ahead)
     }
     /* three held (the rebind dropped img's own reference): a fourth is refused */
     int rc = fp_reader_next(r, &img);
-    ck_assert_int_eq(rc, FP_ELIMIT);
+    ck_assert_int_eq(rc, FP_EHELD);
     ck_assert_ptr_null(img);
     ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "max_held"));
-    ck_assert_int_eq(fp_reader_next(r, &img), FP_ELIMIT); /* still, no hang */
+    ck_assert_int_eq(fp_reader_next(r, &img), FP_EHELD); /* still, no hang */
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.held, 3);
     fp_unref(&held[0]);
     ck_assert_int_eq(fp_reader_next(r, &img), 1);
@@ -222,7 +222,7 @@ static void max_held_case(fp_pixfmt fmt, int convert_ahead)
     while (fp_reader_next(r, &img) > 0)
         ck_assert_int_eq(img->index, n++);
     ck_assert_int_eq(n, NFR);
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.held, 0);
     fp_reader_close(&r);
 }
@@ -316,7 +316,7 @@ START_TEST(every_start_end)
     }
     ck_assert_int_eq(n, NFR / 3);
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.skipped, NFR - NFR / 3);
     fp_reader_close(&r);
 
@@ -339,7 +339,7 @@ START_TEST(every_start_end)
     }
     ck_assert_int_eq(first, 13);
     ck_assert_int_eq(n, 12);
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.out_pool.misses + st.out_pool.hits, 12);
     fp_reader_close(&r);
 }
@@ -499,7 +499,7 @@ static void check_loop(const char *clip, int loops, fp_pixfmt fmt, int64_t cache
     ck_assert_int_eq(rc, 0);
     ck_assert_int_eq(k, n);
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.loops, (uint64_t)loops);
     /* a test clip fits the default bound: read once, then replayed from memory;
      * a bound below one packet (or -1) rewinds the input at every end */
@@ -546,7 +546,7 @@ START_TEST(loop_forever_seek_and_bad_uses)
         ck_assert_int_eq(img->index, i);
     }
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.loops, 5);
     ck_assert_uint_eq(st.loops_replayed, 5); /* the first pass was kept */
     /* the decoder's pools were not remade at the rewinds: no miss after the first pass */
@@ -562,7 +562,7 @@ START_TEST(loop_forever_seek_and_bad_uses)
         t = img->time;
     }
     ck_assert(fabs(t - (0.4 + NFR / 25.0)) < 1e-6);
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.loops_replayed, 6); /* the sought pass ended in a replay */
     fp_unref(&img);
     fp_reader_close(&r);
@@ -583,7 +583,7 @@ START_TEST(loop_forever_seek_and_bad_uses)
     }
     ck_assert_int_eq(rc1, 0);
     ck_assert_int_eq(got, 4 * NFR);
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.loops, 3);
     ck_assert_uint_eq(st.loops_replayed, 2);
     fp_reader_close(&r);
@@ -654,7 +654,7 @@ START_TEST(resize_and_formats)
         }
         ck_assert_int_eq(n, NFR);
         fp_reader_stats st;
-        fp_reader_stats(r, &st);
+        fp_reader_get_stats(r, &st);
         ck_assert_uint_le(st.out_pool.misses, 2); /* one buffer reused frame after frame */
         fp_reader_close(&r);
     }
@@ -690,7 +690,7 @@ START_TEST(long_loop_flat)
             ck_assert_int_eq(rc, 1);
             if (n == 1000 || n == 20000) {
                 fp_obj_totals(&objs, &bytes);
-                fp_reader_stats(r, &st);
+                fp_reader_get_stats(r, &st);
                 uint64_t miss = st.pool.misses + st.out_pool.misses;
                 if (n == 1000) {
                     bytes_1k = bytes;
@@ -710,7 +710,7 @@ START_TEST(long_loop_flat)
 END_TEST
 
 /* Frames handed to a consumer thread that checks and releases them while the
- * reader keeps decoding: max_held throttles the producer (FP_ELIMIT, retry),
+ * reader keeps decoding: max_held throttles the producer (FP_EHELD, retry),
  * nothing is lost or overwritten, and the buffers go back from that thread. */
 typedef struct handoff {
     pthread_mutex_t mu;
@@ -724,7 +724,7 @@ static void *consumer(void *arg)
 {
     handoff *h = arg;
     /* Start once the producer holds its whole bound (4 frames queued): it
-     * then meets FP_ELIMIT however fast either thread runs. */
+     * then meets FP_EHELD however fast either thread runs. */
     pthread_mutex_lock(&h->mu);
     while (h->tail < 4 && !h->done)
         pthread_cond_wait(&h->cv, &h->mu);
@@ -772,7 +772,7 @@ START_TEST(release_on_other_thread)
         int n = 0, limits = 0, rc;
         for (;;) {
             rc = fp_reader_next(r, &img);
-            if (rc == FP_ELIMIT) {
+            if (rc == FP_EHELD) {
                 limits++;
                 usleep(500);
                 continue;
@@ -799,7 +799,7 @@ START_TEST(release_on_other_thread)
         ck_assert_int_eq(h.bad, 0);
         ck_assert_int_gt(limits, 0); /* the bound did throttle */
         fp_reader_stats st;
-        fp_reader_stats(r, &st);
+        fp_reader_get_stats(r, &st);
         ck_assert_uint_eq(st.held, 0);
         fp_reader_close(&r);
         pthread_mutex_destroy(&h.mu);
@@ -1028,7 +1028,7 @@ static int same_both_ways(const char *clip, fp_reader_options o, int seek_after,
         ck_assert_uint_eq(info.out_pool_max_buffers, info.max_held + (k == 0));
         run_collect(r, seek_after, &rec[k]);
         fp_reader_stats st;
-        fp_reader_stats(r, &st);
+        fp_reader_get_stats(r, &st);
         ck_assert_uint_eq(st.held, 0);
         ck_assert_uint_eq(st.out_pool.outstanding, 0); /* nothing left in flight */
         ck_assert_uint_le(st.out_pool.allocated, info.out_pool_max_buffers);
@@ -1152,12 +1152,12 @@ START_TEST(convert_ahead_close_and_seek)
     ck_assert_int_eq(fp_reader_next(r, &img), 1);
     ck_assert_int_eq(img->index, 1);
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.held, 2);
     ck_assert_uint_eq(st.out_pool.outstanding, 3); /* the two held and frame 2 in flight */
     /* a seek drops the frame in flight */
     ck_assert_int_eq(fp_reader_seek(r, 0, FP_SEEK_PRECISE), 0);
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.out_pool.outstanding, 2);
     ck_assert_int_eq(fp_reader_next(r, &img), 1);
     ck_assert_int_eq(img->index, 0);
@@ -1186,7 +1186,7 @@ START_TEST(prefill_pool)
         fp_image *img = NULL, *win[3] = {0};
         ck_assert_int_eq(fp_reader_next(r, &img), 1);
         fp_reader_stats st;
-        fp_reader_stats(r, &st);
+        fp_reader_get_stats(r, &st);
         /* prefilled: the whole bound (max_held + the frame in flight) exists
          * before the first frame; otherwise only what was used */
         ck_assert_uint_eq(st.out_pool.allocated, prefill ? 5 : 2);
@@ -1197,7 +1197,7 @@ START_TEST(prefill_pool)
             n++;
         } while (fp_reader_next(r, &img) > 0);
         ck_assert_int_eq(n, NFR + 1);
-        fp_reader_stats(r, &st);
+        fp_reader_get_stats(r, &st);
         ck_assert_uint_eq(st.out_pool.peak, 5);
         ck_assert_uint_eq(st.out_pool.misses, prefill ? 0 : 5);
         for (int i = 0; i < 3; i++)
@@ -1253,11 +1253,11 @@ START_TEST(foreach_break_releases)
         }
         ck_assert_int_eq(n, 3 + it % 4);
         fp_reader_stats st;
-        ck_assert_int_eq(fp_reader_stats(r, &st), 0);
+        ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
         ck_assert_uint_eq(st.held, 0); /* the break released it, before the close */
         if (it % 100 == 0) {
             ck_assert_int_eq(return_at(r, n + 2), n + 2);
-            ck_assert_int_eq(fp_reader_stats(r, &st), 0);
+            ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
             ck_assert_uint_eq(st.held, 0);
         }
         fp_reader_close(&r);

@@ -81,6 +81,17 @@ void fp__bridge_counts(fp__bridge *b, unsigned *user_held, unsigned *decoder_onl
 int fp__bridge_wrap(fp__bridge *b, const AVFrame *frame, fp_pixfmt fmt, fp_image **out,
                     const char *file, int line, const char *func);
 
+/* Writes `url` to out[cap] (truncated, NUL-terminated) with the user-info
+ * of a "scheme://user:pass@host/path" URL replaced by three stars
+ * ("rtsp://" "***@host/path"); anything else — no user-info, file paths, an '@'
+ * in a path or query — is copied as is. Every message, log line or event
+ * that shows a URL goes through it. Returns the length of the full result
+ * (like snprintf). NULL url gives "(null)". (input.c) */
+size_t fp__url_redact(const char *url, char *out, size_t cap);
+
+/* Maps an AVERROR code to a framepool error code. (input.c) */
+int fp__averror_map(int e);
+
 /* Maps an AVPixelFormat to the framepool format with the same memory layout,
  * or FP_PIX_OTHER. */
 fp_pixfmt fp__pixfmt_from_av(int av_format);
