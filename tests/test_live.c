@@ -601,6 +601,142 @@ START_TEST(native_frames_count_released)
 }
 END_TEST
 
+/* A server that accepts one client and never answers it (the connection
+ * stays open until the server stops). `accepted` is the event a test waits on. */
+typedef struct silent {
+    int lfd, port, cfd;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int accepted;
+} silent;
+
+static void *silent_main(void *arg)
+{
+    silent *g = arg;
+    int c = accept(g->lfd, NULL, NULL);
+    pthread_mutex_lock(&g->mu);
+    g->cfd = c;
+    g->accepted = c >= 0 ? 1 : -1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+static void silent_start(silent *g)
+{
+    memset(g, 0, sizeof *g);
+    g->cfd = -1;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(g->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(g->lfd, 4), 0);
+    socklen_t al = sizeof a;
+    getsockname(g->lfd, (struct sockaddr *)&a, &al);
+    g->port = ntohs(a.sin_port);
+    ck_assert_int_eq(pthread_create(&g->th, NULL, silent_main, g), 0);
+}
+
+static void silent_stop(silent *g)
+{
+    shutdown(g->lfd, SHUT_RDWR); /* ends an accept still waiting */
+    pthread_join(g->th, NULL);
+    close(g->lfd);
+    if (g->cfd >= 0)
+        close(g->cfd);
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+}
+
+typedef struct opener {
+    fp_reader *r;
+    const char *url;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, rc;
+} opener;
+
+static void *opener_main(void *arg)
+{
+    opener *o = arg;
+    int rc = fp_reader_open_url(o->r, o->url, NULL);
+    pthread_mutex_lock(&o->mu);
+    o->rc = rc;
+    o->done = 1;
+    pthread_cond_broadcast(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+    return NULL;
+}
+
+/* Waits on `cv` until *flag is non-zero, at most `seconds`. Returns *flag. */
+static int wait_flag(pthread_mutex_t *mu, pthread_cond_t *cv, int *flag, double seconds)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)seconds;
+    pthread_mutex_lock(mu);
+    while (!*flag && pthread_cond_timedwait(cv, mu, &until) == 0)
+        ;
+    int v = *flag;
+    pthread_mutex_unlock(mu);
+    return v;
+}
+
+/* The interrupt handle exists before the open: an open blocked on a server
+ * that accepted the connection and never sends a byte (no timeout_us, so
+ * nothing else would end it) returns FP_ECANCELED when another thread calls
+ * fp_reader_interrupt on the reader made by fp_reader_new. */
+START_TEST(interrupt_blocked_open)
+{
+    silent srv;
+    silent_start(&srv);
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", srv.port);
+    opener o = {.url = url};
+    pthread_mutex_init(&o.mu, NULL);
+    pthread_cond_init(&o.cv, NULL);
+    ck_assert_int_eq(fp_reader_new(&o.r), 0);
+    ck_assert_int_eq(fp_reader_next(o.r, &(fp_image *){NULL}), FP_EINVAL); /* not open yet */
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, opener_main, &o), 0);
+    /* the event: the server holds the reader's connection */
+    ck_assert_msg(wait_flag(&srv.mu, &srv.cv, &srv.accepted, 30) == 1,
+                  "the reader never connected to %s", url);
+    pthread_mutex_lock(&o.mu);
+    int early = o.done;
+    pthread_mutex_unlock(&o.mu);
+    ck_assert_msg(!early, "the open returned %d before the interrupt: %s", o.rc,
+                  fp_reader_errmsg(o.r));
+    fp_reader_interrupt(o.r);
+    int done = wait_flag(&o.mu, &o.cv, &o.done, 30);
+    if (!done) {
+        fp_reader_interrupt(o.r); /* unblock the thread before failing */
+        pthread_join(th, NULL);
+        ck_abort_msg("fp_reader_open_url was still blocked 30 s after fp_reader_interrupt");
+    }
+    pthread_join(th, NULL);
+    ck_assert_msg(o.rc == FP_ECANCELED, "open returned %d (%s): %s", o.rc, fp_strerror(o.rc),
+                  fp_reader_errmsg(o.r));
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(o.r), "interrupted"));
+    ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(o.r), url));
+    /* opened once: the reader keeps its message */
+    ck_assert_int_eq(fp_reader_open_url(o.r, url, NULL), FP_EINVAL);
+    fp_reader_close(&o.r);
+    /* an interrupt made before the open ends it at once */
+    ck_assert_int_eq(fp_reader_new(&o.r), 0);
+    fp_reader_interrupt(o.r);
+    ck_assert_int_eq(fp_reader_open_url(o.r, url, NULL), FP_ECANCELED);
+    fp_reader_close(&o.r);
+    pthread_cond_destroy(&o.cv);
+    pthread_mutex_destroy(&o.mu);
+    silent_stop(&srv);
+}
+END_TEST
+
 /* A server that sends garbage to every client. */
 typedef struct garbage {
     int lfd, port;
@@ -981,6 +1117,7 @@ static Suite *suite(void)
     LIVE_ADD(tc, udp_source);
     LIVE_ADD(tc, rtsp_udp_and_tcp);
     LIVE_ADD(tc, shared_budget);
+    LIVE_ADD(tc, interrupt_blocked_open);
     suite_add_tcase(s, tc);
     return s;
 }
