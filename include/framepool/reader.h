@@ -504,7 +504,6 @@ typedef struct fp_reader_stats {
 /* Fills *out with a snapshot. Returns 0 or FP_EINVAL. Not thread-safe with
  * respect to other calls on the same reader (fp_reader_interrupt excepted). */
 FP_API int fp_reader_get_stats(fp_reader *r, fp_reader_stats *out);
-#define fp_reader_stats(r, out) fp_reader_get_stats((r), (out)) /* TEMP: until python/ follows */
 
 /* Returns the message of the reader's last error ("" if none; "no reader"
  * for NULL). Borrowed: valid until the next call on the reader. A URL in a
