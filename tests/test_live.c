@@ -601,6 +601,58 @@ START_TEST(native_frames_count_released)
 }
 END_TEST
 
+/* A server that sends garbage to every client. */
+typedef struct garbage {
+    int lfd, port;
+    _Atomic int stop;
+    pthread_t th;
+    const unsigned char *data; /* served instead of garbage when set */
+    size_t len;
+} garbage;
+
+static void garbage_start(garbage *g)
+{
+    g->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(g->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    listen(g->lfd, 4);
+    socklen_t al = sizeof a;
+    getsockname(g->lfd, (struct sockaddr *)&a, &al);
+    g->port = ntohs(a.sin_port);
+}
+
+static void garbage_stop(garbage *g)
+{
+    atomic_store(&g->stop, 1);
+    shutdown(g->lfd, SHUT_RDWR);
+    close(g->lfd);
+    pthread_join(g->th, NULL);
+}
+
+static void *garbage_main(void *arg)
+{
+    garbage *g = arg;
+    unsigned char buf[4096];
+    unsigned x = 12345;
+    while (!atomic_load(&g->stop)) {
+        int c = accept(g->lfd, NULL, NULL);
+        if (c < 0)
+            break;
+        for (int i = 0; i < 64 && !atomic_load(&g->stop); i++) {
+            for (size_t k = 0; k < sizeof buf; k++)
+                buf[k] = g->data ? g->data[((size_t)i * sizeof buf + k) % g->len]
+                                 : (unsigned char)((x = x * 1103515245u + 12345u) >> 16);
+            if (send(c, buf, sizeof buf, MSG_NOSIGNAL) < 0)
+                break;
+            usleep(2000);
+        }
+        close(c);
+    }
+    return NULL;
+}
+
 /* A server that accepts one client and never answers it (the connection
  * stays open until the server stops). `accepted` is the event a test waits on. */
 typedef struct silent {
@@ -629,15 +681,10 @@ static void silent_start(silent *g)
     g->cfd = -1;
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
-    g->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(g->lfd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(listen(g->lfd, 4), 0);
-    socklen_t al = sizeof a;
-    getsockname(g->lfd, (struct sockaddr *)&a, &al);
-    g->port = ntohs(a.sin_port);
+    garbage l = {0};
+    garbage_start(&l); /* only its listening socket */
+    g->lfd = l.lfd;
+    g->port = l.port;
     ck_assert_int_eq(pthread_create(&g->th, NULL, silent_main, g), 0);
 }
 
@@ -736,58 +783,6 @@ START_TEST(interrupt_blocked_open)
     silent_stop(&srv);
 }
 END_TEST
-
-/* A server that sends garbage to every client. */
-typedef struct garbage {
-    int lfd, port;
-    _Atomic int stop;
-    pthread_t th;
-    const unsigned char *data; /* served instead of garbage when set */
-    size_t len;
-} garbage;
-
-static void garbage_start(garbage *g)
-{
-    g->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(g->lfd, (struct sockaddr *)&a, sizeof a), 0);
-    listen(g->lfd, 4);
-    socklen_t al = sizeof a;
-    getsockname(g->lfd, (struct sockaddr *)&a, &al);
-    g->port = ntohs(a.sin_port);
-}
-
-static void garbage_stop(garbage *g)
-{
-    atomic_store(&g->stop, 1);
-    shutdown(g->lfd, SHUT_RDWR);
-    close(g->lfd);
-    pthread_join(g->th, NULL);
-}
-
-static void *garbage_main(void *arg)
-{
-    garbage *g = arg;
-    unsigned char buf[4096];
-    unsigned x = 12345;
-    while (!atomic_load(&g->stop)) {
-        int c = accept(g->lfd, NULL, NULL);
-        if (c < 0)
-            break;
-        for (int i = 0; i < 64 && !atomic_load(&g->stop); i++) {
-            for (size_t k = 0; k < sizeof buf; k++)
-                buf[k] = g->data ? g->data[((size_t)i * sizeof buf + k) % g->len]
-                                 : (unsigned char)((x = x * 1103515245u + 12345u) >> 16);
-            if (send(c, buf, sizeof buf, MSG_NOSIGNAL) < 0)
-                break;
-            usleep(2000);
-        }
-        close(c);
-    }
-    return NULL;
-}
 
 /* Encodes a short MPEG-TS clip with ffmpeg (`args`: input and codec) into buf. */
 static size_t make_clip(const char *args, unsigned char *buf, size_t cap)

@@ -48,6 +48,7 @@ typedef struct live_slot {
 typedef struct fp__live {
     char errmsg[LIVE_MSG];       /* the caller's side: fp_reader_errmsg */
     char what[160];              /* "read '...'" for the caller's messages */
+    char open_what[160];         /* "open '...'" (no credentials): each connection's */
     _Atomic int *interrupted;    /* the reader's interrupt request (borrowed) */
     unsigned max_held;           /* the caller's bound */
     fp_budget *budget;           /* options.budget: a reference of the live reader's own */
@@ -278,13 +279,11 @@ enum { END_STOP = 0, END_EOF, END_ERROR, END_STALL, END_REPEAT };
  * msg (no credentials: the connection's messages show the redacted URL). */
 static int connect_once(fp__live *L, fp__engine **out, char *msg, size_t cap)
 {
-    char what[300];
-    snprintf(what, sizeof what, "open '%s'", L->shown);
     fp__err err = {0};
     /* connecting and the first frame have the stall limit too (the caller's
      * timeout_us is for its own waits) */
     int64_t open_deadline = mono_us() + (int64_t)(L->lo.stall * 1e6);
-    int rc = fp__conn_open(L->url, &L->iopt, what, &L->stop, open_deadline, L->site_file,
+    int rc = fp__conn_open(L->url, &L->iopt, L->open_what, &L->stop, open_deadline, L->site_file,
                            L->site_line, L->site_func, out, &err);
     if (rc) {
         snprintf(msg, cap, "%s", err.msg);
@@ -660,6 +659,7 @@ int fp__live_open(const char *url, const fp_reader_options *opts, const fp__sour
     }
     fp__url_redact(url, L->shown, sizeof L->shown);
     snprintf(L->what, sizeof L->what, "%s", ctx->what);
+    snprintf(L->open_what, sizeof L->open_what, "%s", ctx->what);
     L->site_file = file;
     L->site_line = line;
     L->site_func = func;
