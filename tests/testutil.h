@@ -51,7 +51,7 @@ double tu_now(void);
 
 /* How much longer than on an idle machine a time bound of a test should be:
  * 3 under sanitizers (they slow decoding and threads down), times the load
- * per CPU when the machine is busier than its CPU count (read once per
+ * per CPU (at most 3) when the machine is busier than its CPU count (read once per
  * process, so a bound and the setting it checks scale alike). A bound
  * scaled by it catches a wait that never ends, not a busy machine. */
 double tu_slack(void);
