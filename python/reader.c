@@ -16,10 +16,10 @@
  * handler's exception. A read that does not end within those 2 s (a
  * protocol that never checks the callback) is abandoned: the reader then
  * refuses further calls and its helper thread closes it when the read
- * returns. An open is interrupted through the reader fp_reader_open stores
- * in *out before it probes the input (today's lib/av does; the header does
- * not promise it, so the pointer is read as the helper wrote it, and when it
- * is not there yet the open is abandoned after 2 s like a stuck read). Other
+ * returns. An open is interrupted the same way: the reader is made
+ * (fp_reader_new) before the open runs on the helper (fp_reader_open_url),
+ * and the header promises that fp_reader_interrupt ends an open blocked in
+ * the network with FP_ECANCELED. Other
  * threads call the C functions directly (signals are not theirs to handle),
  * and so does the main thread for regular files and memory: their reads do
  * not block, so Ctrl-C is seen between two frames anyway, and the hand-off
@@ -77,7 +77,7 @@ static int op_open(rd_core *c)
     if (c->mem)
         return fp_reader_open_memory_at(c->mem, c->mem_len, &c->opts, &c->r, c->file, c->line,
                                         c->func);
-    return fp_reader_open_at(c->url, &c->opts, &c->r, c->file, c->line, c->func);
+    return fp_reader_open_url(c->r, c->url, &c->opts); /* c->r: made before the call */
 }
 
 static int op_next(rd_core *c)
@@ -505,7 +505,7 @@ static PyObject *reader_next_frame(FpyReader *rd)
     }
     fp_unref(&img);
     PyObject *res = NULL;
-    if (rc == FP_ELIMIT && strstr(fp_reader_errmsg(c->r), "the caller holds"))
+    if (rc == FP_EHELD)
         res = raise_limit(rd, rd->nframes, fp_reader_errmsg(c->r));
     else if (rc < 0)
         res = reader_error(rd, rc);
@@ -668,7 +668,7 @@ static PyObject *reader_stats(FpyReader *rd, void *closure)
         return NULL;
     }
     fp_reader_stats s;
-    int rc = fp_reader_stats(rd->core->r, &s);
+    int rc = fp_reader_get_stats(rd->core->r, &s);
     if (rc < 0)
         return reader_error(rd, rc);
     PyObject *d = PyDict_New();
@@ -1013,6 +1013,10 @@ PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
                                 S_ISREG(st.st_mode));
     set_site(c);
     int rc;
+    if (!c->mem && fp_reader_new_at(&c->r, c->file, c->line, c->func) != 0) {
+        PyErr_NoMemory();
+        goto fail;
+    }
     if (reader_run(rd, op_open, &rc) < 0) {
         if (rd->stuck)
             Py_XINCREF(path); /* the abandoned open still reads the path: leave it */
