@@ -8,6 +8,7 @@
 #include "fpy.h"
 
 #include <math.h>
+#include <stdio.h>
 
 static int is_number(PyObject *v)
 {
@@ -21,8 +22,10 @@ static int is_number(PyObject *v)
 
 int fpy_arg_double(PyObject *v, const char *name, double lo, double hi, double *out)
 {
+    char range[64]; /* PyErr_Format has no %g */
+    snprintf(range, sizeof range, "[%g, %g]", lo, hi);
     if (!is_number(v)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a number in [%g, %g], not %.80s", name, lo, hi,
+        PyErr_Format(PyExc_TypeError, "%s must be a number in %s, not %.80s", name, range,
                      Py_TYPE(v)->tp_name);
         return -1;
     }
@@ -30,21 +33,21 @@ int fpy_arg_double(PyObject *v, const char *name, double lo, double hi, double *
     if (d == -1.0 && PyErr_Occurred()) {
         if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
             PyErr_Clear();
-            PyErr_Format(PyExc_OverflowError, "%s=%R is out of range [%g, %g]", name, v, lo, hi);
+            PyErr_Format(PyExc_OverflowError, "%s=%R is out of range %s", name, v, range);
         } else if (PyErr_ExceptionMatches(PyExc_TypeError)) {
             PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "%s must be a number in [%g, %g], not %.80s", name, lo,
-                         hi, Py_TYPE(v)->tp_name);
+            PyErr_Format(PyExc_TypeError, "%s must be a number in %s, not %.80s", name, range,
+                         Py_TYPE(v)->tp_name);
         }
         return -1;
     }
     if (!isfinite(d)) {
-        PyErr_Format(PyExc_ValueError, "%s must be a finite number in [%g, %g], not %R", name,
-                     lo, hi, v);
+        PyErr_Format(PyExc_ValueError, "%s must be a finite number in %s, not %R", name, range,
+                     v);
         return -1;
     }
     if (d < lo || d > hi) {
-        PyErr_Format(PyExc_ValueError, "%s=%R is out of range [%g, %g]", name, v, lo, hi);
+        PyErr_Format(PyExc_ValueError, "%s=%R is out of range %s", name, v, range);
         return -1;
     }
     *out = d;

@@ -442,7 +442,8 @@ static PyObject *plane_repr(FpyPlane *pl)
 PyTypeObject FpyPlane_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "framepool.Plane",
-    .tp_doc = PyDoc_STR("One plane of a frame, exported through the buffer protocol "
+    .tp_doc = PyDoc_STR("One plane of a frame (frame.planes, frame.plane(i)), exported through "
+                        "the buffer protocol "
                         "(np.asarray(plane)); keeps the frame alive."),
     .tp_basicsize = sizeof(FpyPlane),
     .tp_flags = Py_TPFLAGS_DEFAULT,

@@ -568,6 +568,27 @@ static int add_type(PyObject *m, PyTypeObject *t, const char *name)
     return 0;
 }
 
+/* An exception class whose __text_signature__ is "(*args)" (taken from the
+ * type's internal doc, which starts "Name(*args)\n--\n\n") while __doc__
+ * is the plain text: inspect.signature works on it. */
+static PyObject *new_exception(const char *full, const char *name, const char *doc,
+                               PyObject *bases)
+{
+    char internal[512];
+    snprintf(internal, sizeof internal, "%s(*args)\n--\n\n%s", name, doc);
+    PyObject *cls = PyErr_NewExceptionWithDoc(full, internal, bases, NULL);
+    if (!cls)
+        return NULL;
+    PyObject *d = PyUnicode_FromString(doc);
+    if (!d || PyObject_SetAttrString(cls, "__doc__", d) < 0) {
+        Py_XDECREF(d);
+        Py_DECREF(cls);
+        return NULL;
+    }
+    Py_DECREF(d);
+    return cls;
+}
+
 PyMODINIT_FUNC PyInit__framepool(void);
 
 PyMODINIT_FUNC PyInit__framepool(void)
@@ -581,9 +602,9 @@ PyMODINIT_FUNC PyInit__framepool(void)
         add_type(m, &FpyReader_Type, "Reader") < 0 ||
         add_type(m, &FpyMemTrack_Type, "MemTrack") < 0)
         goto fail;
-    FpyError = PyErr_NewExceptionWithDoc(
-        "framepool.Error", "A framepool error; `code` is the FP_E* value.", PyExc_Exception,
-        NULL);
+    FpyError = new_exception("framepool.Error", "Error",
+                             "A framepool error; `code` is the FP_E* value (an int < 0).",
+                             PyExc_Exception);
     if (!FpyError || PyModule_AddObjectRef(m, "Error", FpyError) < 0)
         goto fail;
     for (size_t i = 0; i < sizeof excs / sizeof excs[0]; i++) {
@@ -593,7 +614,7 @@ PyMODINIT_FUNC PyInit__framepool(void)
                                           : PyTuple_Pack(1, FpyError);
         if (!bases)
             goto fail;
-        excs[i].cls = PyErr_NewExceptionWithDoc(full, excs[i].doc, bases, NULL);
+        excs[i].cls = new_exception(full, excs[i].name, excs[i].doc, bases);
         Py_DECREF(bases);
         if (!excs[i].cls || PyModule_AddObjectRef(m, excs[i].name, excs[i].cls) < 0)
             goto fail;

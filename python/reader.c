@@ -851,6 +851,9 @@ static PyObject *reader_stats(FpyReader *rd, void *closure)
     SET(d, "connected", PyBool_FromLong(s.connected));
     SET(d, "age_last", PyFloat_FromDouble(s.age_last));
     SET(d, "age_max", PyFloat_FromDouble(s.age_max));
+    SET(d, "queued", PyLong_FromUnsignedLong(s.queued));
+    SET(d, "budget_drops", PyLong_FromUnsignedLongLong(s.budget_drops));
+    SET(d, "wrapped", PyLong_FromUnsignedLongLong(s.wrapped));
     return d;
 }
 
@@ -911,32 +914,84 @@ static int reader_traverse(FpyReader *rd, visitproc visit, void *arg)
 
 static PyMethodDef reader_methods[] = {
     {"read", (PyCFunction)reader_read, METH_NOARGS,
-     PyDoc_STR("The next Frame, or None at the end of the stream.")},
+     PyDoc_STR("read($self, /)\n--\n\n"
+               "The next Frame, or None at the end of a file. A live reader never ends: "
+               "when it gives up (live max_reconnects) this raises the reason (a "
+               "framepool.Error subclass, e.g. InputOutputError). Also raises LimitError "
+               "(max_held), TimeoutError (timeout=), CancelledError (interrupt()), "
+               "RuntimeError (another thread is using the reader), ValueError (closed).")},
     {"seek", (PyCFunction)(void (*)(void))reader_seek, METH_VARARGS | METH_KEYWORDS,
-     PyDoc_STR("seek(seconds, precise=True): the next frame is the first at or after "
-               "`seconds` (precise) or the key frame before it (precise=False).")},
+     PyDoc_STR("seek($self, /, seconds, precise=True)\n--\n\n"
+               "seconds: a finite number in [0, 1e9]. The next frame is the first at or "
+               "after `seconds` (precise) or the key frame before it (precise=False). "
+               "InvalidError for a live reader; InputOutputError when the input cannot "
+               "seek.")},
     {"close", (PyCFunction)reader_close, METH_NOARGS,
-     PyDoc_STR("Closes the reader; frames still held stay valid.")},
+     PyDoc_STR("close($self, /)\n--\n\n"
+               "Closes the reader; frames still held stay valid. From another thread while "
+               "a read runs: interrupts it and closes when it returns.")},
     {"interrupt", (PyCFunction)reader_interrupt, METH_NOARGS,
-     PyDoc_STR("From any thread: makes a blocked read raise CancelledError.")},
-    {"__enter__", (PyCFunction)reader_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)reader_exit, METH_VARARGS, NULL},
+     PyDoc_STR("interrupt($self, /)\n--\n\n"
+               "From any thread: makes a blocked read (or the next one) raise "
+               "CancelledError. The reader stays usable.")},
+    {"__enter__", (PyCFunction)reader_enter, METH_NOARGS,
+     PyDoc_STR("__enter__($self, /)\n--\n\nReturns the reader.")},
+    {"__exit__", (PyCFunction)reader_exit, METH_VARARGS,
+     PyDoc_STR("__exit__($self, exc_type=None, exc=None, tb=None, /)\n--\n\nCloses the reader.")},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef reader_getset[] = {
-    {"info", (getter)reader_info, NULL, PyDoc_STR("dict: source, output, pools"), NULL},
-    {"stats", (getter)reader_stats, NULL, PyDoc_STR("dict: counters and pool statistics"), NULL},
-    {"closed", (getter)reader_closed, NULL, NULL, NULL},
-    {"held", (getter)reader_held, NULL, PyDoc_STR("frames of this reader Python holds"), NULL},
-    {"max_held", (getter)reader_get_max_held, NULL, NULL, NULL},
+    {"info", (getter)reader_info, NULL,
+     PyDoc_STR(
+         "dict describing the stream and the output (RuntimeError while another thread "
+         "reads):\n"
+         "width, height: decoded (source) frame size; native_format: the decoder's pixel "
+         "format name (e.g. 'yuv420p'); out_width, out_height, format: what frames are "
+         "delivered as; fps: average frame rate (0.0 if unknown); duration: seconds (0.0 if "
+         "unknown); frame_count: estimate (-1 if unknown); time_base: (num, den) of "
+         "Frame.pts; sar: sample aspect ratio (num, den), (0, 1) if unknown; stream_index; "
+         "codec: decoder name (e.g. 'h264'); container: demuxer name; threads: decoder "
+         "threads in use; zero_copy: native frames decoded straight into framepool pools; "
+         "decoder_buffers: buffers the decoder may hold; max_held: the open's max_held; "
+         "pool_max_buffers, out_pool_max_buffers: caps of the decoder and conversion "
+         "pools."),
+     NULL},
+    {"stats", (getter)reader_stats, NULL,
+     PyDoc_STR(
+         "dict of counters (RuntimeError while another thread reads):\n"
+         "packets: packets sent to the decoder; decoded: frames out of the decoder; "
+         "delivered: frames handed out; skipped: decoded frames dropped by every/start/end/"
+         "precise seek; corrupt: frames with concealed errors; decode_errors: packets or "
+         "frames the decoder rejected; size_changes: mid-stream resolution changes; loops: "
+         "rewinds for loop=; loops_replayed: passes replayed from memory (loop_cache); held: "
+         "frames handed out and not released (C's count); python_held: Frames of this reader "
+         "alive in Python; decoder_held: pool buffers only the decoder references; pool, "
+         "out_pool: dicts of the decoder and conversion pools (allocated, outstanding, idle, "
+         "peak, hits, misses, bytes, idle_bytes, max_buffers).\n"
+         "Live sources (0 otherwise): connects: connections that opened; reconnects: "
+         "connection tries after the first, successful or not; dropped: frames dropped "
+         "because the caller fell behind; stalls: stalls detected; connected: a connection "
+         "is open now; age_last: seconds between arrival and delivery of the last frame; "
+         "age_max: the largest age_last; queued: frames waiting in the live queue now; "
+         "budget_drops: frames lost because a pool could not grow (a shared budget was "
+         "full); wrapped: frames delivered by wrapping FFmpeg memory (decoders without "
+         "direct rendering)."),
+     NULL},
+    {"closed", (getter)reader_closed, NULL,
+     PyDoc_STR("bool: closed (or inherited from the parent process through fork)"), NULL},
+    {"held", (getter)reader_held, NULL, PyDoc_STR("int: frames of this reader Python holds"),
+     NULL},
+    {"max_held", (getter)reader_get_max_held, NULL,
+     PyDoc_STR("int: the open's max_held bound"), NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 PyTypeObject FpyReader_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "framepool.Reader",
-    .tp_doc = PyDoc_STR("A video reader: iterate for Frames (framepool.open(...))."),
+    .tp_doc = PyDoc_STR("A video reader: iterate it for Frames; made by framepool.open(...), "
+                        "not called directly. A context manager (closes on exit)."),
     .tp_basicsize = sizeof(FpyReader),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_dealloc = (destructor)reader_dealloc,
