@@ -645,7 +645,7 @@ static PyObject *frame_reduce(FpyFrame *f, PyObject *noargs)
         Py_DECREF(fn);
         return NULL;
     }
-    return Py_BuildValue("(N(siiNLdNdI))", fn, d->name, img->width, img->height, planes,
+    return Py_BuildValue("(N(siiNLdNdI))", fn, fp_pixfmt_name(img->format), img->width, img->height, planes,
                          (long long)img->index, img->time, pts, img->wall_time,
                          img->flags & ~(unsigned)FP_IMAGE_READONLY);
 }
