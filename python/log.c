@@ -84,7 +84,9 @@ static pthread_cond_t q_cv = PTHREAD_COND_INITIALIZER;
 static rec q[FPY_LOG_QUEUE];
 static unsigned q_head, q_len;
 static unsigned long q_dropped;
+static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
 static int emitter_running, emitter_quit;
+static int inflight; /* the emitter holds a batch it has not emitted yet */
 static pthread_t emitter;
 
 /* Takes up to n queued records into out (q_lock held). */
@@ -125,6 +127,7 @@ static void *emitter_main(void *arg)
             break;
         unsigned long dropped;
         unsigned n = take(batch, 32, &dropped);
+        inflight = 1;
         pthread_mutex_unlock(&q_lock); /* never wait for the GIL with the queue locked */
         if (!fpy_finalizing()) {
             PyGILState_STATE g = PyGILState_Ensure();
@@ -132,6 +135,8 @@ static void *emitter_main(void *arg)
             PyGILState_Release(g);
         }
         pthread_mutex_lock(&q_lock);
+        inflight = 0;
+        pthread_cond_broadcast(&idle_cv);
     }
     pthread_mutex_unlock(&q_lock);
     return NULL;
@@ -217,6 +222,13 @@ PyObject *fpy_log_flush(PyObject *module, PyObject *noargs)
         emit_batch(batch, n, dropped);
         total += n;
     }
+    /* and the batch the emitter took, if any: emitted when this returns */
+    Py_BEGIN_ALLOW_THREADS /* the emitter needs the GIL to finish it */
+    pthread_mutex_lock(&q_lock);
+    while (inflight)
+        pthread_cond_wait(&idle_cv, &q_lock);
+    pthread_mutex_unlock(&q_lock);
+    Py_END_ALLOW_THREADS
     return PyLong_FromLong(total);
 }
 
@@ -231,6 +243,8 @@ void fpy_log_after_fork(int child)
         /* the emitter is the parent's; lines queued there are the parent's to emit */
         pthread_mutex_init(&q_lock, NULL);
         pthread_cond_init(&q_cv, NULL);
+        pthread_cond_init(&idle_cv, NULL);
+        inflight = 0;
         q_head = q_len = 0;
         q_dropped = 0;
         emitter_running = 0;
@@ -306,6 +320,11 @@ PyObject *fpy_log_level(PyObject *module, PyObject *args, PyObject *kwargs)
         long long v;
         if (fpy_arg_ll(level, "level", 0, 100, &v) < 0)
             return NULL;
+        /* the logger's own level too: logging drops records below it */
+        PyObject *r = logger ? PyObject_CallMethod(logger, "setLevel", "i", (int)v) : NULL;
+        if (!r)
+            return NULL;
+        Py_DECREF(r);
         py_level = (int)v;
         apply_level(py_level);
     }

@@ -503,9 +503,10 @@ static PyMethodDef mod_methods[] = {
     {"log_level", (PyCFunction)(void (*)(void))fpy_log_level, METH_VARARGS | METH_KEYWORDS,
      PyDoc_STR("log_level(level=None)\n--\n\n"
                "The least severe logging level of the lines framepool and FFmpeg send to the "
-               "'framepool' logger (a logging level: logging.DEBUG, INFO, WARNING, ERROR); "
-               "lines below it are dropped in C at no cost. Returns the previous level; None "
-               "only reads it. The default is logging.WARNING.")},
+               "'framepool' logger (a logging level: logging.DEBUG, INFO, WARNING, ERROR, an "
+               "int 0..100); lines below it are dropped in C at no cost, and the logger's "
+               "own level is set to it. Returns the previous level; None only reads it. The "
+               "default is logging.WARNING: below it framepool is silent.")},
     {"log_flush", fpy_log_flush, METH_NOARGS,
      PyDoc_STR("log_flush()\n--\n\n"
                "Emits the log lines queued so far to the 'framepool' logger on this thread "
