@@ -251,3 +251,50 @@ def test_live_reader_that_gave_up_raises_its_reason():
     assert "refused" in str(e.value).lower() or "connect" in str(e.value).lower()
     with pytest.raises(framepool.Error, match="gave up"):
         next(iter(r))  # not StopIteration
+
+
+# ---- readers() and interrupt_all() -------------------------------------------------------
+
+def test_readers_lists_the_open_readers_of_this_process(clips):
+    before = set(map(id, C.readers()))
+    a = framepool.open(clips.h264)
+    b = framepool.open(clips.mpeg4)
+    now = [r for r in C.readers() if id(r) not in before]
+    assert set(map(id, now)) == {id(a), id(b)}
+    a.close()
+    assert a not in C.readers() and b in C.readers()
+    del b
+    assert all(r.closed is False for r in C.readers())
+
+
+def test_interrupt_all_ends_blocked_reads_on_other_threads(clips):
+    ts = clips.ts_long.read_bytes()
+    servers = [StalledServer(ts[: len(ts) // 5]) for _ in range(2)]
+    try:
+        readers = [framepool.open(s.url, format="gray8", threads=1) for s in servers]
+        results = []
+
+        def read_all(r):
+            try:
+                for _ in r:
+                    pass
+                results.append("ended")
+            except framepool.CancelledError:
+                results.append("cancelled")
+
+        threads = [threading.Thread(target=read_all, args=(r,)) for r in readers]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while not all("busy" in repr(r) for r in readers) and time.monotonic() < deadline:
+            pass
+        # both threads are inside a read that waits for data that never comes
+        assert C.interrupt_all() >= 2
+        for t in threads:
+            t.join(30)
+        assert results == ["cancelled", "cancelled"]
+        for r in readers:
+            r.close()
+    finally:
+        for s in servers:
+            s.close()
