@@ -58,26 +58,30 @@ def test_save_holds_its_own_reference_while_another_thread_releases(clips, tmp_p
 
 
 def test_memtrack_report_survives_init_on_another_thread():
-    """MemTrack.report() prints with the GIL released; __init__ on another
-    thread replaced (and freed) the tracker under it. Under ASan this was a
-    heap-use-after-free."""
-    t = framepool.MemTrack(capacity=64)
-    for _ in range(100):
-        t.sample()
-    stop = threading.Event()
+    """MemTrack.report() judges and prints with the GIL released; __init__
+    on another thread replaced (and freed) the tracker under it. Under ASan
+    this was a heap-use-after-free; now the report holds its own reference
+    and reports on the tracker it started with."""
+    t = framepool.MemTrack(capacity=8192)
+    started = threading.Event()
+    out = []
 
-    def reinit():
-        while not stop.is_set():
-            t.__init__(capacity=64)
+    def report():
+        started.set()
+        out.append(t.report())  # long: a verdict over thousands of samples
 
-    th = threading.Thread(target=reinit)
-    th.start()
-    try:
-        for _ in range(2000):
-            assert isinstance(t.report(), str)
-    finally:
-        stop.set()
+    for _ in range(5):
+        t.__init__(capacity=8192)
+        for _ in range(6000):
+            t.sample()
+        started.clear()
+        th = threading.Thread(target=report)
+        th.start()
+        started.wait()
+        while th.is_alive():
+            t.__init__(capacity=64)  # replaces the tracker while report() runs
         th.join()
+    assert len(out) == 5 and all(isinstance(s, str) and s for s in out)
 
 
 def test_info_and_repr_follow_the_busy_rule(clips):
