@@ -84,7 +84,7 @@ def mp_child(clip, q):
 
 def mode_mp(method, clip):
     r = framepool.open(clip, format="bgr24", threads=2)
-    r.read()
+    mine = r.read()
     live = framepool.open("tcp://127.0.0.1:1", live="latest")  # reconnecting meanwhile
     ctx = multiprocessing.get_context(method)
     q = ctx.Queue()
@@ -100,8 +100,11 @@ def mode_mp(method, clip):
         code = "HUNG"
     else:
         code = p.exitcode
-    print(f"MP-{method} exit={code} time={took:.3f} frame={got.index}:{got.width}x{got.height}x{got.shape[2]}",
-          flush=True)
+    same = int((np.asarray(got) == np.asarray(mine)).all() and all(
+        getattr(got, k) == getattr(mine, k)
+        for k in ("index", "time", "pts", "flags", "format")))  # wall_time: its own decode
+    print(f"MP-{method} exit={code} time={took:.3f} "
+          f"frame={got.index}:{got.width}x{got.height}x{got.shape[2]} same={same}", flush=True)
     live.close()
 
 

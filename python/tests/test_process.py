@@ -115,7 +115,9 @@ def test_unpickled_frames_are_counted_and_traced(clips):
 
 def test_pickle_crosses_a_process_boundary(clips):
     out = run("mp", "spawn", clips.h264)
-    assert "frame=0:320x240x3" in out
+    w = child_line(out, "MP-spawn")
+    assert w["frame"] == "0:320x240x3"
+    assert w["same"] == "1", out  # pixels and metadata equal to the parent's decode
 
 
 def test_released_frame_does_not_pickle(clips):
