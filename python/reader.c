@@ -1333,6 +1333,9 @@ PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
     return (PyObject *)rd;
 fail:
     Py_XDECREF(path);
+    /* another thread may hold it through readers(): it is closed for it too */
+    registry_remove(rd);
+    reader_do_close(rd);
     Py_DECREF(rd);
     return NULL;
 }
