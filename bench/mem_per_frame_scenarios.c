@@ -117,7 +117,7 @@ static int scenario_fp_loop(const mpf_opts *o, mpf_run *r)
             break;
         if (o->save_every > 0 && r->frames % (uint64_t)o->save_every == 0 &&
             fp_image_save(save_path(path, sizeof path, o, "fp", r->frames), img, NULL) < 0) {
-            snprintf(r->note, sizeof r->note, "%s", fp_image_save_errmsg());
+            snprintf(r->note, sizeof r->note, "%s", fp_errmsg());
             rc = -1;
             break;
         }
@@ -432,7 +432,6 @@ int mpf_child_main(int argc, char **argv)
 {
     mpf_run r;
     memset(&r, 0, sizeof r);
-    r.statm_fd = -1;
     r.base_rss = mpf_rss_now();
     mpf_opts o;
     const char *id, *result, *points;
@@ -463,8 +462,8 @@ int mpf_child_main(int argc, char **argv)
         rc = -1;
     fp_unref(&r.mt);
     free(r.pts);
-    if (r.statm_fd >= 0)
-        close(r.statm_fd);
+    if (r.proc_open)
+        fp_procstat_close(&r.proc);
     return rc < 0 ? 1 : 0;
 }
 

@@ -17,7 +17,7 @@
  *                       as a disconnect (default 5)
  *   --max-reconnects N  give up after N failed tries in a row (default 0: never)
  *   --no-malloc-policy  keep glibc's adaptive malloc thresholds (by default the
- *                       loop pins them with fp_memtrack_malloc_policy, see diag.h)
+ *                       loop pins them with fp_memtrack_malloc_policy, see measure.h)
  * Exit status: 0 verdict PASS, 3 verdict FAIL, 4 verdict INCONCLUSIVE (a short
  * run, or memory that grew and then stopped: the line says how many frames a
  * run needs), 1 when the source gave up or on an error, 2 usage.
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
         return usage();
 
     /* A loop that runs for months: pin glibc's malloc thresholds so that the
-     * heap stops reaching new high-water marks (diag.h explains). Before any
+     * heap stops reaching new high-water marks (measure.h explains). Before any
      * thread starts. */
     if (malloc_policy)
         fp_memtrack_malloc_policy(NULL);

@@ -104,6 +104,49 @@ FP_API void fp_errmsg_set(const char *fmt, ...)
 #endif
     ;
 
+/* ---- logging ----------------------------------------------------------------
+ * What framepool and FFmpeg have to say goes, one line at a time, to one
+ * hook: by default framepool prints "framepool [source] line" to stderr;
+ * an application routes the lines into its own logger with
+ * fp_log_set_callback. FFmpeg's own messages (protocols, demuxers,
+ * decoders) come through the same hook once the first reader has been
+ * opened: framepool then installs FFmpeg's log callback (av_log_set_callback,
+ * process-wide) and FFmpeg's default printing is off; its level follows
+ * fp_log_set_level. Every URL in every line has its user-info replaced by
+ * "***": passwords never reach a log. */
+
+/* Levels are FFmpeg's AV_LOG_* values so FFmpeg's lines map one to one
+ * (FFmpeg's "panic" 0 and "fatal" 8 come through as they are: below
+ * FP_LOG_ERROR, so always shown unless FP_LOG_QUIET). */
+enum { FP_LOG_QUIET = -8, FP_LOG_ERROR = 16, FP_LOG_WARNING = 24, FP_LOG_INFO = 32,
+       FP_LOG_VERBOSE = 40, FP_LOG_DEBUG = 48 };
+
+/* One log line: `source` names who said it ("framepool", or FFmpeg's
+ * component such as "tcp", "rtsp", "h264"), `line` is the message without
+ * trailing newline, every URL in it already redacted (user-info replaced by
+ * "***"). Both strings are borrowed for the duration of the call. Called on
+ * whatever thread logged — the caller's, the live reader's thread or an
+ * FFmpeg decoder thread, possibly several at once — never while framepool
+ * holds a lock; it must not block for long (it delays the thread that
+ * logged, maybe a live reader's). */
+typedef void (*fp_log_fn)(int level, const char *source, const char *line, void *user);
+
+/* Installs `fn` with `user` as the process-wide log hook; NULL restores the
+ * default, which prints "framepool [source] line" to stderr. Calls of the
+ * previous hook already under way on other threads have returned when this
+ * returns (so its `user` may be freed then): do not call it while holding a
+ * lock the previous hook takes (e.g. Python's GIL), or from inside a hook.
+ * Thread-safe. */
+FP_API void fp_log_set_callback(fp_log_fn fn, void *user);
+
+/* Lines above `level` are dropped (FP_LOG_QUIET: all); the default is
+ * FP_LOG_WARNING. It also sets FFmpeg's level (av_log_set_level) once
+ * framepool routes FFmpeg's lines. Thread-safe. */
+FP_API void fp_log_set_level(int level);
+
+/* Returns the current level. Thread-safe. */
+FP_API int fp_log_get_level(void);
+
 /* ---- allocator hook ------------------------------------------------------
  * Every allocation framepool makes (objects, pixel buffers, tables) goes
  * through the installed allocator. `alloc` must return memory aligned to

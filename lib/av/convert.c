@@ -83,7 +83,7 @@ int fp__convert_geometry(fp_reader *r, const AVFrame *f)
         rc = fp_pool_new_at(&cfg, &r->out_pool, __FILE__, __LINE__, __func__);
     }
     if (rc)
-        return fp__reader_fail(r, rc, "cannot create the output pool: %s", fp_pool_errmsg());
+        return fp__reader_fail(r, rc, "cannot create the output pool: %s", fp_errmsg());
     atomic_fetch_or(&fp__hdr(r->out_pool)->flags, FP__OBJ_INTERNAL);
     return FP_OK;
 }
@@ -135,7 +135,7 @@ int fp__convert_prepare(fp_reader *r, const AVFrame *f, fp_image **out, const ch
     fp_image *img = NULL;
     int rc = fp_pool_acquire_at(r->out_pool, 0, &img, file, line, func);
     if (rc)
-        return fp__reader_fail(r, rc, "%s", fp_pool_errmsg());
+        return fp__reader_fail(r, rc, "%s", fp_errmsg());
     img->av_format = dfmt;
     *out = img;
     return FP_OK;

@@ -176,34 +176,6 @@ static int64_t io_seek_cb(void *opaque, int64_t off, int whence)
     return p < 0 ? AVERROR(EIO) : p;
 }
 
-/* ---- URLs in messages ------------------------------------------------------------------ */
-
-size_t fp__url_redact(const char *url, char *out, size_t cap)
-{
-    if (!url)
-        url = "(null)";
-    /* scheme "://" authority: RFC 3986's scheme characters, a letter first */
-    const char *p = url, *auth = NULL;
-    if (isalpha((unsigned char)*p)) {
-        while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
-            p++;
-        if (strncmp(p, "://", 3) == 0)
-            auth = p + 3;
-    }
-    /* The authority ends at the first '/', '?' or '#'; its user-info runs to
-     * the last '@' in it. That is how FFmpeg (av_url_split) finds the
-     * credentials it sends, so exactly those are hidden; an '@' in a path,
-     * query or file name is not user-info. */
-    const char *at = NULL;
-    if (auth)
-        for (const char *q = auth; *q && *q != '/' && *q != '?' && *q != '#'; q++)
-            if (*q == '@')
-                at = q;
-    int n = at ? snprintf(out, cap, "%.*s***%s", (int)(auth - url), url, at)
-               : snprintf(out, cap, "%s", url);
-    return n < 0 ? 0 : (size_t)n;
-}
-
 /* ---- local files --------------------------------------------------------------------------- */
 
 static int is_local_path(const char *url)

@@ -8,6 +8,7 @@
 
 #include "avpriv.h"
 #include "framepool/reader.h"
+#include "redact.h" /* fp__url_redact, for every message that shows the URL */
 
 #include <libavformat/avformat.h>
 
@@ -32,13 +33,6 @@ void fp__input_disarm(fp_reader *r);
 int fp__input_error(fp_reader *r, int e, const char *during);
 /* Maps an AVERROR code to a framepool error code. */
 int fp__averror_map(int e);
-/* Writes `url` to out[cap] (truncated, NUL-terminated) with the user-info
- * of a "scheme://user:pass@host/path" URL replaced by three stars
- * ("rtsp://" "***@host/path"); anything else — no user-info, file paths, an '@'
- * in a path or query — is copied as is. Every message, log line or event
- * that shows a URL goes through it. Returns the length of the full result
- * (like snprintf). NULL url gives "(null)". */
-size_t fp__url_redact(const char *url, char *out, size_t cap);
 /* Opens `url` into the reader made by fp__reader_begin (files and URLs:
  * pre-checks of local files, FFmpeg options from opts.av_options, the
  * interrupt callback, stream info, the decoder). Returns 0 or an error with

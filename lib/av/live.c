@@ -21,6 +21,7 @@
 #include "readerpriv.h"
 
 #include "framepool/weak.h"
+#include "log_priv.h"
 
 #include <errno.h>
 #include <libavutil/imgutils.h>
@@ -229,13 +230,21 @@ static void emit(fp__live *L, int type, int attempt, double delay, int error, in
 static void emit(fp__live *L, int type, int attempt, double delay, int error, int w, int h,
                  const char *fmt, ...)
 {
-    if (!L->lo.on_event)
+    /* every event is also a log line: connections at INFO, trouble at WARNING,
+     * the end at ERROR */
+    int level = type == FP_LIVE_GAVE_UP                               ? FP_LOG_ERROR
+                : type == FP_LIVE_CONNECTED || type == FP_LIVE_SIZE_CHANGED ? FP_LOG_INFO
+                                                                      : FP_LOG_WARNING;
+    if (!L->lo.on_event && !fp__log_enabled(level))
         return;
     char msg[LIVE_MSG];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fp__log(level, "framepool", "%s", msg);
+    if (!L->lo.on_event)
+        return;
     fp_live_event ev = {.type = type, .attempt = attempt, .delay = delay, .error = error,
                         .width = w, .height = h, .message = msg};
     L->lo.on_event(&ev, L->lo.user);

@@ -13,6 +13,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "readerpriv.h"
 
+#include "avlog.h"
+
 #include <libavutil/pixdesc.h>
 #include <math.h>
 #include <stdarg.h>
@@ -33,7 +35,7 @@ int fp__reader_fail(fp_reader *r, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->errmsg + n, sizeof r->errmsg - (size_t)n, fmt, ap);
     va_end(ap);
-    fp__set_errmsg("%s", r->errmsg); /* the thread channel (fp_errmsg) too */
+    fp_errmsg_set("%s", r->errmsg); /* the thread channel (fp_errmsg) too */
     return code;
 }
 
@@ -85,6 +87,7 @@ int fp__reader_begin(fp_reader **out, const fp_reader_options *opts, const char 
                         const char *file, int line, const char *func)
 {
     *out = NULL;
+    fp__avlog_install(); /* FFmpeg's lines through framepool's log hook, redacted */
     fp_reader *r = fp__obj_new(&reader_type, sizeof(fp_reader), sizeof(fp_reader), NULL, file,
                                line, func);
     if (!r)
@@ -297,7 +300,7 @@ static int loop_end(fp_reader *r)
         return 0;
     r->loop_rc = 0;
     snprintf(r->errmsg, sizeof r->errmsg, "%s", r->loop_msg);
-    fp__set_errmsg("%s", r->errmsg);
+    fp_errmsg_set("%s", r->errmsg);
     return rc;
 }
 
