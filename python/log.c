@@ -71,8 +71,6 @@ static void emit(int fp_level, const char *source, const char *line)
     Py_XDECREF(extra);
 }
 
-#ifdef FPY_HAVE_FP_LOG
-
 typedef struct rec {
     int level;
     char source[32];
@@ -225,7 +223,8 @@ PyObject *fpy_log_flush(PyObject *module, PyObject *noargs)
     /* and the batch the emitter took, if any: emitted when this returns */
     Py_BEGIN_ALLOW_THREADS /* the emitter needs the GIL to finish it */
     pthread_mutex_lock(&q_lock);
-    while (inflight)
+    /* (a handler running on the emitter that calls log_flush would wait for itself) */
+    while (inflight && !(emitter_running && pthread_equal(pthread_self(), emitter)))
         pthread_cond_wait(&idle_cv, &q_lock);
     pthread_mutex_unlock(&q_lock);
     Py_END_ALLOW_THREADS
@@ -264,9 +263,10 @@ static int log_install(PyObject *module)
     if (!r)
         return -1;
     Py_DECREF(r);
+    (void)module;
     fp_log_set_level(py_to_fp_level(py_level));
-    fp_log_set_callback(on_log, NULL);
-    return PyModule_AddIntConstant(module, "HAVE_C_LOG", 1);
+    fp_log_set_callback(on_log, NULL); /* the default hook it replaces never takes the GIL */
+    return 0;
 }
 
 static void apply_level(int level)
@@ -274,27 +274,6 @@ static void apply_level(int level)
     fp_log_set_level(py_to_fp_level(level));
 }
 
-#else /* the C library has no log API yet: lines go where it prints them */
-
-PyObject *fpy_log_flush(PyObject *module, PyObject *noargs)
-{
-    (void)module;
-    (void)noargs;
-    return PyLong_FromLong(0);
-}
-
-void fpy_log_before_fork(void) {}
-void fpy_log_after_fork(int child) { (void)child; }
-
-static int log_install(PyObject *module)
-{
-    (void)emit;
-    return PyModule_AddIntConstant(module, "HAVE_C_LOG", 0);
-}
-
-static void apply_level(int level) { (void)level; }
-
-#endif
 
 int fpy_log_init(PyObject *module)
 {

@@ -3,8 +3,6 @@ logging.getLogger("framepool") with levels mapped and URLs redacted, emitted
 by framepool's log thread (never from a decoder thread, never while a
 framepool lock is held), and nothing reaches stderr meanwhile."""
 import logging
-import os
-import pathlib
 import socket
 import threading
 
@@ -12,15 +10,6 @@ import pytest
 
 import framepool
 from framepool import _framepool as C
-
-from conftest import SOURCE_DIR
-
-
-def require_c_log():
-    header = pathlib.Path(SOURCE_DIR, "include", "framepool", "base.h").read_text()
-    if "fp_log_set_callback" not in header:
-        pytest.skip("this checkout's C library has no log API (fp_log_set_callback) yet")
-    assert C.HAVE_C_LOG == 1, "base.h has the log API but the module was built without it"
 
 
 class Collect(logging.Handler):
@@ -54,7 +43,6 @@ def refused_port():
 
 
 def test_a_refused_tcp_camera_logs_to_logging_not_stderr(handler, capfd):
-    require_c_log()
     url = f"tcp://admin:hunter2@127.0.0.1:{refused_port()}"
     live = {"mode": "latest", "max_reconnects": 3, "reconnect_min": 0.01,
             "reconnect_max": 0.02}
@@ -75,7 +63,6 @@ def test_a_refused_tcp_camera_logs_to_logging_not_stderr(handler, capfd):
 
 
 def test_below_warning_is_silent_by_default_and_log_level_opens_it(handler, clips):
-    require_c_log()
     assert C.log_level() == logging.WARNING
     with framepool.open(clips.h264, format="bgr24") as r:
         r.read()
@@ -91,7 +78,6 @@ def test_below_warning_is_silent_by_default_and_log_level_opens_it(handler, clip
 def test_decoder_threads_logging_while_readers_close_do_not_deadlock(handler, clips, tmp_path):
     """Decoder threads log (DEBUG) while the GIL holder closes readers, which
     joins them: lines are queued, never emitted from those threads."""
-    require_c_log()
     C.log_level(logging.DEBUG)
     data = bytearray(clips.ts_long.read_bytes())
     for i in range(len(data) // 3, 2 * len(data) // 3, 997):
@@ -105,3 +91,31 @@ def test_decoder_threads_logging_while_readers_close_do_not_deadlock(handler, cl
                     break
     C.log_flush()
     assert any(r.fp_source not in ("framepool",) for r in handler.records)
+
+
+def test_a_handler_that_calls_framepool_does_not_deadlock(clips):
+    """A handler runs on framepool's log thread with the GIL: calling
+    log_flush() or opening a reader from it (which logs again) returns."""
+    logger = logging.getLogger("framepool")
+    seen = threading.Event()
+
+    class Reentrant(logging.Handler):
+        def emit(self, record):
+            C.log_flush()
+            if not seen.is_set():
+                seen.set()
+                with framepool.open(clips.h264, format="gray8") as r:
+                    r.read()
+
+    h = Reentrant(logging.DEBUG)
+    logger.addHandler(h)
+    old = C.log_level(logging.DEBUG)
+    try:
+        with framepool.open(clips.h264, format="gray8", threads=2) as r:
+            for _ in r:
+                pass
+        assert seen.wait(30)
+        C.log_flush()
+    finally:
+        C.log_level(old)
+        logger.removeHandler(h)
