@@ -223,7 +223,7 @@ static PyObject *mod_growth(PyObject *m, PyObject *args, PyObject *kwargs)
 static PyObject *mod_diag_configure(PyObject *m, PyObject *arg)
 {
     (void)m;
-    const char *spec = PyUnicode_AsUTF8(arg);
+    const char *spec = fpy_arg_str(arg, "spec");
     if (!spec)
         return NULL;
     int rc = fp_diag_configure(spec);
