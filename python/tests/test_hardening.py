@@ -84,6 +84,23 @@ def test_memtrack_report_survives_init_on_another_thread():
     assert len(out) == 5 and all(isinstance(s, str) and s for s in out)
 
 
+def wait_blocked(r, frames, limit=60):
+    """Returns once the thread reading r has been inside one read (repr says
+    busy, no new frame) for 0.3 s: the server sends nothing more, so it is
+    blocked there for good."""
+    deadline = time.monotonic() + limit
+    since, last = None, -1
+    while time.monotonic() < deadline:
+        if "busy" in repr(r) and frames[0] == last:
+            since = since or time.monotonic()
+            if time.monotonic() - since > 0.3:
+                return
+        else:
+            since, last = None, frames[0]
+        time.sleep(0.01)
+    raise AssertionError(f"the reader never blocked: {r!r}, {frames[0]} frames")
+
+
 def test_info_and_repr_follow_the_busy_rule(clips):
     """reader.info read the reader's fields while another thread decoded
     with the GIL released. Now info raises RuntimeError like every other
@@ -92,20 +109,18 @@ def test_info_and_repr_follow_the_busy_rule(clips):
     server = StalledServer(ts[: len(ts) // 4])
     try:
         r = framepool.open(server.url, format="gray8", threads=1)
-        out = []
+        out, frames = [], [0]
 
         def read_all():
             try:
                 for _ in r:
-                    pass
+                    frames[0] += 1
             except framepool.CancelledError:
                 out.append("cancelled")
 
         t = threading.Thread(target=read_all)
         t.start()
-        deadline = time.monotonic() + 30
-        while "busy" not in repr(r) and time.monotonic() < deadline:
-            pass  # the reader thread enters a read (GIL released): repr says so
+        wait_blocked(r, frames)
         assert "busy in another thread" in repr(r)
         # the stalled server sends nothing more: the thread stays inside its read
         with pytest.raises(RuntimeError, match="another thread"):
@@ -276,22 +291,21 @@ def test_interrupt_all_ends_blocked_reads_on_other_threads(clips):
     servers = [StalledServer(ts[: len(ts) // 5]) for _ in range(2)]
     try:
         readers = [framepool.open(s.url, format="gray8", threads=1) for s in servers]
-        results = []
+        results, counts = [], [[0], [0]]
 
-        def read_all(r):
+        def read_all(r, count):
             try:
                 for _ in r:
-                    pass
+                    count[0] += 1
                 results.append("ended")
             except framepool.CancelledError:
                 results.append("cancelled")
 
-        threads = [threading.Thread(target=read_all, args=(r,)) for r in readers]
+        threads = [threading.Thread(target=read_all, args=(r, n)) for r, n in zip(readers, counts)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 30
-        while not all("busy" in repr(r) for r in readers) and time.monotonic() < deadline:
-            pass
+        for r, n in zip(readers, counts):
+            wait_blocked(r, n)
         # both threads are inside a read that waits for data that never comes
         assert C.interrupt_all() >= 2
         for t in threads:
