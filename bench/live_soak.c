@@ -278,7 +278,7 @@ int main(int argc, char **argv)
         fp_reader_stats st;
         until = bench_now() + 5;
         do {
-            fp_reader_stats(r, &st);
+            fp_reader_get_stats(r, &st);
             if (!st.connected)
                 break;
             usleep(2000);
@@ -314,7 +314,7 @@ int main(int argc, char **argv)
         }
     }
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     fp_reader_close(&r);
     observer_stop(&obs);
     getloadavg(load, 3);

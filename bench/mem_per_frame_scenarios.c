@@ -63,7 +63,7 @@ static void note_reader(mpf_run *r, fp_reader *rd)
     fp_reader_info in;
     fp_reader_stats st;
     fp_reader_info(rd, &in);
-    fp_reader_stats(rd, &st);
+    fp_reader_get_stats(rd, &st);
     snprintf(r->note, sizeof r->note,
              "decoder pool %llu buffers (cap %u, decoder needs %u), BGR pool %llu (cap %u), "
              "misses %llu+%llu",
@@ -298,7 +298,7 @@ static void *fp_producer(void *arg)
             snprintf(c->err, sizeof c->err, "no frame in the clip");
             break;
         }
-        if (rc == FP_ELIMIT) { /* the worker holds max_held frames: wait for one */
+        if (rc == FP_EHELD) { /* the worker holds max_held frames: wait for one */
             usleep(500);
             continue;
         }

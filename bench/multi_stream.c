@@ -256,7 +256,7 @@ int main(int argc, char **argv)
         fp_reader_interrupt(st[i].r);
         pthread_join(st[i].th, NULL);
         fp_reader_stats s;
-        fp_reader_stats(st[i].r, &s);
+        fp_reader_get_stats(st[i].r, &s);
         drops += s.dropped;
         bdrops += s.budget_drops;
         reconnects += s.reconnects;

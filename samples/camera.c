@@ -181,7 +181,7 @@ int main(int argc, char **argv)
         if (now_mono() >= next_status) {
             next_status += 1;
             fp_reader_stats s;
-            fp_reader_stats(r, &s);
+            fp_reader_get_stats(r, &s);
             printf("[%7.2f s] %s frames=%llu size=%dx%d age=%.0f ms (max %.0f) dropped=%llu "
                    "stalls=%llu reconnects=%llu\n",
                    now_mono() - t0, s.connected ? "live        " : "down        ",
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
     if (gave_up)
         printf("camera: %s\n", fp_reader_errmsg(r));
     fp_reader_stats s;
-    fp_reader_stats(r, &s);
+    fp_reader_get_stats(r, &s);
     printf("camera: %llu frames in %.1f s, %llu connections, %llu reconnect tries, %llu stalls, "
            "%llu dropped, frame age max %.0f ms\n",
            (unsigned long long)frames, now_mono() - t0, (unsigned long long)s.connects,

@@ -204,7 +204,7 @@ int main(int argc, char **argv)
         fp_cv_destroy_all_windows();
 
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     printf("save_display: %ld frames in %.2f s (%.1f fps), %ld saved to %s/, %llu corrupt, "
            "%llu decode errors\n",
            frames, dt, dt > 0 ? (double)frames / dt : 0.0, saved, out_dir,

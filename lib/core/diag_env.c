@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE /* on_exit */
 #include "diag_internal.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <execinfo.h>
@@ -214,17 +215,7 @@ static void *signal_thread(void *arg)
 int fp__diag_start_thread(void *(*fn)(void *))
 {
     /* The thread blocks every signal: signal handlers run on other threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&th, &at, fn, NULL);
-    pthread_attr_destroy(&at);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
+    return fp__thread_start(NULL, fn, NULL);
 }
 
 static int start_signal_thread(void)
