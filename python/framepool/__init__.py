@@ -21,6 +21,11 @@ tracemalloc: while Python holds a frame its pixel buffer is tracked in domain
 Bounds: holding ``max_held`` frames of a reader and asking for another raises
 ``LimitError``, whose message lists the lines holding them.
 
+Processes: ``readers()`` lists this process's open readers and
+``interrupt_all()`` ends their blocked reads; a forked child inherits them
+as abandoned; frames pickle to standalone copies. framepool's and FFmpeg's
+lines go to the ``logging`` logger ``"framepool"`` (``log_level()``).
+
 Installing: ``pip install --no-build-isolation /path/to/framepool`` (the
 repository root holds pyproject.toml) builds this package with the library
 compiled into the extension; ``.pyi`` stubs and ``py.typed`` make it typed.
@@ -31,13 +36,13 @@ Diagnostics: ``summary()``, ``leak_report()``, ``growth()`` (text, as the C
 library prints them; ``diag_configure("sites")`` records creation lines),
 ``MemTrack`` (memory-per-frame verdict).
 """
-from . import _framepool
 from ._framepool import (  # noqa: F401
     C_VERSION, FLAG_CORRUPT, FLAG_KEY, FLAG_READONLY, TRACEMALLOC_DOMAIN,
     CancelledError, DecodeError, Error, FormatError, Frame, InvalidError,
     LimitError, MemTrack, NoDisplayError, NoStreamError, NotFoundError,
     OutOfMemoryError, Plane, InputOutputError, Reader, TimeoutError, diag_configure,
-    growth, leak_report, live_bytes, open, summary,
+    growth, interrupt_all, leak_report, live_bytes, log_flush, log_level, open, readers,
+    summary,
 )
 from ._types import (  # noqa: F401
     Interpolation, LiveMode, LiveOptions, MemTrackResult, PoolStats, ReaderInfo, ReaderStats,
@@ -53,17 +58,10 @@ __version__: str = C_VERSION
 __all__ = [
     "Reader", "Frame", "Plane", "MemTrack",
     "summary", "leak_report", "growth", "diag_configure", "live_bytes",
+    "readers", "interrupt_all", "log_level", "log_flush",
     "Error", "LimitError", "FormatError", "NoStreamError", "DecodeError",
     "InputOutputError", "NotFoundError", "CancelledError",
     "InvalidError", "OutOfMemoryError", "NoDisplayError",
     "TRACEMALLOC_DOMAIN", "FLAG_KEY", "FLAG_CORRUPT", "FLAG_READONLY", "C_VERSION",
     "ReaderInfo", "ReaderStats", "PoolStats", "MemTrackResult", "LiveOptions",
 ]
-
-# Functions of extension builds that have them (process-wide reader control
-# and logging); __init__.pyi declares them all.
-for _name in ("readers", "interrupt_all", "log_level", "log_flush"):
-    if hasattr(_framepool, _name):
-        globals()[_name] = getattr(_framepool, _name)
-        __all__.append(_name)
-del _name

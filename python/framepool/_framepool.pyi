@@ -18,7 +18,6 @@ TRACEMALLOC_DOMAIN: Final[int]
 FLAG_KEY: Final[int]
 FLAG_CORRUPT: Final[int]
 FLAG_READONLY: Final[int]
-HAVE_C_LOG: Final[int]  # 1 when the C library's log lines reach the 'framepool' logger
 
 class Error(Exception):
     """A framepool error; `code` is the FP_E* value (negative)."""

@@ -56,9 +56,9 @@ class ReaderInfo(TypedDict):
     out_pool_max_buffers: int
 
 
-class ReaderStats(TypedDict, total=False):
-    """Reader.stats: counters (the live ones are 0 for files). Keys a given
-    build does not report are absent, hence total=False."""
+class ReaderStats(TypedDict):
+    """Reader.stats: counters (the live ones are 0 for files); every key is
+    always present. help(framepool.Reader.stats) says what each counts."""
     packets: int
     decoded: int
     delivered: int

@@ -20,9 +20,9 @@ How it works (each point is a function or class below):
   --chunk seconds it puts a chunk on a distributed.Queue. A chunk carries
   the camera, worker, pid, run number, the frames' statistics, the
   reader's counters, and every --thumb seconds a thumbnail: a framepool
-  Frame (frame.copy(), pickled: the unpickled frame is an ordinary framepool
-  frame in the client) when frames pickle, else a numpy copy. The scheduler
-  keeps queue items as msgpack data, so a chunk travels as pickle bytes.
+  Frame (frame.copy(), pickled: one copy of the pixels; the unpickled frame
+  is an ordinary framepool frame in the client). The scheduler keeps queue
+  items as msgpack data, so a chunk travels as pickle bytes.
 - WorkerBudget: the frame memory the cameras of one worker process may
   hold, a fraction (--budget-fraction) of the worker's memory limit. Each
   camera reserves its readers' pool bound (buffers * bytes per buffer, read
@@ -35,8 +35,7 @@ How it works (each point is a function or class below):
   camera does not block it), closes its reader and returns. A camera whose
   future was cancelled (Client.cancel, or the client went away) sees that
   too, from the worker's task state. open_readers() counts the readers
-  still open in each worker process (framepool.readers() when the binding
-  has it): 0 after stop().
+  still open in each worker process (framepool.readers()): 0 after stop().
 - Failures: a worker that dies is restarted by its nanny and the scheduler
   runs its cameras again (on any worker: the placement is a preference);
   a camera that drops is reconnected by its reader.
@@ -51,7 +50,6 @@ import sys
 import threading
 import time
 import uuid
-import weakref
 from typing import Any, Iterator, TypedDict
 
 import numpy as np
@@ -91,7 +89,7 @@ class Chunk(TypedDict):
     run: int             # 1 for the first run of the camera in this process, ...
     sent: float          # time.time() when put on the queue
     frames: list[FrameStat]
-    thumbnail: Any       # framepool.Frame (pickled copy), numpy array, or None
+    thumbnail: framepool.Frame | None  # a standalone copy, pickled on the way
     connected: bool
     reconnects: int
     dropped: int
@@ -102,7 +100,6 @@ class Chunk(TypedDict):
     reserved: int        # this camera's part
 
 
-FRAMES_PICKLE = "__reduce__" in vars(framepool.Frame)
 LIVE = framepool.LiveOptions(mode="latest", reconnect_min=0.1, reconnect_max=1.0, stall=3.0)
 
 # ---- in each worker process -----------------------------------------------------------------
@@ -159,16 +156,12 @@ class WorkerBudget:
             return sum(self.reserved.values())
 
 
-_open: weakref.WeakSet[framepool.Reader] = weakref.WeakSet()
 _runs: dict[str, int] = {}
 
 
 def open_readers() -> int:
     """Readers open in this process (run on every worker by Fleet.open_readers)."""
-    listing = getattr(framepool, "readers", None)
-    if listing is not None:
-        return len(listing())
-    return sum(1 for r in list(_open) if not r.closed)
+    return len(framepool.readers())
 
 
 def pool_bound(reader: framepool.Reader) -> int:
@@ -220,20 +213,21 @@ def camera_task(spec: CameraSpec, budget_fraction: float = 0.5) -> dict[str, Any
     error: str | None = None
     reader = framepool.open(spec["url"], format="gray8", size=spec["size"], live=LIVE,
                             max_held=2, timeout=spec["poll"])
-    _open.add(reader)
     prev: np.ndarray[Any, Any] | None = None
     next_chunk = time.monotonic() + spec["chunk"]
     next_thumb = time.monotonic()
     next_poll = time.monotonic() + spec["poll"]
-    thumb: Any = None
+    thumb: framepool.Frame | None = None
     reserved = 0
 
     def send(final: bool) -> None:
-        s = reader.stats if not reader.closed else {}
+        connected, reconnects, dropped = False, 0, 0
+        if not reader.closed:
+            s = reader.stats
+            connected, reconnects, dropped = s["connected"], s["reconnects"], s["dropped"]
         chunk = Chunk(camera=camera, worker=worker_name, pid=os.getpid(), run=run,
                       sent=time.time(), frames=list(frames), thumbnail=thumb,
-                      connected=bool(s.get("connected", False)),
-                      reconnects=int(s.get("reconnects", 0)), dropped=int(s.get("dropped", 0)),
+                      connected=connected, reconnects=reconnects, dropped=dropped,
                       final=final, error=error, budget=budget.max_bytes,
                       budget_used=budget.used(), reserved=reserved)
         if queue is not None:  # the scheduler keeps msgpack data: send pickled bytes
@@ -265,7 +259,7 @@ def camera_task(spec: CameraSpec, budget_fraction: float = 0.5) -> dict[str, Any
                 totals["frames"] += 1
                 if spec["thumb"] and now >= next_thumb:
                     next_thumb = now + spec["thumb"]
-                    thumb = frame.copy() if FRAMES_PICKLE else img.copy()
+                    thumb = frame.copy()  # not counted against max_held
                 del img, frame
                 bound = pool_bound(reader)
                 if bound > reserved:  # first frame, or the stream grew

@@ -6,17 +6,15 @@ import builtins
 import inspect
 import pathlib
 
-import pytest
-
 import framepool
 from framepool import _framepool
 
 STUB = pathlib.Path(framepool.__file__).parent / "_framepool.pyi"
 
-# Declared in the stubs ahead of the extension build that adds them
-# (process-wide reader control and logging); empty once that build is merged.
-PENDING = {"readers", "interrupt_all", "log_level", "log_flush", "HAVE_C_LOG"}
-PENDING_MEMBERS = {"Frame": {"views"}}
+# Names declared in the stubs ahead of an extension build that adds them
+# (empty when the stubs and the extension agree).
+PENDING: set[str] = set()
+PENDING_MEMBERS: dict[str, set[str]] = {}
 
 
 def stub_tree():
@@ -105,11 +103,6 @@ def public_callables():
     return out
 
 
-HAVE_TEXT_SIGNATURES = getattr(_framepool.open, "__text_signature__", None) is not None
-
-
-@pytest.mark.xfail(not HAVE_TEXT_SIGNATURES, strict=True,
-                   reason="this extension build has no __text_signature__ yet")
 def test_signature_of_every_public_callable_matches_the_stubs():
     params = stub_params()
     failed = []
