@@ -168,6 +168,8 @@ def test_fleet_delivers_recovers_and_stops(cameras, client):
             last = col.chunks[s["camera"]][-1]
             assert last["budget"] == 2**30 // 2, last["budget"]
             assert 0 < last["reserved"] <= last["budget_used"] <= last["budget"], last
+            print(f"{s['camera']}: reserved {last['reserved'] / 2**20:.2f} MiB of the worker's "
+                  f"{last['budget'] / 2**20:.0f} MiB frame budget")
         for s in f.specs:
             col.wait(f"{s['camera']} sends a thumbnail", lambda: any(
                 c["thumbnail"] is not None for c in col.chunks[s["camera"]]), 10)
