@@ -117,6 +117,7 @@ setup(
     package_data={"framepool": ["py.typed", "*.pyi"]},
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildExt},
+    zip_safe=False,
     options={
         "build": {"build_base": "build/setuptools"},
         "build_ext": {"parallel": os.cpu_count() or 1},
