@@ -130,7 +130,31 @@ typedef struct fp_memtrack_config {
     double skip_fraction;   /* judge from max(warm-up end, this fraction of the run);
                                default 0. An observer that cannot see pool misses
                                (fp_memtrack_record) uses 0.15. At most 0.9. */
+    int live;               /* non-zero: a live source (camera, network stream): the
+                               live defaults and rules below */
+    size_t resolution;      /* bytes: a verdict needs a judged part of at least
+                               resolution / max_slope frames (and min_frames), so that
+                               a leak at the limit adds this much; default 0 (none),
+                               live 16 KiB */
 } fp_memtrack_config;
+
+/* Live runs (cfg.live). A loop fed by a live source shows memory that grows
+ * for a while after the connection opens and then stops, while nothing
+ * leaks: the frames of a live reader are handed out in small per-frame
+ * headers whose heap settles over the first few hundred frames (RssAnon
+ * steps of one page every few frames), and a demuxer's buffers fill with
+ * the stream's first bytes (over MPEG-TS, a seek-back buffer of `probesize`
+ * bytes: ~800 frames at 320x240). RssAnon moves in 4 KiB pages, so a run of
+ * N frames can show growth of 4096/N B/frame that is one page. In live mode
+ * the defaults become min_warmup 400 frames (16 s at 25 fps) and resolution
+ * 16 KiB (with max_slope 16: 1024 judged frames, so a verdict needs 1424
+ * frames: 57 s at 25 fps, 2 min 22 s at 10 fps); a field set by the caller
+ * keeps its value. Until the judged part is that long the verdict is
+ * INCONCLUSIVE with frames_needed, never FAIL; after it, growth must go on
+ * in the whole judged part, its second half and its last quarter to FAIL
+ * (growth that stopped is INCONCLUSIVE), so a planted 256 B/frame leak
+ * FAILs at that length and a correct loop does not. An outside observer
+ * (bench/rss_watch --live) judges with the same settings. */
 
 /* Creates a tracker: allocates and touches `capacity` samples now so that
  * sampling never faults, and opens /proc/self/statm (fp_procstat). Returns
@@ -201,8 +225,11 @@ typedef struct fp_memtrack_result {
     uint64_t settled_at;      /* INCONCLUSIVE after growth: memory is flat from this
                                  frame on (a run judged from judged_from fails, its
                                  second half or last quarter passes); 0 otherwise */
-    uint64_t frames_needed;   /* INCONCLUSIVE: frames a run needs for a verdict (the
-                                 flat part three times the growing part); 0 otherwise */
+    uint64_t frames_needed;   /* INCONCLUSIVE: frames a run needs for a verdict (at least
+                                 min_judged frames judged; after growth that stopped,
+                                 the flat part three times the growing part); 0 otherwise */
+    uint64_t min_judged;      /* frames a judged part needs: max(min_frames,
+                                 resolution / max_slope) */
 } fp_memtrack_result;
 
 /* Analyses the samples so far. Returns 0 and fills *out, or FP_EINVAL,

@@ -67,6 +67,13 @@ int fp_memtrack_new_at(const fp_memtrack_config *cfg, fp_memtrack **out, const c
         memset(&c, 0, sizeof c);
     if (c.capacity == 0)
         c.capacity = 16384;
+    /* Live sources: a warm-up that covers a connection's first few hundred
+     * frames and a judged part long enough for page-sized steps (measure.h,
+     * "Live runs"). */
+    if (c.live && c.min_warmup == 0)
+        c.min_warmup = 400;
+    if (c.live && c.resolution == 0)
+        c.resolution = 16384;
     if (c.capacity < 64)
         c.capacity = 64;
     c.capacity &= ~(size_t)1;
@@ -214,6 +221,20 @@ int fp_memtrack_record(fp_memtrack *t, uint64_t x, uint64_t rss_anon, uint64_t m
 
 /* ---- analysis ------------------------------------------------------------------------ */
 
+/* Frames a judged part needs: min_frames, and enough frames that a leak at
+ * max_slope adds `resolution` bytes (a page step over fewer frames would
+ * look like a slope above the limit). */
+static uint64_t min_judged(const fp_memtrack_config *c)
+{
+    uint64_t m = c->min_frames;
+    if (c->resolution > 0 && c->max_slope > 0) {
+        double r = ceil((double)c->resolution / c->max_slope);
+        if (r > (double)m)
+            m = r < 1e15 ? (uint64_t)r : (uint64_t)1e15;
+    }
+    return m;
+}
+
 typedef uint64_t (*mt_field)(const mt_sample *s);
 static uint64_t f_rss(const mt_sample *s)
 {
@@ -331,13 +352,20 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
     r->frames = t->frame;
     r->peak_rss = t->peak_rss;
     r->verdict = FP_MEMTRACK_INCONCLUSIVE;
-    r->frames_needed = (uint64_t)t->cfg.min_warmup + t->cfg.min_frames;
+    uint64_t need = min_judged(&t->cfg);
+    r->min_judged = need;
+    r->frames_needed = (uint64_t)t->cfg.min_warmup + need;
     if (t->n == 0)
         return FP_OK;
     const mt_sample *last = &t->s[t->n - 1];
     r->last_rss = last->rss;
     r->live_bytes = last->live;
     r->idle_bytes = last->idle;
+    if (!t->warm && last->frame < t->cfg.min_warmup) {
+        /* Not even the warm-up's length yet. */
+        r->frames_needed = (uint64_t)t->cfg.min_warmup + need;
+        return FP_OK;
+    }
     mt_sample w0;
     if (t->warm) {
         w0 = t->warm_at;
@@ -367,8 +395,8 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
     uint64_t after = last->frame - s[0].frame;
     r->late_misses = last->misses - w0.misses;
     r->judged_from = s[0].frame;
-    if (after < t->cfg.min_frames || n < 3) {
-        r->frames_needed = s[0].frame + t->cfg.min_frames;
+    if (after < need || n < 3) {
+        r->frames_needed = s[0].frame + need;
         if (t->cfg.skip_fraction > 0 && t->cfg.skip_fraction < 0.9)
             r->frames_needed =
                 (uint64_t)ceil((double)r->frames_needed / (1 - t->cfg.skip_fraction));
@@ -397,9 +425,12 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
      * and on its last quarter: when memory was flat in either, the verdict
      * is INCONCLUSIVE, with the run length that would judge it (the flat
      * part three times as long as the growing part). */
+    /* A live run is long enough for its parts to be judged (min_judged is
+     * in the hundreds of frames): each of them is, however short. */
     for (int q = 0; r->verdict == FP_MEMTRACK_FAIL && q < 2; q++) {
         size_t h = q == 0 ? n / 2 : n - n / 4;
-        if (n - h < 3 || s[n - 1].frame - s[h].frame < t->cfg.min_frames)
+        if (n - h < 3 ||
+            (!t->cfg.live && s[n - 1].frame - s[h].frame < t->cfg.min_frames))
             break;
         fp_memtrack_result late = *r;
         judge(t, s + h, n - h, &mw, &late);
@@ -407,6 +438,8 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
             r->verdict = FP_MEMTRACK_INCONCLUSIVE;
             r->settled_at = s[h].frame;
             r->frames_needed = s[0].frame + 4 * (s[h].frame - s[0].frame);
+            if (r->frames_needed < s[0].frame + need)
+                r->frames_needed = s[0].frame + need;
         }
     }
     fp_free(work, wn * sizeof *work);
@@ -441,8 +474,11 @@ int fp_memtrack_print(fp_memtrack *t, FILE *out)
                 (unsigned long long)r.judged_from, (unsigned long long)r.settled_at,
                 (unsigned long long)r.frames_needed);
     else if (r.verdict == FP_MEMTRACK_INCONCLUSIVE)
-        fprintf(out, "  fewer than %u frames after frame %llu: no verdict; run at least %llu frames\n",
-                t->cfg.min_frames, (unsigned long long)r.judged_from,
+        fprintf(out,
+                "  fewer than %llu frames after frame %llu%s: no verdict; run at least %llu "
+                "frames\n",
+                (unsigned long long)r.min_judged, (unsigned long long)r.judged_from,
+                t->cfg.live ? " (live source: connection warm-up, 4 KiB pages)" : "",
                 (unsigned long long)r.frames_needed);
     if (!r.warmup_ended && r.frames)
         fprintf(out, "  pool misses never stopped: the second half of the run was judged\n");
