@@ -350,11 +350,17 @@ static uint64_t live_pages(uint64_t f)
 {
     return (12u << 20) + noise(f) + (f >= 1000 ? 4096 : 0);
 }
-/* An MPEG-TS seek-back buffer of 5 MB filling at 6.4 KB/frame, then flat. */
+/* Measured over MPEG-TS: the demuxer's seek-back buffer of 5 MB fills at
+ * 6.4 KB/frame, and is freed at frame 977 (its window ended). */
 static uint64_t live_seekback(uint64_t f)
 {
     uint64_t fill = f * 6400 < 5000000 ? f * 6400 : 5000000;
-    return (12u << 20) + fill / 4096 * 4096 + noise(f);
+    return (12u << 20) + (f < 977 ? fill / 4096 * 4096 : 49152) + noise(f);
+}
+/* The same with a planted 128 B/frame leak: the drop must not hide it. */
+static uint64_t live_seekback_leak128(uint64_t f)
+{
+    return live_seekback(f) + f * 128 / 4096 * 4096;
 }
 /* The planted bug: malloc(256) every frame, never freed, on top of the
  * healthy shape. */
@@ -422,6 +428,31 @@ START_TEST(live_runs_fail_a_planted_leak)
             ck_assert_uint_eq(r.fail_reasons, 1u);
             ck_assert_msg(r.slope > 200 && r.slope < 320, "slope %.1f", r.slope);
         }
+        fp_unref(&t);
+    }
+    /* Memory given back mid-run (a demuxer's buffer freed) hides no leak:
+     * the part after the drop is judged, once it is long enough. */
+    static const uint64_t after_drop[] = {2000, 3000, 4500};
+    for (size_t i = 0; i < sizeof after_drop / sizeof *after_drop; i++) {
+        fp_memtrack *t = judge_live(live_seekback_leak128, after_drop[i], &r);
+        int want = after_drop[i] >= 2448 ? FP_MEMTRACK_FAIL : FP_MEMTRACK_INCONCLUSIVE;
+        ck_assert_msg((int)r.verdict == want,
+                      "128 B/frame after a drop, %llu frames: verdict %d (want %d) slope %.1f "
+                      "window %lld from %llu",
+                      (unsigned long long)after_drop[i], r.verdict, want, r.slope,
+                      (long long)r.window_delta, (unsigned long long)r.judged_from);
+        if (want == FP_MEMTRACK_FAIL) {
+            ck_assert(r.fail_reasons & 1u);
+            ck_assert_uint_gt(r.judged_from, 977);
+            ck_assert_msg(r.slope > 90 && r.slope < 170, "slope %.1f", r.slope);
+        } else {
+            ck_assert_uint_eq(r.frames_needed, 400 + 2 * 1024);
+        }
+        fp_unref(&t);
+        t = judge_live(live_seekback, after_drop[i], &r);
+        ck_assert_msg((int)r.verdict == (want == FP_MEMTRACK_FAIL ? FP_MEMTRACK_PASS : want),
+                      "seek-back without a leak, %llu frames: verdict %d slope %.1f",
+                      (unsigned long long)after_drop[i], r.verdict, r.slope);
         fp_unref(&t);
     }
     /* A caller's own settings win over the live defaults. */
