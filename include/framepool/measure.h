@@ -140,21 +140,23 @@ typedef struct fp_memtrack_config {
 
 /* Live runs (cfg.live). A loop fed by a live source shows memory that grows
  * for a while after the connection opens and then stops, while nothing
- * leaks: the frames of a live reader are handed out in small per-frame
- * headers whose heap settles over the first few hundred frames (RssAnon
- * steps of one page every few frames), and a demuxer's buffers fill with
- * the stream's first bytes (over MPEG-TS, a seek-back buffer of `probesize`
- * bytes: ~800 frames at 320x240). RssAnon moves in 4 KiB pages, so a run of
- * N frames can show growth of 4096/N B/frame that is one page. In live mode
- * the defaults become min_warmup 400 frames (16 s at 25 fps) and resolution
- * 16 KiB (with max_slope 16: 1024 judged frames, so a verdict needs 1424
- * frames: 57 s at 25 fps, 2 min 22 s at 10 fps); a field set by the caller
- * keeps its value. Until the judged part is that long the verdict is
- * INCONCLUSIVE with frames_needed, never FAIL; after it, growth must go on
- * in the whole judged part, its second half and its last quarter to FAIL
- * (growth that stopped is INCONCLUSIVE), so a planted 256 B/frame leak
- * FAILs at that length and a correct loop does not. An outside observer
- * (bench/rss_watch --live) judges with the same settings. */
+ * leaks: the heap that holds the small per-frame headers a live reader hands
+ * out settles over the first few hundred frames (one page every few frames),
+ * and a demuxer's buffers fill with the stream's first bytes (over MPEG-TS a
+ * seek-back buffer of `probesize` bytes, 5 MB by default, freed again once
+ * full). RssAnon moves in 4 KiB pages, so one page over N frames reads as
+ * 4096/N B/frame. In live mode the defaults become min_warmup 400 frames and
+ * resolution 16 KiB, i.e. with max_slope 16 a judged part of 1024 frames:
+ * a verdict needs 1424 frames (57 s at 25 fps, 2 min 22 s at 10 fps); a
+ * field the caller sets keeps its value. Until then the verdict is
+ * INCONCLUSIVE with frames_needed, never FAIL. Then FAIL needs growth in
+ * the judged part, its second half and its last quarter (growth that
+ * stopped is INCONCLUSIVE, with the length that tells), and when memory
+ * was given back inside the judged part (window_delta below -resolution)
+ * the part after it is judged instead: its second half, once that is
+ * judged length long (else INCONCLUSIVE). A leak of 256 B/frame FAILs at
+ * those lengths; a correct loop does not. An outside observer judges with
+ * the same settings (bench/rss_watch --live). */
 
 /* Creates a tracker: allocates and touches `capacity` samples now so that
  * sampling never faults, and opens /proc/self/statm (fp_procstat). Returns
