@@ -380,7 +380,11 @@ START_TEST(live_runs_never_fail_when_healthy)
     ck_assert_uint_eq(r.frames_needed, 400 + 1024);
     mo_open(&m);
     ck_assert_int_eq(fp_memtrack_print(t, m.f), FP_MEMTRACK_INCONCLUSIVE);
-    ck_assert_msg(strstr(mo_text(&m), "run at least 1424 frames"), "got %s", mo_text(&m));
+    ck_assert_msg(strstr(mo_text(&m), "run at least 1424 frames") &&
+                      strstr(mo_text(&m), "warm-up lasts at least 400") &&
+                      !strstr(mo_text(&m), "pool misses never stopped") &&
+                      strstr(mo_text(&m), " live=flat "),
+                  "got %s", mo_text(&m));
     mo_close(&m);
     fp_unref(&t);
 

@@ -352,6 +352,7 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
     r->frames = t->frame;
     r->peak_rss = t->peak_rss;
     r->verdict = FP_MEMTRACK_INCONCLUSIVE;
+    r->live_flat = 1; /* until samples are judged: no growth seen */
     uint64_t need = min_judged(&t->cfg);
     r->min_judged = need;
     r->frames_needed = (uint64_t)t->cfg.min_warmup + need;
@@ -499,6 +500,14 @@ int fp_memtrack_print(fp_memtrack *t, FILE *out)
                 "  memory was given back after frame %llu (a buffer freed): the part after it "
                 "is judged; run at least %llu frames\n",
                 (unsigned long long)r.judged_from, (unsigned long long)r.frames_needed);
+    else if (r.verdict == FP_MEMTRACK_INCONCLUSIVE && !r.warmup_ended &&
+             r.frames < t->cfg.min_warmup)
+        fprintf(out,
+                "  %llu frames, and warm-up lasts at least %u%s: no verdict; run at least %llu "
+                "frames\n",
+                (unsigned long long)r.frames, t->cfg.min_warmup,
+                t->cfg.live ? " (live source: the connection's buffers fill)" : "",
+                (unsigned long long)r.frames_needed);
     else if (r.verdict == FP_MEMTRACK_INCONCLUSIVE)
         fprintf(out,
                 "  fewer than %llu frames after frame %llu%s: no verdict; run at least %llu "
@@ -506,7 +515,7 @@ int fp_memtrack_print(fp_memtrack *t, FILE *out)
                 (unsigned long long)r.min_judged, (unsigned long long)r.judged_from,
                 t->cfg.live ? " (live source: connection warm-up, 4 KiB pages)" : "",
                 (unsigned long long)r.frames_needed);
-    if (!r.warmup_ended && r.frames)
+    if (!r.warmup_ended && r.frames >= t->cfg.min_warmup)
         fprintf(out, "  pool misses never stopped: the second half of the run was judged\n");
     if (r.verdict == FP_MEMTRACK_PASS || !r.fail_reasons)
         return (int)r.verdict;
