@@ -65,12 +65,21 @@ static double now_wall(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+typedef struct events {
+    double t0;
+    fp_memtrack *mt;
+} events;
+
 /* Runs on the reader's thread, with no framepool lock held. */
 static void on_event(const fp_live_event *ev, void *user)
 {
+    const events *e = user;
     static const char *names[] = {"?",       "CONNECTED",    "DISCONNECTED", "STALLED",
                                   "RECONNECTING", "SIZE_CHANGED", "GAVE_UP"};
-    double t0 = *(const double *)user;
+    double t0 = e->t0;
+    /* a new connection fills its buffers again: the verdict waits for it */
+    if (ev->type == FP_LIVE_CONNECTED)
+        fp_memtrack_note_connect(e->mt);
     const char *name = ev->type > 0 && ev->type <= FP_LIVE_GAVE_UP ? names[ev->type] : "?";
     printf("[%7.2f s] %-12s %s\n", now_mono() - t0, name, ev->message);
     fflush(stdout);
@@ -143,13 +152,14 @@ int main(int argc, char **argv)
     }
 
     double t0 = now_mono();
+    events ev = {t0, mt};
     fp_reader_options o = {0};
     o.live.mode = mode;
     o.live.queue = 8;
     o.live.stall = stall;
     o.live.max_reconnects = max_reconnects;
     o.live.on_event = on_event;
-    o.live.user = &t0;
+    o.live.user = &ev;
     o.av_options = av_options;
     o.timeout_us = 500000; /* wake up twice a second to print the status and check the clock */
     fp_reader *r = NULL;

@@ -459,6 +459,34 @@ START_TEST(live_runs_fail_a_planted_leak)
                       (unsigned long long)after_drop[i], r.verdict, r.slope);
         fp_unref(&t);
     }
+    /* A reconnection at frame 1500 fills a new seek-back buffer: with the
+     * connection noted, that is warm-up again, not a leak. */
+    for (int k = 0; k < 2; k++) {
+        uint64_t frames = k ? 4000 : 2300;
+        fp_memtrack_config cfg = {.manual_misses = 1, .live = 1};
+        fp_memtrack *t = NULL;
+        ck_assert_int_eq(fp_memtrack_new(&cfg, &t), 0);
+        fp_memtrack_note_connect(t);
+        int bad = 0;
+        for (uint64_t f = 1; f <= frames; f++) {
+            if (f == 1500)
+                fp_memtrack_note_connect(t);
+            uint64_t rss = f < 1500 ? flat(f) : flat(f) + live_seekback(f - 1499) - (12u << 20);
+            bad += fp_memtrack_record(t, f, rss, 4000) != 0;
+        }
+        ck_assert_int_eq(bad, 0);
+        ck_assert_int_eq(fp_memtrack_result_get(t, &r), 0);
+        ck_assert_uint_eq(r.last_connect, 1500);
+        /* from 400 frames after it; at 4000 frames after the buffer's drop too */
+        ck_assert_uint_eq(r.judged_from, k ? 2950 : 1899);
+        if (k == 0) {
+            ck_assert_int_eq(r.verdict, FP_MEMTRACK_INCONCLUSIVE);
+            ck_assert_uint_eq(r.frames_needed, 1899 + 1024);
+        } else {
+            ck_assert_msg(r.verdict == FP_MEMTRACK_PASS, "after a reconnection: verdict %d", r.verdict);
+        }
+        fp_unref(&t);
+    }
     /* A caller's own settings win over the live defaults. */
     fp_memtrack_config cfg = {.manual_misses = 1, .live = 1, .min_warmup = 100,
                               .resolution = 8192};

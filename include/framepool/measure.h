@@ -179,6 +179,14 @@ FP_API int fp_memtrack_sample(fp_memtrack *t);
  * cfg.manual_misses is set, and added to them otherwise. Thread-safe. */
 FP_API void fp_memtrack_note_pool_misses(fp_memtrack *t, uint64_t total_misses);
 
+/* Notes that a live source connected (again): its buffers fill again, so
+ * the verdict judges only from min_warmup frames after the first frame
+ * sampled since the last call (result.last_connect). Memory a loop leaks
+ * per connection is not seen this way (bench/live_soak measures per
+ * reconnection cycle). Thread-safe: call it from the reader's event
+ * callback (FP_LIVE_CONNECTED). */
+FP_API void fp_memtrack_note_connect(fp_memtrack *t);
+
 /* Records a sample measured elsewhere, instead of fp_memtrack_sample: `x`
  * is the frame number (or any increasing axis, e.g. milliseconds; slopes are
  * then per unit of x), rss_anon in bytes, minflt the minor faults so far
@@ -232,6 +240,8 @@ typedef struct fp_memtrack_result {
                                  the flat part three times the growing part); 0 otherwise */
     uint64_t min_judged;      /* frames a judged part needs: max(min_frames,
                                  resolution / max_slope) */
+    uint64_t last_connect;    /* first frame after the last fp_memtrack_note_connect
+                                 (when after frame 1); 0 otherwise */
 } fp_memtrack_result;
 
 /* Analyses the samples so far. Returns 0 and fills *out, or FP_EINVAL,

@@ -35,6 +35,9 @@ struct fp_memtrack {
     uint64_t pushed; /* samples offered (kept or decimated) */
     fp_procstat proc; /* this process's statm */
     _Atomic uint64_t noted_misses;
+    _Atomic uint64_t connects;    /* fp_memtrack_note_connect calls */
+    uint64_t seen_connects;       /* the count push() has seen */
+    uint64_t connect_frame;       /* first frame sampled after the last connect, 0: none */
     uint64_t last_misses, last_miss_frame;
     uint64_t peak_rss;
     int warm;
@@ -138,6 +141,12 @@ void fp_memtrack_note_pool_misses(fp_memtrack *t, uint64_t total_misses)
         atomic_store_explicit(&t->noted_misses, total_misses, memory_order_relaxed);
 }
 
+void fp_memtrack_note_connect(fp_memtrack *t)
+{
+    if (t)
+        atomic_fetch_add_explicit(&t->connects, 1, memory_order_relaxed);
+}
+
 static int misses_cb(fp_pool *p, const fp_pool_stats *s, int closed, void *user)
 {
     (void)p;
@@ -157,6 +166,11 @@ static void decimate(fp_memtrack *t)
 
 static void push(fp_memtrack *t, mt_sample x)
 {
+    uint64_t c = atomic_load_explicit(&t->connects, memory_order_relaxed);
+    if (c != t->seen_connects) {
+        t->seen_connects = c;
+        t->connect_frame = x.frame;
+    }
     if (x.rss > t->peak_rss)
         t->peak_rss = x.rss;
     if (x.frame == 1 || x.misses != t->last_misses) {
@@ -386,6 +400,14 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
         if (skip > from)
             from = skip;
     }
+    /* A source that connected again fills its buffers again: judge from
+     * min_warmup frames after the last connection. */
+    if (t->connect_frame > 1) {
+        r->last_connect = t->connect_frame;
+        uint64_t c = t->connect_frame - 1 + t->cfg.min_warmup;
+        if (c > from)
+            from = c;
+    }
     size_t i0 = 0;
     while (i0 < t->n && t->s[i0].frame < from)
         i0++;
@@ -397,7 +419,7 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
     r->late_misses = last->misses - w0.misses;
     r->judged_from = s[0].frame;
     if (after < need || n < 3) {
-        r->frames_needed = s[0].frame + need;
+        r->frames_needed = (from > s[0].frame ? from : s[0].frame) + need;
         if (t->cfg.skip_fraction > 0 && t->cfg.skip_fraction < 0.9)
             r->frames_needed =
                 (uint64_t)ceil((double)r->frames_needed / (1 - t->cfg.skip_fraction));
