@@ -18,6 +18,9 @@
  *                  [--live] [--trace FILE] -- CMD ARGS...
  * --live judges with the tracker's live mode (measure.h, "Live runs"), as
  * samples/camera does in process: 400 frames of warm-up, 1024 judged frames.
+ * It does not see the source reconnect (camera's verdict then judges from
+ * 400 frames after the last connection, rss_watch from its 15%): after a
+ * reconnection the two may differ.
  * Exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE (as save_display), 1 when the
  * command could not be run or the observer failed, 2 usage.
  */

@@ -30,7 +30,9 @@
  * udp://) FFmpeg's seek-back buffer of `probesize` bytes filling with the
  * stream's first 5 MB, ~800 frames at 320x240 MPEG-2), so the verdict waits
  * for 400 frames of warm-up and 1024 judged frames (57 s at 25 fps): a
- * shorter run is INCONCLUSIVE and says how many frames it needs.
+ * shorter run is INCONCLUSIVE and says how many frames it needs. A
+ * reconnection fills the buffers again: the verdict then judges from 400
+ * frames after the last CONNECTED.
  * `bench/rss_watch --live -- camera URL ...` judges the same run from outside.
  */
 #define _POSIX_C_SOURCE 200809L
