@@ -255,7 +255,8 @@ typedef struct fp_memtrack_result {
  * slope and window rate within max_slope, minor faults within max_faults,
  * library live bytes flat); FAIL when it is not, and also not over the
  * second half nor the last quarter (a leak grows in every part of the run);
- * INCONCLUSIVE otherwise (see fp_memtrack_verdict). */
+ * INCONCLUSIVE otherwise (see fp_memtrack_verdict). A live tracker
+ * (cfg.live) adds the rules of "Live runs" above. */
 FP_API int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *out);
 
 /* Prints the verdict line, e.g.
