@@ -371,17 +371,15 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
     memset(pp, 0, sizeof *pp);
     if (cfg->layout) {
         pp->layout = *cfg->layout;
-        int ok = pp->layout.planes >= 1 && pp->layout.planes <= 4 && pp->layout.size > 0;
-        for (int i = 0; ok && i < pp->layout.planes; i++)
-            ok = pp->layout.stride[i] > 0 && (pp->layout.stride[i] & 63) == 0 &&
-                 (pp->layout.offset[i] & 63) == 0 && pp->layout.rows[i] > 0 &&
-                 pp->layout.offset[i] + (size_t)pp->layout.stride[i] * pp->layout.rows[i] <=
-                     pp->layout.size;
-        if (!ok || cfg->format <= FP_PIX_NONE || cfg->format >= FP_PIX_COUNT_) {
-            fp__set_errmsg("pool: invalid explicit layout or format");
+        int rc = fp__layout_check(&pp->layout, cfg->format, cfg->width, cfg->height, "pool");
+        if (rc)
+            return rc;
+    } else {
+        if (cfg->padding > (size_t)PTRDIFF_MAX / 4) {
+            fp__set_errmsg("pool: padding = %zu (at most %zu)", cfg->padding,
+                           (size_t)PTRDIFF_MAX / 4);
             return FP_EINVAL;
         }
-    } else {
         int rc = fp_layout_compute(cfg->format, cfg->width, cfg->height, cfg->align,
                                    cfg->padding, &pp->layout);
         if (rc) {
@@ -391,7 +389,12 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
         }
     }
     pp->format = cfg->format;
-    pp->av_format = cfg->av_format ? cfg->av_format : -1;
+    if (cfg->av_format_plus1 < 0) {
+        fp__set_errmsg("pool: av_format_plus1 = %d (0 for none, else AVPixelFormat + 1)",
+                       cfg->av_format_plus1);
+        return FP_EINVAL;
+    }
+    pp->av_format = cfg->av_format_plus1 - 1; /* 0 (none) gives -1 */
     pp->width = cfg->width;
     pp->height = cfg->height;
     pp->max_buffers = cfg->max_buffers ? cfg->max_buffers : FP_POOL_DEFAULT_MAX;
