@@ -153,6 +153,10 @@ int fp_diag_configure(const char *spec)
     return rc;
 }
 
+/* Referred to by obj.c, so that a static link keeps this file and its
+ * constructor (diag_internal.h). */
+const char fp__diag_env_linked = 1;
+
 __attribute__((constructor)) static void diag_load(void)
 {
     const char *s = getenv("FP_DIAG");

@@ -15,6 +15,11 @@ extern _Atomic int fp__diag_mode;
 extern _Atomic int fp__diag_bt_depth;
 #define FP__DIAG_BT_MAX 64
 
+/* Defined in diag_env.c and referred to by obj.c (which every program that
+ * makes objects links), so that linking libframepool.a keeps diag_env.o and
+ * its FP_DIAG constructor as the shared library does. */
+extern const char fp__diag_env_linked;
+
 /* Applies the tracking bits: sets fp__diag_mode and registers the object
  * layer's hooks they need (diag_track.c). Called under diag_env's lock. */
 void fp__diag_track_apply(int mode);
