@@ -22,12 +22,14 @@ static _Atomic unsigned diag_switches;
 
 #define ALL_SWITCHES                                                                       \
     (FP_DIAG_SITES | FP_DIAG_BACKTRACE | FP_DIAG_LEAKS_REPORT | FP_DIAG_LEAKS_ERROR |       \
-     FP_DIAG_SIGNAL | FP_DIAG_SUMMARY | FP_DIAG_REFS | FP_DIAG_SOCKET)
+     FP_DIAG_SIGNAL | FP_DIAG_SUMMARY | FP_DIAG_REFS | FP_DIAG_SOCKET |                   \
+     FP_DIAG_SOCKET_CLEANUP)
 
 static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
 static int exit_handler_installed;
 static int signal_thread_started;
 static int socket_started;
+static int cleanup_installed;
 static int sig_pipe[2] = {-1, -1};
 
 static void at_exit_handler(int status, void *arg);
@@ -53,6 +55,8 @@ int fp_diag_set_flags(unsigned flags)
         flags |= FP_DIAG_LEAKS_REPORT;
     if (flags & (FP_DIAG_LEAKS_REPORT | FP_DIAG_BACKTRACE | FP_DIAG_REFS))
         flags |= FP_DIAG_SITES;
+    if (flags & FP_DIAG_SOCKET_CLEANUP)
+        flags |= FP_DIAG_SOCKET;
     int rc = FP_OK;
     pthread_mutex_lock(&setup_lock);
     if ((flags & FP_DIAG_SOCKET) && !socket_started) {
@@ -61,6 +65,10 @@ int fp_diag_set_flags(unsigned flags)
             socket_started = 1;
         else
             flags &= ~(unsigned)FP_DIAG_SOCKET;
+    }
+    if ((flags & FP_DIAG_SOCKET_CLEANUP) && socket_started && !cleanup_installed) {
+        fp__diag_socket_cleanup_handlers();
+        cleanup_installed = 1;
     }
     if ((flags & (FP_DIAG_LEAKS_REPORT | FP_DIAG_SUMMARY | FP_DIAG_SOCKET)) &&
         !exit_handler_installed) {
@@ -137,6 +145,8 @@ int fp_diag_configure(const char *spec)
             flags |= FP_DIAG_REFS;
         } else if (item_is(p, n, "socket")) {
             flags |= FP_DIAG_SOCKET;
+        } else if (item_is(p, n, "socket-cleanup")) {
+            flags |= FP_DIAG_SOCKET_CLEANUP;
         } else {
             bad = 1;
             snprintf(badbuf, sizeof badbuf, "%.*s", (int)n, p);
@@ -146,7 +156,8 @@ int fp_diag_configure(const char *spec)
     int rc = fp_diag_set_flags(flags);
     if (bad) {
         fp__set_errmsg("diag: unknown FP_DIAG item '%s' (known: sites, backtrace[=N], "
-                       "refs, leaks=report, leaks=error, signal, socket, summary, off)",
+                       "refs, leaks=report, leaks=error, signal, socket, socket-cleanup, summary, "
+                       "off)",
                        badbuf);
         return FP_EINVAL;
     }

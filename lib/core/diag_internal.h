@@ -122,6 +122,23 @@ int fp__diag_socket_start(void);
 void fp__diag_socket_close(void);
 /* The socket's path, or "" when the channel is not open. */
 const char *fp__diag_socket_path(void);
+/* Fallback directories /tmp/framepool-UID.1 ... .N tried when
+ * /tmp/framepool-UID is not a private directory of ours (framepool-stat
+ * looks in the same places). */
+#define FP__DIAG_SOCKET_FALLBACKS 8
+/* Where the /tmp directories go ("/tmp"; tests point it elsewhere before
+ * the channel opens). */
+extern const char *fp__diag_socket_tmp_base;
+/* Installs SIGTERM and SIGINT handlers that remove the socket file and then
+ * end the process as the default action would, for each of the two whose
+ * disposition is still the default (FP_DIAG=socket-cleanup). Returns how
+ * many were installed. */
+int fp__diag_socket_cleanup_handlers(void);
+/* Fork handling of the channel (phase 0 prepare, 1 parent, 2 child): the
+ * serving thread's table is locked around the fork; the child closes its
+ * copies of the channel's descriptors and marks the channel closed (the
+ * parent's file stays). */
+void fp__diag_socket_atfork(int phase);
 
 /* Whether `t` is one of diag's own types (left out of snapshots). */
 int fp__diag_own_type(const fp_type *t);
