@@ -65,6 +65,15 @@
  *               SIGUSR1 handler;
  *   off         nothing (the default).
  * Items are separated by commas, e.g. FP_DIAG=sites,leaks=error,signal.
+ *
+ * A forked child (obj.h: fork) keeps the switches, the tracked objects,
+ * their sites and reference histories, and the counters, so its reports
+ * include what it inherited. It has no diagnostics thread: its channel is
+ * closed (FP_DIAG_SOCKET and SOCKET_CLEANUP are cleared; the parent's
+ * socket file stays, and the child's exit leaves it alone) and SIGUSR1
+ * prints nothing (FP_DIAG_SIGNAL is cleared); fp_diag_configure in the child
+ * can open its own. Its exit handler runs as the parent's would (leak
+ * report, leaks=error).
  * The variable is read once, when the library is loaded. With everything
  * off, creating an object costs one predictable branch more.
  *

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE /* on_exit */
 #include "diag_internal.h"
+#include "typestat.h"
 
 #include <errno.h>
 #include <execinfo.h>
@@ -168,8 +169,68 @@ int fp_diag_configure(const char *spec)
  * constructor (diag_internal.h). */
 const char fp__diag_env_linked = 1;
 
+/* ---- fork ---------------------------------------------------------------------------- */
+
+/* Before fork, every lock of the library is taken, in the order the library
+ * nests them (obj_priv.h), so that no other thread holds one at the moment
+ * of the fork: the child finds every structure whole and every lock free.
+ * The parent then releases them; the child too, and forgets the threads it
+ * does not have (diag.h: what a child inherits). */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&setup_lock);
+    fp__diag_socket_atfork(0);
+    fp__diag_report_atfork(0);
+    fp__pool_atfork(0);
+    fp__typestat_atfork(0);
+    fp__diag_track_atfork(0);
+    fp__obj_atfork(0);
+    fp__weak_atfork(0);
+}
+
+static void fork_release(int phase)
+{
+    fp__weak_atfork(phase);
+    fp__obj_atfork(phase);
+    fp__diag_track_atfork(phase);
+    fp__typestat_atfork(phase);
+    fp__pool_atfork(phase);
+    fp__diag_report_atfork(phase);
+    fp__diag_socket_atfork(phase);
+}
+
+static void fork_parent(void)
+{
+    fork_release(1);
+    pthread_mutex_unlock(&setup_lock);
+}
+
+static void fork_child(void)
+{
+    fork_release(2);
+    /* No diagnostics thread came along: the channel is closed (the parent
+     * keeps its file) and SIGUSR1 has nobody to print; either can be
+     * switched on again in the child. */
+    if (signal_thread_started) {
+        if (sig_pipe[0] >= 0)
+            close(sig_pipe[0]);
+        if (sig_pipe[1] >= 0)
+            close(sig_pipe[1]);
+        sig_pipe[0] = sig_pipe[1] = -1;
+        signal_thread_started = 0;
+    }
+    socket_started = 0;
+    cleanup_installed = 0;
+    atomic_fetch_and_explicit(&diag_switches,
+                              ~(unsigned)(FP_DIAG_SIGNAL | FP_DIAG_SOCKET |
+                                          FP_DIAG_SOCKET_CLEANUP),
+                              memory_order_relaxed);
+    pthread_mutex_unlock(&setup_lock);
+}
+
 __attribute__((constructor)) static void diag_load(void)
 {
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
     const char *s = getenv("FP_DIAG");
     if (s && *s && fp_diag_configure(s) != FP_OK)
         fprintf(stderr, "framepool: FP_DIAG: %s\n", fp__get_errmsg());

@@ -212,6 +212,14 @@ static fp__obj *quarantine[QUARANTINE_SLOTS];
 static unsigned quarantine_next;
 static size_t quarantine_bytes;
 
+void fp__obj_atfork(int phase)
+{
+    if (phase == 0)
+        pthread_mutex_lock(&quarantine_lock);
+    else
+        pthread_mutex_unlock(&quarantine_lock);
+}
+
 void fp__obj_quarantine_flush(void)
 {
     pthread_mutex_lock(&quarantine_lock);

@@ -22,7 +22,12 @@ struct fp_budget {
     _Atomic unsigned waiters;
     struct fp_pool *pools; /* attached pools, under mu */
     unsigned npools;
+    struct fp_budget *all_prev, *all_next; /* every budget (fork handling), budgets_lock */
 };
+
+/* Every live budget, so that a fork can take their locks (fp__pool_atfork). */
+static pthread_mutex_t budgets_lock = PTHREAD_MUTEX_INITIALIZER;
+static fp_budget *all_budgets;
 
 /* A pool's layout and bounds, as one generation has them. */
 typedef struct pool_params {
@@ -113,6 +118,14 @@ static void cond_init_monotonic(pthread_cond_t *cv)
 static void budget_finalize(void *obj)
 {
     fp_budget *b = obj;
+    pthread_mutex_lock(&budgets_lock);
+    if (b->all_prev)
+        b->all_prev->all_next = b->all_next;
+    else
+        all_budgets = b->all_next;
+    if (b->all_next)
+        b->all_next->all_prev = b->all_prev;
+    pthread_mutex_unlock(&budgets_lock);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);
 }
@@ -131,6 +144,13 @@ int fp_budget_new_at(size_t max_bytes, fp_budget **out, const char *file, int li
     pthread_mutex_init(&b->mu, NULL);
     cond_init_monotonic(&b->cv);
     b->max_bytes = max_bytes;
+    pthread_mutex_lock(&budgets_lock);
+    b->all_prev = NULL;
+    b->all_next = all_budgets;
+    if (all_budgets)
+        all_budgets->all_prev = b;
+    all_budgets = b;
+    pthread_mutex_unlock(&budgets_lock);
     *out = b;
     return FP_OK;
 }
@@ -355,6 +375,39 @@ int fp__pool_foreach(int (*fn)(fp_pool *p, const fp_pool_stats *s, int closed, v
     }
     pthread_mutex_unlock(&all_lock);
     return rc;
+}
+
+/* Fork: the registry, every budget, then every pool, in the order the
+ * module nests them (all_lock, b->mu, p->mu). In the child the condition
+ * variables are made anew: waiters of the parent's other threads do not
+ * exist there, and a broadcast must not wait for them. */
+void fp__pool_atfork(int phase)
+{
+    if (phase == 0) {
+        pthread_mutex_lock(&all_lock);
+        pthread_mutex_lock(&budgets_lock);
+        for (fp_budget *b = all_budgets; b; b = b->all_next)
+            pthread_mutex_lock(&b->mu);
+        for (fp_pool *p = all_pools; p; p = p->all_next)
+            pthread_mutex_lock(&p->mu);
+        return;
+    }
+    for (fp_pool *p = all_pools; p; p = p->all_next) {
+        if (phase == 2) {
+            cond_init_monotonic(&p->cv);
+            p->waiters = 0;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    for (fp_budget *b = all_budgets; b; b = b->all_next) {
+        if (phase == 2) {
+            cond_init_monotonic(&b->cv);
+            atomic_store(&b->waiters, 0);
+        }
+        pthread_mutex_unlock(&b->mu);
+    }
+    pthread_mutex_unlock(&budgets_lock);
+    pthread_mutex_unlock(&all_lock);
 }
 
 /* ---- configuration ---------------------------------------------------------- */

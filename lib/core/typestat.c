@@ -112,6 +112,19 @@ static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static int tls_key_ok;
 
+void fp__typestat_atfork(int phase)
+{
+    /* The other threads' blocks stay listed in the child: their memory is
+     * copied with the rest, so their counts are kept. */
+    if (phase == 0) {
+        pthread_mutex_lock(&tls_lock);
+        pthread_mutex_lock(&type_lock);
+    } else {
+        pthread_mutex_unlock(&type_lock);
+        pthread_mutex_unlock(&tls_lock);
+    }
+}
+
 /* Thread exit: move this thread's counts into the shared totals. */
 static void tls_retire(void *arg)
 {

@@ -90,6 +90,25 @@ static void stripes_init(void)
     fp__obj_hook_weak(weak_dying, weak_run_callbacks);
 }
 
+void fp__weak_atfork(int phase)
+{
+    if (phase == 0) {
+        /* The order the module nests them: assign, free list, slot. */
+        pthread_once(&stripes_once, stripes_init);
+        for (int i = 0; i < STRIPES; i++)
+            pthread_mutex_lock(&assign_mu[i].mu);
+        pthread_mutex_lock(&free_mu);
+        for (int i = 0; i < STRIPES; i++)
+            pthread_mutex_lock(&slot_mu[i].mu);
+        return;
+    }
+    for (int i = STRIPES - 1; i >= 0; i--)
+        pthread_mutex_unlock(&slot_mu[i].mu);
+    pthread_mutex_unlock(&free_mu);
+    for (int i = STRIPES - 1; i >= 0; i--)
+        pthread_mutex_unlock(&assign_mu[i].mu);
+}
+
 static inline pthread_mutex_t *slot_lock_of(uint32_t idx)
 {
     return &slot_mu[idx & (STRIPES - 1)].mu;
