@@ -55,8 +55,11 @@ typedef struct fp_pool_config {
                                   0 meant both "unused" and AV_PIX_FMT_YUV420P.) */
     int width, height;         /* image size, 1..FP_MAX_DIMENSION */
     int align;                 /* row/plane alignment, power of two; default 64 */
-    size_t padding;            /* extra bytes after the last plane; default 0 */
-    const fp_layout *layout;   /* explicit layout (copied); overrides format/align/padding */
+    size_t padding;            /* extra bytes after the last plane; default 0; at most
+                                  PTRDIFF_MAX/4 */
+    const fp_layout *layout;   /* explicit layout (copied); overrides align/padding; checked
+                                  against format, width and height as by
+                                  fp_image_new_layout (image.h) */
     unsigned min_buffers;      /* buffers allocated up front and kept warm; default 0 */
     unsigned max_buffers;      /* hard cap on buffers (idle + outstanding); default 16 */
     double max_idle_seconds;   /* idle buffers beyond min_buffers older than this are freed
