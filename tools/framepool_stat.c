@@ -5,7 +5,8 @@
  *
  * The process must have been started with FP_DIAG=socket (or have called
  * fp_diag_configure with "socket"): framepool then listens on a UNIX socket
- * PID.sock in $XDG_RUNTIME_DIR/framepool/ or /tmp/framepool-UID/ (a 0700
+ * PID.sock in $XDG_RUNTIME_DIR/framepool/ or /tmp/framepool-UID/ (or, when
+ * another user made that first, /tmp/framepool-UID.1/ ... .8/) (a 0700
  * directory, a 0600 socket; see include/framepool/diag.h). This tool finds
  * that socket, sends the request and prints the reply (default: the
  * summary). It only talks to processes of its own user: a PID of another
