@@ -26,6 +26,38 @@
 #define FORKS 300
 #endif
 
+/* AddressSanitizer's allocator (GCC 12's libasan, LLVM 14) takes no lock of
+ * its own around fork: a child forked while another thread refills a size
+ * class hangs in malloc, whatever framepool does. Under ASan the threads
+ * therefore pause at each fork (between two calls, holding nothing) and no
+ * thread asks the channel (its thread would allocate the reply): the ASan
+ * run checks the child's use of what it inherited; the plain and TSan runs
+ * fork in the middle of everything. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FORK_UNSAFE_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FORK_UNSAFE_MALLOC 1
+#endif
+#endif
+#ifndef FORK_UNSAFE_MALLOC
+#define FORK_UNSAFE_MALLOC 0
+#endif
+
+static pthread_rwlock_t gate;
+
+static void gate_in(void)
+{
+    if (FORK_UNSAFE_MALLOC)
+        pthread_rwlock_rdlock(&gate);
+}
+
+static void gate_out(void)
+{
+    if (FORK_UNSAFE_MALLOC)
+        pthread_rwlock_unlock(&gate);
+}
+
 static atomic_int stop;
 static fp_pool *shared_pool;
 static char channel[256];
@@ -37,9 +69,11 @@ static void *reporter(void *arg)
     FILE *null = fopen("/dev/null", "w");
     ck_assert_ptr_nonnull(null);
     while (!atomic_load(&stop)) {
+        gate_in();
         fp_diag_report(null);
         fp_diag_leak_report(null, FP_DIAG_REPORT_INTERNAL | FP_DIAG_REPORT_OBJECTS);
         fp_diag_print_summary(null);
+        gate_out();
     }
     fclose(null);
     return NULL;
@@ -50,6 +84,7 @@ static void *worker(void *arg)
     (void)arg;
     fp_weak w;
     while (!atomic_load(&stop)) {
+        gate_in();
         fp_image *img = NULL;
         if (fp_pool_acquire(shared_pool, 1000, &img) == FP_OK) {
             fp_image *extra = fp_ref(img);
@@ -60,6 +95,7 @@ static void *worker(void *arg)
         fp_image *own = NULL;
         if (fp_image_new(FP_PIX_GRAY8, 32, 32, &own) == FP_OK)
             fp_unref(&own);
+        gate_out();
     }
     return NULL;
 }
@@ -130,14 +166,25 @@ START_TEST(test_a_child_forked_during_reports_uses_framepool_and_exits)
     ck_assert_int_eq(fp_pool_new(&cfg, &shared_pool), FP_OK);
     fp_unref(&budget);
 
+    pthread_rwlockattr_t ga;
+    pthread_rwlockattr_init(&ga);
+    pthread_rwlockattr_setkind_np(&ga, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&gate, &ga);
+    pthread_rwlockattr_destroy(&ga);
     pthread_t th[4];
+    int nth = FORK_UNSAFE_MALLOC ? 3 : 4;
     ck_assert_int_eq(pthread_create(&th[0], NULL, reporter, NULL), 0);
     ck_assert_int_eq(pthread_create(&th[1], NULL, worker, NULL), 0);
     ck_assert_int_eq(pthread_create(&th[2], NULL, worker, NULL), 0);
-    ck_assert_int_eq(pthread_create(&th[3], NULL, asker, NULL), 0);
+    if (nth == 4)
+        ck_assert_int_eq(pthread_create(&th[3], NULL, asker, NULL), 0);
     int hung = 0, failed = 0, last_status = 0;
     for (int i = 0; i < FORKS && !hung; i++) {
+        if (FORK_UNSAFE_MALLOC)
+            pthread_rwlock_wrlock(&gate);
         pid_t c = fork();
+        if (FORK_UNSAFE_MALLOC && c != 0)
+            pthread_rwlock_unlock(&gate);
         ck_assert_int_ge(c, 0);
         if (c == 0)
             _exit(child_work());
@@ -157,7 +204,7 @@ START_TEST(test_a_child_forked_during_reports_uses_framepool_and_exits)
         }
     }
     atomic_store(&stop, 1);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < nth; i++)
         pthread_join(th[i], NULL);
     ck_assert_msg(!hung, "child %d of %d hung (killed after 20 s)", hung, FORKS);
     ck_assert_msg(!failed, "%d children failed (last: exit %d, signal %d)", failed,
