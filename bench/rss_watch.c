@@ -15,7 +15,12 @@
  * loops included.
  *
  * Usage: rss_watch [--interval-ms N] [--skip-fraction F] [--time] [--quiet]
- *                  [--trace FILE] -- CMD ARGS...
+ *                  [--live] [--trace FILE] -- CMD ARGS...
+ * --live judges with the tracker's live mode (measure.h, "Live runs"), as
+ * samples/camera does in process: 400 frames of warm-up, 1024 judged frames.
+ * It does not see the source reconnect (camera's verdict then judges from
+ * 400 frames after the last connection, rss_watch from its 15%): after a
+ * reconnection the two may differ.
  * Exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE (as save_display), 1 when the
  * command could not be run or the observer failed, 2 usage.
  */
@@ -41,13 +46,15 @@ static int usage(FILE *f, int rc)
 {
     fprintf(f,
             "usage: rss_watch [--interval-ms N] [--skip-fraction F] [--time] [--quiet]\n"
-            "                 [--trace FILE] -- CMD ARGS...\n"
+            "                 [--live] [--trace FILE] -- CMD ARGS...\n"
             "  Runs CMD, samples its RssAnon and minor faults from outside every N ms\n"
             "  (default 5), and prints the memory verdict over the run after the first\n"
             "  fraction F (default 0.15): Theil-Sen slope, window delta, peak, faults.\n"
             "  Per frame when CMD reports frames (framepool's fp_memtrack does, through\n"
             "  FP_MEMTRACK_FRAMES), per second otherwise or with --time.\n"
             "  --quiet       do not show CMD's standard output\n"
+            "  --live        CMD reads a live source (samples/camera): judge per frame with\n"
+            "                the live mode, like camera's own verdict (measure.h)\n"
             "  --trace FILE  write every sample to FILE: ms frames rss_anon_bytes minflt\n"
             "Exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE, 1 error, 2 usage.\n");
     return rc;
@@ -61,7 +68,7 @@ static double now_ms(void)
 int main(int argc, char **argv)
 {
     double interval_ms = 5, skip = 0.15;
-    int use_time = 0, quiet = 0, i = 1;
+    int use_time = 0, quiet = 0, live = 0, i = 1;
     const char *trace_path = NULL;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -80,6 +87,8 @@ int main(int argc, char **argv)
             use_time = 1;
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(a, "--live")) {
+            live = 1;
         } else if (a[0] == '-') {
             return usage(stderr, 2);
         } else {
@@ -144,6 +153,11 @@ int main(int argc, char **argv)
                               .min_warmup = 1, .quiet_frames = 1};
     fp_memtrack_config tcfg = cfg;
     tcfg.min_frames = 1000; /* one second of samples */
+    if (live) { /* the live defaults (warm-up, judged length) per frame, as in process */
+        cfg.live = 1;
+        cfg.min_warmup = 0;
+        cfg.quiet_frames = 0;
+    }
     fp_memtrack *by_frame = NULL, *by_time = NULL;
     if (fp_memtrack_new(&cfg, &by_frame) != FP_OK || fp_memtrack_new(&tcfg, &by_time) != FP_OK) {
         fprintf(stderr, "rss_watch: %s\n", fp_errmsg());

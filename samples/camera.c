@@ -3,6 +3,7 @@
  *
  *   camera URL [--latest|--all] [--seconds S] [--work MS] [--av-options K=V:K=V]
  *              [--stall S] [--max-reconnects N] [--no-malloc-policy]
+ *              [--leak-bytes N]
  *
  * Opens URL (rtsp://, http://, tcp://, udp://, ...) as a live source, prints
  * every event (connected, disconnected, stalled, reconnecting, size changed,
@@ -18,14 +19,21 @@
  *   --max-reconnects N  give up after N failed tries in a row (default 0: never)
  *   --no-malloc-policy  keep glibc's adaptive malloc thresholds (by default the
  *                       loop pins them with fp_memtrack_malloc_policy, see measure.h)
+ *   --leak-bytes N      planted bug, to check the verdict: malloc N bytes per
+ *                       frame and never free them
  * Exit status: 0 verdict PASS, 3 verdict FAIL, 4 verdict INCONCLUSIVE (a short
  * run, or memory that grew and then stopped: the line says how many frames a
  * run needs), 1 when the source gave up or on an error, 2 usage.
- * Over MPEG-TS (tcp://, http://, udp://) RssAnon grows with the first 5 MB of
- * each connection's stream: FFmpeg's demuxer keeps a seekback buffer of
- * `probesize` bytes and faults it in as the stream fills it (at 320x240
- * MPEG-2, 6.4 KB a frame for ~800 frames), so a run of seconds FAILs and a
- * minute is INCONCLUSIVE; --av-options probesize=N makes the buffer smaller.
+ * The verdict is the tracker's live mode (measure.h, "Live runs"): memory
+ * grows for the first few hundred frames of a connection without a leak (the
+ * heap of the per-frame headers settling; over MPEG-TS (tcp://, http://,
+ * udp://) FFmpeg's seek-back buffer of `probesize` bytes filling with the
+ * stream's first 5 MB, ~800 frames at 320x240 MPEG-2), so the verdict waits
+ * for 400 frames of warm-up and 1024 judged frames (57 s at 25 fps): a
+ * shorter run is INCONCLUSIVE and says how many frames it needs. A
+ * reconnection fills the buffers again: the verdict then judges from 400
+ * frames after the last CONNECTED.
+ * `bench/rss_watch --live -- camera URL ...` judges the same run from outside.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <framepool.h>
@@ -37,6 +45,7 @@
 #include <time.h>
 
 static volatile sig_atomic_t quit;
+static void *volatile leak_sink; /* --leak-bytes: keeps the compiler from dropping the leak */
 
 static void on_sigint(int sig)
 {
@@ -58,12 +67,21 @@ static double now_wall(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+typedef struct events {
+    double t0;
+    fp_memtrack *mt;
+} events;
+
 /* Runs on the reader's thread, with no framepool lock held. */
 static void on_event(const fp_live_event *ev, void *user)
 {
+    const events *e = user;
     static const char *names[] = {"?",       "CONNECTED",    "DISCONNECTED", "STALLED",
                                   "RECONNECTING", "SIZE_CHANGED", "GAVE_UP"};
-    double t0 = *(const double *)user;
+    double t0 = e->t0;
+    /* a new connection fills its buffers again: the verdict waits for it */
+    if (ev->type == FP_LIVE_CONNECTED)
+        fp_memtrack_note_connect(e->mt);
     const char *name = ev->type > 0 && ev->type <= FP_LIVE_GAVE_UP ? names[ev->type] : "?";
     printf("[%7.2f s] %-12s %s\n", now_mono() - t0, name, ev->message);
     fflush(stdout);
@@ -74,6 +92,7 @@ static int usage(void)
     fprintf(stderr, "usage: camera URL [--latest|--all] [--seconds S] [--work MS] "
                     "[--av-options K=V:K=V]\n"
                     "                  [--stall S] [--max-reconnects N] [--no-malloc-policy]\n"
+                    "                  [--leak-bytes N]\n"
                     "exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE, 1 gave up or error, 2 usage\n");
     return 2;
 }
@@ -84,6 +103,7 @@ int main(int argc, char **argv)
     fp_live_mode mode = FP_LIVE_LATEST;
     double seconds = 0, work_ms = 0, stall = 5;
     int max_reconnects = 0, malloc_policy = 1;
+    long leak_bytes = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -101,6 +121,8 @@ int main(int argc, char **argv)
             stall = atof(argv[++i]);
         else if (!strcmp(a, "--max-reconnects") && has_value)
             max_reconnects = atoi(argv[++i]);
+        else if (!strcmp(a, "--leak-bytes") && has_value)
+            leak_bytes = atol(argv[++i]);
         else if (!strcmp(a, "--no-malloc-policy"))
             malloc_policy = 0;
         else if (!strcmp(a, "--help"))
@@ -110,7 +132,7 @@ int main(int argc, char **argv)
         else
             url = a;
     }
-    if (!url || !(stall > 0) || max_reconnects < 0 || work_ms < 0)
+    if (!url || !(stall > 0) || max_reconnects < 0 || work_ms < 0 || leak_bytes < 0)
         return usage();
 
     /* A loop that runs for months: pin glibc's malloc thresholds so that the
@@ -121,21 +143,25 @@ int main(int argc, char **argv)
     signal(SIGINT, on_sigint);
     signal(SIGTERM, on_sigint);
 
+    /* A live source: the tracker's live mode waits out the connection's
+     * warm-up and judges only runs long enough (measure.h, "Live runs"). */
+    fp_memtrack_config mcfg = {.live = 1};
     fp_memtrack *mt = NULL;
-    int rc = fp_memtrack_new(NULL, &mt);
+    int rc = fp_memtrack_new(&mcfg, &mt);
     if (rc < 0) {
         fprintf(stderr, "camera: cannot start the memory tracker: %s\n", fp_strerror(rc));
         return 1;
     }
 
     double t0 = now_mono();
+    events ev = {t0, mt};
     fp_reader_options o = {0};
     o.live.mode = mode;
     o.live.queue = 8;
     o.live.stall = stall;
     o.live.max_reconnects = max_reconnects;
     o.live.on_event = on_event;
-    o.live.user = &t0;
+    o.live.user = &ev;
     o.av_options = av_options;
     o.timeout_us = 500000; /* wake up twice a second to print the status and check the clock */
     fp_reader *r = NULL;
@@ -171,6 +197,12 @@ int main(int argc, char **argv)
             double age = now_wall() - img->wall_time;
             if (age > age_max)
                 age_max = age;
+            if (leak_bytes > 0) { /* planted bug: never freed */
+                char *leak = malloc((size_t)leak_bytes);
+                if (leak)
+                    memset(leak, (int)frames, (size_t)leak_bytes);
+                leak_sink = leak;
+            }
             fp_memtrack_sample(mt);
             if (work_ms > 0) {
                 struct timespec ts = {(time_t)(work_ms / 1000),

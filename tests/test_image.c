@@ -287,6 +287,100 @@ START_TEST(test_image_stats_count_pixels)
 }
 END_TEST
 
+
+/* Asserts FP_EINVAL with an fp_errmsg containing each of the words. */
+#define ck_einval_naming(call, ...)                                                     \
+    do {                                                                                \
+        ck_assert_int_eq((call), FP_EINVAL);                                            \
+        const char *words_[] = {__VA_ARGS__};                                           \
+        for (size_t w_ = 0; w_ < sizeof words_ / sizeof *words_; w_++)                  \
+            ck_assert_msg(strstr(fp_errmsg(), words_[w_]), "message '%s' lacks '%s'",   \
+                          fp_errmsg(), words_[w_]);                                     \
+    } while (0)
+
+START_TEST(test_layout_size_max_is_refused_not_wrapped)
+{
+    /* size = SIZE_MAX used to wrap header + size to a 255-byte charge. */
+    fp_layout l = {.planes = 1, .stride = {64}, .rows = {1}, .size = SIZE_MAX};
+    fp_image *img = (fp_image *)1;
+    ck_einval_naming(fp_image_new_layout(&l, FP_PIX_GRAY8, -1, 64, 1, &img), "size");
+    ck_assert_ptr_null(img);
+    l.size = SIZE_MAX - 63;
+    ck_einval_naming(fp_image_new_layout(&l, FP_PIX_OTHER, 30, 64, 1, &img), "size");
+}
+END_TEST
+
+START_TEST(test_layout_offset_near_size_max_is_refused)
+{
+    /* offset + stride*rows wrapped, putting plane 0 inside the object header. */
+    fp_layout l = {.planes = 1, .stride = {64}, .rows = {1}, .offset = {SIZE_MAX - 63},
+                   .size = 4096};
+    fp_image *img = NULL;
+    ck_einval_naming(fp_image_new_layout(&l, FP_PIX_GRAY8, -1, 64, 1, &img), "plane 0",
+                     "offset");
+    ck_assert_ptr_null(img);
+    l.offset[0] = 4096 - 64; /* inside, but 64 rows of 64 do not fit */
+    l.rows[0] = 64;
+    ck_einval_naming(fp_image_new_layout(&l, FP_PIX_OTHER, 30, 64, 64, &img), "plane 0",
+                     "past the allocation");
+}
+END_TEST
+
+START_TEST(test_layout_too_small_for_its_format_is_refused)
+{
+    /* A 64-byte layout declared as 1000x1000 bgr24: fp_image_copy used to read past it. */
+    fp_layout l = {.planes = 1, .stride = {64}, .rows = {1}, .size = 64};
+    fp_image *img = NULL;
+    ck_einval_naming(fp_image_new_layout(&l, FP_PIX_BGR24, -1, 1000, 1000, &img), "plane 0",
+                     "stride", "3000");
+    l.stride[0] = 3008;
+    l.size = 3008;
+    ck_einval_naming(fp_image_new_layout(&l, FP_PIX_BGR24, -1, 1000, 1000, &img), "plane 0",
+                     "rows");
+    /* yuv420p: plane 2 missing, then a plane 1 stride below its half-width row. */
+    fp_layout y;
+    ck_assert_int_eq(fp_layout_compute(FP_PIX_YUV420P, 640, 480, 64, 0, &y), FP_OK);
+    fp_layout two = y;
+    two.planes = 2;
+    ck_einval_naming(fp_image_new_layout(&two, FP_PIX_YUV420P, -1, 640, 480, &img), "planes");
+    fp_layout narrow = y;
+    narrow.stride[1] = 256;
+    ck_einval_naming(fp_image_new_layout(&narrow, FP_PIX_YUV420P, -1, 640, 480, &img),
+                     "plane 1", "stride");
+    fp_layout short_rows = y;
+    short_rows.rows[2] = 239;
+    ck_einval_naming(fp_image_new_layout(&short_rows, FP_PIX_YUV420P, -1, 640, 480, &img),
+                     "plane 2", "rows");
+    /* The exact layout is accepted, and a copy of it stays inside. */
+    ck_assert_int_eq(fp_image_new_layout(&y, FP_PIX_YUV420P, -1, 640, 480, &img), FP_OK);
+    fp_image *copy = NULL;
+    ck_assert_int_eq(fp_image_copy(img, NULL, 0, &copy), FP_OK);
+    fp_unref(&copy);
+    fp_unref(&img);
+}
+END_TEST
+
+START_TEST(test_wrap_checks_planes_strides_and_bytes)
+{
+    static uint8_t mem[64 * 64];
+    fp_image_wrap_info wi = {.width = 64, .height = 64, .format = FP_PIX_BGR24, .av_format = -1,
+                             .data = {mem}, .stride = {64}};
+    fp_image *img = NULL;
+    ck_einval_naming(fp_image_wrap(&wi, &img), "plane 0", "stride", "192");
+    wi.stride[0] = -192;
+    ck_einval_naming(fp_image_wrap(&wi, &img), "plane 0", "stride");
+    wi.format = FP_PIX_NV12;
+    wi.stride[0] = 64;
+    ck_einval_naming(fp_image_wrap(&wi, &img), "plane 1", "NULL");
+    wi.format = FP_PIX_GRAY8;
+    wi.bytes = SIZE_MAX - 10; /* the charge used to wrap */
+    ck_einval_naming(fp_image_wrap(&wi, &img), "bytes");
+    wi.bytes = sizeof mem;
+    ck_assert_int_eq(fp_image_wrap(&wi, &img), FP_OK);
+    fp_unref(&img);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("image");
@@ -302,6 +396,10 @@ static Suite *suite(void)
     tcase_add_test(tc, test_make_writable_copies_from_the_same_pool);
     tcase_add_test(tc, test_copy_into_a_given_pool_checks_fit);
     tcase_add_test(tc, test_image_stats_count_pixels);
+    tcase_add_test(tc, test_layout_size_max_is_refused_not_wrapped);
+    tcase_add_test(tc, test_layout_offset_near_size_max_is_refused);
+    tcase_add_test(tc, test_layout_too_small_for_its_format_is_refused);
+    tcase_add_test(tc, test_wrap_checks_planes_strides_and_bytes);
     suite_add_tcase(s, tc);
     return s;
 }

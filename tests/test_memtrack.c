@@ -319,6 +319,186 @@ START_TEST(three_verdicts_from_recorded_series)
 }
 END_TEST
 
+/* Live sources (cfg.live): series with the shapes a healthy camera loop
+ * shows, and a planted leak, judged at the lengths of real runs. The
+ * camera's loop samples in process, where warm-up ends by frame count (no
+ * pool misses are noted here). */
+static fp_memtrack *judge_live(uint64_t (*rss)(uint64_t frame), uint64_t frames,
+                               fp_memtrack_result *r)
+{
+    fp_memtrack_config cfg = {.manual_misses = 1, .live = 1};
+    fp_memtrack *t = NULL;
+    ck_assert_int_eq(fp_memtrack_new(&cfg, &t), 0);
+    int bad = 0;
+    for (uint64_t f = 1; f <= frames; f++)
+        bad += fp_memtrack_record(t, f, rss(f), 4000 + f / 100) != 0;
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_eq(fp_memtrack_result_get(t, r), 0);
+    return t;
+}
+
+/* Measured on a healthy RTSP camera loop: one page every 8 frames from
+ * frame 45 to frame 330 (the heap of the per-frame headers settling), and a
+ * one-off +20 KiB step early (a connection's buffers). */
+static uint64_t live_settling(uint64_t f)
+{
+    uint64_t creep = f < 45 ? 0 : ((f < 330 ? f : 330) - 45) / 8 * 4096;
+    return (12u << 20) + (f >= 30 ? 20480 : 0) + creep + noise(f);
+}
+/* Page-sized noise, and one lone page that stays from frame 1000 on. */
+static uint64_t live_pages(uint64_t f)
+{
+    return (12u << 20) + noise(f) + (f >= 1000 ? 4096 : 0);
+}
+/* Measured over MPEG-TS: the demuxer's seek-back buffer of 5 MB fills at
+ * 6.4 KB/frame, and is freed at frame 977 (its window ended). */
+static uint64_t live_seekback(uint64_t f)
+{
+    uint64_t fill = f * 6400 < 5000000 ? f * 6400 : 5000000;
+    return (12u << 20) + (f < 977 ? fill / 4096 * 4096 : 49152) + noise(f);
+}
+/* The same with a planted 128 B/frame leak: the drop must not hide it. */
+static uint64_t live_seekback_leak128(uint64_t f)
+{
+    return live_seekback(f) + f * 128 / 4096 * 4096;
+}
+/* The planted bug: malloc(256) every frame, never freed, on top of the
+ * healthy shape. */
+static uint64_t live_leak256(uint64_t f)
+{
+    return live_settling(f) + f * 256 / 4096 * 4096;
+}
+
+START_TEST(live_runs_never_fail_when_healthy)
+{
+    fp_memtrack_result r;
+    memout m;
+    /* The reported run: 107 frames. Too short, and says how long is enough. */
+    fp_memtrack *t = judge_live(live_settling, 107, &r);
+    ck_assert_int_eq(r.verdict, FP_MEMTRACK_INCONCLUSIVE);
+    ck_assert_uint_eq(r.min_judged, 1024); /* 16 KiB at 16 B/frame */
+    ck_assert_uint_eq(r.frames_needed, 400 + 1024);
+    mo_open(&m);
+    ck_assert_int_eq(fp_memtrack_print(t, m.f), FP_MEMTRACK_INCONCLUSIVE);
+    ck_assert_msg(strstr(mo_text(&m), "run at least 1424 frames") &&
+                      strstr(mo_text(&m), "warm-up lasts at least 400") &&
+                      !strstr(mo_text(&m), "pool misses never stopped") &&
+                      strstr(mo_text(&m), " live=flat "),
+                  "got %s", mo_text(&m));
+    mo_close(&m);
+    fp_unref(&t);
+
+    /* Every length from the shortest to a few minutes at 10-25 fps: never FAIL;
+     * PASS once the judged part is long enough. */
+    static const uint64_t lengths[] = {200, 450, 800, 1200, 1423, 1424, 1800, 3000, 4500};
+    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+        uint64_t (*const shapes[])(uint64_t) = {live_settling, live_pages, flat};
+        for (size_t k = 0; k < 3; k++) {
+            t = judge_live(shapes[k], lengths[i], &r);
+            int want = lengths[i] >= 1424 ? FP_MEMTRACK_PASS : FP_MEMTRACK_INCONCLUSIVE;
+            ck_assert_msg((int)r.verdict == want,
+                          "shape %zu, %llu frames: verdict %d (want %d) slope %.1f window "
+                          "%lld needed %llu",
+                          k, (unsigned long long)lengths[i], r.verdict, want, r.slope,
+                          (long long)r.window_delta, (unsigned long long)r.frames_needed);
+            if (want == FP_MEMTRACK_INCONCLUSIVE)
+                ck_assert_uint_eq(r.frames_needed, 1424);
+            fp_unref(&t);
+        }
+        /* A buffer that fills for 780 frames: not a leak, at no length. */
+        t = judge_live(live_seekback, lengths[i], &r);
+        ck_assert_msg(r.verdict != FP_MEMTRACK_FAIL,
+                      "seek-back fill, %llu frames: FAIL slope %.1f window %lld",
+                      (unsigned long long)lengths[i], r.slope, (long long)r.window_delta);
+        if (r.verdict == FP_MEMTRACK_INCONCLUSIVE)
+            ck_assert_uint_gt(r.frames_needed, lengths[i]);
+        fp_unref(&t);
+    }
+}
+END_TEST
+
+START_TEST(live_runs_fail_a_planted_leak)
+{
+    fp_memtrack_result r;
+    /* 256 B/frame: FAIL from the judged length on (57 s at 25 fps, 2 min 22 s
+     * at 10 fps), with its slope; INCONCLUSIVE before, never PASS. */
+    static const uint64_t lengths[] = {300, 1000, 1424, 1800, 3000, 4500};
+    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+        fp_memtrack *t = judge_live(live_leak256, lengths[i], &r);
+        int want = lengths[i] >= 1424 ? FP_MEMTRACK_FAIL : FP_MEMTRACK_INCONCLUSIVE;
+        ck_assert_msg((int)r.verdict == want, "%llu frames: verdict %d (want %d) slope %.1f",
+                      (unsigned long long)lengths[i], r.verdict, want, r.slope);
+        if (want == FP_MEMTRACK_FAIL) {
+            ck_assert_uint_eq(r.fail_reasons, 1u);
+            ck_assert_msg(r.slope > 200 && r.slope < 320, "slope %.1f", r.slope);
+        }
+        fp_unref(&t);
+    }
+    /* Memory given back mid-run (a demuxer's buffer freed) hides no leak:
+     * the part after the drop is judged, once it is long enough. */
+    static const uint64_t after_drop[] = {2000, 3000, 4500};
+    for (size_t i = 0; i < sizeof after_drop / sizeof *after_drop; i++) {
+        fp_memtrack *t = judge_live(live_seekback_leak128, after_drop[i], &r);
+        int want = after_drop[i] >= 2448 ? FP_MEMTRACK_FAIL : FP_MEMTRACK_INCONCLUSIVE;
+        ck_assert_msg((int)r.verdict == want,
+                      "128 B/frame after a drop, %llu frames: verdict %d (want %d) slope %.1f "
+                      "window %lld from %llu",
+                      (unsigned long long)after_drop[i], r.verdict, want, r.slope,
+                      (long long)r.window_delta, (unsigned long long)r.judged_from);
+        if (want == FP_MEMTRACK_FAIL) {
+            ck_assert(r.fail_reasons & 1u);
+            ck_assert_uint_gt(r.judged_from, 977);
+            ck_assert_msg(r.slope > 90 && r.slope < 170, "slope %.1f", r.slope);
+        } else {
+            ck_assert_uint_eq(r.frames_needed, 400 + 2 * 1024);
+        }
+        fp_unref(&t);
+        t = judge_live(live_seekback, after_drop[i], &r);
+        ck_assert_msg((int)r.verdict == (want == FP_MEMTRACK_FAIL ? FP_MEMTRACK_PASS : want),
+                      "seek-back without a leak, %llu frames: verdict %d slope %.1f",
+                      (unsigned long long)after_drop[i], r.verdict, r.slope);
+        fp_unref(&t);
+    }
+    /* A reconnection at frame 1500 fills a new seek-back buffer: with the
+     * connection noted, that is warm-up again, not a leak. */
+    for (int k = 0; k < 2; k++) {
+        uint64_t frames = k ? 4000 : 2300;
+        fp_memtrack_config cfg = {.manual_misses = 1, .live = 1};
+        fp_memtrack *t = NULL;
+        ck_assert_int_eq(fp_memtrack_new(&cfg, &t), 0);
+        fp_memtrack_note_connect(t);
+        int bad = 0;
+        for (uint64_t f = 1; f <= frames; f++) {
+            if (f == 1500)
+                fp_memtrack_note_connect(t);
+            uint64_t rss = f < 1500 ? flat(f) : flat(f) + live_seekback(f - 1499) - (12u << 20);
+            bad += fp_memtrack_record(t, f, rss, 4000) != 0;
+        }
+        ck_assert_int_eq(bad, 0);
+        ck_assert_int_eq(fp_memtrack_result_get(t, &r), 0);
+        ck_assert_uint_eq(r.last_connect, 1500);
+        /* from 400 frames after it; at 4000 frames after the buffer's drop too */
+        ck_assert_uint_eq(r.judged_from, k ? 2950 : 1899);
+        if (k == 0) {
+            ck_assert_int_eq(r.verdict, FP_MEMTRACK_INCONCLUSIVE);
+            ck_assert_uint_eq(r.frames_needed, 1899 + 1024);
+        } else {
+            ck_assert_msg(r.verdict == FP_MEMTRACK_PASS, "after a reconnection: verdict %d", r.verdict);
+        }
+        fp_unref(&t);
+    }
+    /* A caller's own settings win over the live defaults. */
+    fp_memtrack_config cfg = {.manual_misses = 1, .live = 1, .min_warmup = 100,
+                              .resolution = 8192};
+    fp_memtrack *t = NULL;
+    ck_assert_int_eq(fp_memtrack_new(&cfg, &t), 0);
+    ck_assert_int_eq(fp_memtrack_result_get(t, &r), 0);
+    ck_assert_uint_eq(r.min_judged, 512);
+    ck_assert_uint_eq(r.frames_needed, 612);
+    fp_unref(&t);
+}
+END_TEST
+
 /* An outside observer learns the frame count through FP_MEMTRACK_FRAMES. */
 START_TEST(frames_reach_the_observer)
 {
@@ -479,6 +659,8 @@ int main(void)
     tcase_add_test(tc, live_growth_fails_with_site_diff);
     tcase_add_test(tc, three_verdicts_from_recorded_series);
     tcase_add_test(tc, frames_reach_the_observer);
+    tcase_add_test(tc, live_runs_never_fail_when_healthy);
+    tcase_add_test(tc, live_runs_fail_a_planted_leak);
     tcase_add_test(tc, malloc_policy_pins_the_thresholds);
     tcase_add_test(tc, malloc_release_gives_free_heap_back);
     suite_add_tcase(s, tc);

@@ -874,6 +874,62 @@ START_TEST(test_stress_four_threads_million_buffers)
 }
 END_TEST
 
+
+START_TEST(test_pool_config_explicit_layout_is_checked_safely)
+{
+    fp_pool *p = NULL;
+    /* size = SIZE_MAX used to wrap the buffer charge. */
+    fp_layout huge = {.planes = 1, .stride = {64}, .rows = {1}, .size = SIZE_MAX};
+    fp_pool_config cfg = {.format = FP_PIX_GRAY8, .width = 64, .height = 1, .layout = &huge};
+    ck_assert_int_eq(fp_pool_new(&cfg, &p), FP_EINVAL);
+    ck_assert_ptr_null(p);
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "size"));
+    /* An offset that wraps offset + stride*rows. */
+    fp_layout wrap = {.planes = 1, .stride = {64}, .rows = {1}, .offset = {SIZE_MAX - 63},
+                      .size = 4096};
+    cfg.layout = &wrap;
+    ck_assert_int_eq(fp_pool_new(&cfg, &p), FP_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "plane 0"));
+    /* 64 bytes declared as a 1000x1000 bgr24 image. */
+    fp_layout tiny = {.planes = 1, .stride = {64}, .rows = {1}, .size = 64};
+    fp_pool_config big = {.format = FP_PIX_BGR24, .width = 1000, .height = 1000, .layout = &tiny};
+    ck_assert_int_eq(fp_pool_new(&big, &p), FP_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "plane 0 stride"));
+    /* The same through fp_pool_reconfigure leaves the pool unchanged. */
+    p = make_pool(0, 2);
+    ck_assert_int_eq(fp_pool_reconfigure(p, &big), FP_EINVAL);
+    ck_assert_int_eq(stats(p).width, 64);
+    /* A computed layout with a padding that would wrap. */
+    fp_pool_config pad = {.format = FP_PIX_GRAY8, .width = 8, .height = 8, .padding = SIZE_MAX};
+    ck_assert_int_eq(fp_pool_reconfigure(p, &pad), FP_EINVAL);
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "padding"));
+    fp_unref(&p);
+}
+END_TEST
+
+START_TEST(test_pool_config_zero_av_format_means_none)
+{
+    /* {0} for av_format_plus1: images carry -1, not 0 (AV_PIX_FMT_YUV420P). */
+    fp_pool_config cfg = {.format = FP_PIX_GRAY8, .width = 8, .height = 8};
+    fp_pool *p = NULL;
+    ck_assert_int_eq(fp_pool_new(&cfg, &p), FP_OK);
+    fp_image *img = NULL;
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &img), FP_OK);
+    ck_assert_int_eq(img->av_format, -1);
+    fp_unref(&img);
+    /* 0 + 1: YUV420P's value is carried as 0. */
+    fp_pool_config yuv = {.format = FP_PIX_YUV420P, .width = 8, .height = 8,
+                          .av_format_plus1 = 0 + 1};
+    ck_assert_int_eq(fp_pool_reconfigure(p, &yuv), FP_OK);
+    ck_assert_int_eq(fp_pool_acquire(p, 0, &img), FP_OK);
+    ck_assert_int_eq(img->av_format, 0);
+    fp_unref(&img);
+    yuv.av_format_plus1 = -5;
+    ck_assert_int_eq(fp_pool_reconfigure(p, &yuv), FP_EINVAL);
+    fp_unref(&p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pool");
@@ -898,6 +954,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_image_stats_mix_pooled_and_standalone);
     tcase_add_test(tc, test_budget_shared_by_two_pools);
     tcase_add_test(tc, test_budget_too_small_for_min_buffers);
+    tcase_add_test(tc, test_pool_config_explicit_layout_is_checked_safely);
+    tcase_add_test(tc, test_pool_config_zero_av_format_means_none);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("stress");
     tcase_set_timeout(st, 240);

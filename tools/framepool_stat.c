@@ -5,13 +5,15 @@
  *
  * The process must have been started with FP_DIAG=socket (or have called
  * fp_diag_configure with "socket"): framepool then listens on a UNIX socket
- * PID.sock in $XDG_RUNTIME_DIR/framepool/ or /tmp/framepool-UID/ (a 0700
+ * PID.sock in $XDG_RUNTIME_DIR/framepool/ or /tmp/framepool-UID/ (or, when
+ * another user made that first, /tmp/framepool-UID.1/ ... .8/) (a 0700
  * directory, a 0600 socket; see include/framepool/diag.h). This tool finds
  * that socket, sends the request and prints the reply (default: the
  * summary). It only talks to processes of its own user: a PID of another
  * user's process is refused before anything is opened, and the server
  * checks the peer's uid again (SO_PEERCRED). The reply must arrive within
- * the timeout (1 second, --timeout S to change).
+ * the timeout (1 second, --timeout S to change: more than 0, at most 3600),
+ * which covers the connection too.
  *
  * Exit status: 0 reply printed, 1 refused or failed (the message says
  * why), 2 usage.
@@ -20,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +35,25 @@
 #include <unistd.h>
 
 static const char *prog = "framepool-stat";
+
+#define TMP_FALLBACKS 8     /* /tmp/framepool-UID.1 ... .8 */
+#define MAX_TIMEOUT 3600.0  /* seconds */
+
+/* Parses --timeout: a finite number of seconds in (0, MAX_TIMEOUT]. */
+static int parse_timeout(const char *a, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(a, &end);
+    if (end == a || *end || errno == ERANGE || !isfinite(v) || v <= 0 || v > MAX_TIMEOUT) {
+        fprintf(stderr, "%s: --timeout '%s': want a number of seconds, more than 0 and at most "
+                        "%.0f\n",
+                prog, a, MAX_TIMEOUT);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
 
 static int usage(void)
 {
@@ -101,7 +123,7 @@ static int trusted_socket(const char *path)
 
 static int find_socket(long pid, char *out, size_t n)
 {
-    char dirs[3][PATH_MAX];
+    char dirs[2 + TMP_FALLBACKS + 1][PATH_MAX];
     int nd = 0;
     char x[PATH_MAX - 16];
     if (target_xdg(pid, x, sizeof x))
@@ -109,7 +131,14 @@ static int find_socket(long pid, char *out, size_t n)
     const char *own = getenv("XDG_RUNTIME_DIR");
     if (own && own[0] == '/' && strlen(own) < PATH_MAX - 16)
         snprintf(dirs[nd++], PATH_MAX, "%.*s/framepool", PATH_MAX - 16, own);
-    snprintf(dirs[nd++], PATH_MAX, "/tmp/framepool-%ld", (long)getuid());
+    /* The /tmp directory, then the fallback names framepool uses when
+     * another user made that one first (lib/core/diag_socket.c). */
+    for (int k = 0; k <= TMP_FALLBACKS; k++) {
+        if (k)
+            snprintf(dirs[nd++], PATH_MAX, "/tmp/framepool-%ld.%d", (long)getuid(), k);
+        else
+            snprintf(dirs[nd++], PATH_MAX, "/tmp/framepool-%ld", (long)getuid());
+    }
     for (int i = 0; i < nd; i++) {
         if ((size_t)snprintf(out, n, "%s/%ld.sock", dirs[i], pid) >= n)
             continue;
@@ -136,8 +165,10 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--summary") || !strcmp(a, "--growth") || !strcmp(a, "--leaks") ||
             !strcmp(a, "--report"))
             req = a + 2;
-        else if (!strcmp(a, "--timeout") && i + 1 < argc)
-            timeout = atof(argv[++i]);
+        else if (!strcmp(a, "--timeout") && i + 1 < argc) {
+            if (parse_timeout(argv[++i], &timeout) != 0)
+                return 2;
+        }
         else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
             return usage();
         else if (a[0] != '-' && !pid) {
@@ -177,7 +208,10 @@ int main(int argc, char **argv)
                 prog, pid, comm);
         return 1;
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* The deadline covers the connect: a process that stopped accepting
+     * (its backlog full) would otherwise block connect() for good. */
+    double deadline = now_s() + timeout;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         fprintf(stderr, "%s: socket: %s\n", prog, strerror(errno));
         return 1;
@@ -186,10 +220,42 @@ int main(int argc, char **argv)
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    int cr_ = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    int cerr = cr_ == 0 ? 0 : errno;
+    /* A UNIX socket whose backlog is full says EAGAIN: wait and retry until the deadline. */
+    while (cerr == EAGAIN || cerr == EINPROGRESS || cerr == EINTR) {
+        int ms = (int)((deadline - now_s()) * 1000);
+        if (ms <= 0) {
+            fprintf(stderr, "%s: PID %ld (%s): could not connect to %s within %.1f s (the "
+                            "process is not serving its channel)\n",
+                    prog, pid, comm, path, timeout);
+            close(fd);
+            return 1;
+        }
+        if (cerr == EINPROGRESS) {
+            struct pollfd pf = {fd, POLLOUT, 0};
+            int pr = poll(&pf, 1, ms);
+            if (pr < 0 && errno != EINTR) {
+                cerr = errno;
+                break;
+            }
+            if (pr <= 0)
+                continue;
+            socklen_t el = sizeof cerr;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &cerr, &el) != 0)
+                cerr = errno;
+            continue;
+        }
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        cerr = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 ? 0 : errno;
+        if (cerr == EISCONN)
+            cerr = 0;
+    }
+    if (cerr != 0) {
         fprintf(stderr, "%s: PID %ld (%s): cannot connect to %s: %s%s\n", prog, pid, comm, path,
-                strerror(errno),
-                errno == ECONNREFUSED ? " (a stale channel: nothing listens on it)" : "");
+                strerror(cerr),
+                cerr == ECONNREFUSED ? " (a stale channel: nothing listens on it)" : "");
         close(fd);
         return 1;
     }
@@ -205,13 +271,12 @@ int main(int argc, char **argv)
     }
     char line[32];
     int ln = snprintf(line, sizeof line, "%s\n", req);
-    if (send(fd, line, (size_t)ln, MSG_NOSIGNAL) != ln) {
+    if (send(fd, line, (size_t)ln, MSG_NOSIGNAL) != ln) { /* 8 bytes: the buffer is empty */
         fprintf(stderr, "%s: PID %ld: sending the request failed: %s\n", prog, pid,
                 strerror(errno));
         close(fd);
         return 1;
     }
-    double deadline = now_s() + timeout;
     size_t total = 0;
     for (;;) {
         int ms = (int)((deadline - now_s()) * 1000);
@@ -229,7 +294,7 @@ int main(int argc, char **argv)
         }
         char buf[8192];
         ssize_t r = read(fd, buf, sizeof buf);
-        if (r < 0 && errno == EINTR)
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (r < 0) {
             fprintf(stderr, "%s: PID %ld: %s\n", prog, pid, strerror(errno));

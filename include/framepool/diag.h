@@ -43,7 +43,21 @@
  *               requests from processes of the same user (SO_PEERCRED),
  *               building each reply in memory before writing it, so a slow
  *               reader never holds up the program. Not created unless asked;
- *               once open it stays open until exit;
+ *               once open it stays open until exit. When /tmp/framepool-UID
+ *               is not a private directory of this user (another user made
+ *               it), the first usable of /tmp/framepool-UID.1 ... .8 is used.
+ *               Up to 8 clients are served at once; each must send its
+ *               request (one line, at most 63 bytes) within 1 s and read its
+ *               reply within 2 s or it is dropped. Short of descriptors
+ *               (EMFILE), the channel pauses accepting (50 ms, growing to
+ *               2 s) and resumes only with 16 descriptors free. The file is
+ *               removed by exit(); a process ended by a signal leaves it
+ *               unless FP_DIAG=socket-cleanup (next item) or the
+ *               application's own SIGTERM handler calls exit();
+ *   socket-cleanup  socket, and for SIGTERM and SIGINT, when their
+ *               disposition is still the default, a handler that removes
+ *               the socket file and then ends the process as the default
+ *               action would (an application's own handlers are left alone);
  *   summary     print fp_diag_print_summary to stderr at exit;
  *   signal      SIGUSR1 prints the summary and the growth since the last
  *               report to stderr, from a dedicated thread (never from the
@@ -52,6 +66,15 @@
  *               SIGUSR1 handler;
  *   off         nothing (the default).
  * Items are separated by commas, e.g. FP_DIAG=sites,leaks=error,signal.
+ *
+ * A forked child (obj.h: fork) keeps the switches, the tracked objects,
+ * their sites and reference histories, and the counters, so its reports
+ * include what it inherited. It has no diagnostics thread: its channel is
+ * closed (FP_DIAG_SOCKET and SOCKET_CLEANUP are cleared; the parent's
+ * socket file stays, and the child's exit leaves it alone) and SIGUSR1
+ * prints nothing (FP_DIAG_SIGNAL is cleared); fp_diag_configure in the child
+ * can open its own. Its exit handler runs as the parent's would (leak
+ * report, leaks=error).
  * The variable is read once, when the library is loaded. With everything
  * off, creating an object costs one predictable branch more.
  *
@@ -91,6 +114,7 @@ enum {
     FP_DIAG_SUMMARY = 1u << 5,      /* summary to stderr at exit */
     FP_DIAG_REFS = 1u << 6,         /* reference history per object (implies SITES) */
     FP_DIAG_SOCKET = 1u << 7,       /* the socket channel framepool-stat talks to */
+    FP_DIAG_SOCKET_CLEANUP = 1u << 8, /* SOCKET, and SIGTERM/SIGINT remove its file */
 };
 
 /* Applies a specification in the FP_DIAG syntax (see above), replacing the

@@ -59,8 +59,15 @@ FP_API int fp_image_new_at(fp_pixfmt format, int width, int height, fp_image **o
                            const char *file, int line, const char *func);
 
 /* Creates a standalone writable image with an explicit layout (for formats
- * only FFmpeg knows: pass format FP_PIX_OTHER and its av_format). `layout`
- * offsets and strides must be multiples of 64. Returns as fp_image_new. */
+ * only FFmpeg knows: pass format FP_PIX_OTHER and its av_format). The
+ * layout is checked against the format and size it is declared for, with
+ * arithmetic that cannot wrap: 1..4 planes (a known format: exactly its
+ * planes), size in 1..PTRDIFF_MAX/2, and every plane with a positive
+ * stride that is a multiple of 64 and holds a row of the format, rows >=
+ * the plane's height (FP_PIX_OTHER: plane 0 only), an offset that is a
+ * multiple of 64, and offset + stride * rows <= size. Returns as
+ * fp_image_new; FP_EINVAL's fp_errmsg names the plane and the field
+ * ("image: plane 1 stride = 256, below the 320 bytes of a yuv420p row ..."). */
 #define fp_image_new_layout(layout, format, av_format, width, height, out)                    \
     fp_image_new_layout_at((layout), (format), (av_format), (width), (height), (out), __FILE__, \
                            __LINE__, __func__)
@@ -81,7 +88,11 @@ typedef struct fp_image_wrap_info {
     void *user;
 } fp_image_wrap_info;
 
-/* Wraps external pixel memory in an image. On success stores +1 (caller
+/* Wraps external pixel memory in an image. For a known format every plane
+ * of the format must be given (data non-NULL) with a positive stride that
+ * holds a row, and `bytes` must not exceed PTRDIFF_MAX/2 (FP_EINVAL naming
+ * the plane and the field otherwise); the memory behind each plane
+ * (stride * plane height bytes) is the caller's promise. On success stores +1 (caller
  * releases) in *out and the image owns the memory: `free_fn(user)` runs when
  * its last reference goes, from whichever thread drops it. On failure
  * (FP_EINVAL, FP_ENOMEM) `free_fn` is NOT called: the memory stays yours. */

@@ -130,7 +130,33 @@ typedef struct fp_memtrack_config {
     double skip_fraction;   /* judge from max(warm-up end, this fraction of the run);
                                default 0. An observer that cannot see pool misses
                                (fp_memtrack_record) uses 0.15. At most 0.9. */
+    int live;               /* non-zero: a live source (camera, network stream): the
+                               live defaults and rules below */
+    size_t resolution;      /* bytes: a verdict needs a judged part of at least
+                               resolution / max_slope frames (and min_frames), so that
+                               a leak at the limit adds this much; default 0 (none),
+                               live 16 KiB */
 } fp_memtrack_config;
+
+/* Live runs (cfg.live). A loop fed by a live source shows memory that grows
+ * for a while after the connection opens and then stops, while nothing
+ * leaks: the heap that holds the small per-frame headers a live reader hands
+ * out settles over the first few hundred frames (one page every few frames),
+ * and a demuxer's buffers fill with the stream's first bytes (over MPEG-TS a
+ * seek-back buffer of `probesize` bytes, 5 MB by default, freed again once
+ * full). RssAnon moves in 4 KiB pages, so one page over N frames reads as
+ * 4096/N B/frame. In live mode the defaults become min_warmup 400 frames and
+ * resolution 16 KiB, i.e. with max_slope 16 a judged part of 1024 frames:
+ * a verdict needs 1424 frames (57 s at 25 fps, 2 min 22 s at 10 fps); a
+ * field the caller sets keeps its value. Until then the verdict is
+ * INCONCLUSIVE with frames_needed, never FAIL. Then FAIL needs growth in
+ * the judged part, its second half and its last quarter (growth that
+ * stopped is INCONCLUSIVE, with the length that tells), and when memory
+ * was given back inside the judged part (window_delta below -resolution)
+ * the part after it is judged instead: its second half, once that is
+ * judged length long (else INCONCLUSIVE). A leak of 256 B/frame FAILs at
+ * those lengths; a correct loop does not. An outside observer judges with
+ * the same settings (bench/rss_watch --live). */
 
 /* Creates a tracker: allocates and touches `capacity` samples now so that
  * sampling never faults, and opens /proc/self/statm (fp_procstat). Returns
@@ -152,6 +178,14 @@ FP_API int fp_memtrack_sample(fp_memtrack *t);
  * come from elsewhere; used instead of framepool's own pool statistics when
  * cfg.manual_misses is set, and added to them otherwise. Thread-safe. */
 FP_API void fp_memtrack_note_pool_misses(fp_memtrack *t, uint64_t total_misses);
+
+/* Notes that a live source connected (again): its buffers fill again, so
+ * the verdict judges only from min_warmup frames after the first frame
+ * sampled since the last call (result.last_connect). Memory a loop leaks
+ * per connection is not seen this way (bench/live_soak measures per
+ * reconnection cycle). Thread-safe: call it from the reader's event
+ * callback (FP_LIVE_CONNECTED). */
+FP_API void fp_memtrack_note_connect(fp_memtrack *t);
 
 /* Records a sample measured elsewhere, instead of fp_memtrack_sample: `x`
  * is the frame number (or any increasing axis, e.g. milliseconds; slopes are
@@ -201,8 +235,13 @@ typedef struct fp_memtrack_result {
     uint64_t settled_at;      /* INCONCLUSIVE after growth: memory is flat from this
                                  frame on (a run judged from judged_from fails, its
                                  second half or last quarter passes); 0 otherwise */
-    uint64_t frames_needed;   /* INCONCLUSIVE: frames a run needs for a verdict (the
-                                 flat part three times the growing part); 0 otherwise */
+    uint64_t frames_needed;   /* INCONCLUSIVE: frames a run needs for a verdict (at least
+                                 min_judged frames judged; after growth that stopped,
+                                 the flat part three times the growing part); 0 otherwise */
+    uint64_t min_judged;      /* frames a judged part needs: max(min_frames,
+                                 resolution / max_slope) */
+    uint64_t last_connect;    /* first frame after the last fp_memtrack_note_connect
+                                 (when after frame 1); 0 otherwise */
 } fp_memtrack_result;
 
 /* Analyses the samples so far. Returns 0 and fills *out, or FP_EINVAL,
@@ -216,7 +255,8 @@ typedef struct fp_memtrack_result {
  * slope and window rate within max_slope, minor faults within max_faults,
  * library live bytes flat); FAIL when it is not, and also not over the
  * second half nor the last quarter (a leak grows in every part of the run);
- * INCONCLUSIVE otherwise (see fp_memtrack_verdict). */
+ * INCONCLUSIVE otherwise (see fp_memtrack_verdict). A live tracker
+ * (cfg.live) adds the rules of "Live runs" above. */
 FP_API int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *out);
 
 /* Prints the verdict line, e.g.

@@ -16,6 +16,19 @@
  *   track *t = fp_new(&track_type, sizeof *t);   // +1, zero-filled
  *   ...
  *   fp_unref(&t);                                // runs track_fin, frees, t = NULL
+ *
+ * fork(): a child forked at any moment, from any thread, can use framepool
+ * (the library takes every lock of its own around the fork, pthread_atfork,
+ * so the child finds its structures whole and its locks free). The child
+ * inherits every object with its count (the references other threads held
+ * stay held: those threads do not exist in the child), the per-type
+ * counters and pool figures as they were, and the pools and budgets, usable
+ * (buffers other threads had out stay counted out). A weak handle another
+ * thread was creating or resolving at that very instant may be left
+ * half-made in the child (its object then reads as gone). Objects a parent thread
+ * was inside at that moment through a lock of your own or of a cache,
+ * weak map or reader are as your own data would be: do not count on them
+ * in the child. See diag.h for what diagnostics a child has.
  */
 #ifndef FRAMEPOOL_OBJ_H
 #define FRAMEPOOL_OBJ_H

@@ -44,15 +44,22 @@ FP_API extern const fp_type fp_budget_type;
 /* Default for max_buffers when the config leaves it 0. */
 #define FP_POOL_DEFAULT_MAX 16
 
-/* Pool configuration; zero means the documented default. */
+/* Pool configuration. The zero value of every field means its documented
+ * default ({0} plus format, width and height is a valid config). */
 typedef struct fp_pool_config {
     const char *name;          /* for messages and diagnostics (copied); default "pool" */
     fp_pixfmt format;          /* image format; FP_PIX_OTHER requires `layout` */
-    int av_format;             /* AVPixelFormat carried on images (-1 or 0 when unused) */
+    int av_format_plus1;       /* AVPixelFormat carried on images, PLUS ONE, so that the
+                                  zero value means "none" (images then carry av_format
+                                  -1): set it to fmt + 1. (It replaces `av_format`, whose
+                                  0 meant both "unused" and AV_PIX_FMT_YUV420P.) */
     int width, height;         /* image size, 1..FP_MAX_DIMENSION */
     int align;                 /* row/plane alignment, power of two; default 64 */
-    size_t padding;            /* extra bytes after the last plane; default 0 */
-    const fp_layout *layout;   /* explicit layout (copied); overrides format/align/padding */
+    size_t padding;            /* extra bytes after the last plane; default 0; at most
+                                  PTRDIFF_MAX/4 */
+    const fp_layout *layout;   /* explicit layout (copied); overrides align/padding; checked
+                                  against format, width and height as by
+                                  fp_image_new_layout (image.h) */
     unsigned min_buffers;      /* buffers allocated up front and kept warm; default 0 */
     unsigned max_buffers;      /* hard cap on buffers (idle + outstanding); default 16 */
     double max_idle_seconds;   /* idle buffers beyond min_buffers older than this are freed

@@ -226,7 +226,7 @@ static int pool_prepare(fp__bridge *b, int fmt, int w, int h, const fp_layout *l
     snprintf(name, sizeof name, "%s %dx%d %s", b->pool_name, w, h, av_get_pix_fmt_name(fmt));
     cfg.name = name;
     cfg.format = fp__pixfmt_from_av(fmt);
-    cfg.av_format = fmt;
+    cfg.av_format_plus1 = fmt + 1;
     cfg.width = w;
     cfg.height = h;
     cfg.layout = l;

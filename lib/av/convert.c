@@ -101,7 +101,7 @@ static int geometry(fp__convert *r, const AVFrame *f, fp__err *err)
              r->out_h);
     cfg.name = name;
     cfg.format = r->out_fmt;
-    cfg.av_format = fp__pixfmt_to_av(r->out_fmt);
+    cfg.av_format_plus1 = fp__pixfmt_to_av(r->out_fmt) + 1;
     cfg.width = r->out_w;
     cfg.height = r->out_h;
     /* the caller's max_held, and the frame converted ahead */

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* on_exit */
 #include "diag_internal.h"
 #include "internal.h"
+#include "typestat.h"
 
 #include <errno.h>
 #include <execinfo.h>
@@ -23,12 +24,14 @@ static _Atomic unsigned diag_switches;
 
 #define ALL_SWITCHES                                                                       \
     (FP_DIAG_SITES | FP_DIAG_BACKTRACE | FP_DIAG_LEAKS_REPORT | FP_DIAG_LEAKS_ERROR |       \
-     FP_DIAG_SIGNAL | FP_DIAG_SUMMARY | FP_DIAG_REFS | FP_DIAG_SOCKET)
+     FP_DIAG_SIGNAL | FP_DIAG_SUMMARY | FP_DIAG_REFS | FP_DIAG_SOCKET |                   \
+     FP_DIAG_SOCKET_CLEANUP)
 
 static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
 static int exit_handler_installed;
 static int signal_thread_started;
 static int socket_started;
+static int cleanup_installed;
 static int sig_pipe[2] = {-1, -1};
 
 static void at_exit_handler(int status, void *arg);
@@ -49,6 +52,8 @@ int fp_diag_set_flags(unsigned flags)
         flags |= FP_DIAG_LEAKS_REPORT;
     if (flags & (FP_DIAG_LEAKS_REPORT | FP_DIAG_BACKTRACE | FP_DIAG_REFS))
         flags |= FP_DIAG_SITES;
+    if (flags & FP_DIAG_SOCKET_CLEANUP)
+        flags |= FP_DIAG_SOCKET;
     int rc = FP_OK;
     pthread_mutex_lock(&setup_lock);
     if ((flags & FP_DIAG_SOCKET) && !socket_started) {
@@ -57,6 +62,10 @@ int fp_diag_set_flags(unsigned flags)
             socket_started = 1;
         else
             flags &= ~(unsigned)FP_DIAG_SOCKET;
+    }
+    if ((flags & FP_DIAG_SOCKET_CLEANUP) && socket_started && !cleanup_installed) {
+        fp__diag_socket_cleanup_handlers();
+        cleanup_installed = 1;
     }
     if ((flags & (FP_DIAG_LEAKS_REPORT | FP_DIAG_SUMMARY | FP_DIAG_SOCKET)) &&
         !exit_handler_installed) {
@@ -133,6 +142,8 @@ int fp_diag_configure(const char *spec)
             flags |= FP_DIAG_REFS;
         } else if (item_is(p, n, "socket")) {
             flags |= FP_DIAG_SOCKET;
+        } else if (item_is(p, n, "socket-cleanup")) {
+            flags |= FP_DIAG_SOCKET_CLEANUP;
         } else {
             bad = 1;
             snprintf(badbuf, sizeof badbuf, "%.*s", (int)n, p);
@@ -142,15 +153,80 @@ int fp_diag_configure(const char *spec)
     int rc = fp_diag_set_flags(flags);
     if (bad) {
         fp_errmsg_set("diag: unknown FP_DIAG item '%s' (known: sites, backtrace[=N], "
-                       "refs, leaks=report, leaks=error, signal, socket, summary, off)",
+                       "refs, leaks=report, leaks=error, signal, socket, socket-cleanup, summary, "
+                       "off)",
                        badbuf);
         return FP_EINVAL;
     }
     return rc;
 }
 
+/* Referred to by obj.c, so that a static link keeps this file and its
+ * constructor (diag_internal.h). */
+const char fp__diag_env_linked = 1;
+
+/* ---- fork ---------------------------------------------------------------------------- */
+
+/* Before fork, every lock of the library is taken, in the order the library
+ * nests them (obj_priv.h), so that no other thread holds one at the moment
+ * of the fork: the child finds every structure whole and every lock free.
+ * The parent then releases them; the child too, and forgets the threads it
+ * does not have (diag.h: what a child inherits). */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&setup_lock);
+    fp__diag_socket_atfork(0);
+    fp__diag_report_atfork(0);
+    fp__pool_atfork(0);
+    fp__typestat_atfork(0);
+    fp__diag_track_atfork(0);
+    fp__obj_atfork(0);
+    fp__weak_atfork(0);
+}
+
+static void fork_release(int phase)
+{
+    fp__weak_atfork(phase);
+    fp__obj_atfork(phase);
+    fp__diag_track_atfork(phase);
+    fp__typestat_atfork(phase);
+    fp__pool_atfork(phase);
+    fp__diag_report_atfork(phase);
+    fp__diag_socket_atfork(phase);
+}
+
+static void fork_parent(void)
+{
+    fork_release(1);
+    pthread_mutex_unlock(&setup_lock);
+}
+
+static void fork_child(void)
+{
+    fork_release(2);
+    /* No diagnostics thread came along: the channel is closed (the parent
+     * keeps its file) and SIGUSR1 has nobody to print; either can be
+     * switched on again in the child. */
+    if (signal_thread_started) {
+        if (sig_pipe[0] >= 0)
+            close(sig_pipe[0]);
+        if (sig_pipe[1] >= 0)
+            close(sig_pipe[1]);
+        sig_pipe[0] = sig_pipe[1] = -1;
+        signal_thread_started = 0;
+    }
+    socket_started = 0;
+    cleanup_installed = 0;
+    atomic_fetch_and_explicit(&diag_switches,
+                              ~(unsigned)(FP_DIAG_SIGNAL | FP_DIAG_SOCKET |
+                                          FP_DIAG_SOCKET_CLEANUP),
+                              memory_order_relaxed);
+    pthread_mutex_unlock(&setup_lock);
+}
+
 __attribute__((constructor)) static void diag_load(void)
 {
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
     const char *s = getenv("FP_DIAG");
     if (s && *s && fp_diag_configure(s) != FP_OK)
         fprintf(stderr, "framepool: FP_DIAG: %s\n", fp_errmsg());

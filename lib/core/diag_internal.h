@@ -15,6 +15,11 @@ extern _Atomic int fp__diag_mode;
 extern _Atomic int fp__diag_bt_depth;
 #define FP__DIAG_BT_MAX 64
 
+/* Defined in diag_env.c and referred to by obj.c (which every program that
+ * makes objects links), so that linking libframepool.a keeps diag_env.o and
+ * its FP_DIAG constructor as the shared library does. */
+extern const char fp__diag_env_linked;
+
 /* Applies the tracking bits: sets fp__diag_mode and registers the object
  * layer's hooks they need (diag_track.c). Called under diag_env's lock. */
 void fp__diag_track_apply(int mode);
@@ -117,6 +122,23 @@ int fp__diag_socket_start(void);
 void fp__diag_socket_close(void);
 /* The socket's path, or "" when the channel is not open. */
 const char *fp__diag_socket_path(void);
+/* Fallback directories /tmp/framepool-UID.1 ... .N tried when
+ * /tmp/framepool-UID is not a private directory of ours (framepool-stat
+ * looks in the same places). */
+#define FP__DIAG_SOCKET_FALLBACKS 8
+/* Where the /tmp directories go ("/tmp"; tests point it elsewhere before
+ * the channel opens). */
+extern const char *fp__diag_socket_tmp_base;
+/* Installs SIGTERM and SIGINT handlers that remove the socket file and then
+ * end the process as the default action would, for each of the two whose
+ * disposition is still the default (FP_DIAG=socket-cleanup). Returns how
+ * many were installed. */
+int fp__diag_socket_cleanup_handlers(void);
+/* Fork handling of the channel (phase 0 prepare, 1 parent, 2 child): the
+ * serving thread's table is locked around the fork; the child closes its
+ * copies of the channel's descriptors and marks the channel closed (the
+ * parent's file stays). */
+void fp__diag_socket_atfork(int phase);
 
 /* Whether `t` is one of diag's own types (left out of snapshots). */
 int fp__diag_own_type(const fp_type *t);

@@ -214,6 +214,16 @@ static void growth_finalize(void *obj)
 const fp_type fp_growth_type = {"fp_growth", growth_finalize};
 static fp_growth global_growth = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+/* The process-wide growth state a report (SIGUSR1, the socket) may be
+ * using on another thread at the fork. */
+void fp__diag_report_atfork(int phase)
+{
+    if (phase == 0)
+        pthread_mutex_lock(&global_growth.mu);
+    else
+        pthread_mutex_unlock(&global_growth.mu);
+}
+
 int fp_growth_new_at(fp_growth **out, const char *file, int line, const char *func)
 {
     if (!out)

@@ -347,6 +347,28 @@ static void diag_on_new(fp__obj *h)
     atomic_store_explicit(&h->flags, f | add, memory_order_relaxed);
 }
 
+void fp__diag_track_atfork(int phase)
+{
+    if (phase == 0) {
+        for (int i = 0; i < NSHARDS; i++)
+            pthread_mutex_lock(&shards[i].mu);
+        pthread_mutex_lock(&bt_lock);
+        return;
+    }
+    if (phase == 2) {
+        /* A thread of the parent may have been inside an object's history
+         * (its spin lock held): nobody holds one in the child. */
+        for (int i = 0; i < NSHARDS; i++)
+            for (fp__obj *h = shards[i].head; h; h = h->diag_next)
+                if ((atomic_load_explicit(&h->flags, memory_order_relaxed) & FP__OBJ_REFS) &&
+                    h->diag_extra)
+                    atomic_flag_clear(&((refhist *)h->diag_extra)->lock);
+    }
+    pthread_mutex_unlock(&bt_lock);
+    for (int i = NSHARDS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&shards[i].mu);
+}
+
 static void diag_on_free(fp__obj *h)
 {
     shard *s = shard_of(h);

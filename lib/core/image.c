@@ -40,17 +40,79 @@ void fp__image_bind_planes(fp__image *im)
     }
 }
 
-static int layout_valid(const fp_layout *l)
+/* The largest pixel allocation or charge an image may declare: its object
+ * header plus the bytes must stay far from wrapping a size_t. */
+#define MAX_PIXEL_BYTES ((size_t)PTRDIFF_MAX / 2)
+
+int fp__layout_check(const fp_layout *l, fp_pixfmt format, int width, int height,
+                     const char *who)
 {
-    if (l->planes < 1 || l->planes > 4 || l->size == 0)
-        return 0;
-    for (int p = 0; p < l->planes; p++) {
-        if (l->stride[p] <= 0 || l->rows[p] <= 0 || (l->stride[p] & 63) || (l->offset[p] & 63))
-            return 0;
-        if (l->offset[p] + (size_t)l->stride[p] * (size_t)l->rows[p] > l->size)
-            return 0;
+    if (!l) {
+        fp_errmsg_set("%s: NULL layout", who);
+        return FP_EINVAL;
     }
-    return 1;
+    if (format <= FP_PIX_NONE || format >= FP_PIX_COUNT_) {
+        fp_errmsg_set("%s: invalid format %d", who, (int)format);
+        return FP_EINVAL;
+    }
+    if (width <= 0 || height <= 0 || width > FP_MAX_DIMENSION || height > FP_MAX_DIMENSION) {
+        fp_errmsg_set("%s: invalid size %dx%d (1..%d)", who, width, height, FP_MAX_DIMENSION);
+        return FP_EINVAL;
+    }
+    const fp_pixfmt_desc *d = fp_pixfmt_describe(format);
+    if (l->planes < 1 || l->planes > 4 || (d && l->planes != d->planes)) {
+        if (d)
+            fp_errmsg_set("%s: layout planes = %d, but %s has %d", who, l->planes, d->name,
+                           d->planes);
+        else
+            fp_errmsg_set("%s: layout planes = %d (1..4)", who, l->planes);
+        return FP_EINVAL;
+    }
+    if (l->size == 0 || l->size > MAX_PIXEL_BYTES) {
+        fp_errmsg_set("%s: layout size = %zu (1..%zu)", who, l->size, MAX_PIXEL_BYTES);
+        return FP_EINVAL;
+    }
+    for (int p = 0; p < l->planes; p++) {
+        if (l->stride[p] <= 0 || (l->stride[p] & 63)) {
+            fp_errmsg_set("%s: plane %d stride = %d (a positive multiple of 64)", who, p,
+                           l->stride[p]);
+            return FP_EINVAL;
+        }
+        if (l->rows[p] <= 0) {
+            fp_errmsg_set("%s: plane %d rows = %d (> 0)", who, p, l->rows[p]);
+            return FP_EINVAL;
+        }
+        if ((l->offset[p] & 63) || l->offset[p] >= l->size) {
+            fp_errmsg_set("%s: plane %d offset = %zu (a multiple of 64 below size %zu)", who, p,
+                           l->offset[p], l->size);
+            return FP_EINVAL;
+        }
+        /* stride and rows are positive ints: their product fits a 64-bit size_t. */
+        size_t span = (size_t)l->stride[p] * (size_t)l->rows[p];
+        if (span > l->size - l->offset[p]) {
+            fp_errmsg_set("%s: plane %d ends past the allocation (offset %zu + stride %d x "
+                           "rows %d > size %zu)",
+                           who, p, l->offset[p], l->stride[p], l->rows[p], l->size);
+            return FP_EINVAL;
+        }
+        int pw = width, ph = height;
+        if (d) {
+            fp__plane_dims(d, p, width, height, &pw, &ph);
+            size_t row = (size_t)pw * (size_t)d->bytes_per_pixel[p];
+            if ((size_t)l->stride[p] < row) {
+                fp_errmsg_set("%s: plane %d stride = %d, below the %zu bytes of a %s row %d "
+                               "wide",
+                               who, p, l->stride[p], row, d->name, width);
+                return FP_EINVAL;
+            }
+        }
+        if ((d || p == 0) && l->rows[p] < ph) {
+            fp_errmsg_set("%s: plane %d rows = %d, below the plane's height %d (%s %dx%d)",
+                           who, p, l->rows[p], ph, d ? d->name : "image", width, height);
+            return FP_EINVAL;
+        }
+    }
+    return FP_OK;
 }
 
 fp__image *fp__image_alloc(const fp_layout *layout, fp_pixfmt format, int av_format, int width,
@@ -84,10 +146,9 @@ int fp_image_new_layout_at(const fp_layout *layout, fp_pixfmt format, int av_for
     if (!out)
         return FP_EINVAL;
     *out = NULL;
-    if (!layout || !layout_valid(layout) || width <= 0 || height <= 0 ||
-        width > FP_MAX_DIMENSION || height > FP_MAX_DIMENSION || format <= FP_PIX_NONE ||
-        format >= FP_PIX_COUNT_)
-        return FP_EINVAL;
+    int rc = fp__layout_check(layout, format, width, height, "image");
+    if (rc)
+        return rc;
     fp__image *im = fp__image_alloc(layout, format, av_format, width, height, NULL, file, line,
                                     func);
     if (!im)
@@ -109,16 +170,62 @@ int fp_image_new_at(fp_pixfmt format, int width, int height, fp_image **out, con
     return fp_image_new_layout_at(&l, format, -1, width, height, out, file, line, func);
 }
 
+/* What a wrap must describe: a known size and format, every plane of a
+ * known format present with a stride that holds its row, and a charge
+ * that cannot wrap. */
+static int wrap_check(const fp_image_wrap_info *info)
+{
+    if (!info) {
+        fp_errmsg_set("image wrap: NULL info");
+        return FP_EINVAL;
+    }
+    if (info->width <= 0 || info->height <= 0 || info->width > FP_MAX_DIMENSION ||
+        info->height > FP_MAX_DIMENSION) {
+        fp_errmsg_set("image wrap: invalid size %dx%d (1..%d)", info->width, info->height,
+                       FP_MAX_DIMENSION);
+        return FP_EINVAL;
+    }
+    if (info->format <= FP_PIX_NONE || info->format >= FP_PIX_COUNT_) {
+        fp_errmsg_set("image wrap: invalid format %d", (int)info->format);
+        return FP_EINVAL;
+    }
+    if (info->bytes > MAX_PIXEL_BYTES) {
+        fp_errmsg_set("image wrap: bytes = %zu (at most %zu)", info->bytes, MAX_PIXEL_BYTES);
+        return FP_EINVAL;
+    }
+    if (!info->data[0]) {
+        fp_errmsg_set("image wrap: plane 0 data is NULL");
+        return FP_EINVAL;
+    }
+    const fp_pixfmt_desc *d = fp_pixfmt_describe(info->format);
+    for (int p = 0; d && p < d->planes; p++) {
+        int pw, ph;
+        fp__plane_dims(d, p, info->width, info->height, &pw, &ph);
+        size_t row = (size_t)pw * (size_t)d->bytes_per_pixel[p];
+        if (!info->data[p]) {
+            fp_errmsg_set("image wrap: plane %d data is NULL (%s has %d planes)", p, d->name,
+                           d->planes);
+            return FP_EINVAL;
+        }
+        if (info->stride[p] <= 0 || (size_t)info->stride[p] < row) {
+            fp_errmsg_set("image wrap: plane %d stride = %d, below the %zu bytes of a %s row "
+                           "%d wide",
+                           p, info->stride[p], row, d->name, info->width);
+            return FP_EINVAL;
+        }
+    }
+    return FP_OK;
+}
+
 int fp_image_wrap_at(const fp_image_wrap_info *info, fp_image **out, const char *file, int line,
                      const char *func)
 {
     if (!out)
         return FP_EINVAL;
     *out = NULL;
-    if (!info || info->width <= 0 || info->height <= 0 || info->width > FP_MAX_DIMENSION ||
-        info->height > FP_MAX_DIMENSION || info->format <= FP_PIX_NONE ||
-        info->format >= FP_PIX_COUNT_ || !info->data[0])
-        return FP_EINVAL;
+    int rc = wrap_check(info);
+    if (rc)
+        return rc;
     size_t charge = FP__IMAGE_HDR_SIZE + info->bytes;
     fp__image *im = fp__obj_new(&fp_image_type, FP__IMAGE_HDR_SIZE, charge, NULL, file, line, func);
     if (!im)

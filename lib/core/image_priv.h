@@ -41,6 +41,15 @@ void fp__image_bind_planes(fp__image *im);
 fp__image *fp__image_alloc(const fp_layout *layout, fp_pixfmt format, int av_format, int width,
                            int height, void (*dispose)(fp__obj *h), const char *file, int line,
                            const char *func);
+/* Checks an explicit layout against the format and size it is declared
+ * for, with overflow-safe arithmetic: 1..4 planes (exactly the format's
+ * count for known formats), 0 < size <= PTRDIFF_MAX/2, per plane a
+ * positive stride multiple of 64 holding a row, rows >= the plane's
+ * height (plane 0 only for FP_PIX_OTHER), a 64-aligned offset and
+ * offset + stride*rows <= size. Returns 0, or FP_EINVAL with an fp_errmsg
+ * naming `who`, the plane and the field. */
+int fp__layout_check(const fp_layout *l, fp_pixfmt format, int width, int height,
+                     const char *who);
 /* Copies the pixels of `src` into `dst` (same size and format). */
 void fp__image_copy_pixels(fp_image *dst, const fp_image *src);
 

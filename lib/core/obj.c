@@ -13,6 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* FP_DIAG is read by a constructor in diag_env.c. A static link
+ * (libframepool.a) takes an archive member only when something refers to
+ * it, and a program that never calls an fp_diag_* function would lose that
+ * constructor (FP_DIAG=leaks=error silently off). Every program that makes
+ * objects links this file, so it refers to diag_env.c here: one data
+ * reference, nothing is called. */
+extern const char fp__diag_env_linked;
+__attribute__((used)) static const char *const diag_env_anchor = &fp__diag_env_linked;
+
 /* ---- release hooks -------------------------------------------------------- */
 
 static _Atomic(fp__obj_dying_hook) hook_dying;
@@ -202,6 +211,14 @@ static pthread_mutex_t quarantine_lock = PTHREAD_MUTEX_INITIALIZER;
 static fp__obj *quarantine[QUARANTINE_SLOTS];
 static unsigned quarantine_next;
 static size_t quarantine_bytes;
+
+void fp__obj_atfork(int phase)
+{
+    if (phase == 0)
+        pthread_mutex_lock(&quarantine_lock);
+    else
+        pthread_mutex_unlock(&quarantine_lock);
+}
 
 void fp__obj_quarantine_flush(void)
 {

@@ -127,6 +127,20 @@ void fp__obj_free_memory(fp__obj *h);
  * allocator changes, and tests that count live allocations call it). */
 void fp__obj_quarantine_flush(void);
 
+/* Fork safety (pthread_atfork, registered by diag_env.c): each module's
+ * part, `phase` 0 before fork (take every lock of the module), 1 in the
+ * parent after it, 2 in the child after it (release them; reset what no
+ * longer has an owner, such as condition variables other threads waited
+ * on). diag_env.c calls them in one fixed order, the order in which the
+ * library nests these locks: diag setup, socket, growth, pools (registry,
+ * budgets, pools), type statistics (typestat.h: fp__typestat_atfork), live
+ * list, quarantine, weak handles. */
+void fp__obj_atfork(int phase);
+void fp__pool_atfork(int phase);
+void fp__diag_track_atfork(int phase);
+void fp__diag_report_atfork(int phase);
+void fp__weak_atfork(int phase);
+
 /* Changes the bytes charged by a live object. */
 void fp__obj_charge(fp__obj *h, size_t bytes);
 

@@ -22,7 +22,12 @@ struct fp_budget {
     _Atomic unsigned waiters;
     struct fp_pool *pools; /* attached pools, under mu */
     unsigned npools;
+    struct fp_budget *all_prev, *all_next; /* every budget (fork handling), budgets_lock */
 };
+
+/* Every live budget, so that a fork can take their locks (fp__pool_atfork). */
+static pthread_mutex_t budgets_lock = PTHREAD_MUTEX_INITIALIZER;
+static fp_budget *all_budgets;
 
 /* A pool's layout and bounds, as one generation has them. */
 typedef struct pool_params {
@@ -108,6 +113,14 @@ static void cond_init_monotonic(pthread_cond_t *cv)
 static void budget_finalize(void *obj)
 {
     fp_budget *b = obj;
+    pthread_mutex_lock(&budgets_lock);
+    if (b->all_prev)
+        b->all_prev->all_next = b->all_next;
+    else
+        all_budgets = b->all_next;
+    if (b->all_next)
+        b->all_next->all_prev = b->all_prev;
+    pthread_mutex_unlock(&budgets_lock);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);
 }
@@ -126,6 +139,13 @@ int fp_budget_new_at(size_t max_bytes, fp_budget **out, const char *file, int li
     pthread_mutex_init(&b->mu, NULL);
     cond_init_monotonic(&b->cv);
     b->max_bytes = max_bytes;
+    pthread_mutex_lock(&budgets_lock);
+    b->all_prev = NULL;
+    b->all_next = all_budgets;
+    if (all_budgets)
+        all_budgets->all_prev = b;
+    all_budgets = b;
+    pthread_mutex_unlock(&budgets_lock);
     *out = b;
     return FP_OK;
 }
@@ -352,6 +372,39 @@ int fp__pool_foreach(int (*fn)(fp_pool *p, const fp_pool_stats *s, int closed, v
     return rc;
 }
 
+/* Fork: the registry, every budget, then every pool, in the order the
+ * module nests them (all_lock, b->mu, p->mu). In the child the condition
+ * variables are made anew: waiters of the parent's other threads do not
+ * exist there, and a broadcast must not wait for them. */
+void fp__pool_atfork(int phase)
+{
+    if (phase == 0) {
+        pthread_mutex_lock(&all_lock);
+        pthread_mutex_lock(&budgets_lock);
+        for (fp_budget *b = all_budgets; b; b = b->all_next)
+            pthread_mutex_lock(&b->mu);
+        for (fp_pool *p = all_pools; p; p = p->all_next)
+            pthread_mutex_lock(&p->mu);
+        return;
+    }
+    for (fp_pool *p = all_pools; p; p = p->all_next) {
+        if (phase == 2) {
+            cond_init_monotonic(&p->cv);
+            p->waiters = 0;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    for (fp_budget *b = all_budgets; b; b = b->all_next) {
+        if (phase == 2) {
+            cond_init_monotonic(&b->cv);
+            atomic_store(&b->waiters, 0);
+        }
+        pthread_mutex_unlock(&b->mu);
+    }
+    pthread_mutex_unlock(&budgets_lock);
+    pthread_mutex_unlock(&all_lock);
+}
+
 /* ---- configuration ---------------------------------------------------------- */
 
 
@@ -366,17 +419,15 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
     memset(pp, 0, sizeof *pp);
     if (cfg->layout) {
         pp->layout = *cfg->layout;
-        int ok = pp->layout.planes >= 1 && pp->layout.planes <= 4 && pp->layout.size > 0;
-        for (int i = 0; ok && i < pp->layout.planes; i++)
-            ok = pp->layout.stride[i] > 0 && (pp->layout.stride[i] & 63) == 0 &&
-                 (pp->layout.offset[i] & 63) == 0 && pp->layout.rows[i] > 0 &&
-                 pp->layout.offset[i] + (size_t)pp->layout.stride[i] * pp->layout.rows[i] <=
-                     pp->layout.size;
-        if (!ok || cfg->format <= FP_PIX_NONE || cfg->format >= FP_PIX_COUNT_) {
-            fp_errmsg_set("pool: invalid explicit layout or format");
+        int rc = fp__layout_check(&pp->layout, cfg->format, cfg->width, cfg->height, "pool");
+        if (rc)
+            return rc;
+    } else {
+        if (cfg->padding > (size_t)PTRDIFF_MAX / 4) {
+            fp_errmsg_set("pool: padding = %zu (at most %zu)", cfg->padding,
+                           (size_t)PTRDIFF_MAX / 4);
             return FP_EINVAL;
         }
-    } else {
         int rc = fp_layout_compute(cfg->format, cfg->width, cfg->height, cfg->align,
                                    cfg->padding, &pp->layout);
         if (rc) {
@@ -386,7 +437,12 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
         }
     }
     pp->format = cfg->format;
-    pp->av_format = cfg->av_format ? cfg->av_format : -1;
+    if (cfg->av_format_plus1 < 0) {
+        fp_errmsg_set("pool: av_format_plus1 = %d (0 for none, else AVPixelFormat + 1)",
+                       cfg->av_format_plus1);
+        return FP_EINVAL;
+    }
+    pp->av_format = cfg->av_format_plus1 - 1; /* 0 (none) gives -1 */
     pp->width = cfg->width;
     pp->height = cfg->height;
     pp->max_buffers = cfg->max_buffers ? cfg->max_buffers : FP_POOL_DEFAULT_MAX;

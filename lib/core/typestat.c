@@ -147,39 +147,38 @@ static void tls_retire(void *arg)
     pthread_mutex_unlock(&tls_lock);
 }
 
-/* fork. The child has only the forking thread; the other threads' blocks
- * are still mapped right after the fork but are freed when the child's
- * first new threads reuse their cached stacks (thread-local storage of a
- * dlopen'ed library lives in malloc'ed memory), and tls_list would then
- * point into freed memory. So the child folds their counts into the shared
- * totals and keeps only its own block. tls_lock is held across the fork so
- * that the list is consistent in the child. */
-static void fork_prepare(void)
+/* fork (called by the library's one fork handler, diag_env.c, in the lock
+ * order of obj_priv.h). The child has only the forking thread; the other
+ * threads' blocks are still mapped right after the fork but are freed when
+ * the child's first new threads reuse their cached stacks (thread-local
+ * storage of a dlopen'ed library lives in malloc'ed memory), and tls_list
+ * would then point into freed memory. So the child folds their counts into
+ * the shared totals and keeps only its own block. tls_lock and type_lock are
+ * held across the fork so that the list and the totals are whole in the
+ * child. */
+void fp__typestat_atfork(int phase)
 {
-    pthread_mutex_lock(&tls_lock);
-}
-
-static void fork_parent(void)
-{
+    if (phase == 0) {
+        pthread_mutex_lock(&tls_lock);
+        pthread_mutex_lock(&type_lock);
+        return;
+    }
+    if (phase == 2) {
+        tls_counts *mine = tls_state == TLS_ACTIVE ? &tls_block : NULL;
+        for (tls_counts *c = tls_list; c; c = c->next)
+            if (c != mine)
+                fold_block(c);
+        tls_list = mine;
+        if (mine)
+            mine->prev = mine->next = NULL;
+    }
+    pthread_mutex_unlock(&type_lock);
     pthread_mutex_unlock(&tls_lock);
-}
-
-static void fork_child(void)
-{
-    tls_counts *mine = tls_state == TLS_ACTIVE ? &tls_block : NULL;
-    for (tls_counts *c = tls_list; c; c = c->next)
-        if (c != mine)
-            fold_block(c);
-    tls_list = mine;
-    if (mine)
-        mine->prev = mine->next = NULL;
-    pthread_mutex_init(&tls_lock, NULL);
 }
 
 static void tls_key_init(void)
 {
     tls_key_ok = pthread_key_create(&tls_key, tls_retire) == 0;
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* Returns the calling thread's block, registering the thread on its first

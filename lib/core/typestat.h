@@ -70,6 +70,10 @@ void fp__typestat_count_slow(fp__typestat *s, int delta, int64_t bytes);
  * being meaningful), to measure what a build without them would cost. */
 void fp__obj_set_counting(int on);
 
+/* Fork safety (obj_priv.h: the other modules' parts): the type table and
+ * the per-thread count list locked around fork. */
+void fp__typestat_atfork(int phase);
+
 static inline __attribute__((always_inline)) void fp__tls_add(_Atomic int64_t *c, int64_t d)
 {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,

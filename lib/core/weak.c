@@ -90,6 +90,28 @@ static void stripes_init(void)
     fp__obj_hook_weak(weak_dying, weak_run_callbacks);
 }
 
+void fp__weak_atfork(int phase)
+{
+    /* The free list is held across the fork; the 128 stripes are not (a
+     * thread may hold at most 64 locks under ThreadSanitizer, and each
+     * stripe guards a few fields of a few slots for a few instructions):
+     * the child makes them anew, so none stays held by a thread it does
+     * not have. A weak handle another thread was making or resolving at
+     * that instant may be left half-made in the child (obj.h). */
+    if (phase == 0) {
+        pthread_once(&stripes_once, stripes_init);
+        pthread_mutex_lock(&free_mu);
+        return;
+    }
+    if (phase == 2) {
+        for (int i = 0; i < STRIPES; i++) {
+            pthread_mutex_init(&slot_mu[i].mu, NULL);
+            pthread_mutex_init(&assign_mu[i].mu, NULL);
+        }
+    }
+    pthread_mutex_unlock(&free_mu);
+}
+
 static inline pthread_mutex_t *slot_lock_of(uint32_t idx)
 {
     return &slot_mu[idx & (STRIPES - 1)].mu;

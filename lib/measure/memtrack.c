@@ -35,6 +35,9 @@ struct fp_memtrack {
     uint64_t pushed; /* samples offered (kept or decimated) */
     fp_procstat proc; /* this process's statm */
     _Atomic uint64_t noted_misses;
+    _Atomic uint64_t connects;    /* fp_memtrack_note_connect calls */
+    uint64_t seen_connects;       /* the count push() has seen */
+    uint64_t connect_frame;       /* first frame sampled after the last connect, 0: none */
     uint64_t last_misses, last_miss_frame;
     uint64_t peak_rss;
     int warm;
@@ -67,6 +70,13 @@ int fp_memtrack_new_at(const fp_memtrack_config *cfg, fp_memtrack **out, const c
         memset(&c, 0, sizeof c);
     if (c.capacity == 0)
         c.capacity = 16384;
+    /* Live sources: a warm-up that covers a connection's first few hundred
+     * frames and a judged part long enough for page-sized steps (measure.h,
+     * "Live runs"). */
+    if (c.live && c.min_warmup == 0)
+        c.min_warmup = 400;
+    if (c.live && c.resolution == 0)
+        c.resolution = 16384;
     if (c.capacity < 64)
         c.capacity = 64;
     c.capacity &= ~(size_t)1;
@@ -131,6 +141,12 @@ void fp_memtrack_note_pool_misses(fp_memtrack *t, uint64_t total_misses)
         atomic_store_explicit(&t->noted_misses, total_misses, memory_order_relaxed);
 }
 
+void fp_memtrack_note_connect(fp_memtrack *t)
+{
+    if (t)
+        atomic_fetch_add_explicit(&t->connects, 1, memory_order_relaxed);
+}
+
 static int misses_cb(fp_pool *p, const fp_pool_stats *s, int closed, void *user)
 {
     (void)p;
@@ -150,6 +166,11 @@ static void decimate(fp_memtrack *t)
 
 static void push(fp_memtrack *t, mt_sample x)
 {
+    uint64_t c = atomic_load_explicit(&t->connects, memory_order_relaxed);
+    if (c != t->seen_connects) {
+        t->seen_connects = c;
+        t->connect_frame = x.frame;
+    }
     if (x.rss > t->peak_rss)
         t->peak_rss = x.rss;
     if (x.frame == 1 || x.misses != t->last_misses) {
@@ -213,6 +234,20 @@ int fp_memtrack_record(fp_memtrack *t, uint64_t x, uint64_t rss_anon, uint64_t m
 }
 
 /* ---- analysis ------------------------------------------------------------------------ */
+
+/* Frames a judged part needs: min_frames, and enough frames that a leak at
+ * max_slope adds `resolution` bytes (a page step over fewer frames would
+ * look like a slope above the limit). */
+static uint64_t min_judged(const fp_memtrack_config *c)
+{
+    uint64_t m = c->min_frames;
+    if (c->resolution > 0 && c->max_slope > 0) {
+        double r = ceil((double)c->resolution / c->max_slope);
+        if (r > (double)m)
+            m = r < 1e15 ? (uint64_t)r : (uint64_t)1e15;
+    }
+    return m;
+}
 
 typedef uint64_t (*mt_field)(const mt_sample *s);
 static uint64_t f_rss(const mt_sample *s)
@@ -331,13 +366,21 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
     r->frames = t->frame;
     r->peak_rss = t->peak_rss;
     r->verdict = FP_MEMTRACK_INCONCLUSIVE;
-    r->frames_needed = (uint64_t)t->cfg.min_warmup + t->cfg.min_frames;
+    r->live_flat = 1; /* until samples are judged: no growth seen */
+    uint64_t need = min_judged(&t->cfg);
+    r->min_judged = need;
+    r->frames_needed = (uint64_t)t->cfg.min_warmup + need;
     if (t->n == 0)
         return FP_OK;
     const mt_sample *last = &t->s[t->n - 1];
     r->last_rss = last->rss;
     r->live_bytes = last->live;
     r->idle_bytes = last->idle;
+    if (!t->warm && last->frame < t->cfg.min_warmup) {
+        /* Not even the warm-up's length yet. */
+        r->frames_needed = (uint64_t)t->cfg.min_warmup + need;
+        return FP_OK;
+    }
     mt_sample w0;
     if (t->warm) {
         w0 = t->warm_at;
@@ -357,6 +400,14 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
         if (skip > from)
             from = skip;
     }
+    /* A source that connected again fills its buffers again: judge from
+     * min_warmup frames after the last connection. */
+    if (t->connect_frame > 1) {
+        r->last_connect = t->connect_frame;
+        uint64_t c = t->connect_frame - 1 + t->cfg.min_warmup;
+        if (c > from)
+            from = c;
+    }
     size_t i0 = 0;
     while (i0 < t->n && t->s[i0].frame < from)
         i0++;
@@ -367,8 +418,8 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
     uint64_t after = last->frame - s[0].frame;
     r->late_misses = last->misses - w0.misses;
     r->judged_from = s[0].frame;
-    if (after < t->cfg.min_frames || n < 3) {
-        r->frames_needed = s[0].frame + t->cfg.min_frames;
+    if (after < need || n < 3) {
+        r->frames_needed = (from > s[0].frame ? from : s[0].frame) + need;
         if (t->cfg.skip_fraction > 0 && t->cfg.skip_fraction < 0.9)
             r->frames_needed =
                 (uint64_t)ceil((double)r->frames_needed / (1 - t->cfg.skip_fraction));
@@ -387,6 +438,26 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
     mw.y = work + n;
     mw.pairs = work + 2 * n;
     judge(t, s, n, &mw, r);
+    /* A live source gives memory back now and then (over MPEG-TS the
+     * demuxer frees its seek-back buffer once the stream has filled it, a few
+     * MB at once). Such a drop sits in the first window and hides growth
+     * after it from the window test: the judged part moves to its second
+     * half, while that is long enough to judge. */
+    while (t->cfg.live && r->window_delta < -(int64_t)t->cfg.resolution) {
+        size_t h = n / 2;
+        if (n - h < 3 || s[n - 1].frame - s[h].frame < need) {
+            r->verdict = FP_MEMTRACK_INCONCLUSIVE;
+            r->frames_needed = s[0].frame + 2 * need;
+            if (r->frames_needed <= last->frame)
+                r->frames_needed = last->frame + need;
+            fp_free(work, wn * sizeof *work);
+            return FP_OK;
+        }
+        s += h;
+        n -= h;
+        r->judged_from = s[0].frame;
+        judge(t, s, n, &mw, r);
+    }
     r->frames_needed = 0;
     r->verdict = r->fail_reasons ? FP_MEMTRACK_FAIL : FP_MEMTRACK_PASS;
     /* FFmpeg and glibc make one-time allocations the pool counters cannot
@@ -397,9 +468,12 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
      * and on its last quarter: when memory was flat in either, the verdict
      * is INCONCLUSIVE, with the run length that would judge it (the flat
      * part three times as long as the growing part). */
+    /* A live run is long enough for its parts to be judged (min_judged is
+     * in the hundreds of frames): each of them is, however short. */
     for (int q = 0; r->verdict == FP_MEMTRACK_FAIL && q < 2; q++) {
         size_t h = q == 0 ? n / 2 : n - n / 4;
-        if (n - h < 3 || s[n - 1].frame - s[h].frame < t->cfg.min_frames)
+        if (n - h < 3 ||
+            (!t->cfg.live && s[n - 1].frame - s[h].frame < t->cfg.min_frames))
             break;
         fp_memtrack_result late = *r;
         judge(t, s + h, n - h, &mw, &late);
@@ -407,6 +481,8 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
             r->verdict = FP_MEMTRACK_INCONCLUSIVE;
             r->settled_at = s[h].frame;
             r->frames_needed = s[0].frame + 4 * (s[h].frame - s[0].frame);
+            if (r->frames_needed < s[0].frame + need)
+                r->frames_needed = s[0].frame + need;
         }
     }
     fp_free(work, wn * sizeof *work);
@@ -440,11 +516,28 @@ int fp_memtrack_print(fp_memtrack *t, FILE *out)
                 "late warm-up; run at least %llu frames to tell\n",
                 (unsigned long long)r.judged_from, (unsigned long long)r.settled_at,
                 (unsigned long long)r.frames_needed);
-    else if (r.verdict == FP_MEMTRACK_INCONCLUSIVE)
-        fprintf(out, "  fewer than %u frames after frame %llu: no verdict; run at least %llu frames\n",
-                t->cfg.min_frames, (unsigned long long)r.judged_from,
+    else if (r.verdict == FP_MEMTRACK_INCONCLUSIVE && t->cfg.live && r.frames > r.min_judged &&
+             r.window_delta < -(int64_t)t->cfg.resolution)
+        fprintf(out,
+                "  memory was given back after frame %llu (a buffer freed): the part after it "
+                "is judged; run at least %llu frames\n",
+                (unsigned long long)r.judged_from, (unsigned long long)r.frames_needed);
+    else if (r.verdict == FP_MEMTRACK_INCONCLUSIVE && !r.warmup_ended &&
+             r.frames < t->cfg.min_warmup)
+        fprintf(out,
+                "  %llu frames, and warm-up lasts at least %u%s: no verdict; run at least %llu "
+                "frames\n",
+                (unsigned long long)r.frames, t->cfg.min_warmup,
+                t->cfg.live ? " (live source: the connection's buffers fill)" : "",
                 (unsigned long long)r.frames_needed);
-    if (!r.warmup_ended && r.frames)
+    else if (r.verdict == FP_MEMTRACK_INCONCLUSIVE)
+        fprintf(out,
+                "  fewer than %llu frames after frame %llu%s: no verdict; run at least %llu "
+                "frames\n",
+                (unsigned long long)r.min_judged, (unsigned long long)r.judged_from,
+                t->cfg.live ? " (live source: connection warm-up, 4 KiB pages)" : "",
+                (unsigned long long)r.frames_needed);
+    if (!r.warmup_ended && r.frames >= t->cfg.min_warmup)
         fprintf(out, "  pool misses never stopped: the second half of the run was judged\n");
     if (r.verdict == FP_MEMTRACK_PASS || !r.fail_reasons)
         return (int)r.verdict;
