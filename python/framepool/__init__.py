@@ -21,6 +21,17 @@ tracemalloc: while Python holds a frame its pixel buffer is tracked in domain
 Bounds: holding ``max_held`` frames of a reader and asking for another raises
 ``LimitError``, whose message lists the lines holding them.
 
+Processes: ``readers()`` lists this process's open readers and
+``interrupt_all()`` ends their blocked reads; a forked child inherits them
+as abandoned; frames pickle to standalone copies. framepool's and FFmpeg's
+lines go to the ``logging`` logger ``"framepool"`` (``log_level()``).
+
+Installing: ``pip install --no-build-isolation /path/to/framepool`` (the
+repository root holds pyproject.toml) builds this package with the library
+compiled into the extension; ``.pyi`` stubs and ``py.typed`` make it typed.
+``from framepool import *`` does not shadow the builtin ``open``: call
+``framepool.open``.
+
 Diagnostics: ``summary()``, ``leak_report()``, ``growth()`` (text, as the C
 library prints them; ``diag_configure("sites")`` records creation lines),
 ``MemTrack`` (memory-per-frame verdict).
@@ -30,16 +41,27 @@ from ._framepool import (  # noqa: F401
     CancelledError, DecodeError, Error, FormatError, Frame, InvalidError,
     LimitError, MemTrack, NoDisplayError, NoStreamError, NotFoundError,
     OutOfMemoryError, Plane, InputOutputError, Reader, TimeoutError, diag_configure,
-    growth, leak_report, live_bytes, open, summary,
+    growth, interrupt_all, leak_report, live_bytes, log_flush, log_level, open, readers,
+    summary,
+)
+from ._types import (  # noqa: F401
+    Interpolation, LiveMode, LiveOptions, MemTrackResult, PoolStats, ReaderInfo, ReaderStats,
 )
 
-__version__ = C_VERSION
+# The package's version is the C library's: pip's metadata (setup.py reads
+# FP_VERSION_STRING) and framepool.C_VERSION agree.
+__version__: str = C_VERSION
 
+# `open` and `TimeoutError` are deliberately not in __all__: `from framepool
+# import *` must not shadow builtins. Use framepool.open and
+# framepool.TimeoutError (a subclass of the builtin TimeoutError).
 __all__ = [
-    "open", "Reader", "Frame", "Plane", "MemTrack",
+    "Reader", "Frame", "Plane", "MemTrack",
     "summary", "leak_report", "growth", "diag_configure", "live_bytes",
+    "readers", "interrupt_all", "log_level", "log_flush",
     "Error", "LimitError", "FormatError", "NoStreamError", "DecodeError",
-    "InputOutputError", "NotFoundError", "TimeoutError", "CancelledError",
+    "InputOutputError", "NotFoundError", "CancelledError",
     "InvalidError", "OutOfMemoryError", "NoDisplayError",
-    "TRACEMALLOC_DOMAIN", "FLAG_KEY", "FLAG_CORRUPT", "FLAG_READONLY",
+    "TRACEMALLOC_DOMAIN", "FLAG_KEY", "FLAG_CORRUPT", "FLAG_READONLY", "C_VERSION",
+    "ReaderInfo", "ReaderStats", "PoolStats", "MemTrackResult", "LiveOptions",
 ]

@@ -15,19 +15,19 @@ import objgraph
 
 import framepool
 
-debug_frames = []  # the leak: meant for a post-mortem, never emptied
+debug_frames: list[framepool.Frame] = []  # the leak: meant for a post-mortem, never emptied
 
 
-def process(frame):
+def process(frame: framepool.Frame) -> None:
     if frame.index % 10 == 0:
         debug_frames.append(frame)
 
 
-def main(path):
+def main(path: str) -> int:
     tracemalloc.start()
     objgraph.growth()
     reader = framepool.open(path, format="bgr24", max_held=16)
-    before = None
+    before: tracemalloc.Snapshot | None = None
     try:
         for frame in reader:
             process(frame)
@@ -37,6 +37,7 @@ def main(path):
                 break
         del frame
         after = tracemalloc.take_snapshot()
+        assert before is not None, "the input has fewer than 51 frames"
         dom = [tracemalloc.DomainFilter(True, framepool.TRACEMALLOC_DOMAIN)]
         print("framepool frames held, by line (tracemalloc, frames 50 -> 120):")
         for stat in after.filter_traces(dom).compare_to(before.filter_traces(dom),

@@ -14,23 +14,27 @@ ESC in the window quits. Without a display (no $DISPLAY) frames are only
 saved. Exit status: 0 when every verdict is PASS or INCONCLUSIVE, 3 on FAIL.
 """
 import argparse
+import importlib
 import os
 import subprocess
 import sys
 import time
+from typing import Any, Generator
 
 import numpy as np
 
 import framepool
 
-cv2 = None  # imported when used: OpenCV costs ~12 MiB of RssAnon on its own
+# imported when used: OpenCV costs ~12 MiB of RssAnon on its own (and has no
+# type stubs: Any)
+cv2: Any = None
 
 
-def cv2_frames(path, loop):
+def cv2_frames(path: str, loop: bool) -> Generator[Any, None, None]:
     """cv2 alone: VideoCapture.read() allocates (or overwrites) a Mat per call.
     --loop rewinds the same capture."""
     global cv2
-    import cv2
+    cv2 = importlib.import_module("cv2")
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         sys.exit(f"cv2: cannot open {path}")
@@ -47,7 +51,8 @@ def cv2_frames(path, loop):
         cap.release()
 
 
-def framepool_frames(path, loop, threads):
+def framepool_frames(path: str, loop: bool,
+                     threads: int) -> Generator[framepool.Frame, None, None]:
     """framepool: each step rebinds `frame`, so the previous one goes back to
     its pool. --loop seeks back to the start: the pools stay warm."""
     with framepool.open(path, format="bgr24", max_held=2, threads=threads) as reader:
@@ -59,15 +64,17 @@ def framepool_frames(path, loop, threads):
             reader.seek(0)
 
 
-def run(mode, args):
+def run(mode: str, args: argparse.Namespace) -> int:
     global cv2
     display = not args.no_display and bool(os.environ.get("DISPLAY"))
     if display and cv2 is None:
-        import cv2
+        cv2 = importlib.import_module("cv2")
     os.makedirs(args.out, exist_ok=True)
     track = framepool.MemTrack(manual_misses=(mode == "cv2"))
-    frames = (cv2_frames(args.input, args.loop) if mode == "cv2"
-              else framepool_frames(args.input, args.loop, args.threads))
+    frames: Generator[Any, None, None] = (
+        cv2_frames(args.input, args.loop) if mode == "cv2"
+        else framepool_frames(args.input, args.loop, args.threads))
+    img: Any = None
     n = 0
     start = time.monotonic()
     for item in frames:
@@ -100,8 +107,8 @@ def run(mode, args):
     return 3 if r["verdict"] == "FAIL" else 0
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main() -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("input")
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--out", default="out")
@@ -113,7 +120,7 @@ def main():
     args = p.parse_args()
     if args.mode != "both":
         return run(args.mode, args)
-    status, results = 0, []
+    status, results = 0, []  # type: int, list[list[str]]
     for mode in ("cv2", "framepool"):
         cmd = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--mode", mode]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
