@@ -96,6 +96,32 @@ static void stop(pid_t pid)
     unlink(path);
 }
 
+/* Waits until /proc says `pid` is stopped (state T); 0 if it never is
+ * within a generous bound. */
+static int wait_stopped(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    for (int i = 0; i < 2000; i++) {
+        FILE *f = fopen(path, "r");
+        char state = 0;
+        if (f) {
+            /* pid (comm) state ...: comm may hold spaces, state follows the last ')' */
+            char buf[512];
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            buf[n] = 0;
+            fclose(f);
+            char *rp = strrchr(buf, ')');
+            if (rp && rp[1] == ' ')
+                state = rp[2];
+        }
+        if (state == 'T' || state == 't')
+            return 1;
+        usleep(5000);
+    }
+    return 0;
+}
+
 START_TEST(summary_of_a_running_save_display_within_a_second)
 {
     pid_t pid = start_save_display("socket", 30);
@@ -150,6 +176,9 @@ START_TEST(summary_of_a_running_save_display_within_a_second)
 
     /* A process that cannot answer (stopped) gives a clear timeout, not a hang. */
     kill(pid, SIGSTOP);
+    /* kill() returns before the stop takes effect: wait for the kernel to
+     * report the process stopped, or a busy machine lets it answer first. */
+    ck_assert_msg(wait_stopped(pid), "process %ld never showed as stopped", (long)pid);
     ck_assert_int_eq(tu_sh("%s --timeout 0.3 %ld", STAT, (long)pid), 1);
     ck_assert_msg(strstr(tu_out, "no complete reply within 0.3 s") != NULL, "%s", tu_out);
     kill(pid, SIGCONT);
