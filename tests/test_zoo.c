@@ -17,6 +17,7 @@
 #include <framepool/reader.h>
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,17 @@
  * benchmark; bench/live_matrix measures) */
 #define FRACTION (SAN ? 0.25 : 0.6)
 #define PASSWORD "Zq9-SECRET"
+
+void zoo_fail(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ck_abort_msg("%s", buf);
+    abort(); /* not reached */
+}
 
 /* ---- a live reader and its events ------------------------------------------------------------ */
 

@@ -2,8 +2,10 @@
 #define _GNU_SOURCE
 #include "zoo.h"
 
-#include "livesrv.h"
-#include "testutil.h"
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <errno.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -59,16 +62,80 @@ void zoo_init(zoo *z, zoo_kind kind)
 
 static void reap_server(zoo *z);
 
+/* ---- process helpers (no test framework: bench/live_matrix uses this file) ---- */
+
+#define ZOO_CHECK(cond, ...)                                                                    \
+    do {                                                                                        \
+        if (!(cond))                                                                            \
+            zoo_fail(__VA_ARGS__);                                                              \
+    } while (0)
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int free_port(int type)
+{
+    int s = socket(AF_INET, type, 0);
+    ZOO_CHECK(s >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ZOO_CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0, "bind: %s", strerror(errno));
+    socklen_t al = sizeof a;
+    getsockname(s, (struct sockaddr *)&a, &al);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static int have_program(const char *cmd)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s >/dev/null 2>&1", cmd);
+    return system(buf) == 0;
+}
+
+/* argv[0] searched in PATH, stdin/stdout on /dev/null, stderr too unless
+ * FP_LIVE_VERBOSE; SIGKILL when the calling thread ends. */
+static pid_t spawn(char *const argv[])
+{
+    pid_t p = fork();
+    ZOO_CHECK(p >= 0, "fork: %s", strerror(errno));
+    if (p == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open("/dev/null", O_RDWR);
+        dup2(fd, 0);
+        dup2(fd, 1);
+        if (!getenv("FP_LIVE_VERBOSE"))
+            dup2(fd, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    return p;
+}
+
+static void reap(pid_t *p)
+{
+    if (*p > 0) {
+        kill(*p, SIGCONT);
+        kill(*p, SIGKILL);
+        waitpid(*p, NULL, 0);
+    }
+    *p = 0;
+}
+
 static void need(const char *cmd, const char *package)
 {
-    ck_assert_msg(have_program(cmd), "this test needs %s (Debian package %s; scripts/setup)", cmd,
-                  package);
+    ZOO_CHECK(have_program(cmd), "this needs %s (Debian package %s; scripts/setup)", cmd,
+              package);
 }
 
 /* Waits until something listens on TCP `port` of 127.0.0.1. */
 static void wait_tcp(int port, const char *what)
 {
-    double t0 = tu_now();
+    double t0 = now_s();
     for (;;) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -77,7 +144,7 @@ static void wait_tcp(int port, const char *what)
         close(s);
         if (ok)
             return;
-        ck_assert_msg(tu_now() - t0 < 30, "%s never listened on port %d", what, port);
+        ZOO_CHECK(now_s() - t0 < 30, "%s never listened on port %d", what, port);
         usleep(20000);
     }
 }
@@ -263,7 +330,7 @@ void zoo_start(zoo *z)
     z->port2 = free_port(z->kind == ZOO_SRT ? SOCK_DGRAM : SOCK_STREAM);
     if (z->kind == ZOO_RTMP || z->kind == ZOO_HLS) {
         snprintf(z->dir, sizeof z->dir, "/tmp/fp_zoo_XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(z->dir));
+        ZOO_CHECK(mkdtemp(z->dir), "mkdtemp: %s", strerror(errno));
     }
     switch (z->kind) {
     case ZOO_RTSP:
@@ -291,7 +358,12 @@ void zoo_stop(zoo *z)
     reap(&z->feed);
     reap_server(z);
     if (z->dir[0])
-        tu_sh("rm -rf '%s'", z->dir);
+    {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", z->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "zoo: could not remove %s\n", z->dir);
+    }
     z->dir[0] = 0;
 }
 
@@ -345,14 +417,14 @@ static void reap_server(zoo *z)
 
 void zoo_server_pause(zoo *z)
 {
-    ck_assert_int_gt(z->srv, 0);
+    ZOO_CHECK(z->srv > 0, "no server to pause");
     z->paused = serving(z);
     kill(z->paused, SIGSTOP);
 }
 
 void zoo_server_resume(zoo *z)
 {
-    ck_assert_int_gt(z->paused, 0);
+    ZOO_CHECK(z->paused > 0, "no paused server");
     kill(z->paused, SIGCONT);
     z->paused = 0;
 }
@@ -372,6 +444,6 @@ void zoo_set_size(zoo *z, const char *size)
 void zoo_url_with(const zoo *z, const char *userpass, char *out, size_t cap)
 {
     const char *rest = strstr(z->url, "://");
-    ck_assert_ptr_nonnull(rest);
+    ZOO_CHECK(rest, "no scheme in %s", z->url);
     snprintf(out, cap, "%.*s://%s@%s", (int)(rest - z->url), z->url, userpass, rest + 3);
 }

@@ -1,8 +1,9 @@
 /* The server zoo (tests/zoo/): streaming servers set up the way people run
  * them, on 127.0.0.1, for the live reader's tests and bench/live_matrix.
  * Each server is a child process killed with the thread that started it
- * (PR_SET_PDEATHSIG) and by zoo_stop; a missing program fails the test with
- * the Debian package to install (scripts/setup).
+ * (PR_SET_PDEATHSIG) and by zoo_stop, and ends by itself after 240 s; a
+ * missing program fails (zoo_fail) naming the Debian package to install
+ * (scripts/setup). Plain C, no test framework: bench/live_matrix uses it.
  *
  *   rtsp   GStreamer RTSP (tests/rtsp_server.py): H.264, RTP over UDP or TCP
  *          as the client asks, optional GOP, basic/digest auth, session timeout
@@ -43,6 +44,10 @@ typedef struct zoo {
     const char *av_options; /* FFmpeg options a client needs (NULL: none) */
     int feeding;
 } zoo;
+
+/* Defined by the program using the zoo (a test: ck_abort_msg; a benchmark:
+ * print and exit): called when a server cannot be set up. Must not return. */
+void zoo_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 void zoo_init(zoo *z, zoo_kind kind);
 const char *zoo_name(zoo_kind kind);
