@@ -70,7 +70,7 @@ static double run_pool(long n)
     for (long i = 0; i < n; i++) {
         fp_image *img = NULL;
         if (fp_pool_acquire(pool, 0, &img) != 0) {
-            fprintf(stderr, "acquire failed: %s\n", fp_pool_errmsg());
+            fprintf(stderr, "acquire failed: %s\n", fp_errmsg());
             exit(1);
         }
         sink = img;
@@ -151,7 +151,7 @@ int main(int argc, char **argv)
     fp_pool_config cfg = {.name = "bench", .format = FP_PIX_BGR24, .width = 1920, .height = 1080,
                           .max_buffers = 2};
     if (fp_pool_new(&cfg, &pool) != 0) {
-        fprintf(stderr, "pool: %s\n", fp_pool_errmsg());
+        fprintf(stderr, "pool: %s\n", fp_errmsg());
         return 1;
     }
     /* Warm-up. */

@@ -129,7 +129,7 @@ int main(int argc, char **argv)
         double t0 = wall(), c0 = cpu();
         for (int i = 0; i < n; i++)
             if (fp_image_save(fp_path.c_str(), img, nullptr) < 0) {
-                std::fprintf(stderr, "%s\n", fp_image_save_errmsg());
+                std::fprintf(stderr, "%s\n", fp_errmsg());
                 return 1;
             }
         double t1 = wall(), c1 = cpu();

@@ -134,7 +134,7 @@ int main(int argc, char **argv)
         sleep_s(work_ms / 1000.0);
     }
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     fp_unref(&img);
     fp_reader_close(&r);
     reap(srv);

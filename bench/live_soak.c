@@ -39,7 +39,6 @@
  */
 #define _GNU_SOURCE
 #include "common/bench_common.h"
-#include "common/procstat.h"
 
 #include <framepool.h>
 
@@ -100,12 +99,12 @@ typedef struct observer {
 static void observe(pid_t target, int ask, int answer)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    bench_proc p;
-    bench_proc_sample s;
-    int ok = bench_proc_open(&p, (int)target, 1) == 0;
+    fp_procstat p;
+    fp_procstat_sample s;
+    int ok = fp_procstat_open(&p, (int)target, FP_PROCSTAT_FDS) == FP_OK;
     int c;
     while (read(ask, &c, sizeof c) == (ssize_t)sizeof c) {
-        if (!ok || bench_proc_read(&p, &s) != 0)
+        if (!ok || fp_procstat_read(&p, &s) != FP_OK)
             memset(&s, 0, sizeof s);
         if (write(answer, &s, sizeof s) != (ssize_t)sizeof s)
             break;
@@ -136,7 +135,7 @@ static int observer_start(observer *o)
 }
 
 /* This process as the observer sees it now. 0, or -1. */
-static int observer_sample(observer *o, int cycle, bench_proc_sample *s)
+static int observer_sample(observer *o, int cycle, fp_procstat_sample *s)
 {
     if (write(o->ask, &cycle, sizeof cycle) != (ssize_t)sizeof cycle ||
         read(o->answer, s, sizeof *s) != (ssize_t)sizeof *s || s->rss_anon == 0)
@@ -279,12 +278,12 @@ int main(int argc, char **argv)
         fp_reader_stats st;
         until = bench_now() + 5;
         do {
-            fp_reader_stats(r, &st);
+            fp_reader_get_stats(r, &st);
             if (!st.connected)
                 break;
             usleep(2000);
         } while (bench_now() < until);
-        bench_proc_sample s;
+        fp_procstat_sample s;
         if (observer_sample(&obs, c, &s) != 0) {
             fprintf(stderr, "live_soak: the observer failed at cycle %d\n", c + 1);
             break;
@@ -315,7 +314,7 @@ int main(int argc, char **argv)
         }
     }
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     fp_reader_close(&r);
     observer_stop(&obs);
     getloadavg(load, 3);
@@ -324,7 +323,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++)
         if (rss[i] > rss_max)
             rss_max = rss[i];
-    double slope = bench_theil_sen(NULL, rss, (size_t)from, (size_t)n, 0);
+    double slope = 0, slope2 = 0;
+    fp_theil_sen(NULL, rss + from, (size_t)(n - from), 0, &slope);
+    fp_theil_sen(NULL, rss + n / 2, (size_t)(n - n / 2), 0, &slope2);
     printf("\nrecovered %d of %d cycles; %llu connections, %llu reconnect tries, %llu stalls; "
            "load average at the end %.2f %.2f %.2f\n",
            recovered, cycles, (unsigned long long)st.connects, (unsigned long long)st.reconnects,
@@ -334,7 +335,7 @@ int main(int argc, char **argv)
                "after cycle %d: %.1f B/cycle (goal <= 1024); over the second half: %.1f "
                "B/cycle\n",
                rss[0] / 1048576.0, rss[n - 1] / 1048576.0, rss_max / 1048576.0, from, slope,
-               bench_theil_sen(NULL, rss, (size_t)n / 2, (size_t)n, 0));
+               slope2);
     printf("fds: first %d, last %d, max in the first 50 cycles %d, max after %d; threads: first "
            "%d, last %d, max early %d, max after %d\n",
            fds0, fds1, fds_early, fds_late, th0, th1, th_early, th_late);

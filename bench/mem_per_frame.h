@@ -45,8 +45,8 @@ typedef struct mpf_run {
     long target;
     uint64_t frames;
     fp_memtrack *mt;
-    int statm_fd;
-    long page;
+    fp_procstat proc;     /* this process (statm, stat): RssAnon, threads */
+    int proc_open;
     mpf_point *pts;
     size_t npts, cap;
     uint64_t stride;

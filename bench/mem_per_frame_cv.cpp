@@ -69,7 +69,6 @@ int main(int argc, char **argv)
 {
     mpf_run r;
     std::memset(&r, 0, sizeof r);
-    r.statm_fd = -1;
     r.base_rss = mpf_rss_now();
     mpf_opts o;
     const char *id, *result, *points;

@@ -19,39 +19,22 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- small helpers ------------------------------------------------------------------ */
-
-static int proc_threads(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    int n = 0;
-    if (!f)
-        return 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    fclose(f);
-    return n;
-}
-
 /* ---- the per-scenario harness ------------------------------------------------------------ */
 
 uint64_t mpf_rss_now(void)
 {
     uint64_t rss = 0;
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        bench_statm_rss(fd, sysconf(_SC_PAGESIZE), &rss);
-        close(fd);
+    fp_procstat p;
+    if (fp_procstat_open(&p, 0, 0) == FP_OK) {
+        fp_procstat_rss_anon(&p, &rss);
+        fp_procstat_close(&p);
     }
     return rss;
 }
 
 typedef struct watcher {
     pthread_t th;
-    int fd;
-    long page;
+    const fp_procstat *proc; /* the run's: RssAnon reads may share it */
     atomic_int stop;
     _Atomic uint64_t peak;
 } watcher;
@@ -62,7 +45,7 @@ static void *watch_main(void *arg)
     struct timespec ms = {0, 1000000};
     while (!atomic_load(&w->stop)) {
         uint64_t rss;
-        if (bench_statm_rss(w->fd, w->page, &rss) == 0 && rss > atomic_load(&w->peak))
+        if (fp_procstat_rss_anon(w->proc, &rss) == FP_OK && rss > atomic_load(&w->peak))
             atomic_store(&w->peak, rss);
         nanosleep(&ms, NULL);
     }
@@ -74,11 +57,8 @@ static void watcher_start(mpf_run *r)
     watcher *w = calloc(1, sizeof *w);
     if (!w)
         return;
-    w->fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    w->page = r->page;
-    if (w->fd < 0 || pthread_create(&w->th, NULL, watch_main, w) != 0) {
-        if (w->fd >= 0)
-            close(w->fd);
+    w->proc = &r->proc;
+    if (pthread_create(&w->th, NULL, watch_main, w) != 0) {
         free(w);
         return;
     }
@@ -93,7 +73,6 @@ static void watcher_stop(mpf_run *r)
     atomic_store(&w->stop, 1);
     pthread_join(w->th, NULL);
     r->watch_peak = atomic_load(&w->peak);
-    close(w->fd);
     free(w);
     r->watcher = NULL;
 }
@@ -125,10 +104,10 @@ int mpf_run_start(mpf_run *r, const char *name, long target, long clip_frames,
     r->frames = 0;
     r->tty = tty;
     r->clip_frames = clip_frames;
-    r->page = sysconf(_SC_PAGESIZE);
-    r->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (r->statm_fd < 0)
-        return FP_EIO;
+    int prc = fp_procstat_open(&r->proc, 0, 0);
+    if (prc != FP_OK)
+        return prc;
+    r->proc_open = 1;
     /* Warm-up ends after mpf_warmup_frames, and for framepool loops only once
      * its pools stopped missing (fp_memtrack's own rule). */
     fp_memtrack_config mc = {0};
@@ -166,7 +145,7 @@ void mpf_note_misses(mpf_run *r, uint64_t misses)
 static void progress(mpf_run *r, int final)
 {
     uint64_t rss = 0;
-    bench_statm_rss(r->statm_fd, r->page, &rss);
+    fp_procstat_rss_anon(&r->proc, &rss);
     double dt = bench_now() - r->t0;
     double fps = dt > 0 ? (double)r->frames / dt : 0;
     char s[32];
@@ -193,7 +172,7 @@ int mpf_frame(mpf_run *r)
     if ((r->frames - 1) % r->stride == 0 && r->npts < r->cap) {
         mpf_point *p = &r->pts[r->npts];
         p->frame = r->frames;
-        if (bench_statm_rss(r->statm_fd, r->page, &p->rss) == 0)
+        if (fp_procstat_rss_anon(&r->proc, &p->rss) == FP_OK)
             r->npts++;
     }
     if (r->tty) {
@@ -214,7 +193,9 @@ void mpf_run_stop(mpf_run *r)
 {
     r->t_end = bench_now();
     r->cpu = bench_cpu_seconds() - r->cpu0;
-    r->proc_threads = proc_threads() - (r->watcher != NULL);
+    fp_procstat_sample ps;
+    r->proc_threads = fp_procstat_read(&r->proc, &ps) == FP_OK ? ps.threads : 0;
+    r->proc_threads -= r->watcher != NULL;
     watcher_stop(r);
     progress(r, 1);
 }

@@ -57,21 +57,14 @@ int mpf_parse_result(const char *path, row *w)
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Theil-Sen slope of RssAnon over the second half of the frames after
- * warm-up, from the points file (at most 400 points, every pair). A leak
- * grows in both halves; a one-time heap extension shows in one at most. */
+ * warm-up, from the points file (fp_theil_sen). A leak grows in both halves;
+ * a one-time heap extension shows in one at most. */
 void mpf_late_slope(row *w)
 {
     FILE *f = fopen(w->points, "r");
     if (!f)
         return;
-    enum { MAXP = 400 };
     static double fx[8192], fy[8192];
     size_t n = 0;
     unsigned long long a, b;
@@ -83,20 +76,8 @@ void mpf_late_slope(row *w)
             n++;
         }
     fclose(f);
-    if (n < 3)
-        return;
-    size_t step = n / MAXP + 1, m = 0;
-    double *sl = malloc(sizeof *sl * (MAXP + 1) * (MAXP + 1) / 2);
-    if (!sl)
-        return;
-    for (size_t i = 0; i < n; i += step)
-        for (size_t j = i + step; j < n; j += step)
-            sl[m++] = (fy[j] - fy[i]) / (fx[j] - fx[i]);
-    if (m) {
-        qsort(sl, m, sizeof *sl, cmp_double);
-        w->late_slope = m % 2 ? sl[m / 2] : (sl[m / 2 - 1] + sl[m / 2]) / 2;
-    }
-    free(sl);
+    if (n >= 3)
+        fp_theil_sen(fx, fy, n, 0, &w->late_slope);
 }
 
 /* 1 when the rounds of a --repeat run did not all give the same verdict */

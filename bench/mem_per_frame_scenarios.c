@@ -63,7 +63,7 @@ static void note_reader(mpf_run *r, fp_reader *rd)
     fp_reader_info in;
     fp_reader_stats st;
     fp_reader_info(rd, &in);
-    fp_reader_stats(rd, &st);
+    fp_reader_get_stats(rd, &st);
     snprintf(r->note, sizeof r->note,
              "decoder pool %llu buffers (cap %u, decoder needs %u), BGR pool %llu (cap %u), "
              "misses %llu+%llu",
@@ -117,7 +117,7 @@ static int scenario_fp_loop(const mpf_opts *o, mpf_run *r)
             break;
         if (o->save_every > 0 && r->frames % (uint64_t)o->save_every == 0 &&
             fp_image_save(save_path(path, sizeof path, o, "fp", r->frames), img, NULL) < 0) {
-            snprintf(r->note, sizeof r->note, "%s", fp_image_save_errmsg());
+            snprintf(r->note, sizeof r->note, "%s", fp_errmsg());
             rc = -1;
             break;
         }
@@ -298,7 +298,7 @@ static void *fp_producer(void *arg)
             snprintf(c->err, sizeof c->err, "no frame in the clip");
             break;
         }
-        if (rc == FP_ELIMIT) { /* the worker holds max_held frames: wait for one */
+        if (rc == FP_EHELD) { /* the worker holds max_held frames: wait for one */
             usleep(500);
             continue;
         }
@@ -432,7 +432,6 @@ int mpf_child_main(int argc, char **argv)
 {
     mpf_run r;
     memset(&r, 0, sizeof r);
-    r.statm_fd = -1;
     r.base_rss = mpf_rss_now();
     mpf_opts o;
     const char *id, *result, *points;
@@ -463,8 +462,8 @@ int mpf_child_main(int argc, char **argv)
         rc = -1;
     fp_unref(&r.mt);
     free(r.pts);
-    if (r.statm_fd >= 0)
-        close(r.statm_fd);
+    if (r.proc_open)
+        fp_procstat_close(&r.proc);
     return rc < 0 ? 1 : 0;
 }
 

@@ -16,7 +16,6 @@
  */
 #define _GNU_SOURCE
 #include "common/bench_common.h"
-#include "common/procstat.h"
 
 #include <framepool.h>
 
@@ -181,9 +180,9 @@ int main(int argc, char **argv)
            "MiB, %s output%s, %.0f s per peer; load average %.2f %.2f %.2f\n",
            n, size, budget / 1048576.0, bgr ? "BGR24" : "native",
            prefill ? " (conversion pools prefilled)" : "", seconds, load[0], load[1], load[2]);
-    bench_proc self;
-    if (bench_proc_open(&self, 0, 1) != 0) {
-        perror("multi_stream: /proc/self");
+    fp_procstat self;
+    if (fp_procstat_open(&self, 0, FP_PROCSTAT_FDS) != FP_OK) {
+        fprintf(stderr, "multi_stream: %s\n", fp_errmsg());
         return 2;
     }
     stream st[MAXS];
@@ -218,7 +217,7 @@ int main(int argc, char **argv)
     int cap = (int)(seconds * 10) + 16, ns = 0, over = 0;
     double *ts = calloc((size_t)cap, sizeof *ts), *rs = calloc((size_t)cap, sizeof *rs);
     uint64_t peak = 0;
-    bench_proc_sample ps = {0}, ps0 = {0};
+    fp_procstat_sample ps = {0}, ps0 = {0};
     int ps_first = 1;
     FILE *trace = trace_path ? fopen(trace_path, "w") : NULL;
     while (bench_now() - t0 < seconds) {
@@ -229,7 +228,7 @@ int main(int argc, char **argv)
             over++;
         if (bs.used_bytes > peak)
             peak = bs.used_bytes;
-        if (ns < cap && bench_proc_read(&self, &ps) == 0) {
+        if (ns < cap && fp_procstat_read(&self, &ps) == FP_OK) {
             if (ps_first)
                 ps0 = ps;
             ps_first = 0;
@@ -241,7 +240,7 @@ int main(int argc, char **argv)
             ns++;
         }
     }
-    bench_proc_close(&self);
+    fp_procstat_close(&self);
     if (trace)
         fclose(trace);
     uint64_t f1 = 0, refused = 0;
@@ -257,7 +256,7 @@ int main(int argc, char **argv)
         fp_reader_interrupt(st[i].r);
         pthread_join(st[i].th, NULL);
         fp_reader_stats s;
-        fp_reader_stats(st[i].r, &s);
+        fp_reader_get_stats(st[i].r, &s);
         drops += s.dropped;
         bdrops += s.budget_drops;
         reconnects += s.reconnects;
@@ -271,8 +270,11 @@ int main(int argc, char **argv)
         from++;
     if (from >= ns - 2)
         from = ns / 2;
-    double slope = bench_theil_sen(ts, rs, (size_t)from, (size_t)ns, 0) * 60;
-    double slope2 = bench_theil_sen(ts, rs, (size_t)ns / 2, (size_t)ns, 0) * 60;
+    double slope = 0, slope2 = 0; /* per minute */
+    fp_theil_sen(ts + from, rs + from, (size_t)(ns - from), 0, &slope);
+    fp_theil_sen(ts + ns / 2, rs + ns / 2, (size_t)(ns - ns / 2), 0, &slope2);
+    slope *= 60;
+    slope2 *= 60;
     double rs_max = 0;
     for (int i = from; i < ns; i++)
         if (rs[i] > rs_max)

@@ -5,9 +5,10 @@
 // rss_slope2_per_min=<bytes>" (after a 3 s warm-up, as multi_stream does;
 // RssAnon sampled every 100 ms, the slope and rss_from/max from 10 s on,
 // slope2 over the second half), with multi_stream's own sampling
-// and Theil-Sen slope (bench/common/procstat.h).
+// and Theil-Sen slope (framepool/measure.h).
 #include "common/bench_common.h"
-#include "common/procstat.h"
+
+#include <framepool/measure.h>
 
 #include <opencv2/core.hpp>
 #include <opencv2/videoio.hpp>
@@ -46,8 +47,8 @@ int main(int argc, char **argv)
     long f0 = 0;
     for (auto &f : frames)
         f0 += f;
-    bench_proc self;
-    if (bench_proc_open(&self, 0, 0) != 0) {
+    fp_procstat self;
+    if (fp_procstat_open(&self, 0, 0) != FP_OK) {
         std::fprintf(stderr, "multi_stream_cv: cannot read /proc/self\n");
         std::_Exit(2);
     }
@@ -55,8 +56,8 @@ int main(int argc, char **argv)
     std::vector<double> ts, rs;
     while (bench_now() - t0 < seconds) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        bench_proc_sample ps;
-        if (bench_proc_read(&self, &ps) == 0) {
+        fp_procstat_sample ps;
+        if (fp_procstat_read(&self, &ps) == FP_OK) {
             ts.push_back(bench_now() - t0);
             rs.push_back((double)ps.rss_anon);
         }
@@ -72,9 +73,14 @@ int main(int argc, char **argv)
         from++;
     if (from + 2 >= ts.size())
         from = ts.size() / 2;
-    double slope = ts.empty() ? 0 : bench_theil_sen(ts.data(), rs.data(), from, ts.size(), 0) * 60;
-    double slope2 =
-        ts.size() < 4 ? 0 : bench_theil_sen(ts.data(), rs.data(), ts.size() / 2, ts.size(), 0) * 60;
+    double slope = 0, slope2 = 0; // per minute
+    size_t half = ts.size() / 2;
+    if (!ts.empty())
+        fp_theil_sen(ts.data() + from, rs.data() + from, ts.size() - from, 0, &slope);
+    if (ts.size() >= 4)
+        fp_theil_sen(ts.data() + half, rs.data() + half, ts.size() - half, 0, &slope2);
+    slope *= 60;
+    slope2 *= 60;
     double rs_max = 0;
     for (size_t i = from; i < rs.size(); i++)
         rs_max = rs[i] > rs_max ? rs[i] : rs_max;

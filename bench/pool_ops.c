@@ -256,7 +256,7 @@ int main(int argc, char **argv)
                           .prefault = 1};
     fp_pool *pool;
     if (fp_pool_new(&cfg, &pool) != FP_OK) {
-        fprintf(stderr, "pool_ops: cannot create a %dx%d pool: %s\n", w, h, fp_pool_errmsg());
+        fprintf(stderr, "pool_ops: cannot create a %dx%d pool: %s\n", w, h, fp_errmsg());
         return 1;
     }
     fp_pool_stats st;

@@ -1,8 +1,9 @@
 /*
  * rss_watch — the outside observer: runs any command, samples its RssAnon
  * from /proc/PID/statm (resident - shared pages) and its minor faults from
- * /proc/PID/stat, and judges the samples with the same code as framepool's
- * in-process verdict (fp_memtrack_record + fp_memtrack_result_get): Theil-Sen
+ * /proc/PID/stat (fp_procstat), and judges the samples with the same code as
+ * framepool's in-process verdict (fp_memtrack_record + fp_memtrack_result_get,
+ * framepool/measure.h): Theil-Sen
  * slope, first-vs-last-10% window delta, peak, faults, over the run after the
  * first --skip-fraction (default 15%).
  *
@@ -20,7 +21,6 @@
  */
 #define _GNU_SOURCE
 #include "common/bench_common.h"
-#include "common/procstat.h"
 
 #include <framepool.h>
 
@@ -128,10 +128,10 @@ int main(int argc, char **argv)
         _exit(127);
     }
     close(go[0]);
-    bench_proc proc;
-    int proc_rc = bench_proc_open(&proc, (int)pid, 0);
-    if (write(go[1], "g", 1) != 1 || proc_rc != 0) {
-        perror("rss_watch: /proc");
+    fp_procstat proc;
+    int proc_rc = fp_procstat_open(&proc, (int)pid, 0);
+    if (write(go[1], "g", 1) != 1 || proc_rc != FP_OK) {
+        fprintf(stderr, "rss_watch: %s\n", proc_rc != FP_OK ? fp_errmsg() : strerror(errno));
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         return 1;
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     tcfg.min_frames = 1000; /* one second of samples */
     fp_memtrack *by_frame = NULL, *by_time = NULL;
     if (fp_memtrack_new(&cfg, &by_frame) != FP_OK || fp_memtrack_new(&tcfg, &by_time) != FP_OK) {
-        fprintf(stderr, "rss_watch: %s\n", fp_diag_errmsg());
+        fprintf(stderr, "rss_watch: %s\n", fp_errmsg());
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         return 1;
@@ -163,8 +163,8 @@ int main(int argc, char **argv)
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid)
             break;
-        bench_proc_sample ps;
-        if (bench_proc_read(&proc, &ps) == 0) { /* a zombie (0 pages) is not sampled */
+        fp_procstat_sample ps;
+        if (fp_procstat_read(&proc, &ps) == FP_OK) { /* a zombie (0 pages) is not sampled */
             uint64_t rss = ps.rss_anon, minflt = ps.minflt;
             uint64_t ms = (uint64_t)(now_ms() - t0) + 1;
             if (ms > last_ms) {
@@ -187,7 +187,7 @@ int main(int argc, char **argv)
         }
         nanosleep(&pause, NULL);
     }
-    bench_proc_close(&proc);
+    fp_procstat_close(&proc);
     if (trace)
         fclose(trace);
     if (frames)

@@ -1,18 +1,26 @@
-# Fails when any lib/core source pulls in an FFmpeg or OpenCV header, directly
-# or through another header. Run as: cmake -DCC=... -DINCLUDE=... -DCORE=... -P
+# Fails when any lib/core or lib/measure source pulls in an FFmpeg or OpenCV
+# header, directly or through another header, or when a lib/core source
+# includes lib/measure (measure is built on the core, never the other way).
+# Run as: cmake -DCC=... -DINCLUDE=... -DCORE=... -DMEASURE=... -P
 file(GLOB sources ${CORE}/*.c ${CORE}/*.h)
+file(GLOB measure_sources ${MEASURE}/*.c ${MEASURE}/*.h)
 file(GLOB public_headers ${INCLUDE}/framepool/*.h)
 list(FILTER public_headers EXCLUDE REGEX "/(cv|reader)\\.h$")
-list(APPEND sources ${public_headers})
-foreach(src ${sources})
+foreach(src ${sources} ${measure_sources} ${public_headers})
   execute_process(COMMAND ${CC} -std=c11 -D_POSIX_C_SOURCE=200809L -I${INCLUDE} -I${CORE}
-                          -x c -M ${src}
+                          -I${MEASURE} -x c -M ${src}
                   OUTPUT_VARIABLE deps ERROR_VARIABLE err RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "core dependency check: cannot preprocess ${src}:\n${err}")
   endif()
   if(deps MATCHES "(libav[a-z]*|libsw[a-z]*|opencv[0-9]*)/")
     message(FATAL_ERROR "core dependency check: ${src} includes a header from "
-                        "'${CMAKE_MATCH_1}': lib/core must build with libc and pthreads only")
+                        "'${CMAKE_MATCH_1}': lib/core and lib/measure must build with "
+                        "libc, pthreads and the core only")
+  endif()
+  list(FIND sources ${src} in_core)
+  if(NOT in_core EQUAL -1 AND deps MATCHES "(lib/measure/[a-z_]+\\.h|framepool/measure\\.h)")
+    message(FATAL_ERROR "core dependency check: ${src} includes '${CMAKE_MATCH_1}': "
+                        "lib/measure is built on the core, the core never uses it")
   endif()
 endforeach()

@@ -11,6 +11,7 @@
 #include "framepool/weak.h"
 #include "framepool/cache.h"
 #include "framepool/diag.h"
+#include "framepool/measure.h"
 #include "framepool/reader.h"
 #include "framepool/imgsave.h"
 

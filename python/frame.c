@@ -22,6 +22,7 @@
 #include "fpy.h"
 
 #include <framepool/imgsave.h>
+#include <limits.h>
 #include <math.h>
 #include <structmember.h>
 
@@ -46,6 +47,9 @@ void fpy_caller_site(PyObject **file, int *line, PyObject **func)
 
 /* ---- creation and release --------------------------------------------------------------- */
 
+unsigned long fpy_fork_gen;
+static FpyFrame *all_frames; /* every live Frame, guarded by the GIL */
+
 static void track(FpyFrame *f)
 {
     /* Attributed to the Python line running now (the GIL is held). Returns
@@ -67,8 +71,15 @@ FpyFrame *fpy_frame_new(fp_image *img)
     f->owner = NULL;
     f->prev = f->next = NULL;
     f->exports = 0;
+    f->views = NULL;
     f->tracked = 0;
+    f->gen = fpy_fork_gen;
     f->pool_name[0] = 0;
+    f->all_prev = NULL;
+    f->all_next = all_frames;
+    if (all_frames)
+        all_frames->all_prev = f;
+    all_frames = f;
     fp_pool *pool = fp_image_get_pool(img); /* +1, or NULL when its owner let go */
     if (pool) {
         const char *n = fp_pool_name(pool);
@@ -89,6 +100,13 @@ void fpy_frame_drop(FpyFrame *f)
     }
     if (f->owner)
         fpy_reader_unlink(f);
+    if (f->gen != fpy_fork_gen) {
+        /* Inherited through fork: its pool's lock may be held by a thread that
+         * exists only in the parent. The reference is left as it is (the
+         * child's copy of the memory stays as the parent left it). */
+        f->img = NULL;
+        return;
+    }
     fp_unref(&f->img); /* the pool takes its buffer back (its own lock, no Python) */
 }
 
@@ -109,6 +127,12 @@ static void frame_dealloc(FpyFrame *f)
     if (f->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)f);
     fpy_frame_drop(f);
+    if (f->all_prev)
+        f->all_prev->all_next = f->all_next;
+    else if (all_frames == f)
+        all_frames = f->all_next;
+    if (f->all_next)
+        f->all_next->all_prev = f->all_prev;
     Py_CLEAR(f->site_file);
     PyObject_GC_Del(f);
 }
@@ -196,6 +220,76 @@ static int plane_geom(const fp_image *img, int p, geom *g)
     return 0;
 }
 
+/* ---- views: every export, with the Python line that took it ------------------------------ */
+
+/* A new view record of f at the calling Python line (linked, counted as an
+ * export); NULL with MemoryError. tracemalloc then attributes the frame's
+ * pixels to that line: the view is what keeps them. */
+static fpy_view *view_new(FpyFrame *f)
+{
+    fpy_view *v = PyMem_Malloc(sizeof *v);
+    if (!v) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    PyObject *file = NULL;
+    fpy_caller_site(&file, &v->line, NULL);
+    v->file = file ? fpy_intern(file) : "<unknown>";
+    Py_XDECREF(file);
+    v->prev = NULL;
+    v->next = f->views;
+    if (f->views)
+        f->views->prev = v;
+    f->views = v;
+    f->exports++;
+    if (f->tracked && f->img)
+        PyTraceMalloc_Track(FPY_TRACEMALLOC_DOMAIN, f->tracked, f->img->bytes);
+    return v;
+}
+
+static void view_free(FpyFrame *f, fpy_view *v)
+{
+    if (!v)
+        return;
+    if (v->prev)
+        v->prev->next = v->next;
+    else
+        f->views = v->next;
+    if (v->next)
+        v->next->prev = v->prev;
+    f->exports--;
+    PyMem_Free(v);
+}
+
+PyObject *fpy_frame_view_sites(FpyFrame *f)
+{
+    PyObject *l = PyList_New(0);
+    for (fpy_view *v = f->views; l && v; v = v->next) {
+        PyObject *s = PyUnicode_FromFormat("%s:%d", v->file, v->line);
+        if (!s || PyList_Append(l, s) < 0)
+            Py_CLEAR(l);
+        Py_XDECREF(s);
+    }
+    return l;
+}
+
+int fpy_frames_view_lines(PyObject *out)
+{
+    for (FpyFrame *f = all_frames; f; f = f->all_next) {
+        for (fpy_view *v = f->views; v; v = v->next) {
+            PyObject *s = PyUnicode_FromFormat(
+                "  frame #%lld received at %S:%d, held by a view taken at %s:%d",
+                f->img ? (long long)f->img->index : -1LL, f->site_file ? f->site_file : Py_None,
+                f->site_line, v->file, v->line);
+            int rc = s ? PyList_Append(out, s) : -1;
+            Py_XDECREF(s);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 static int export_geom(PyObject *exporter, FpyFrame *f, const geom *g, Py_ssize_t *shape,
                        Py_ssize_t *strides, Py_buffer *view, int flags)
 {
@@ -233,7 +327,6 @@ static int export_geom(PyObject *exporter, FpyFrame *f, const geom *g, Py_ssize_
     view->internal = NULL;
     if (!(flags & PyBUF_ND))
         view->ndim = 1; /* contiguous bytes; shape NULL means len/itemsize items */
-    f->exports++;
     return 0;
 }
 
@@ -249,28 +342,26 @@ static int frame_getbuffer(FpyFrame *f, Py_buffer *view, int flags)
         view->obj = NULL;
         return -1;
     }
-    /* shape/strides must outlive the export: keep them in the view's
-     * internal block (freed in releasebuffer). */
-    Py_ssize_t *arrays = PyMem_Malloc(6 * sizeof(Py_ssize_t));
-    if (!arrays) {
-        PyErr_NoMemory();
+    /* shape/strides must outlive the export: they live in the view's
+     * record (view->internal, freed in releasebuffer). */
+    fpy_view *v = view_new(f);
+    if (!v) {
         view->obj = NULL;
         return -1;
     }
-    if (export_geom((PyObject *)f, f, &g, arrays, arrays + 3, view, flags) < 0) {
-        PyMem_Free(arrays);
+    if (export_geom((PyObject *)f, f, &g, v->arrays, v->arrays + 3, view, flags) < 0) {
+        view_free(f, v);
         view->obj = NULL;
         return -1;
     }
-    view->internal = arrays;
+    view->internal = v;
     return 0;
 }
 
 static void frame_releasebuffer(FpyFrame *f, Py_buffer *view)
 {
-    PyMem_Free(view->internal);
+    view_free(f, view->internal);
     view->internal = NULL;
-    f->exports--;
 }
 
 static PyBufferProcs frame_as_buffer = {
@@ -283,6 +374,7 @@ static PyBufferProcs frame_as_buffer = {
 typedef struct {
     PyObject_HEAD
     FpyFrame *frame; /* strong; this plane counts as one export of it */
+    fpy_view *view;  /* that export, with the line that took the plane */
     int plane;
     geom g;
 } FpyPlane;
@@ -295,42 +387,45 @@ static PyObject *plane_new(FpyFrame *f, int p)
     FpyPlane *pl = PyObject_New(FpyPlane, &FpyPlane_Type);
     if (!pl)
         return NULL;
+    pl->view = view_new(f);
+    if (!pl->view) {
+        PyObject_Free(pl);
+        return NULL;
+    }
     pl->frame = (FpyFrame *)Py_NewRef(f);
     pl->plane = p;
     pl->g = g;
-    f->exports++;
     return (PyObject *)pl;
 }
 
 static void plane_dealloc(FpyPlane *pl)
 {
-    pl->frame->exports--;
+    view_free(pl->frame, pl->view);
     Py_DECREF(pl->frame);
     PyObject_Free(pl);
 }
 
 static int plane_getbuffer(FpyPlane *pl, Py_buffer *view, int flags)
 {
-    Py_ssize_t *arrays = PyMem_Malloc(6 * sizeof(Py_ssize_t));
-    if (!arrays) {
-        PyErr_NoMemory();
+    fpy_view *v = view_new(pl->frame);
+    if (!v) {
         view->obj = NULL;
         return -1;
     }
-    if (export_geom((PyObject *)pl, pl->frame, &pl->g, arrays, arrays + 3, view, flags) < 0) {
-        PyMem_Free(arrays);
+    if (export_geom((PyObject *)pl, pl->frame, &pl->g, v->arrays, v->arrays + 3, view, flags) <
+        0) {
+        view_free(pl->frame, v);
         view->obj = NULL;
         return -1;
     }
-    view->internal = arrays;
+    view->internal = v;
     return 0;
 }
 
 static void plane_releasebuffer(FpyPlane *pl, Py_buffer *view)
 {
-    PyMem_Free(view->internal);
+    view_free(pl->frame, view->internal);
     view->internal = NULL;
-    pl->frame->exports--;
 }
 
 static PyBufferProcs plane_as_buffer = {
@@ -347,7 +442,8 @@ static PyObject *plane_repr(FpyPlane *pl)
 PyTypeObject FpyPlane_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "framepool.Plane",
-    .tp_doc = PyDoc_STR("One plane of a frame, exported through the buffer protocol "
+    .tp_doc = PyDoc_STR("One plane of a frame (frame.planes, frame.plane(i)), exported through "
+                        "the buffer protocol "
                         "(np.asarray(plane)); keeps the frame alive."),
     .tp_basicsize = sizeof(FpyPlane),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -399,7 +495,7 @@ static PyObject *frame_plane(FpyFrame *f, PyObject *arg)
     if (p == -1 && PyErr_Occurred())
         return NULL;
     if (p < 0 || p > 3) {
-        PyErr_SetString(PyExc_IndexError, "plane index must be >= 0");
+        PyErr_Format(PyExc_IndexError, "plane index must be in 0..3, not %ld", p);
         return NULL;
     }
     return plane_new(f, (int)p);
@@ -461,13 +557,17 @@ static PyObject *frame_save(FpyFrame *f, PyObject *arg)
     if (!PyUnicode_FSConverter(arg, &bytes))
         return NULL;
     int rc;
-    const fp_image *img = f->img;
+    /* The encoder reads the pixels with the GIL released: hold a reference
+     * of our own, so that frame.release() on another thread meanwhile only
+     * drops the frame's (the pixels go back to their pool after the save). */
+    fp_image *img = fp_ref(f->img);
     const char *path = PyBytes_AS_STRING(bytes);
-    const char *msg = NULL;
+    char msg[512] = "";
     Py_BEGIN_ALLOW_THREADS
     rc = fp_image_save(path, img, NULL);
     if (rc < 0)
-        msg = fp_errmsg(); /* thread-local: read on this thread */
+        snprintf(msg, sizeof msg, "%s", fp_errmsg()); /* thread-local: read on this thread */
+    fp_unref(&img); /* an inherited frame keeps its own: never the last one */
     Py_END_ALLOW_THREADS
     Py_DECREF(bytes);
     if (rc < 0)
@@ -491,6 +591,127 @@ static PyObject *frame_tobytes(FpyFrame *f, PyObject *noargs)
     for (Py_ssize_t y = 0; y < g.shape[0]; y++)
         memcpy(dst + y * row, (char *)g.buf + y * g.strides[0], (size_t)row);
     return b;
+}
+
+/* ---- pickling: a standalone copy with the metadata ------------------------------------ */
+
+/* Rows of each plane without padding (one copy of the pixels), and the
+ * metadata a frame carries. Frames of formats only FFmpeg knows (format
+ * 'other') do not pickle. */
+static PyObject *frame_reduce(FpyFrame *f, PyObject *noargs)
+{
+    (void)noargs;
+    if (check_live(f) < 0)
+        return NULL;
+    const fp_image *img = f->img;
+    const fp_pixfmt_desc *d = fp_pixfmt_describe(img->format);
+    if (!d) {
+        PyErr_Format(PyExc_TypeError,
+                     "cannot pickle a frame of format '%s' (AVPixelFormat %d): open the reader "
+                     "with a known format (format='bgr24', 'yuv420p', ...)",
+                     fp_pixfmt_name(img->format), img->av_format);
+        return NULL;
+    }
+    PyObject *planes = PyTuple_New(d->planes);
+    if (!planes)
+        return NULL;
+    for (int p = 0; p < d->planes; p++) {
+        geom g;
+        if (plane_geom(img, p, &g) < 0) {
+            Py_DECREF(planes);
+            return NULL;
+        }
+        Py_ssize_t row = g.shape[1] * g.strides[1];
+        PyObject *b = PyBytes_FromStringAndSize(NULL, row * g.shape[0]);
+        if (!b) {
+            Py_DECREF(planes);
+            return NULL;
+        }
+        char *dst = PyBytes_AS_STRING(b);
+        for (Py_ssize_t y = 0; y < g.shape[0]; y++)
+            memcpy(dst + y * row, (char *)g.buf + y * g.strides[0], (size_t)row);
+        PyTuple_SET_ITEM(planes, p, b);
+    }
+    PyObject *mod = PyImport_ImportModule("framepool._framepool");
+    PyObject *fn = mod ? PyObject_GetAttrString(mod, "_frame_from_state") : NULL;
+    Py_XDECREF(mod);
+    if (!fn) {
+        Py_DECREF(planes);
+        return NULL;
+    }
+    PyObject *pts = img->pts == INT64_MIN ? Py_NewRef(Py_None) : PyLong_FromLongLong(img->pts);
+    if (!pts) {
+        Py_DECREF(planes);
+        Py_DECREF(fn);
+        return NULL;
+    }
+    return Py_BuildValue("(N(siiNLdNdI))", fn, fp_pixfmt_name(img->format), img->width, img->height, planes,
+                         (long long)img->index, img->time, pts, img->wall_time,
+                         img->flags & ~(unsigned)FP_IMAGE_READONLY);
+}
+
+PyObject *fpy_frame_from_state(PyObject *module, PyObject *args)
+{
+    (void)module;
+    const char *fmt_name;
+    int w, h;
+    PyObject *planes, *pts_obj;
+    long long index;
+    double time, wall_time;
+    unsigned flags;
+    if (!PyArg_ParseTuple(args, "siiO!LdOdI:_frame_from_state", &fmt_name, &w, &h,
+                          &PyTuple_Type, &planes, &index, &time, &pts_obj, &wall_time, &flags))
+        return NULL;
+    fp_pixfmt fmt = fp_pixfmt_from_name(fmt_name);
+    const fp_pixfmt_desc *d = fp_pixfmt_describe(fmt);
+    if (!d || PyTuple_GET_SIZE(planes) != d->planes) {
+        PyErr_Format(PyExc_ValueError, "not a pickled frame: format %s with %zd planes",
+                     fmt_name, PyTuple_GET_SIZE(planes));
+        return NULL;
+    }
+    int64_t pts = INT64_MIN;
+    if (pts_obj != Py_None) {
+        long long v;
+        if (fpy_arg_ll(pts_obj, "pts", LLONG_MIN, LLONG_MAX, &v) < 0)
+            return NULL;
+        pts = v;
+    }
+    PyObject *file = NULL, *func = NULL;
+    int line;
+    fpy_caller_site(&file, &line, &func);
+    const char *cfile = file ? fpy_intern(file) : "<python>";
+    const char *cfunc = func ? fpy_intern(func) : "";
+    Py_XDECREF(file);
+    Py_XDECREF(func);
+    fp_image *img = NULL;
+    int rc = fp_image_new_at(fmt, w, h, &img, cfile, line, cfunc);
+    if (rc < 0)
+        return fpy_raise(rc, fp_errmsg());
+    for (int p = 0; p < d->planes; p++) {
+        geom g;
+        PyObject *b = PyTuple_GET_ITEM(planes, p);
+        if (plane_geom(img, p, &g) < 0) {
+            fp_unref(&img);
+            return NULL;
+        }
+        Py_ssize_t row = g.shape[1] * g.strides[1];
+        if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) != row * g.shape[0]) {
+            PyErr_Format(PyExc_ValueError, "not a pickled frame: plane %d must be %zd bytes", p,
+                         row * g.shape[0]);
+            fp_unref(&img);
+            return NULL;
+        }
+        const char *src = PyBytes_AS_STRING(b);
+        for (Py_ssize_t y = 0; y < g.shape[0]; y++)
+            memcpy((char *)g.buf + y * g.strides[0], src + y * row, (size_t)row);
+    }
+    /* a new image this function alone refers to: its metadata is ours to set */
+    img->index = index;
+    img->time = time;
+    img->pts = pts;
+    img->wall_time = wall_time;
+    img->flags = flags & (FP_IMAGE_KEY | FP_IMAGE_CORRUPT);
+    return (PyObject *)fpy_frame_new(img);
 }
 
 /* numpy tries the buffer protocol first and, when it fails, quietly makes a
@@ -519,27 +740,51 @@ static PyObject *frame_array(FpyFrame *f, PyObject *args)
 }
 
 static PyMethodDef frame_methods[] = {
-    {"__array__", (PyCFunction)frame_array, METH_VARARGS, NULL},
+    {"__array__", (PyCFunction)frame_array, METH_VARARGS,
+     PyDoc_STR("__array__($self, dtype=None, copy=None, /)\n--\n\n"
+               "numpy's fallback: the zero-copy array of a packed frame; BufferError saying "
+               "why for a planar or released frame.")},
     {"release", (PyCFunction)frame_release, METH_NOARGS,
-     PyDoc_STR("Gives the pixels back to their pool now. Raises BufferError while numpy "
-               "arrays or memoryviews of the frame exist (like memoryview.release()).")},
-    {"__enter__", (PyCFunction)frame_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)frame_exit, METH_VARARGS, NULL},
+     PyDoc_STR("release($self, /)\n--\n\n"
+               "Gives the pixels back to their pool now. Raises BufferError while numpy "
+               "arrays, memoryviews or planes of the frame exist (like memoryview.release()).")},
+    {"__enter__", (PyCFunction)frame_enter, METH_NOARGS,
+     PyDoc_STR("__enter__($self, /)\n--\n\nReturns the frame (ValueError if released).")},
+    {"__exit__", (PyCFunction)frame_exit, METH_VARARGS,
+     PyDoc_STR("__exit__($self, exc_type=None, exc=None, tb=None, /)\n--\n\n"
+               "Releases the frame as release() does.")},
     {"__sizeof__", (PyCFunction)frame_sizeof, METH_NOARGS,
-     PyDoc_STR("Object size plus the pixel bytes the frame holds.")},
+     PyDoc_STR("__sizeof__($self, /)\n--\n\nObject size plus the pixel bytes the frame holds.")},
+    {"__reduce__", (PyCFunction)frame_reduce, METH_NOARGS,
+     PyDoc_STR("__reduce__($self, /)\n--\n\n"
+               "Pickling: a standalone copy of the pixels (cost: one copy, rows without "
+               "padding) with index, time, pts, wall_time, flags and format. The unpickled "
+               "frame is an ordinary framepool frame (counted in live_bytes, tracked by "
+               "tracemalloc at the unpickling line), writable, and belongs to no reader. "
+               "TypeError for frames of format 'other'.")},
     {"plane", (PyCFunction)frame_plane, METH_O,
-     PyDoc_STR("plane(i) -> Plane: an exporter of plane i (np.asarray(frame.plane(0)) is "
-               "the Y plane of a YUV frame).")},
+     PyDoc_STR("plane($self, i, /)\n--\n\n"
+               "An exporter of plane i (0..3) -> Plane: np.asarray(frame.plane(0)) is the Y "
+               "plane of a YUV frame. The Plane is a view: it pins the frame, and the line "
+               "that took it is named by LimitError and leak_report(). IndexError for a "
+               "plane the format does not have.")},
     {"make_writable", (PyCFunction)frame_make_writable, METH_NOARGS,
-     PyDoc_STR("Makes the pixels writable, copying them (from the same pool) only when the "
-               "decoder still references them.")},
+     PyDoc_STR("make_writable($self, /)\n--\n\n"
+               "Makes the pixels writable, copying them (from the same pool) only when the "
+               "decoder still references them. BufferError while views exist.")},
     {"copy", (PyCFunction)frame_copy, METH_NOARGS,
-     PyDoc_STR("A standalone writable copy (not counted against the reader's max_held).")},
+     PyDoc_STR("copy($self, /)\n--\n\n"
+               "A standalone writable copy -> Frame (not counted against the reader's "
+               "max_held).")},
     {"save", (PyCFunction)frame_save, METH_O,
-     PyDoc_STR("save(path): writes PNG, JPEG, BMP, PPM or PGM by extension "
-               "(fp_image_save), without OpenCV; the GIL is released meanwhile.")},
+     PyDoc_STR("save($self, path, /)\n--\n\n"
+               "Writes PNG, JPEG, BMP, PPM or PGM by the extension of path (str, bytes or "
+               "os.PathLike), without OpenCV; the GIL is released meanwhile and the frame's "
+               "pixels stay valid for the whole save even if another thread releases the "
+               "frame. framepool.Error subclasses on failure.")},
     {"tobytes", (PyCFunction)frame_tobytes, METH_NOARGS,
-     PyDoc_STR("The pixels of a packed frame as bytes, rows without padding.")},
+     PyDoc_STR("tobytes($self, /)\n--\n\n"
+               "The pixels of a packed frame as bytes, rows without padding.")},
     {NULL, NULL, 0, NULL},
 };
 
@@ -631,27 +876,54 @@ static PyObject *get_site(FpyFrame *f, void *c)
     return PyUnicode_FromFormat("%U:%d", f->site_file, f->site_line);
 }
 
+static PyObject *get_views(FpyFrame *f, void *c)
+{
+    (void)c;
+    return fpy_frame_view_sites(f);
+}
+
 static PyGetSetDef frame_getset[] = {
-    {"width", (getter)get_width, NULL, NULL, NULL},
-    {"height", (getter)get_height, NULL, NULL, NULL},
-    {"format", (getter)get_format, NULL, PyDoc_STR("pixel format name, e.g. 'bgr24'"), NULL},
-    {"pts", (getter)get_pts, NULL, PyDoc_STR("timestamp in the stream time base, or None"), NULL},
-    {"time", (getter)get_time, NULL, PyDoc_STR("presentation time in seconds, or None"), NULL},
+    {"width", (getter)get_width, NULL, PyDoc_STR("int: width in pixels"), NULL},
+    {"height", (getter)get_height, NULL, PyDoc_STR("int: height in pixels"), NULL},
+    {"format", (getter)get_format, NULL,
+     PyDoc_STR("str: pixel format name, e.g. 'bgr24', 'yuv420p' ('other' for formats only "
+               "FFmpeg knows)"),
+     NULL},
+    {"pts", (getter)get_pts, NULL,
+     PyDoc_STR("int or None: timestamp in the stream time base (reader.info['time_base'])"),
+     NULL},
+    {"time", (getter)get_time, NULL, PyDoc_STR("float or None: presentation time in seconds"),
+     NULL},
     {"wall_time", (getter)get_wall_time, NULL,
-     PyDoc_STR("wall clock (time.time() scale) when the frame's packet arrived; 0 for "
+     PyDoc_STR("float: wall clock (time.time() scale) when the frame's packet arrived; 0 for "
                "frames that are not a reader's"),
      NULL},
-    {"index", (getter)get_index, NULL, PyDoc_STR("frame number in the stream (0-based)"), NULL},
-    {"flags", (getter)get_flags, NULL, PyDoc_STR("FLAG_KEY | FLAG_CORRUPT | FLAG_READONLY"), NULL},
-    {"key", (getter)get_key, NULL, PyDoc_STR("a key frame"), NULL},
-    {"corrupt", (getter)get_corrupt, NULL, PyDoc_STR("the decoder concealed errors"), NULL},
-    {"writable", (getter)get_writable, NULL, PyDoc_STR("exports may be written"), NULL},
-    {"nbytes", (getter)get_nbytes, NULL, PyDoc_STR("memory charged to the frame's image"), NULL},
-    {"released", (getter)get_released, NULL, NULL, NULL},
-    {"pool", (getter)get_pool, NULL, PyDoc_STR("name of the pool the pixels came from"), NULL},
-    {"shape", (getter)get_shape, NULL, PyDoc_STR("(h, w[, c]) of a packed frame"), NULL},
-    {"planes", (getter)get_planes, NULL, PyDoc_STR("tuple of Plane exporters"), NULL},
-    {"site", (getter)get_site, NULL, PyDoc_STR("'file.py:line' that received the frame"), NULL},
+    {"index", (getter)get_index, NULL,
+     PyDoc_STR("int: frame number in the stream (0-based; -1 when not from a reader)"), NULL},
+    {"flags", (getter)get_flags, NULL,
+     PyDoc_STR("int: FLAG_KEY | FLAG_CORRUPT | FLAG_READONLY bits"), NULL},
+    {"key", (getter)get_key, NULL, PyDoc_STR("bool: a key frame"), NULL},
+    {"corrupt", (getter)get_corrupt, NULL, PyDoc_STR("bool: the decoder concealed errors"),
+     NULL},
+    {"writable", (getter)get_writable, NULL,
+     PyDoc_STR("bool: exports may be written (this frame holds the only reference)"), NULL},
+    {"nbytes", (getter)get_nbytes, NULL, PyDoc_STR("int: memory charged to the frame's image"),
+     NULL},
+    {"released", (getter)get_released, NULL,
+     PyDoc_STR("bool: release() ran (or the frame was inherited through fork and released)"),
+     NULL},
+    {"pool", (getter)get_pool, NULL,
+     PyDoc_STR("str or None: name of the pool the pixels came from"), NULL},
+    {"shape", (getter)get_shape, NULL, PyDoc_STR("tuple: (h, w[, c]) of a packed frame"), NULL},
+    {"planes", (getter)get_planes, NULL,
+     PyDoc_STR("tuple of Plane exporters, one per plane; each is a view that pins the frame"),
+     NULL},
+    {"site", (getter)get_site, NULL,
+     PyDoc_STR("str or None: 'file.py:line' that received the frame"), NULL},
+    {"views", (getter)get_views, NULL,
+     PyDoc_STR("list of 'file.py:line' where the frame's live views (np.asarray, memoryview, "
+               "planes) were taken: the lines that pin it"),
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -675,7 +947,8 @@ PyTypeObject FpyFrame_Type = {
     .tp_name = "framepool.Frame",
     .tp_doc = PyDoc_STR("A decoded frame: pooled pixels exported to numpy without a copy.\n"
                         "np.asarray(frame) is (h, w[, c]) uint8 for packed formats; "
-                        "frame.planes for planar ones."),
+                        "frame.planes for planar ones. Frames come from a Reader (or "
+                        "Frame.copy(), or unpickling); the class is not called directly."),
     .tp_basicsize = sizeof(FpyFrame),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_dealloc = (destructor)frame_dealloc,

@@ -4,6 +4,7 @@
  */
 #include "fpy.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -36,8 +37,11 @@ static exc_def excs[] = {
 PyObject *fpy_raise_obj(int code, PyObject *msg)
 {
     PyObject *cls = FpyError;
+    /* FP_EHELD (the caller's own max_held bound) is a LimitError too; its
+     * `code` attribute tells it from a full pool or cache (FP_ELIMIT). */
+    int cls_code = code == FP_EHELD ? FP_ELIMIT : code;
     for (size_t i = 0; i < sizeof excs / sizeof excs[0]; i++)
-        if (excs[i].code == code)
+        if (excs[i].code == cls_code)
             cls = excs[i].cls;
     PyObject *exc = PyObject_CallOneArg(cls, msg);
     if (!exc)
@@ -154,7 +158,34 @@ static PyObject *mod_leak_report(PyObject *m, PyObject *args, PyObject *kwargs)
         return NULL;
     unsigned flags = (objects ? FP_DIAG_REPORT_OBJECTS : 0) |
                      (singletons ? FP_DIAG_REPORT_SINGLETONS : 0);
-    return capture(print_leaks, &flags);
+    PyObject *text = capture(print_leaks, &flags);
+    if (!text)
+        return NULL;
+    /* Views are holders: frames kept only because a numpy array or a
+     * memoryview of them lives are named by the line that took the view. */
+    PyObject *lines = PyList_New(0);
+    if (!lines || fpy_frames_view_lines(lines) < 0) {
+        Py_XDECREF(lines);
+        Py_DECREF(text);
+        return NULL;
+    }
+    if (PyList_GET_SIZE(lines) == 0) {
+        Py_DECREF(lines);
+        return text;
+    }
+    PyObject *sep = PyUnicode_FromString("\n");
+    PyObject *joined = sep ? PyUnicode_Join(sep, lines) : NULL;
+    Py_XDECREF(sep);
+    Py_DECREF(lines);
+    PyObject *res = joined ? PyUnicode_FromFormat(
+                                 "%UPython frames pinned by views (views pin frames: a numpy "
+                                 "array, memoryview or plane of a frame keeps the frame alive "
+                                 "until the view is deleted):\n%U\n",
+                                 text, joined)
+                           : NULL;
+    Py_XDECREF(joined);
+    Py_DECREF(text);
+    return res;
 }
 
 static fp_growth *growth_tracker;
@@ -195,7 +226,7 @@ static PyObject *mod_growth(PyObject *m, PyObject *args, PyObject *kwargs)
 static PyObject *mod_diag_configure(PyObject *m, PyObject *arg)
 {
     (void)m;
-    const char *spec = PyUnicode_AsUTF8(arg);
+    const char *spec = fpy_arg_str(arg, "spec");
     if (!spec)
         return NULL;
     int rc = fp_diag_configure(spec);
@@ -220,26 +251,35 @@ typedef struct {
     fp_memtrack *t;
 } FpyMemTrack;
 
+/* capacity's upper bound: the samples are pre-touched (48 bytes each). */
+#define FPY_MEMTRACK_MAX_CAPACITY (1 << 20)
+
 static int memtrack_init(FpyMemTrack *self, PyObject *args, PyObject *kwargs)
 {
     static char *kw[] = {"capacity", "min_warmup", "manual_misses", NULL};
-    Py_ssize_t capacity = 0;
-    unsigned min_warmup = 0;
+    PyObject *capacity = NULL, *min_warmup = NULL;
     int manual = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|nIp:MemTrack", kw, &capacity, &min_warmup,
+    long long cap = 0, warm = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOp:MemTrack", kw, &capacity, &min_warmup,
                                      &manual))
+        return -1;
+    if (capacity && fpy_arg_ll(capacity, "capacity", 0, FPY_MEMTRACK_MAX_CAPACITY, &cap) < 0)
+        return -1;
+    if (min_warmup && fpy_arg_ll(min_warmup, "min_warmup", 0, UINT_MAX, &warm) < 0)
         return -1;
     fp_memtrack_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.capacity = capacity > 0 ? (size_t)capacity : 0;
-    cfg.min_warmup = min_warmup;
+    cfg.capacity = (size_t)cap;
+    cfg.min_warmup = (unsigned)warm;
     cfg.manual_misses = manual;
-    fp_unref(&self->t);
-    int rc = fp_memtrack_new_at(&cfg, &self->t, __FILE__, __LINE__, __func__);
+    fp_memtrack *t = NULL;
+    int rc = fp_memtrack_new_at(&cfg, &t, __FILE__, __LINE__, __func__);
     if (rc < 0) {
         fpy_raise(rc, fp_errmsg());
         return -1;
     }
+    fp_unref(&self->t); /* a report() running on another thread holds its own reference */
+    self->t = t;
     return 0;
 }
 
@@ -273,10 +313,10 @@ static PyObject *memtrack_note_misses(FpyMemTrack *self, PyObject *arg)
 {
     if (memtrack_check(self) < 0)
         return NULL;
-    unsigned long long n = PyLong_AsUnsignedLongLong(arg);
-    if (n == (unsigned long long)-1 && PyErr_Occurred())
+    long long n;
+    if (fpy_arg_ll(arg, "misses", 0, LLONG_MAX, &n) < 0)
         return NULL;
-    fp_memtrack_note_pool_misses(self->t, n);
+    fp_memtrack_note_pool_misses(self->t, (uint64_t)n);
     Py_RETURN_NONE;
 }
 
@@ -310,25 +350,47 @@ static PyObject *memtrack_report(FpyMemTrack *self, PyObject *noargs)
     (void)noargs;
     if (memtrack_check(self) < 0)
         return NULL;
-    return capture(print_memtrack, self->t);
+    /* The report runs with the GIL released: it holds its own reference, so
+     * __init__ on another thread meanwhile replaces the tracker without
+     * freeing the one being printed. */
+    fp_memtrack *t = fp_ref(self->t);
+    PyObject *s = capture(print_memtrack, t);
+    fp_unref(&t);
+    return s;
 }
 
 static PyMethodDef memtrack_methods[] = {
     {"sample", (PyCFunction)memtrack_sample, METH_NOARGS,
-     PyDoc_STR("Records one frame (RssAnon, minor faults, library live bytes); ~2 us.")},
+     PyDoc_STR("sample($self, /)\n--\n\n"
+               "Records one frame (RssAnon, minor faults, library live bytes); ~2 us.")},
     {"note_pool_misses", (PyCFunction)memtrack_note_misses, METH_O,
-     PyDoc_STR("Total allocations of a loop whose buffers are not framepool's (warm-up).")},
-    {"result", (PyCFunction)memtrack_result, METH_NOARGS, PyDoc_STR("The verdict as a dict.")},
+     PyDoc_STR("note_pool_misses($self, misses, /)\n--\n\n"
+               "misses: total allocations so far (an int >= 0) of a loop whose buffers are "
+               "not framepool's; warm-up ends when it stops growing.")},
+    {"result", (PyCFunction)memtrack_result, METH_NOARGS,
+     PyDoc_STR("result($self, /)\n--\n\n"
+               "The verdict as a dict: verdict ('PASS', 'FAIL', 'INCONCLUSIVE'), frames, "
+               "warmup_frames, slope (RssAnon bytes/frame, Theil-Sen), window_delta (bytes, "
+               "first vs last 10%), peak_rss, last_rss (bytes), faults_per_frame, live_slope "
+               "(library live bytes/frame), live_flat (1 if flat), live_bytes, idle_bytes "
+               "(pool idle bytes).")},
     {"report", (PyCFunction)memtrack_report, METH_NOARGS,
-     PyDoc_STR("The verdict line (and reasons on FAIL), as fp_memtrack_print prints it.")},
+     PyDoc_STR("report($self, /)\n--\n\n"
+               "The verdict line (and reasons on FAIL) as text, as fp_memtrack_print prints "
+               "it; the GIL is released meanwhile.")},
     {NULL, NULL, 0, NULL},
 };
 
 PyTypeObject FpyMemTrack_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "framepool.MemTrack",
-    .tp_doc = PyDoc_STR("MemTrack(capacity=0, min_warmup=0, manual_misses=False): the "
-                        "memory-per-frame verdict (call sample() once per frame)."),
+    .tp_doc = PyDoc_STR("MemTrack(capacity=0, min_warmup=0, manual_misses=False)\n--\n\n"
+                        "The memory-per-frame verdict: call sample() once per frame, then "
+                        "result() or report().\n"
+                        "capacity: samples kept, pre-allocated and pre-touched (0 = 16384; at "
+                        "most 1048576; beyond it the sampling stride doubles).\n"
+                        "min_warmup: warm-up lasts at least this many frames (0 = 60).\n"
+                        "manual_misses: pool misses come only from note_pool_misses()."),
     .tp_basicsize = sizeof(FpyMemTrack),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
@@ -339,29 +401,158 @@ PyTypeObject FpyMemTrack_Type = {
 
 /* ---- the module ------------------------------------------------------------------------------ */
 
+/* ---- fork: os.register_at_fork hooks ------------------------------------------------------ */
+
+static PyObject *mod_before_fork(PyObject *m, PyObject *noargs)
+{
+    (void)m;
+    (void)noargs;
+    fpy_log_before_fork();
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_after_fork_parent(PyObject *m, PyObject *noargs)
+{
+    (void)m;
+    (void)noargs;
+    fpy_log_after_fork(0);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_after_fork_child(PyObject *m, PyObject *noargs)
+{
+    (void)m;
+    (void)noargs;
+    fpy_fork_gen++; /* everything made before is the parent's */
+    fpy_reader_after_fork();
+    fpy_log_after_fork(1);
+    if (fpy_reader_init() < 0) /* the forking thread is the child's main thread */
+        PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef mod_methods[] = {
     {"open", (PyCFunction)(void (*)(void))fpy_open, METH_VARARGS | METH_KEYWORDS,
-     PyDoc_STR("open(source, *, format=None, size=None, every=1, start=0, end=None, threads=0,\n"
-               "     max_held=8, live=None, timeout=None, stream=None, convert_ahead=False,\n"
-               "     prefill=False, av_options=None, loop=0, loop_cache=0) -> Reader\n"
-               "source: a path or URL, or a bytes-like object holding a whole file.\n"
-               "loop: play a file again at its end, N more times or -1 forever, without\n"
-               "flushing the decoder; time and index go on growing.\n"
-               "loop_cache: bytes of packets kept to replay the later passes from memory\n"
-               "(0 = the default, 2 MiB; -1 = always rewind the file).")},
+     PyDoc_STR(
+         "open(source, *, format=None, size=None, every=1, start=0, end=None, threads=0, "
+         "max_held=8, live=None, timeout=None, stream=None, convert_ahead=False, "
+         "prefill=False, av_options=None, loop=0, loop_cache=0, interpolation=None)\n--\n\n"
+         "Opens a video -> Reader (iterate it for Frames; a context manager).\n"
+         "source: a path (str, bytes, os.PathLike) or URL (rtsp://, http://, tcp://, udp://, "
+         "...), or a bytes-like object holding a whole file.\n"
+         "format: output pixel format: 'gray8', 'bgr24', 'rgb24', 'bgra', 'rgba', 'yuv420p', "
+         "'nv12', 'yuv422p', 'yuv444p', 'yuv420p10'; None or 'native': the decoder's own "
+         "(zero-copy).\n"
+         "size: (width, height) of delivered frames, each 0..16384; 0 or None for one side "
+         "keeps the aspect; None keeps the source size.\n"
+         "every: deliver every Nth frame (int >= 1).\n"
+         "start, end: seconds (finite, 0..1e9): deliver frames with start <= time < end.\n"
+         "threads: decoder threads, 0..64 (0 = one per CPU, at most 16).\n"
+         "max_held: frames Python may hold at once (1..4095); one more raises LimitError "
+         "naming the lines that hold them (and the lines of views pinning them).\n"
+         "live: None (a file), 'latest' (newest frame only), 'all' (every frame through a "
+         "queue), or a dict with 'mode' and any of 'queue' (0..256), 'reconnect_min', "
+         "'reconnect_max', 'stall' (seconds, 0..86400), 'max_reconnects' (0 = forever, up to "
+         "1000000; a reader that gives up raises its reason from read()/next()), "
+         "'repeat_ok' (bool).\n"
+         "timeout: seconds (finite, 0..1e9) allowed for the open and for each read, or None "
+         "for no deadline; a read past it raises TimeoutError.\n"
+         "stream: video stream index in the container (int >= 0), None for the best.\n"
+         "convert_ahead: convert each frame on the reader's own thread while the next "
+         "decodes.\n"
+         "prefill: allocate the conversion pool to its bound before the first frame.\n"
+         "av_options: FFmpeg input options as 'key=value:key=value' (e.g. "
+         "'rtsp_transport=tcp').\n"
+         "loop: play a file again at its end, N more times or -1 forever, without "
+         "flushing the decoder; time and index go on growing.\n"
+         "loop_cache: bytes of packets kept to replay the later passes from memory "
+         "(0 = the default, 2 MiB; -1 = always rewind the file).\n"
+         "interpolation: the scaler used by size= and format conversion: 'bilinear' (the "
+         "default), 'fast_bilinear', 'bicubic', 'nearest', 'area', 'bicublin', 'gauss', "
+         "'sinc', 'lanczos', 'spline', 'experimental' (FFmpeg's sws_flags).\n"
+         "Raises TypeError for a wrong type, ValueError (or OverflowError for ints beyond "
+         "64 bits) naming the argument and its range, and framepool.Error subclasses "
+         "(NotFoundError, FormatError, ...) for the source.")},
     {"summary", mod_summary, METH_NOARGS,
-     PyDoc_STR("Live framepool objects by type (count, bytes, peak, created), as text.")},
+     PyDoc_STR("summary()\n--\n\n"
+               "Live framepool objects by type (count, bytes, peak, created), as text.")},
     {"leak_report", (PyCFunction)(void (*)(void))mod_leak_report, METH_VARARGS | METH_KEYWORDS,
-     PyDoc_STR("Live objects by type and creation line (needs diag_configure('sites')).")},
+     PyDoc_STR("leak_report(objects=False, singletons=False)\n--\n\n"
+               "Live objects by type and creation line (needs diag_configure('sites')), as "
+               "text, followed by the frames pinned by views: 'held by a view taken at "
+               "file:line' for every live numpy array, memoryview or plane of a frame.\n"
+               "objects: list every live object, not only the totals per line.\n"
+               "singletons: include the library's process-wide objects.")},
     {"growth", (PyCFunction)(void (*)(void))mod_growth, METH_VARARGS | METH_KEYWORDS,
-     PyDoc_STR("growth(limit=10): types whose live count reached a new peak since the last "
-               "call, as objgraph.show_growth prints them.")},
+     PyDoc_STR("growth(limit=10)\n--\n\n"
+               "Types whose live count reached a new peak since the last call, as "
+               "objgraph.show_growth prints them (at most `limit` lines).")},
     {"diag_configure", mod_diag_configure, METH_O,
-     PyDoc_STR("diag_configure('sites'): switches as the FP_DIAG variable takes them.")},
+     PyDoc_STR("diag_configure(spec, /)\n--\n\n"
+               "Diagnostics switches as the FP_DIAG variable takes them, e.g. 'sites' "
+               "(record creation lines) or 'sites,refs'.")},
     {"live_bytes", mod_live_bytes, METH_NOARGS,
-     PyDoc_STR("(objects, bytes) of live framepool objects (pooled frames included).")},
+     PyDoc_STR("live_bytes()\n--\n\n"
+               "(objects, bytes) of live framepool objects (pooled frames included).")},
+    {"readers", fpy_readers, METH_NOARGS,
+     PyDoc_STR("readers()\n--\n\n"
+               "The open readers of this process -> list of Reader (opened in this process: "
+               "readers inherited through fork are not listed).")},
+    {"interrupt_all", fpy_interrupt_all, METH_NOARGS,
+     PyDoc_STR("interrupt_all()\n--\n\n"
+               "Calls interrupt() on every open reader of this process (from any thread): "
+               "each blocked read (or open) raises CancelledError; returns how many readers "
+               "were interrupted. The readers stay usable.")},
+    {"log_level", (PyCFunction)(void (*)(void))fpy_log_level, METH_VARARGS | METH_KEYWORDS,
+     PyDoc_STR("log_level(level=None)\n--\n\n"
+               "The least severe logging level of the lines framepool and FFmpeg send to the "
+               "'framepool' logger (a logging level: logging.DEBUG, INFO, WARNING, ERROR, an "
+               "int 0..100); lines below it are dropped in C at no cost, and the logger's "
+               "own level is set to it. Returns the previous level; None only reads it. The "
+               "default is logging.WARNING: below it framepool is silent.")},
+    {"log_flush", fpy_log_flush, METH_NOARGS,
+     PyDoc_STR("log_flush()\n--\n\n"
+               "Emits the log lines queued so far to the 'framepool' logger on this thread "
+               "(they are otherwise emitted by framepool's log thread within milliseconds); "
+               "returns how many.")},
+    {"_frame_from_state", fpy_frame_from_state, METH_VARARGS,
+     PyDoc_STR("_frame_from_state(format, width, height, planes, index, time, pts, "
+               "wall_time, flags, /)\n--\n\nRebuilds a pickled Frame (Frame.__reduce__).")},
+    {"_before_fork", mod_before_fork, METH_NOARGS,
+     PyDoc_STR("_before_fork()\n--\n\nos.register_at_fork hook (before).")},
+    {"_after_fork_parent", mod_after_fork_parent, METH_NOARGS,
+     PyDoc_STR("_after_fork_parent()\n--\n\nos.register_at_fork hook (after_in_parent).")},
+    {"_after_fork_child", mod_after_fork_child, METH_NOARGS,
+     PyDoc_STR("_after_fork_child()\n--\n\n"
+               "os.register_at_fork hook (after_in_child): the parent's readers and frames "
+               "become abandoned in the child (never closed, never joined).")},
     {NULL, NULL, 0, NULL},
 };
+
+/* os.register_at_fork(before=..., after_in_parent=..., after_in_child=...) */
+static int register_fork_hooks(PyObject *m)
+{
+    PyObject *os = PyImport_ImportModule("os");
+    if (!os)
+        return -1;
+    PyObject *reg = PyObject_GetAttrString(os, "register_at_fork");
+    Py_DECREF(os);
+    if (!reg)
+        return -1;
+    PyObject *kw = Py_BuildValue("{s:N,s:N,s:N}", "before",
+                                 PyObject_GetAttrString(m, "_before_fork"), "after_in_parent",
+                                 PyObject_GetAttrString(m, "_after_fork_parent"),
+                                 "after_in_child", PyObject_GetAttrString(m, "_after_fork_child"));
+    PyObject *empty = PyTuple_New(0);
+    PyObject *r = kw && empty ? PyObject_Call(reg, empty, kw) : NULL;
+    Py_XDECREF(empty);
+    Py_XDECREF(kw);
+    Py_DECREF(reg);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
 
 static struct PyModuleDef moddef = {
     PyModuleDef_HEAD_INIT, "framepool._framepool",
@@ -381,6 +572,27 @@ static int add_type(PyObject *m, PyTypeObject *t, const char *name)
     return 0;
 }
 
+/* An exception class whose __text_signature__ is "(*args)" (taken from the
+ * type's internal doc, which starts "Name(*args)\n--\n\n") while __doc__
+ * is the plain text: inspect.signature works on it. */
+static PyObject *new_exception(const char *full, const char *name, const char *doc,
+                               PyObject *bases)
+{
+    char internal[512];
+    snprintf(internal, sizeof internal, "%s(*args)\n--\n\n%s", name, doc);
+    PyObject *cls = PyErr_NewExceptionWithDoc(full, internal, bases, NULL);
+    if (!cls)
+        return NULL;
+    PyObject *d = PyUnicode_FromString(doc);
+    if (!d || PyObject_SetAttrString(cls, "__doc__", d) < 0) {
+        Py_XDECREF(d);
+        Py_DECREF(cls);
+        return NULL;
+    }
+    Py_DECREF(d);
+    return cls;
+}
+
 PyMODINIT_FUNC PyInit__framepool(void);
 
 PyMODINIT_FUNC PyInit__framepool(void)
@@ -394,9 +606,9 @@ PyMODINIT_FUNC PyInit__framepool(void)
         add_type(m, &FpyReader_Type, "Reader") < 0 ||
         add_type(m, &FpyMemTrack_Type, "MemTrack") < 0)
         goto fail;
-    FpyError = PyErr_NewExceptionWithDoc(
-        "framepool.Error", "A framepool error; `code` is the FP_E* value.", PyExc_Exception,
-        NULL);
+    FpyError = new_exception("framepool.Error", "Error",
+                             "A framepool error; `code` is the FP_E* value (an int < 0).",
+                             PyExc_Exception);
     if (!FpyError || PyModule_AddObjectRef(m, "Error", FpyError) < 0)
         goto fail;
     for (size_t i = 0; i < sizeof excs / sizeof excs[0]; i++) {
@@ -406,7 +618,7 @@ PyMODINIT_FUNC PyInit__framepool(void)
                                           : PyTuple_Pack(1, FpyError);
         if (!bases)
             goto fail;
-        excs[i].cls = PyErr_NewExceptionWithDoc(full, excs[i].doc, bases, NULL);
+        excs[i].cls = new_exception(full, excs[i].name, excs[i].doc, bases);
         Py_DECREF(bases);
         if (!excs[i].cls || PyModule_AddObjectRef(m, excs[i].name, excs[i].cls) < 0)
             goto fail;
@@ -416,6 +628,8 @@ PyMODINIT_FUNC PyInit__framepool(void)
         PyModule_AddIntConstant(m, "FLAG_CORRUPT", FP_IMAGE_CORRUPT) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_READONLY", FP_IMAGE_READONLY) < 0 ||
         PyModule_AddStringConstant(m, "C_VERSION", FP_VERSION_STRING) < 0)
+        goto fail;
+    if (register_fork_hooks(m) < 0 || fpy_log_init(m) < 0)
         goto fail;
     return m;
 fail:

@@ -17,7 +17,7 @@
  *                       as a disconnect (default 5)
  *   --max-reconnects N  give up after N failed tries in a row (default 0: never)
  *   --no-malloc-policy  keep glibc's adaptive malloc thresholds (by default the
- *                       loop pins them with fp_memtrack_malloc_policy, see diag.h)
+ *                       loop pins them with fp_memtrack_malloc_policy, see measure.h)
  * Exit status: 0 verdict PASS, 3 verdict FAIL, 4 verdict INCONCLUSIVE (a short
  * run, or memory that grew and then stopped: the line says how many frames a
  * run needs), 1 when the source gave up or on an error, 2 usage.
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
         return usage();
 
     /* A loop that runs for months: pin glibc's malloc thresholds so that the
-     * heap stops reaching new high-water marks (diag.h explains). Before any
+     * heap stops reaching new high-water marks (measure.h explains). Before any
      * thread starts. */
     if (malloc_policy)
         fp_memtrack_malloc_policy(NULL);
@@ -181,7 +181,7 @@ int main(int argc, char **argv)
         if (now_mono() >= next_status) {
             next_status += 1;
             fp_reader_stats s;
-            fp_reader_stats(r, &s);
+            fp_reader_get_stats(r, &s);
             printf("[%7.2f s] %s frames=%llu size=%dx%d age=%.0f ms (max %.0f) dropped=%llu "
                    "stalls=%llu reconnects=%llu\n",
                    now_mono() - t0, s.connected ? "live        " : "down        ",
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
     if (gave_up)
         printf("camera: %s\n", fp_reader_errmsg(r));
     fp_reader_stats s;
-    fp_reader_stats(r, &s);
+    fp_reader_get_stats(r, &s);
     printf("camera: %llu frames in %.1f s, %llu connections, %llu reconnect tries, %llu stalls, "
            "%llu dropped, frame age max %.0f ms\n",
            (unsigned long long)frames, now_mono() - t0, (unsigned long long)s.connects,

@@ -28,7 +28,7 @@
  *                   allocations move the heap for the first thousands of
  *                   frames (bench/README.md, run_verdicts)
  *   --glibc-malloc  keep glibc's adaptive malloc thresholds (by default the
- *                   loop pins them with fp_memtrack_malloc_policy, see diag.h)
+ *                   loop pins them with fp_memtrack_malloc_policy, see measure.h)
  * Planted bugs, to check that the verdict catches them:
  *   --leak-bytes N    malloc N bytes per frame and never free them
  *   --forget-every N  take a reference to every Nth frame and never release it
@@ -115,8 +115,8 @@ int main(int argc, char **argv)
         return usage();
 
     /* A loop that runs for hours: pin glibc's malloc thresholds so that the
-     * heap stops reaching new high-water marks (diag.h explains; measured in
-     * docs/bench-history.md). Before any thread starts. */
+     * heap stops reaching new high-water marks (measure.h explains; measured in
+     * docs/results/2026-11-30-malloc-policy.md). Before any thread starts. */
     if (malloc_policy)
         fp_memtrack_malloc_policy(NULL);
 
@@ -169,14 +169,14 @@ int main(int argc, char **argv)
             if (use_fp_save ? (rc = fp_image_save(path, img, NULL)) < 0
                             : (rc = fp_cv_imwrite(path, img)) < 0) {
                 fprintf(stderr, "save_display: %s\n",
-                        use_fp_save ? fp_image_save_errmsg() : fp_cv_errmsg());
+                        use_fp_save ? fp_errmsg() : fp_errmsg());
                 break;
             }
             saved++;
         }
         if (display) {
             if (fp_cv_imshow("framepool", img) == FP_ENODISPLAY) {
-                printf("save_display: %s: continuing headless\n", fp_cv_errmsg());
+                printf("save_display: %s: continuing headless\n", fp_errmsg());
                 display = 0;
             } else if (fp_cv_waitkey(1) == 27) {
                 quit = 1; /* ESC */
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
         fp_cv_destroy_all_windows();
 
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     printf("save_display: %ld frames in %.2f s (%.1f fps), %ld saved to %s/, %llu corrupt, "
            "%llu decode errors\n",
            frames, dt, dt > 0 ? (double)frames / dt : 0.0, saved, out_dir,

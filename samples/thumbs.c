@@ -71,7 +71,7 @@ int main(int argc, char **argv)
         }
         fp_image *thumb = NULL;
         if ((rc = fp_image_copy(img, thumb_pool, 0, &thumb)) < 0) {
-            fprintf(stderr, "thumbs: %s\n", fp_pool_errmsg());
+            fprintf(stderr, "thumbs: %s\n", fp_errmsg());
             break;
         }
         rc = fp_cache_put(cache, (uint64_t)img->index, thumb, 0);

@@ -201,7 +201,7 @@ static int drain(const char *path, fp_pixfmt fmt, int *final, int *opened)
     if (rc < 0)
         ck_assert_msg(strlen(fp_reader_errmsg(r)) > 0, "error %d without a message", rc);
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.held, 0);
     ck_assert_uint_eq(st.corrupt, last_corrupt); /* stats agree with the flags */
     fp_reader_close(&r);
@@ -300,7 +300,7 @@ START_TEST(error_budget)
     ck_assert_int_eq(rc, FP_EDECODE);
     ck_assert_ptr_nonnull(strstr(fp_reader_errmsg(r), "too many decode errors"));
     fp_reader_stats st;
-    fp_reader_stats(r, &st);
+    fp_reader_get_stats(r, &st);
     ck_assert_uint_gt(st.decode_errors, FP_READER_ERROR_BUDGET_MIN);
     ck_assert_uint_gt(st.decode_errors * 3, st.packets * 2);
     ck_assert_int_eq(fp_reader_next(r, &img), 0); /* then at its end */

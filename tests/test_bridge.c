@@ -13,7 +13,8 @@
 #define _GNU_SOURCE
 #include "avclips.h"
 #include "avpriv.h"
-#include "readerpriv.h"
+#include "avpriv.h"
+#include "engine.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -89,7 +90,7 @@ static void in_callback(cb_ctx *c)
     if (c->r) {
         fp_reader_stats st;
         fp_reader_info info;
-        int rc = fp_reader_stats(c->r, &st);
+        int rc = fp_reader_get_stats(c->r, &st);
         if (rc == 0)
             rc = fp_reader_info(c->r, &info);
         if (rc)
@@ -151,7 +152,7 @@ static void callbacks_case(int trigger_close)
     cb_ctx *c = &s.ctx;
     c->r = s.r;
     c->trigger_close = trigger_close;
-    c->bridge = fp_ref(s.r->bridge);
+    c->bridge = fp_ref(fp__engine_bridge(fp__reader_source(s.r)));
     c->pool = fp_image_get_pool(img);
     ck_assert_ptr_nonnull(c->pool);
     ck_assert_int_eq(fp_on_free(img, on_free_cb, c), 0);
@@ -176,7 +177,7 @@ static void callbacks_case(int trigger_close)
     ck_assert_int_eq(fp_weakmap_len(m), 0);
     if (!trigger_close) {
         fp_reader_stats st;
-        ck_assert_int_eq(fp_reader_stats(s.r, &st), 0);
+        ck_assert_int_eq(fp_reader_get_stats(s.r, &st), 0);
         ck_assert_uint_eq(st.held, 0);
         ck_assert_int_eq(fp_reader_next(s.r, &img), 1); /* still usable */
         fp_unref(&img);

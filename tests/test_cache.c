@@ -72,7 +72,7 @@ START_TEST(config)
     fp_cache_config cfg = {0};
     ck_assert_int_eq(fp_cache_new(&cfg, &c), FP_EINVAL); /* unbounded by accident */
     ck_assert_ptr_null(c);
-    ck_assert_ptr_nonnull(strstr(fp_cache_errmsg(), "FP_CACHE_UNBOUNDED"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "FP_CACHE_UNBOUNDED"));
     ck_assert_int_eq(fp_cache_new(NULL, &c), FP_EINVAL);
     cfg.max_entries = 4;
     cfg.policy = (fp_cache_policy)7;
@@ -237,7 +237,7 @@ START_TEST(strict_mode)
     ck_assert_int_eq(fp_cache_put(c, 2, p2, 400), 0);
     blob *b = blob_new(9, 0);
     ck_assert_int_eq(fp_cache_put(c, 9, b, 400), FP_ELIMIT); /* bytes */
-    ck_assert_ptr_nonnull(strstr(fp_cache_errmsg(), "max_bytes=1000"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "max_bytes=1000"));
     ck_assert_uint_eq(fp_refcount(b), 1); /* not kept */
     ck_assert_int_eq(fp_cache_put(c, 9, b, 2000), FP_ELIMIT); /* bigger than the cache */
     ck_assert_int_eq(fp_cache_put(c, 3, p3, 100), 0);

@@ -130,10 +130,10 @@ START_TEST(test_imwrite_errors_are_named)
     char path[300];
     snprintf(path, sizeof path, "%s/x.notanimage", tmpdir);
     ck_assert_int_eq(fp_cv_imwrite(path, g), FP_EFORMAT);
-    ck_assert_ptr_nonnull(strstr(fp_cv_errmsg(), "encoder"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "encoder"));
     snprintf(path, sizeof path, "%s/no/such/dir/x.png", tmpdir);
     ck_assert_int_eq(fp_cv_imwrite(path, g), FP_EIO);
-    ck_assert_ptr_nonnull(strstr(fp_cv_errmsg(), "could not write"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "could not write"));
     ck_assert_int_eq(fp_cv_imwrite(NULL, g), FP_EINVAL);
     ck_assert_int_eq(fp_cv_imwrite(path, NULL), FP_EINVAL);
     fp_unref(&g);
@@ -147,7 +147,7 @@ START_TEST(test_imshow_without_display_is_an_error_not_an_abort)
     ck_assert_int_eq(fp_cv_has_display(), 0);
     fp_image *g = make(FP_PIX_BGR24, 4, 4);
     ck_assert_int_eq(fp_cv_imshow("win", g), FP_ENODISPLAY);
-    ck_assert_ptr_nonnull(strstr(fp_cv_errmsg(), "no display"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "no display"));
     ck_assert_int_eq(fp_cv_waitkey(1), -1);
     fp_cv_destroy_all_windows();
     fp_unref(&g);
@@ -206,7 +206,7 @@ START_TEST(test_convert_formats)
     ck_assert_int_eq(fp_cv_convert(bgr, FP_PIX_YUV420P, NULL, 0, &bad), FP_EINVAL);
     fp_image *odd = make(FP_PIX_YUV420P, 5, 5);
     ck_assert_int_eq(fp_cv_convert(odd, FP_PIX_BGR24, NULL, 0, &bad), FP_EINVAL);
-    ck_assert_ptr_nonnull(strstr(fp_cv_errmsg(), "even"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "even"));
     fp_unref(&odd);
     fp_unref(&rgba);
     fp_unref(&gray);

@@ -250,14 +250,14 @@ START_TEST(snapshot_without_sites_says_so)
     fp_snapshot *s = NULL;
     ck_assert_int_eq(fp_snapshot_take(&s), FP_EINVAL);
     ck_assert_ptr_nonnull(s);
-    ck_assert_ptr_nonnull(strstr(fp_diag_errmsg(), "FP_DIAG=sites"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "FP_DIAG=sites"));
     uint64_t c = 1, by = 1;
     fp_snapshot_totals(s, &c, &by);
     ck_assert_uint_eq(c, 0);
     fp_unref(&s);
     fp_unref(&o);
     ck_assert_int_eq(fp_diag_configure("sites,bogus"), FP_EINVAL);
-    ck_assert_ptr_nonnull(strstr(fp_diag_errmsg(), "bogus"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "bogus"));
     ck_assert_uint_eq(fp_diag_flags(), FP_DIAG_SITES); /* known items still applied */
 }
 END_TEST

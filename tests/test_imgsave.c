@@ -170,7 +170,7 @@ START_TEST(png_exact)
     char name[64];
     snprintf(name, sizeof name, "exact_%s.png", fp_pixfmt_name(fmt));
     const char *p = out_path(name);
-    ck_assert_msg(fp_image_save(p, img, NULL) == 0, "%s", fp_image_save_errmsg());
+    ck_assert_msg(fp_image_save(p, img, NULL) == 0, "%s", fp_errmsg());
     assert_same_pixels(p, img, AV_CODEC_ID_PNG);
     /* every compression level writes the same pixels */
     long def = file_size(p);
@@ -181,7 +181,7 @@ START_TEST(png_exact)
         o.png_compression = levels[i];
         snprintf(name, sizeof name, "exact_%s_l%d.PNG", fp_pixfmt_name(fmt), levels[i]);
         p = out_path(name);
-        ck_assert_msg(fp_image_save(p, img, &o) == 0, "%s", fp_image_save_errmsg());
+        ck_assert_msg(fp_image_save(p, img, &o) == 0, "%s", fp_errmsg());
         assert_same_pixels(p, img, AV_CODEC_ID_PNG);
         if (levels[i] == -1)
             stored = file_size(p);
@@ -205,7 +205,7 @@ START_TEST(other_formats_exact)
         char name[64];
         snprintf(name, sizeof name, "other_%s.%s", fp_pixfmt_name(c[i].fmt), c[i].ext);
         const char *p = out_path(name);
-        ck_assert_msg(fp_image_save(p, img, NULL) == 0, "%s: %s", name, fp_image_save_errmsg());
+        ck_assert_msg(fp_image_save(p, img, NULL) == 0, "%s: %s", name, fp_errmsg());
         assert_same_pixels(p, img, c[i].codec);
         fp_unref(&img);
     }
@@ -240,7 +240,7 @@ START_TEST(png_tight_wrapped)
     fp_image *img = NULL;
     ck_assert_int_eq(fp_image_wrap(&wi, &img), 0);
     const char *p = out_path("tight.png");
-    ck_assert_msg(fp_image_save(p, img, NULL) == 0, "%s", fp_image_save_errmsg());
+    ck_assert_msg(fp_image_save(p, img, NULL) == 0, "%s", fp_errmsg());
     assert_same_pixels(p, img, AV_CODEC_ID_PNG);
     /* RGB24 is passed to the encoder without a copy: a tight RGB wrap too */
     fp_image *rgb = NULL;
@@ -276,7 +276,7 @@ START_TEST(jpeg_decodes)
 {
     fp_image *img = smooth_bgr(100, 75); /* not multiples of 16 */
     const char *p = out_path("smooth.jpg");
-    ck_assert_msg(fp_image_save(p, img, NULL) == 0, "%s", fp_image_save_errmsg());
+    ck_assert_msg(fp_image_save(p, img, NULL) == 0, "%s", fp_errmsg());
     enum AVCodecID codec;
     AVFrame *f = decode_file(p, &codec);
     ck_assert_int_eq(codec, AV_CODEC_ID_MJPEG);
@@ -323,7 +323,7 @@ START_TEST(yuv_converted)
             memset(img->data[p], p ? 128 : 126,
                    (size_t)img->stride[p] * (size_t)(p ? 30 >> d->log2_chroma_h : 30));
         const char *path = out_path("yuv.png");
-        ck_assert_msg(fp_image_save(path, img, NULL) == 0, "%s", fp_image_save_errmsg());
+        ck_assert_msg(fp_image_save(path, img, NULL) == 0, "%s", fp_errmsg());
         AVFrame *f = decode_file(path, NULL);
         ck_assert_int_eq(f->format, AV_PIX_FMT_RGB24);
         ck_assert_int_eq(f->width, 40);
@@ -344,30 +344,30 @@ START_TEST(errors)
 {
     fp_image *img = make_image(FP_PIX_BGR24, 16, 8, 1);
     ck_assert_int_eq(fp_image_save(NULL, img, NULL), FP_EINVAL);
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "NULL path"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "NULL path"));
     ck_assert_int_eq(fp_image_save("", img, NULL), FP_EINVAL);
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "empty path"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "empty path"));
     ck_assert_int_eq(fp_image_save(out_path("x.png"), NULL, NULL), FP_EINVAL);
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "NULL image"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "NULL image"));
     fp_image empty;
     memset(&empty, 0, sizeof empty);
     ck_assert_int_eq(fp_image_save(out_path("empty.png"), &empty, NULL), FP_EINVAL);
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "no pixels"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "no pixels"));
     ck_assert(!file_exists(out_path("empty.png")));
 
     /* unknown or missing extension: FP_EFORMAT, nothing written */
     ck_assert_int_eq(fp_image_save(out_path("frame.xyz"), img, NULL), FP_EFORMAT);
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "unknown extension '.xyz'"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "unknown extension '.xyz'"));
     ck_assert(!file_exists(out_path("frame.xyz")));
     ck_assert_int_eq(fp_image_save(out_path("frame"), img, NULL), FP_EFORMAT);
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "no extension"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "no extension"));
     ck_assert_int_eq(fp_image_save(out_path("dir.png/frame"), img, NULL), FP_EFORMAT);
 
     /* bad options */
     fp_save_options o = {0};
     o.png_compression = 10;
     ck_assert_int_eq(fp_image_save(out_path("o.png"), img, &o), FP_EINVAL);
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "png_compression 10"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "png_compression 10"));
     o.png_compression = 0;
     o.jpeg_quality = 101;
     ck_assert_int_eq(fp_image_save(out_path("o.jpg"), img, &o), FP_EINVAL);
@@ -381,7 +381,7 @@ START_TEST(errors)
     other.format = FP_PIX_OTHER;
     other.av_format = -1;
     ck_assert_int_eq(fp_image_save(out_path("other.png"), &other, NULL), FP_EINVAL);
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "cannot convert pixel format"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "cannot convert pixel format"));
     other.av_format = AV_PIX_FMT_NB + 5;
     ck_assert_int_eq(fp_image_save(out_path("other.png"), &other, NULL), FP_EINVAL);
     ck_assert(!file_exists(out_path("other.png")));
@@ -390,25 +390,25 @@ START_TEST(errors)
     char p[1100];
     snprintf(p, sizeof p, "%s/no/such/dir/f.png", dir);
     ck_assert_int_eq(fp_image_save(p, img, NULL), FP_EIO);
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), p));
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "No such file or directory"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), p));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "No such file or directory"));
     snprintf(p, sizeof p, "%s/adir.png", dir);
     ck_assert_int_eq(mkdir(p, 0777) == 0 || file_exists(p), 1);
     ck_assert_int_eq(fp_image_save(p, img, NULL), FP_EIO);
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "Is a directory"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "Is a directory"));
     /* a full disk: the write fails */
     o = (fp_save_options){0};
     o.format = FP_SAVE_PNG;
     ck_assert_int_eq(fp_image_save("/dev/full", img, &o), FP_EIO);
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "/dev/full"));
-    ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "No space left on device"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "/dev/full"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "No space left on device"));
     if (geteuid() != 0) { /* root writes anywhere */
         snprintf(p, sizeof p, "%s/ro", dir);
         mkdir(p, 0555);
         chmod(p, 0555);
         snprintf(p, sizeof p, "%s/ro/f.png", dir);
         ck_assert_int_eq(fp_image_save(p, img, NULL), FP_EIO);
-        ck_assert_ptr_nonnull(strstr(fp_image_save_errmsg(), "Permission denied"));
+        ck_assert_ptr_nonnull(strstr(fp_errmsg(), "Permission denied"));
     }
     /* an existing file is left alone when the format is refused */
     const char *keep = out_path("keep.png");
@@ -513,8 +513,8 @@ static int save_all(void)
                 av_max_alloc(av_limit);
         } else {
             ck_assert_msg(rc == FP_ENOMEM || (sweep_any_error && rc == FP_EUNKNOWN),
-                          "%s: %d (%s)", c[i].name, rc, fp_image_save_errmsg());
-            ck_assert_msg(fp_image_save_errmsg()[0], "failed without a message");
+                          "%s: %d (%s)", c[i].name, rc, fp_errmsg());
+            ck_assert_msg(fp_errmsg()[0], "failed without a message");
             ck_assert_msg(!file_exists(path), "%s written although the save failed", path);
         }
         fp_unref(&img);

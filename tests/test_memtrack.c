@@ -410,12 +410,12 @@ END_TEST
 #if defined(__GLIBC__) && !UNDER_SANITIZER
 static uint64_t rss_anon_now(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    ck_assert_ptr_nonnull(f);
-    unsigned long size, res, shared;
-    ck_assert_int_eq(fscanf(f, "%lu %lu %lu", &size, &res, &shared), 3);
-    fclose(f);
-    return (uint64_t)(res - shared) * (uint64_t)sysconf(_SC_PAGESIZE);
+    fp_procstat p;
+    uint64_t rss = 0;
+    ck_assert_int_eq(fp_procstat_open(&p, 0, 0), FP_OK);
+    ck_assert_int_eq(fp_procstat_rss_anon(&p, &rss), FP_OK);
+    fp_procstat_close(&p);
+    return rss;
 }
 
 /* 4 MiB of small blocks, written and freed below a block that stays: free

@@ -6,6 +6,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef struct thing {
     int value;
@@ -299,6 +302,95 @@ START_TEST(test_counts_of_running_threads_are_summed)
 }
 END_TEST
 
+/* fork: the child has only the forking thread. The other threads' counter
+ * blocks must not stay on the list: the child's new threads reuse their
+ * stacks (and thread-local storage), and a stale entry then aliases a new
+ * thread's block (a loop in the list: fp_type_get_stats never returned). */
+static const fp_type fork_type = {"fork_counted", NULL};
+static pthread_mutex_t fork_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fork_cv = PTHREAD_COND_INITIALIZER;
+static int fork_made, fork_go;
+
+static void *hold_ten(void *arg)
+{
+    void **objs = arg;
+    for (int i = 0; i < 10; i++)
+        objs[i] = fp_new(&fork_type, 32);
+    pthread_mutex_lock(&fork_m);
+    fork_made = 1;
+    pthread_cond_broadcast(&fork_cv);
+    while (!fork_go)
+        pthread_cond_wait(&fork_cv, &fork_m);
+    pthread_mutex_unlock(&fork_m);
+    for (int i = 0; i < 10; i++)
+        fp_unref(&objs[i]);
+    return NULL;
+}
+
+static void *make_five(void *arg)
+{
+    (void)arg;
+    void *o[5];
+    for (int i = 0; i < 5; i++)
+        o[i] = fp_new(&fork_type, 32);
+    for (int i = 0; i < 5; i++)
+        fp_unref(&o[i]);
+    return NULL;
+}
+
+static int fork_child_checks(void)
+{
+    fp_type_stats st;
+    fp_type_get_stats(&fork_type, &st);
+    if (st.live != 10 || st.created != 10)
+        return 1;
+    for (int k = 0; k < 4; k++) { /* new threads on the reclaimed stacks */
+        pthread_t t;
+        if (pthread_create(&t, NULL, make_five, NULL) != 0)
+            return 2;
+        pthread_join(t, NULL);
+    }
+    fp_type_get_stats(&fork_type, &st);
+    if (st.live != 10 || st.created != 30)
+        return 3;
+    return 0;
+}
+
+START_TEST(test_fork_child_keeps_exact_counts_with_new_threads)
+{
+    void *objs[10];
+    pthread_t holder;
+    ck_assert_int_eq(pthread_create(&holder, NULL, hold_ten, objs), 0);
+    pthread_mutex_lock(&fork_m);
+    while (!fork_made)
+        pthread_cond_wait(&fork_cv, &fork_m);
+    pthread_mutex_unlock(&fork_m);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(fork_child_checks());
+    int status = 0, waited = 0;
+    for (; waited < 1000; waited++) { /* at most 10 s: a hang is a failure */
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    if (waited == 1000) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    pthread_mutex_lock(&fork_m);
+    fork_go = 1;
+    pthread_cond_broadcast(&fork_cv);
+    pthread_mutex_unlock(&fork_m);
+    pthread_join(holder, NULL);
+    ck_assert_msg(waited < 1000, "the child hung counting (a loop in the counter list)");
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the child's counts were wrong (check %d, status %d)",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1, status);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("obj");
@@ -322,6 +414,7 @@ static Suite *suite(void)
     tcase_set_timeout(mt, 120);
     tcase_add_test(mt, test_concurrent_refs_are_exact);
     tcase_add_test(mt, test_counts_of_running_threads_are_summed);
+    tcase_add_test(mt, test_fork_child_keeps_exact_counts_with_new_threads);
     suite_add_tcase(s, mt);
     return s;
 }

@@ -117,7 +117,7 @@ START_TEST(test_bad_configs_are_rejected)
     cfg.min_buffers = 5;
     cfg.max_buffers = 4;
     ck_assert_int_eq(fp_pool_new(&cfg, &p), FP_EINVAL);
-    ck_assert_ptr_nonnull(strstr(fp_pool_errmsg(), "min_buffers"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "min_buffers"));
     cfg.min_buffers = 0;
     cfg.format = FP_PIX_OTHER; /* needs an explicit layout */
     ck_assert_int_eq(fp_pool_new(&cfg, &p), FP_EINVAL);
@@ -148,8 +148,8 @@ START_TEST(test_cap_gives_elimit_with_a_message)
     ck_assert_int_eq(fp_pool_acquire(p, 0, &b), FP_OK);
     ck_assert_int_eq(fp_pool_acquire(p, 0, &c), FP_ELIMIT);
     ck_assert_ptr_null(c);
-    ck_assert_ptr_nonnull(strstr(fp_pool_errmsg(), "max_buffers"));
-    ck_assert_ptr_nonnull(strstr(fp_pool_errmsg(), "'test'"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "max_buffers"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "'test'"));
     ck_assert_uint_eq(stats(p).limits, 1);
     ck_assert_uint_eq(stats(p).allocated, 2);
     fp_unref(&a);
@@ -170,7 +170,7 @@ START_TEST(test_timeout_expires_on_time)
     double dt = tu_now() - t0;
     ck_assert_double_ge(dt, 0.049);
     ck_assert_double_lt(dt, 2.0);
-    ck_assert_ptr_nonnull(strstr(fp_pool_errmsg(), "50000 us"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "50000 us"));
     fp_pool_stats st = stats(p);
     ck_assert_uint_eq(st.waits, 1);
     ck_assert_uint_eq(st.timeouts, 1);
@@ -701,7 +701,7 @@ START_TEST(test_budget_shared_by_two_pools)
     ck_assert_int_eq(fp_pool_acquire(pb, 0, &b1), FP_OK);
     /* Three buffers fill the budget although each pool allows eight. */
     ck_assert_int_eq(fp_pool_acquire(pb, 0, &b2), FP_ELIMIT);
-    ck_assert_ptr_nonnull(strstr(fp_pool_errmsg(), "budget"));
+    ck_assert_ptr_nonnull(strstr(fp_errmsg(), "budget"));
     fp_budget_get_stats(b, &bs);
     ck_assert_uint_eq(bs.used_bytes, 3 * one);
     ck_assert_uint_eq(bs.refusals, 1);

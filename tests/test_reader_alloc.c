@@ -129,7 +129,7 @@ static int scenario(const char *path, const void *mem, size_t len, fp_pixfmt fmt
         frames += rc == 1;
     }
     fp_reader_stats st;
-    ck_assert_int_eq(fp_reader_stats(r, &st), 0);
+    ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
     fp_reader_close(&r);
     ck_assert_ptr_null(r);
     if (kept) { /* the frame outlives the reader: read its pixels */

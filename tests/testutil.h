@@ -49,6 +49,13 @@ int tu_run(Suite *s);
 /* Current time in seconds (monotonic). */
 double tu_now(void);
 
+/* How much longer than on an idle machine a time bound of a test should be:
+ * 3 under sanitizers (they slow decoding and threads down), times the load
+ * per CPU (at most 3) when the machine is busier than its CPU count (read once per
+ * process, so a bound and the setting it checks scale alike). A bound
+ * scaled by it catches a wait that never ends, not a busy machine. */
+double tu_slack(void);
+
 /* Runs a shell command made with printf-style `fmt` (through popen), its
  * stdout and stderr captured into tu_out (NUL-terminated; the rest of a
  * longer output is cut). Returns its exit status, or -1 when it did not exit

@@ -39,20 +39,6 @@ int bench_cpu_count(void)
     return n > 0 ? (int)n : 1;
 }
 
-int bench_statm_rss(int fd, long page, uint64_t *rss)
-{
-    char buf[128];
-    ssize_t k = pread(fd, buf, sizeof buf - 1, 0);
-    if (k <= 0)
-        return -1;
-    buf[k] = 0;
-    unsigned long long size, resident, shared;
-    if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3)
-        return -1;
-    *rss = (resident >= shared ? resident - shared : 0) * (uint64_t)page;
-    return 0;
-}
-
 int bench_run_wait(char *const argv[])
 {
     fflush(stdout);

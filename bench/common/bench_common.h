@@ -2,7 +2,8 @@
  * What every benchmark shares, written once: the clocks (wall and process
  * CPU), the CPU count, running a child program, the report helpers (CSV and
  * JSON strings, sizes; sizes print with fp_diag_format_size), and the live
- * benchmarks' sources. Process sampling from /proc is in procstat.h.
+ * benchmarks' sources. Process sampling from /proc and the Theil-Sen slope
+ * are framepool's own (framepool/measure.h: fp_procstat, fp_theil_sen).
  */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
@@ -20,9 +21,6 @@ double bench_now(void);
 double bench_cpu_seconds(void);
 /* CPUs this process may run on (affinity), at least 1. */
 int bench_cpu_count(void);
-/* RssAnon in bytes (resident - shared pages) from an open /proc/PID/statm
- * (read with pread, so one descriptor serves every sample). 0 or -1. */
-int bench_statm_rss(int fd, long page, uint64_t *rss);
 /* Runs argv (a path, or a name on PATH) and waits: its exit status, or -1
  * when it could not run or died of a signal. Flushes stdout/stderr first. */
 int bench_run_wait(char *const argv[]);

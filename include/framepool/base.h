@@ -57,7 +57,8 @@ FP_API unsigned fp_version(void);
     X(FP_EDECODE, -0x46500004, "too many decode errors")                                  \
     X(FP_EIO, -0x46500005, "input/output error")                                          \
     X(FP_ENODISPLAY, -0x46500006, "no display available")                                 \
-    X(FP_EUNKNOWN, -0x46500007, "unknown error from a dependency")
+    X(FP_EUNKNOWN, -0x46500007, "unknown error from a dependency")                       \
+    X(FP_EHELD, -0x46500008, "the caller holds its max_held frames")
 
 /* FP_EINVAL: an argument is invalid. FP_ENOMEM: an allocation failed.
  * FP_EAGAIN: a non-blocking call had nothing. FP_ETIMEDOUT: a deadline
@@ -68,7 +69,9 @@ FP_API unsigned fp_version(void);
  * codec/format. FP_ENOSTREAM: the input has no (such) video stream.
  * FP_EDECODE: too many decode errors. FP_EIO: input/output error.
  * FP_ENODISPLAY: no display for imshow. FP_EUNKNOWN: an error from a
- * dependency with no better mapping. */
+ * dependency with no better mapping. FP_EHELD: the caller holds as many
+ * delivered frames as it may (a reader's max_held): release one and call
+ * again; nothing is lost. */
 enum {
 #define FP_ERROR_ENUM_(name, value, text) name = value,
     FP_ERROR_TABLE(FP_ERROR_ENUM_)

@@ -81,7 +81,7 @@ FP_API int fp_cache_new_at(const fp_cache_config *cfg, fp_cache **out, const cha
  * An existing entry for key is replaced (its reference released). Evicts
  * unpinned entries (policy order) until the new entry fits. If it still
  * does not fit: with FP_CACHE_STRICT returns FP_ELIMIT (message in
- * fp_cache_errmsg; counted as a rejected put; the key then has no entry);
+ * fp_errmsg; counted as a rejected put; the key then has no entry);
  * otherwise stores it and the excess shows as overshoot. Returns 0,
  * FP_EINVAL (NULL cache/obj), FP_ENOMEM, FP_ELIMIT. Thread-safe. Released
  * objects (evicted, replaced) are released after the lock is dropped. */
@@ -155,10 +155,6 @@ typedef struct fp_cache_stats {
 
 /* Fills *out with a snapshot. Thread-safe; O(entries) (it counts pins). */
 FP_API void fp_cache_get_stats(fp_cache *c, fp_cache_stats *out);
-
-/* Alias of fp_errmsg() (base.h), kept for one release: caches report their
- * details (e.g. which bound a rejected put hit) there. */
-FP_API const char *fp_cache_errmsg(void);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,7 @@
  * that saves or shows every frame allocates nothing per frame.
  *
  * Every C++ exception is caught and becomes an error code; the message is in
- * fp_cv_errmsg(). Functions are thread-safe except the highgui ones
+ * fp_errmsg(). Functions are thread-safe except the highgui ones
  * (imshow, waitkey, destroy_all_windows), which, as in OpenCV, belong to one
  * thread (the one that shows windows).
  */
@@ -66,10 +66,6 @@ FP_API int fp_cv_resize(const fp_image *src, int w, int h, fp_pool *pool, int64_
  * copied. Returns as fp_cv_resize. Thread-safe. */
 FP_API int fp_cv_convert(const fp_image *src, fp_pixfmt format, fp_pool *pool,
                          int64_t timeout_us, fp_image **out);
-
-/* Alias of fp_errmsg() (base.h), kept for one release: framepool_cv reports
- * its details (OpenCV exceptions included) on the same thread channel. */
-FP_API const char *fp_cv_errmsg(void);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /*
  * framepool/diag.h — tracemalloc, objgraph, Pympler and a leak checker for
- * framepool objects, plus a memory-per-frame verdict.
+ * framepool objects. (The memory-per-frame verdict, fp_memtrack, measures
+ * the process rather than framepool's objects: measure.h.)
  *
  * What is always on (no switch, two relaxed atomic adds per object):
  *   per-type counters (live, live bytes, peak, created), pool idle bytes,
@@ -33,7 +34,7 @@
  *               not inlined). Cost: an allocation of about
  *               1 KiB per object created, about a microsecond for the first
  *               reference per site and object, tens of nanoseconds for the
- *               others (README has measured figures); nothing when off;
+ *               others (measured: bench/README.md, diag_overhead); nothing when off;
  *   socket      open the channel framepool-stat PID talks to: a UNIX socket
  *               $XDG_RUNTIME_DIR/framepool/PID.sock (or, without a usable
  *               XDG_RUNTIME_DIR, /tmp/framepool-UID/PID.sock), in a 0700
@@ -95,7 +96,7 @@ enum {
 /* Applies a specification in the FP_DIAG syntax (see above), replacing the
  * current switches (including those FP_DIAG set: to add to them, use
  * fp_diag_set_flags(fp_diag_flags() | ...)). Returns 0, or FP_EINVAL for an unknown item (the message
- * is in fp_diag_errmsg; the known items are still applied). Objects created
+ * is in fp_errmsg; the known items are still applied). Objects created
  * before tracking was switched on are not in the live list: reports count
  * them as "not tracked". Thread-safe. */
 FP_API int fp_diag_configure(const char *spec);
@@ -114,9 +115,6 @@ FP_API int fp_diag_set_flags(unsigned flags);
 
 /* Returns the current switches (FP_DIAG_* bits). */
 FP_API unsigned fp_diag_flags(void);
-
-/* Alias of fp_errmsg() (base.h), kept for one release. */
-FP_API const char *fp_diag_errmsg(void);
 
 /* Formats `size` bytes the way Python's tracemalloc does: B, KiB, MiB, GiB,
  * TiB; below 100 of a unit other than B with one decimal ("99.9 KiB"), below
@@ -295,178 +293,6 @@ FP_API int fp_diag_leak_report(FILE *out, unsigned flags);
  * FP_ENOENT when the object has no history (printed as such), FP_EINVAL.
  * Thread-safe. */
 FP_API int fp_diag_print_refs(FILE *out, const void *obj);
-
-/* ---- memory per frame ------------------------------------------------------------------ */
-
-typedef struct fp_memtrack fp_memtrack;
-FP_API extern const fp_type fp_memtrack_type; /* "fp_memtrack" */
-
-/* Memory tracker configuration; zero means the documented default. */
-typedef struct fp_memtrack_config {
-    size_t capacity;        /* samples kept, pre-allocated and pre-touched; default 16384.
-                               Beyond it every other sample is dropped and the
-                               sampling stride doubles (the run keeps its shape). */
-    unsigned min_warmup;    /* warm-up lasts at least this many frames; default 60 */
-    unsigned quiet_frames;  /* warm-up ends after this many frames without a pool miss;
-                               default 10 */
-    double max_slope;       /* PASS needs the RssAnon slope <= this (B/frame); default 16;
-                               negative: not checked */
-    double max_faults;      /* PASS needs minor faults/frame (steady rate or mean) <= this; default 0.05;
-                               negative: not checked */
-    double max_live_slope;  /* "flat" library live bytes: slope <= this (B/frame);
-                               default 1; negative: not checked */
-    unsigned min_frames;    /* frames after warm-up needed for a verdict; default 30 */
-    int manual_misses;      /* non-zero: pool misses come only from
-                               fp_memtrack_note_pool_misses, not from framepool's pools */
-    double skip_fraction;   /* judge from max(warm-up end, this fraction of the run);
-                               default 0. An observer that cannot see pool misses
-                               (fp_memtrack_record) uses 0.15. At most 0.9. */
-} fp_memtrack_config;
-
-/* Creates a tracker: allocates and touches `capacity` samples now so that
- * sampling never faults. Returns 0 with +1 (caller releases) in *out,
- * FP_EINVAL, FP_ENOMEM, FP_EIO (/proc/self/statm unreadable). */
-#define fp_memtrack_new(cfg, out) fp_memtrack_new_at((cfg), (out), __FILE__, __LINE__, __func__)
-FP_API int fp_memtrack_new_at(const fp_memtrack_config *cfg, fp_memtrack **out,
-                              const char *file, int line, const char *func);
-
-/* Records one frame: RssAnon (statm resident - shared pages), minor faults
- * (getrusage), the library's live bytes (fp_obj_totals), pool idle bytes and
- * pool misses. When warm-up ends (>= min_warmup frames and quiet_frames
- * without a pool miss) and FP_DIAG_SITES is on, takes a snapshot for the
- * FAIL report. Returns 0 or FP_EIO. Call it from one thread (the loop's);
- * cost about 2 us, no allocation after warm-up. */
-FP_API int fp_memtrack_sample(fp_memtrack *t);
-
-/* Reports the total pool misses so far (monotonic), for loops whose buffers
- * come from elsewhere; used instead of framepool's own pool statistics when
- * cfg.manual_misses is set, and added to them otherwise. */
-FP_API void fp_memtrack_note_pool_misses(fp_memtrack *t, uint64_t total_misses);
-
-/* Records a sample measured elsewhere, instead of fp_memtrack_sample: `x`
- * is the frame number (or any increasing axis, e.g. milliseconds; slopes are
- * then per unit of x), rss_anon in bytes, minflt the minor faults so far.
- * Returns 0, or FP_EINVAL when x does not increase. This is how an outside
- * observer (bench/rss_watch) judges another process with the same verdict.
- *
- * While a tracker samples with fp_memtrack_sample, a process whose
- * environment names a file in FP_MEMTRACK_FRAMES (at least 8 bytes long)
- * writes its frame count there (a shared mapping, no system call per frame),
- * so the observer can count bytes per frame. */
-FP_API int fp_memtrack_record(fp_memtrack *t, uint64_t x, uint64_t rss_anon, uint64_t minflt);
-
-/* glibc's malloc policy, opt-in, for loops that run for hours.
- *
- * By default glibc adapts: when a block above the mmap threshold (128 KiB at
- * start) is freed, the threshold rises to that block's size (up to 32 MiB)
- * and the trim threshold to twice that. From then on blocks of that size are
- * carved from the heap, and memory freed at the heap's top is kept. In a
- * video loop, where a decoder, an encoder (PNG saves) and a rewind allocate
- * and free blocks of many sizes, the heap then reaches new high-water marks
- * now and then for thousands of frames: RssAnon climbs in steps of 16-300
- * KiB while live memory is flat (measured with heaptrack; docs/bench-history.md).
- *
- * fp_memtrack_malloc_policy pins both thresholds: blocks of at least
- * mmap_threshold are mapped and unmapped (each new one costs page faults),
- * and a free heap top above trim_threshold goes back to the kernel (and is
- * faulted in again when the heap grows). Call it once, first thing in main,
- * before threads start; it affects the whole process (it is mallopt).
- * The mmap threshold is 256 KiB: frame-sized blocks (from 480x360 up) are
- * mapped, so the buffers the container probe decodes its first frames into
- * go back to the kernel when the open frees them instead of staying in the
- * heap as resident free memory. With a 1 MiB threshold a 768x432 open left
- * 1-2.7 MiB free in the heap (mallinfo2), and a leak filled it before
- * RssAnon moved: a 256 B/frame leak read 0 B/frame over 7,000 frames, PASS
- * (253-306 B/frame and FAIL at 256 KiB). Measured on 2 cores, a PNG save
- * every 100 frames (bench/README.md, run_verdicts; older figures in
- * docs/bench-history.md): 0.00-0.04 minor faults per frame with either
- * saver; the cost of a lower threshold is a block between it and the next
- * size mapped at every use (a 128 KiB threshold: 0.13 per frame at 720p),
- * of a lower trim threshold that the heap's top is faulted in again (128
- * KiB: 0.2-0.7 per frame with cv::imwrite). Free heap below the top stays
- * resident whatever the policy; fp_memtrack_malloc_release returns it.
- * The environment variables MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_
- * do the same without code. Returns 0, FP_EINVAL (a value out of range or
- * refused), FP_ENOENT when the C library is not glibc (nothing done). */
-#define FP_MALLOC_MMAP_THRESHOLD ((size_t)256 << 10)
-#define FP_MALLOC_TRIM_THRESHOLD ((size_t)4 << 20)
-typedef struct fp_malloc_policy {
-    size_t mmap_threshold; /* M_MMAP_THRESHOLD, bytes (<= 32 MiB); 0 = 256 KiB */
-    size_t trim_threshold; /* M_TRIM_THRESHOLD, bytes; 0 = 4 MiB */
-    int arena_max;         /* M_ARENA_MAX; 0 = leave glibc's (8 x cores) */
-} fp_malloc_policy;
-FP_API int fp_memtrack_malloc_policy(const fp_malloc_policy *p);
-
-/* Gives the free pages inside the malloc heap back to the kernel (glibc's
- * malloc_trim(0)): RssAnon then counts the heap memory in use, and pages
- * used again later are faulted in again. Not called by framepool itself:
- * after a loop's warm-up, the pages its decoder's allocations reuse later
- * come back as growth that stops (a tracker releasing at warm-up end read
- * INCONCLUSIVE in 7 of 40 camera-clip runs, against 0 without). Process-wide; cost: a walk of
- * every arena (well under a millisecond for a 10 MiB heap), once. Returns
- * 0, or FP_ENOENT when the C library is not glibc (nothing done).
- * Thread-safe. */
-FP_API int fp_memtrack_malloc_release(void);
-
-typedef enum fp_memtrack_verdict {
-    FP_MEMTRACK_PASS = 0,
-    FP_MEMTRACK_FAIL = 1,
-    FP_MEMTRACK_INCONCLUSIVE = 2, /* too few frames after warm-up, or memory that grew
-                                     and then stopped growing: a leak cannot be told from
-                                     a late warm-up; frames_needed says how long a run
-                                     can tell */
-} fp_memtrack_verdict;
-
-typedef struct fp_memtrack_result {
-    fp_memtrack_verdict verdict;
-    uint64_t frames;          /* frames sampled */
-    uint64_t warmup_frames;   /* frames of warm-up */
-    int warmup_ended;         /* 0: pool misses never stopped (warm-up taken as half) */
-    double slope;             /* Theil-Sen slope of RssAnon after warm-up, B/frame */
-    int64_t window_delta;     /* median of the last 10% minus median of the first 10% */
-    uint64_t peak_rss;        /* highest RssAnon sampled, bytes */
-    uint64_t last_rss;
-    double faults_per_frame;  /* minor faults per frame after warm-up (mean) */
-    double fault_slope;       /* Theil-Sen slope of the minor fault count, per frame: the
-                                 steady rate; FAIL needs both it and the mean above
-                                 max_faults (a burst while memory settles is not a cost
-                                 per frame) */
-    double live_slope;        /* Theil-Sen slope of library live bytes, B/frame */
-    int64_t live_delta;       /* library live bytes, last - warm-up end */
-    int live_flat;
-    uint64_t live_bytes;      /* library live bytes at the last sample */
-    uint64_t idle_bytes;      /* pool idle bytes at the last sample */
-    uint64_t late_misses;     /* pool misses after warm-up */
-    unsigned fail_reasons;    /* bit 0 slope, bit 1 faults, bit 2 live bytes */
-    uint64_t judged_from;     /* first frame judged: warm-up end or, with skip_fraction,
-                                 later */
-    uint64_t settled_at;      /* INCONCLUSIVE after growth: memory is flat from this
-                                 frame on (a run judged from judged_from fails, its
-                                 second half or last quarter passes); 0 otherwise */
-    uint64_t frames_needed;   /* INCONCLUSIVE: frames a run needs for a verdict (the
-                                 flat part three times the growing part); 0 otherwise */
-} fp_memtrack_result;
-
-/* Analyses the samples so far. Returns 0 and fills *out, or FP_EINVAL.
- * Cost O(n) time and memory for n samples (the slope uses at most 65536
- * pairs: every pair for short runs, a fixed pseudo-random subset beyond).
- * Allocates temporary memory (freed before returning). Thread-safe with
- * respect to other readers, not to a concurrent fp_memtrack_sample. */
-FP_API int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *out);
-
-/* Verdicts: PASS when memory is flat from judged_from to the end (RssAnon
- * slope and window rate within max_slope, minor faults within max_faults,
- * library live bytes flat); FAIL when it is not, and also not over the second
- * half nor the last quarter (a leak grows in every part of the run);
- * INCONCLUSIVE otherwise (see fp_memtrack_verdict). */
-
-/* Prints the verdict line, e.g.
- *   memory per frame: PASS slope=0.0 B/frame window=+0 B peak=45.2 MiB
- *     faults/frame=0.000 live=flat idle=8.8 MiB frames=1000 warmup=60
- * (one line), followed on FAIL by the reasons and, when a warm-up snapshot
- * exists, the site diff between warm-up end and now (10 lines). Returns the
- * verdict (>= 0) or a negative error. */
-FP_API int fp_memtrack_print(fp_memtrack *t, FILE *out);
 
 #ifdef __cplusplus
 }

@@ -3,37 +3,33 @@
  * OpenCV (part of the FFmpeg side of framepool, lib/av).
  *
  *   if (fp_image_save("frame.png", img, NULL) < 0)
- *       fprintf(stderr, "%s\n", fp_image_save_errmsg());
+ *       fprintf(stderr, "%s\n", fp_errmsg());
  *
  * Saving a frame needs no OpenCV: a program that only decodes and saves
  * loads FFmpeg's libraries (and zlib, which FFmpeg loads too), which
- * framepool's reader loads anyway. (Loading Debian's OpenCV imgcodecs costs
- * a process about 12 MiB of RssAnon before it does anything; see
- * bench/README.md, mem_per_frame.)
+ * framepool's reader loads anyway, and not OpenCV's imgcodecs (which costs
+ * a process several MiB of RssAnon before it does anything).
  *
  * PNG is written by framepool itself, streamed row by row through zlib: the
- * memory it needs is one row, a 64 KiB output buffer and zlib's state
- * (~270 KiB), whatever the image size, in one block mapped on its own
- * (mmap, outside the malloc heap and not through fp_set_allocator's
- * allocator) and kept for the next save: one block per process;
- * fp_image_save_release_cache unmaps it. A loop that saves every Nth frame
- * then allocates nothing per save and leaves the heap alone: freed and
- * allocated again from the heap, those ~340 KiB came back in other places
- * as the decoder's packets took the freed space in between, and RssAnon
- * rose in steps for thousands of frames (bench/README.md, run_verdicts). It is not libavcodec's PNG encoder
- * because that encoder needs the whole frame in RGB order (a full copy of a
- * BGR frame) and an output buffer sized for the raw frame; in mem_per_frame
- * (720p, one save every 100 frames) those two blocks went back to the kernel
- * after every save and were faulted in again at the next: 14.6 page faults
- * per frame and +5 MiB of peak RssAnon, against ~0 and +0.1 MiB streamed.
- * The default setting is cv::imwrite's default (zlib level 1, strategy
- * Z_RLE, the "sub" filter on every row): on a 1280x720 BGR frame it writes a
- * file of the same size as cv::imwrite (125,616 vs 125,784 bytes) for less
- * CPU (5.5-7.1 vs 6.3-8.4 ms per save, bench/imgsave_cost).
- * JPEG, BMP, PPM and PGM go through FFmpeg's encoders (mjpeg, bmp, ppm,
- * pgm), one encoder context opened for the call and freed before it returns
- * (0.04 ms of CPU for MJPEG at 720p), so nothing is shared between calls or
- * threads; these hold the encoded file in memory until it is written.
+ * memory it needs is one row, a 64 KiB output buffer and zlib's state,
+ * whatever the image size, in one block mapped on its own (mmap, outside
+ * the malloc heap and not through fp_set_allocator's allocator) and kept
+ * for the next save: one block per process; fp_image_save_release_cache
+ * unmaps it. A loop that saves every Nth frame then allocates nothing per
+ * save and leaves the heap alone (freed and allocated again from the heap,
+ * that block came back in other places as the decoder's packets took the
+ * freed space in between, and RssAnon rose in steps for thousands of
+ * frames). It is not libavcodec's PNG encoder because that encoder needs
+ * the whole frame in RGB order (a full copy of a BGR frame) and an output
+ * buffer sized for the raw frame, both mapped and faulted in again at every
+ * save. The default setting is cv::imwrite's default (zlib level 1,
+ * strategy Z_RLE, the "sub" filter on every row): files of about the same
+ * size as cv::imwrite's, for no more CPU. JPEG, BMP, PPM and PGM go through
+ * FFmpeg's encoders (mjpeg, bmp, ppm, pgm), one encoder context opened for
+ * the call and freed before it returns, so nothing is shared between calls
+ * or threads; these hold the encoded file in memory until it is written.
+ * Measured figures: bench/README.md (imgsave_cost, mem_per_frame) and
+ * docs/results/2026-11-21-image-saving.md.
  *
  * Pixels. PNG takes GRAY8, RGB24, BGR24, RGBA and BGRA as they are (BGR
  * order is swapped row by row); BMP takes BGR24, BGRA and GRAY8 as they are
@@ -105,16 +101,12 @@ typedef struct fp_save_options {
  * formats that need it); PNG writes 64 KiB at a time, the others once. */
 FP_API int fp_image_save(const char *path, const fp_image *img, const fp_save_options *opts);
 
-/* Unmaps the PNG encoder block fp_image_save keeps between saves (about
- * 340 KiB plus a row; see above), e.g. when a program stops saving for
+/* Unmaps the PNG encoder block fp_image_save keeps between saves (zlib's
+ * state, a 64 KiB output buffer and a row; see above), e.g. when a program stops saving for
  * good, or before a leak check that counts framepool's allocations. The
  * next PNG save allocates it again. Thread-safe (a save running meanwhile
  * keeps its own block and caches it when it ends). */
 FP_API void fp_image_save_release_cache(void);
-
-/* Alias of fp_errmsg() (base.h), kept for one release: fp_image_save
- * reports its details there. */
-FP_API const char *fp_image_save_errmsg(void);
 
 #ifdef __cplusplus
 }

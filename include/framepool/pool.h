@@ -74,7 +74,7 @@ FP_API int fp_pool_new_at(const fp_pool_config *cfg, fp_pool **out, const char *
 /* Takes a buffer from the pool: an idle one (most recently returned first)
  * or a newly allocated one while the pool has fewer than max_buffers.
  * When the pool is at its cap (or the budget is full):
- *   timeout_us == 0  returns FP_ELIMIT at once (message: fp_pool_errmsg);
+ *   timeout_us == 0  returns FP_ELIMIT at once (message: fp_errmsg);
  *   timeout_us  > 0  waits that long for a buffer, then FP_ETIMEDOUT;
  *   timeout_us  < 0  waits until a buffer returns.
  * A wait ends early with FP_ECANCELED after fp_pool_cancel. On success stores
@@ -134,10 +134,6 @@ FP_API const char *fp_pool_name(const fp_pool *pool);
 
 /* Returns the current layout of the pool's buffers. Thread-safe. */
 FP_API void fp_pool_layout(fp_pool *pool, fp_layout *out);
-
-/* Alias of fp_errmsg() (base.h), kept for one release: pools report their
- * FP_ELIMIT/FP_ETIMEDOUT details (the bound and how to raise it) there. */
-FP_API const char *fp_pool_errmsg(void);
 
 /* Total idle bytes in every pool of the process (for diagnostics). */
 FP_API uint64_t fp_pool_idle_bytes_total(void);

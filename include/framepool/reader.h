@@ -47,14 +47,12 @@
  * converts frame N+1, and the next fp_reader_next decodes frame N+2 on the
  * caller's thread before it collects N+1. Decoding and conversion then
  * overlap instead of taking turns, and the caller's thread spends only its
- * own work per frame. Measured on 2 cores with 2 decoder threads
- * (bench/README.md, throughput): a loop that works on each frame gains 2-5%
- * fps at 1080p and 5-7% at 640x360 (more where cores are idle); a loop that
- * does nothing with its frames gains 4% at 1080p and loses 4% at 640x360,
- * where a conversion (55 us) is not much more than the hand-off to the
- * worker costs. It is off by default because it also holds one more output
- * frame and one more decoder frame (+4 MiB at 720p BGR24): turn it on when
- * the caller's thread is busy and cores are idle. Nothing else changes for
+ * own work per frame. It pays when the caller's thread works on each frame
+ * and cores are idle; for a loop that does nothing with its frames and small
+ * frames, where a conversion costs little more than the hand-off to the
+ * worker, it can cost throughput (bench/README.md, throughput, has the
+ * current figures). It is off by default because it also holds one more
+ * output frame and one more decoder frame. Nothing else changes for
  * the caller: the same frames, pixels, order, metadata and errors; an error
  * met while decoding ahead is returned by the call after the one that
  * delivers the frame before it. The extra frames count in the pool caps,
@@ -62,13 +60,15 @@
  * until fp_reader_close. Seeking drops the frame in flight.
  *
  * Bounds. The caller may hold at most `max_held` delivered frames at once;
- * fp_reader_next with that many still held returns FP_ELIMIT (the message
- * says so) without losing the next frame: release one and call again. Pools
+ * fp_reader_next with that many still held returns FP_EHELD (its own code:
+ * FP_ELIMIT means a pool bound) without losing the next frame: release one
+ * and call again. Pools
  * are sized from the decoder's own need (codec reference frames, reordering
  * delay, frame threads) plus max_held; fp_reader_info reports both.
  *
  * Threads. One reader is used by one thread at a time (not thread-safe),
- * except fp_reader_interrupt, which any thread may call. Images are ordinary
+ * except fp_reader_interrupt, which any thread may call — also while
+ * another thread is blocked in fp_reader_open_url on the same reader. Images are ordinary
  * framepool objects: hand them to other threads freely.
  *
  * Errors. Every function returns 0 or a negative FP_E* code;
@@ -90,7 +90,7 @@ typedef struct fp_reader fp_reader;
 /* Default for fp_reader_options.max_held when it is 0. */
 #define FP_READER_DEFAULT_MAX_HELD 8
 /* Default for fp_reader_options.loop_cache when it is 0: a short clip's
- * compressed stream (2 MiB: about a minute of 640x360 H.264 at 250 kbit/s). */
+ * compressed stream (2 MiB). */
 #define FP_LOOP_CACHE_DEFAULT ((int64_t)2 << 20)
 /* Decode errors tolerated before fp_reader_next gives FP_EDECODE: more than
  * this many AND more than 2/3 of the packets sent (ffmpeg's own default
@@ -125,7 +125,7 @@ typedef struct fp_reader fp_reader;
  * - fp_reader_next waits for the next queued frame, up to timeout_us (0 =
  *   without limit): 1 with a frame; FP_ETIMEDOUT when none came in time (the
  *   reader stays usable; reconnecting goes on); FP_ECANCELED after
- *   fp_reader_interrupt; FP_ELIMIT when the caller holds max_held frames; 0
+ *   fp_reader_interrupt; FP_EHELD when the caller holds max_held frames; 0
  *   only after FP_LIVE_GAVE_UP, once the queued frames are delivered. It
  *   never returns 0 while reconnecting.
  * - Reconnecting: forever by default, also when the source is down at start,
@@ -148,7 +148,7 @@ typedef struct fp_reader fp_reader;
  *   reconnect) is handled as in a file: a new pool generation, a
  *   FP_LIVE_SIZE_CHANGED event, stats.size_changes.
  * - Events go to live.on_event on the reader's thread with no framepool lock
- *   held (the callback may call fp_reader_stats, fp_reader_interrupt, or any
+ *   held (the callback may call fp_reader_get_stats, fp_reader_interrupt, or any
  *   framepool function except fp_reader_close on this reader). A URL in a
  *   message never shows credentials.
  * - Memory is bounded by construction: the decoder's need + queue + max_held
@@ -173,7 +173,7 @@ typedef struct fp_reader fp_reader;
  *   convert_ahead is ignored (the reader's thread converts anyway).
  * - fp_reader_info gives the current (or last) connection's stream, with the
  *   first connection's time base; FP_EAGAIN before the first connection.
- *   fp_reader_stats sums every connection and may be called from any thread
+ *   fp_reader_get_stats sums every connection and may be called from any thread
  *   (the on_event callback included) on a live reader.
  */
 typedef enum fp_live_mode {
@@ -308,6 +308,28 @@ typedef int (*fp_reader_read_fn)(void *user, uint8_t *buf, int size);
 typedef int64_t (*fp_reader_seek_fn)(void *user, int64_t offset, int whence);
 #define FP_READER_SEEK_SIZE 0x10000
 
+/* Makes a reader with no source yet (+1 in *out; close it with
+ * fp_reader_close). Returns 0, FP_EINVAL (out NULL) or FP_ENOMEM (*out NULL).
+ * The reader exists before its open so that another thread can interrupt
+ * the open (fp_reader_interrupt). Its only uses until fp_reader_open_url:
+ * fp_reader_interrupt, fp_reader_errmsg, fp_reader_close; the other calls
+ * return FP_EINVAL. The caller's file:line is recorded and given to the
+ * frames the reader makes. */
+#define fp_reader_new(out) fp_reader_new_at((out), __FILE__, __LINE__, __func__)
+FP_API int fp_reader_new_at(fp_reader **out, const char *file, int line, const char *func);
+
+/* Opens `url` on the reader `r` made by fp_reader_new, as fp_reader_open
+ * does (same options, errors and messages; a live source returns at once).
+ * A reader is opened once: FP_EINVAL when `r` is NULL or was opened before.
+ * Interrupt: fp_reader_interrupt(r) from another thread while this call is
+ * blocked (connecting to a server, waiting for its first bytes, probing the
+ * stream) makes it return FP_ECANCELED as soon as FFmpeg checks its
+ * interrupt callback (every protocol wait does), and an interrupt made
+ * before the call makes it return FP_ECANCELED at once. After a failure the
+ * reader keeps the message for fp_reader_errmsg; close it. Blocking: as
+ * fp_reader_open; not thread-safe except for fp_reader_interrupt. */
+FP_API int fp_reader_open_url(fp_reader *r, const char *url, const fp_reader_options *opts);
+
 /* Opens `url` (a file path or anything FFmpeg opens: rtsp://, http://, ...)
  * and prepares its video decoder. `opts` may be NULL (all defaults).
  * On success stores the reader in *out and returns 0. On failure returns
@@ -319,7 +341,9 @@ typedef int64_t (*fp_reader_seek_fn)(void *user, int64_t offset, int whence);
  * is NULL only when even that allocation failed). Not thread-safe with
  * respect to the same `out`. Cost: the container probe and stream-info
  * analysis (reads the first packets). The caller's file:line is recorded and
- * given to the frames the reader makes. */
+ * given to the frames the reader makes. The same as fp_reader_new followed by
+ * fp_reader_open_url; use those two when another thread may have to
+ * interrupt the open. */
 #define fp_reader_open(url, opts, out) \
     fp_reader_open_at((url), (opts), (out), __FILE__, __LINE__, __func__)
 FP_API int fp_reader_open_at(const char *url, const fp_reader_options *opts, fp_reader **out,
@@ -346,16 +370,17 @@ FP_API int fp_reader_open_io_at(fp_reader_read_fn read, fp_reader_seek_fn seek, 
  * next frame to deliver and stores +1 (caller releases, or the next call
  * rebinds) in *img. Returns 1 with a frame, 0 at the end of the stream (or
  * of [start, end)), or a negative error with *img NULL:
- *   FP_ELIMIT     the caller holds max_held frames: release one, call again
- *                 (no frame is lost); or, with the message "the decoder needed
- *                 more than the N buffers its pool allows", a (damaged) stream
- *                 made the decoder keep more pictures than its codec allows:
- *                 the reader is then at its end;
+ *   FP_EHELD      the caller holds max_held frames: release one, call again
+ *                 (no frame is lost);
+ *   FP_ELIMIT     a pool bound: a shared budget is full, or ("the decoder
+ *                 needed more than the N buffers its pool allows") a
+ *                 (damaged) stream made the decoder keep more pictures than
+ *                 its codec allows: the reader is then at its end;
  *   FP_EDECODE    the error budget was exceeded (see FP_READER_ERROR_BUDGET_MIN);
  *   FP_ETIMEDOUT  a read took longer than timeout_us;
  *   FP_ECANCELED  fp_reader_interrupt was called;
  *   FP_EIO, FP_ENOMEM, FP_EINVAL (NULL or closed reader).
- * After an error other than FP_ELIMIT/FP_ECANCELED/FP_ETIMEDOUT the reader
+ * After an error other than FP_EHELD/FP_ECANCELED/FP_ETIMEDOUT the reader
  * is at its end. Advances the frame tick (fp_frame_tick) once per delivered
  * frame. The caller's file:line becomes the creation site of the frames.
  * Cost: decoding (plus conversion of the delivered frames only). */
@@ -478,8 +503,7 @@ typedef struct fp_reader_stats {
 
 /* Fills *out with a snapshot. Returns 0 or FP_EINVAL. Not thread-safe with
  * respect to other calls on the same reader (fp_reader_interrupt excepted). */
-FP_API int fp_reader_stats_get(fp_reader *r, fp_reader_stats *out);
-#define fp_reader_stats(r, out) fp_reader_stats_get((r), (out))
+FP_API int fp_reader_get_stats(fp_reader *r, fp_reader_stats *out);
 
 /* Returns the message of the reader's last error ("" if none; "no reader"
  * for NULL). Borrowed: valid until the next call on the reader. A URL in a
@@ -490,8 +514,12 @@ FP_API const char *fp_reader_errmsg(const fp_reader *r);
 
 /* Makes the blocking call in progress on `r` (or the next one) return
  * FP_ECANCELED as soon as FFmpeg checks its interrupt callback (network and
- * file protocols check it in every wait). Any thread may call it; it is
- * async-signal-unsafe only because of FFmpeg. The reader stays usable. */
+ * file protocols check it in every wait). That includes fp_reader_open_url
+ * on a reader made by fp_reader_new: an open blocked in the network ends
+ * with FP_ECANCELED. Any thread may call it, at any time between
+ * fp_reader_new and fp_reader_close (not concurrently with the close); it
+ * only stores a flag (and, on a live reader, wakes its waits). The reader
+ * stays usable. NULL-safe. */
 FP_API void fp_reader_interrupt(fp_reader *r);
 
 /* Closes the reader and sets *r to NULL (NULL-safe). Frames the caller still

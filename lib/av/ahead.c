@@ -1,129 +1,114 @@
 /*
  * Converting ahead on the reader's own thread (convert_ahead): the worker
- * converts job_src into job_dst while the caller's thread decodes the next
- * frame. States of the worker are guarded by ahead_mu.
+ * converts the job's frame into its image while the caller's thread decodes
+ * the next frame. The worker's state is guarded by the stage's mutex.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "readerpriv.h"
-
-#include <signal.h>
+#include "ahead.h"
+#include "convert.h"
 
 enum { AHEAD_IDLE = 0, AHEAD_WORK, AHEAD_DONE, AHEAD_QUIT };
 
 static void *ahead_main(void *arg)
 {
-    fp_reader *r = arg;
-    pthread_mutex_lock(&r->ahead_mu);
+    fp__ahead *a = arg;
+    pthread_mutex_lock(&a->mu);
     for (;;) {
-        while (r->ahead_state == AHEAD_IDLE || r->ahead_state == AHEAD_DONE)
-            pthread_cond_wait(&r->ahead_cv, &r->ahead_mu);
-        if (r->ahead_state == AHEAD_QUIT)
+        while (a->state == AHEAD_IDLE || a->state == AHEAD_DONE)
+            pthread_cond_wait(&a->cv, &a->mu);
+        if (a->state == AHEAD_QUIT)
             break;
-        pthread_mutex_unlock(&r->ahead_mu);
-        fp__convert_scale(r->sws, r->job_src, r->job_dst);
-        pthread_mutex_lock(&r->ahead_mu);
-        r->ahead_state = AHEAD_DONE;
-        pthread_cond_broadcast(&r->ahead_cv);
+        pthread_mutex_unlock(&a->mu);
+        fp__convert_scale(a->sws, a->src, a->dst);
+        pthread_mutex_lock(&a->mu);
+        a->state = AHEAD_DONE;
+        pthread_cond_broadcast(&a->cv);
     }
-    pthread_mutex_unlock(&r->ahead_mu);
+    pthread_mutex_unlock(&a->mu);
     return NULL;
 }
 
-/* Starts the worker on first use. Returns 1 when it runs, 0 when conversion
- * has to stay on the caller's thread. */
-int fp__ahead_start(fp_reader *r)
+int fp__ahead_start(fp__ahead *a)
 {
-    if (r->ahead_started)
+    if (a->started)
         return 1;
-    if (r->ahead_failed)
+    if (a->failed)
         return 0;
-    r->job_src = av_frame_alloc();
-    if (!r->job_src || pthread_mutex_init(&r->ahead_mu, NULL) != 0)
+    a->src = av_frame_alloc();
+    if (!a->src || pthread_mutex_init(&a->mu, NULL) != 0)
         goto fail_frame;
-    if (pthread_cond_init(&r->ahead_cv, NULL) != 0)
+    if (pthread_cond_init(&a->cv, NULL) != 0)
         goto fail_mutex;
-    /* The worker takes no signals: a program's handlers (and FP_DIAG=signal's
-     * sigwait thread) keep seeing them where they expect. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    r->ahead_state = AHEAD_IDLE;
-    int e = pthread_create(&r->ahead_th, NULL, ahead_main, r);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e != 0)
+    a->state = AHEAD_IDLE;
+    if (fp__thread_start(&a->th, ahead_main, a) != 0)
         goto fail_cond;
-    r->ahead_started = 1;
+    a->started = 1;
     return 1;
 fail_cond:
-    pthread_cond_destroy(&r->ahead_cv);
+    pthread_cond_destroy(&a->cv);
 fail_mutex:
-    pthread_mutex_destroy(&r->ahead_mu);
+    pthread_mutex_destroy(&a->mu);
 fail_frame:
-    av_frame_free(&r->job_src);
-    r->ahead_failed = 1;
+    av_frame_free(&a->src);
+    a->failed = 1;
     return 0;
 }
 
-/* Waits for the job in flight and returns its image (+1), or NULL if none. */
-fp_image *fp__ahead_collect(fp_reader *r)
+fp_image *fp__ahead_collect(fp__ahead *a)
 {
-    if (!r->job_busy)
+    if (!a->busy)
         return NULL;
-    pthread_mutex_lock(&r->ahead_mu);
-    while (r->ahead_state != AHEAD_DONE)
-        pthread_cond_wait(&r->ahead_cv, &r->ahead_mu);
-    r->ahead_state = AHEAD_IDLE;
-    pthread_mutex_unlock(&r->ahead_mu);
-    av_frame_unref(r->job_src);
-    fp_image *img = r->job_dst;
-    r->job_dst = NULL;
-    r->job_busy = 0;
+    pthread_mutex_lock(&a->mu);
+    while (a->state != AHEAD_DONE)
+        pthread_cond_wait(&a->cv, &a->mu);
+    a->state = AHEAD_IDLE;
+    pthread_mutex_unlock(&a->mu);
+    av_frame_unref(a->src);
+    fp_image *img = a->dst;
+    a->dst = NULL;
+    a->busy = 0;
     return img;
 }
 
-/* Makes `img`, collected from the worker, the job in flight again. */
-void fp__ahead_putback(fp_reader *r, fp_image *img)
+void fp__ahead_putback(fp__ahead *a, fp_image *img)
 {
-    pthread_mutex_lock(&r->ahead_mu);
-    r->ahead_state = AHEAD_DONE;
-    pthread_mutex_unlock(&r->ahead_mu);
-    r->job_dst = img;
-    r->job_busy = 1;
+    pthread_mutex_lock(&a->mu);
+    a->state = AHEAD_DONE;
+    pthread_mutex_unlock(&a->mu);
+    a->dst = img;
+    a->busy = 1;
 }
 
-/* Drops the frame in flight and any error kept from decoding ahead (seek). */
-void fp__ahead_discard(fp_reader *r)
+void fp__ahead_discard(fp__ahead *a)
 {
-    fp_image *img = fp__ahead_collect(r);
+    fp_image *img = fp__ahead_collect(a);
     fp_unref(&img);
-    r->pending_rc = 0;
 }
 
-void fp__ahead_stop(fp_reader *r)
+void fp__ahead_stop(fp__ahead *a)
 {
-    if (!r->ahead_started)
+    if (!a->started)
         return;
-    fp__ahead_discard(r);
-    pthread_mutex_lock(&r->ahead_mu);
-    r->ahead_state = AHEAD_QUIT;
-    pthread_cond_broadcast(&r->ahead_cv);
-    pthread_mutex_unlock(&r->ahead_mu);
-    pthread_join(r->ahead_th, NULL);
-    pthread_cond_destroy(&r->ahead_cv);
-    pthread_mutex_destroy(&r->ahead_mu);
-    av_frame_free(&r->job_src);
-    r->ahead_started = 0;
+    fp__ahead_discard(a);
+    pthread_mutex_lock(&a->mu);
+    a->state = AHEAD_QUIT;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    pthread_join(a->th, NULL);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    av_frame_free(&a->src);
+    a->started = 0;
 }
 
-/* Hands `f` (its reference moves to the job) and `img` (+1, metadata set) to
- * the worker. */
-void fp__ahead_post(fp_reader *r, AVFrame *f, fp_image *img)
+void fp__ahead_post(fp__ahead *a, struct SwsContext *sws, AVFrame *f, fp_image *img)
 {
-    av_frame_move_ref(r->job_src, f);
-    r->job_dst = img;
-    r->job_busy = 1;
-    pthread_mutex_lock(&r->ahead_mu);
-    r->ahead_state = AHEAD_WORK;
-    pthread_cond_broadcast(&r->ahead_cv);
-    pthread_mutex_unlock(&r->ahead_mu);
+    av_frame_move_ref(a->src, f);
+    a->dst = img;
+    a->sws = sws;
+    a->busy = 1;
+    pthread_mutex_lock(&a->mu);
+    a->state = AHEAD_WORK;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
 }

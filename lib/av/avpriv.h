@@ -6,6 +6,7 @@
 #define FRAMEPOOL_AVPRIV_H
 
 #include "internal.h"
+#include "redact.h"
 
 #include <libavcodec/avcodec.h>
 #include <libavutil/frame.h>
@@ -80,6 +81,11 @@ void fp__bridge_counts(fp__bridge *b, unsigned *user_held, unsigned *decoder_onl
 /* Wraps a reference to `frame` in an image counted as held (+1 in *out). */
 int fp__bridge_wrap(fp__bridge *b, const AVFrame *frame, fp_pixfmt fmt, fp_image **out,
                     const char *file, int line, const char *func);
+
+/* fp__url_redact: redact.h. */
+
+/* Maps an AVERROR code to a framepool error code. (input.c) */
+int fp__averror_map(int e);
 
 /* Maps an AVPixelFormat to the framepool format with the same memory layout,
  * or FP_PIX_OTHER. */

@@ -4,7 +4,8 @@
  * scale filter does).
  */
 #define _POSIX_C_SOURCE 200809L
-#include "readerpriv.h"
+#include "convert.h"
+#include "options.h"
 
 #include <libavutil/pixdesc.h>
 #include <stdio.h>
@@ -27,30 +28,71 @@ int fp__convert_out_size(const fp_reader_options *o, int w, int h, int *out_w, i
 }
 
 /* A new size or format: new output geometry, new pool generation. */
-int fp__convert_geometry(fp_reader *r, const AVFrame *f)
+void fp__convert_init(fp__convert *c, const fp_reader_options *o, unsigned max_held, int ahead)
+{
+    c->opt = o;
+    c->max_held = max_held;
+    c->ahead = ahead;
+    c->cur_fmt = AV_PIX_FMT_NONE;
+    c->out_fmt = o->format;
+}
+
+void fp__convert_close(fp__convert *c)
+{
+    sws_freeContext(c->sws);
+    c->sws = NULL;
+    fp_unref(&c->out_pool);
+}
+
+int fp__convert_changed(const fp__convert *c, const AVFrame *f)
+{
+    return f->width != c->cur_w || f->height != c->cur_h || f->format != c->cur_fmt;
+}
+
+unsigned fp__convert_outstanding(fp__convert *c)
+{
+    if (!c->out_pool)
+        return 0;
+    fp_pool_stats s;
+    fp_pool_get_stats(c->out_pool, &s);
+    return (unsigned)s.outstanding;
+}
+
+static int geometry(fp__convert *r, const AVFrame *f, fp__err *err);
+
+int fp__convert_geometry(fp__convert *c, const AVFrame *f, fp__err *err)
+{
+    int rc = geometry(c, f, err);
+    if (rc)
+        c->cur_fmt = AV_PIX_FMT_NONE; /* not committed: the next frame sets up the output
+                                         again, and does not find no pool */
+    return rc;
+}
+
+static int geometry(fp__convert *r, const AVFrame *f, fp__err *err)
 {
     if (f->width > FP_MAX_DIMENSION || f->height > FP_MAX_DIMENSION || f->width <= 0 ||
         f->height <= 0)
-        return fp__reader_fail(r, FP_EFORMAT, "absurd frame dimensions %dx%d (limit %d)", f->width,
-                               f->height, FP_MAX_DIMENSION);
+        return fp__err_set(err, FP_EFORMAT, "absurd frame dimensions %dx%d (limit %d)", f->width,
+                           f->height, FP_MAX_DIMENSION);
     if (r->cur_fmt != AV_PIX_FMT_NONE)
         r->size_changes++;
     r->cur_w = f->width;
     r->cur_h = f->height;
     r->cur_fmt = f->format;
-    int native = fp__native_output(&r->opt);
+    int native = fp__native_output(r->opt);
     if (native)
         return FP_OK;
-    if (r->opt.format == FP_PIX_NONE) {
+    if (r->opt->format == FP_PIX_NONE) {
         /* resize in the native format: only formats framepool can lay out */
         r->out_fmt = fp__pixfmt_from_av(f->format);
         if (r->out_fmt == FP_PIX_OTHER)
             r->out_fmt = FP_PIX_YUV420P;
     }
     int ow, oh;
-    if (fp__convert_out_size(&r->opt, f->width, f->height, &ow, &oh))
-        return fp__reader_fail(r, FP_EINVAL, "output size %dx%d exceeds %d", ow, oh,
-                               FP_MAX_DIMENSION);
+    if (fp__convert_out_size(r->opt, f->width, f->height, &ow, &oh))
+        return fp__err_set(err, FP_EINVAL, "output size %dx%d exceeds %d", ow, oh,
+                           FP_MAX_DIMENSION);
     r->out_w = ow;
     r->out_h = oh;
     fp_pool_config cfg = {0};
@@ -64,8 +106,8 @@ int fp__convert_geometry(fp_reader *r, const AVFrame *f)
     cfg.height = r->out_h;
     /* the caller's max_held, and the frame converted ahead */
     cfg.max_buffers = r->max_held + (r->ahead ? 1u : 0u);
-    cfg.budget = r->opt.budget;
-    if (r->opt.prefill) {
+    cfg.budget = r->opt->budget;
+    if (r->opt->prefill) {
         cfg.min_buffers = cfg.max_buffers;
         cfg.prefault = 1;
     }
@@ -83,7 +125,7 @@ int fp__convert_geometry(fp_reader *r, const AVFrame *f)
         rc = fp_pool_new_at(&cfg, &r->out_pool, __FILE__, __LINE__, __func__);
     }
     if (rc)
-        return fp__reader_fail(r, rc, "cannot create the output pool: %s", fp_pool_errmsg());
+        return fp__err_set(err, rc, "cannot create the output pool: %s", fp_errmsg());
     atomic_fetch_or(&fp__hdr(r->out_pool)->flags, FP__OBJ_INTERNAL);
     return FP_OK;
 }
@@ -102,20 +144,20 @@ static int src_format_for_sws(int f, int *full_range)
 
 /* Sets up the scaler for `f` and takes the output image from the pool: the
  * part of a conversion that can fail. The pixels are written by fp__convert_scale(). */
-int fp__convert_prepare(fp_reader *r, const AVFrame *f, fp_image **out, const char *file, int line,
-                        const char *func)
+int fp__convert_prepare(fp__convert *r, const AVFrame *f, fp_image **out, const char *file,
+                        int line, const char *func, fp__err *err)
 {
     int full = f->color_range == AVCOL_RANGE_JPEG;
     int sfmt = src_format_for_sws(f->format, &full);
     int dfmt = fp__pixfmt_to_av(r->out_fmt);
-    int flags = r->opt.sws_flags ? r->opt.sws_flags : SWS_BILINEAR;
+    int flags = r->opt->sws_flags ? r->opt->sws_flags : SWS_BILINEAR;
     struct SwsContext *c = sws_getCachedContext(r->sws, f->width, f->height, sfmt, r->out_w,
                                                 r->out_h, dfmt, flags, NULL, NULL, NULL);
     if (!c) {
         r->sws = NULL;
-        return fp__reader_fail(r, FP_EFORMAT, "cannot convert %s %dx%d to %s %dx%d",
-                               av_get_pix_fmt_name(f->format), f->width, f->height,
-                               fp_pixfmt_name(r->out_fmt), r->out_w, r->out_h);
+        return fp__err_set(err, FP_EFORMAT, "cannot convert %s %dx%d to %s %dx%d",
+                           av_get_pix_fmt_name(f->format), f->width, f->height,
+                           fp_pixfmt_name(r->out_fmt), r->out_w, r->out_h);
     }
     r->sws = c;
     {
@@ -135,14 +177,14 @@ int fp__convert_prepare(fp_reader *r, const AVFrame *f, fp_image **out, const ch
     fp_image *img = NULL;
     int rc = fp_pool_acquire_at(r->out_pool, 0, &img, file, line, func);
     if (rc)
-        return fp__reader_fail(r, rc, "%s", fp_pool_errmsg());
+        return fp__err_set(err, rc, "%s", fp_errmsg());
     img->av_format = dfmt;
     *out = img;
     return FP_OK;
 }
 
-void fp__convert_scale(struct SwsContext *c, const AVFrame *f, fp_image *img)
+void fp__convert_scale(struct SwsContext *s, const AVFrame *f, fp_image *img)
 {
-    sws_scale(c, (const uint8_t *const *)f->data, f->linesize, 0, f->height, img->data,
+    sws_scale(s, (const uint8_t *const *)f->data, f->linesize, 0, f->height, img->data,
               img->stride);
 }

@@ -4,10 +4,12 @@
  * the size of the decoder pool from what the decoder may hold.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "readerpriv.h"
+#include "decoder.h"
+#include "options.h"
 
 #include <libavutil/cpu.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Buffers the decoder may hold at once: its reference frames plus the
  * reordering delay, plus one frame per frame thread. */
@@ -56,25 +58,36 @@ static int count_streams(AVFormatContext *ic, enum AVMediaType t)
     return n;
 }
 
-int fp__decoder_open(fp_reader *r)
+/* An FFmpeg error of the decoder's setup. */
+static int av_error(int e, const char *during, fp__err *err)
 {
-    AVFormatContext *ic = r->ic;
+    char buf[AV_ERROR_MAX_STRING_SIZE];
+    av_strerror(e, buf, sizeof buf);
+    return fp__err_set(err, fp__averror_map(e), "%s: %s", during, buf);
+}
+
+int fp__decoder_open(fp__decoder *d, AVFormatContext *ic, const fp_reader_options *o,
+                     int lose_frames, const char *file, int line, const char *func,
+                     fp__err *err)
+{
+    d->vs = -1;
+    d->lose_frames = lose_frames;
     const AVCodec *codec = NULL;
     int vs;
-    if (r->opt.stream_set) {
-        vs = r->opt.stream;
+    if (o->stream_set) {
+        vs = o->stream;
         if ((unsigned)vs >= ic->nb_streams)
-            return fp__reader_fail(r, FP_ENOSTREAM, "no stream %d (the input has %u streams)", vs,
+            return fp__err_set(err, FP_ENOSTREAM, "no stream %d (the input has %u streams)", vs,
                                    ic->nb_streams);
         if (ic->streams[vs]->codecpar->codec_type != AVMEDIA_TYPE_VIDEO)
-            return fp__reader_fail(r, FP_ENOSTREAM, "stream %d is %s, not video", vs,
+            return fp__err_set(err, FP_ENOSTREAM, "stream %d is %s, not video", vs,
                                    av_get_media_type_string(ic->streams[vs]->codecpar->codec_type));
         codec = avcodec_find_decoder(ic->streams[vs]->codecpar->codec_id);
     } else {
         vs = av_find_best_stream(ic, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
         if (vs < 0)
-            return fp__reader_fail(
-                r, FP_ENOSTREAM,
+            return fp__err_set(
+                err, FP_ENOSTREAM,
                 "no video stream (the input has %d audio, %d subtitle, %u streams in all)",
                 count_streams(ic, AVMEDIA_TYPE_AUDIO), count_streams(ic, AVMEDIA_TYPE_SUBTITLE),
                 ic->nb_streams);
@@ -85,49 +98,48 @@ int fp__decoder_open(fp_reader *r)
     if (!codec) {
         char tag[AV_FOURCC_MAX_STRING_SIZE];
         av_fourcc_make_string(tag, par->codec_tag);
-        return fp__reader_fail(r, FP_EFORMAT, "unsupported codec '%s' (tag %s) in video stream %d",
+        return fp__err_set(err, FP_EFORMAT, "unsupported codec '%s' (tag %s) in video stream %d",
                                par->codec_id != AV_CODEC_ID_NONE ? avcodec_get_name(par->codec_id)
                                                                  : "unknown",
                                tag, vs);
     }
     if (par->width > FP_MAX_DIMENSION || par->height > FP_MAX_DIMENSION || par->width < 0 ||
         par->height < 0)
-        return fp__reader_fail(r, FP_EFORMAT,
+        return fp__err_set(err, FP_EFORMAT,
                                "absurd dimensions %dx%d (framepool's limit is %d per side)",
                                par->width, par->height, FP_MAX_DIMENSION);
     for (unsigned i = 0; i < ic->nb_streams; i++)
         if ((int)i != vs)
             ic->streams[i]->discard = AVDISCARD_ALL; /* other streams cost nothing */
-    r->vs = vs;
-    r->st = st;
+    d->vs = vs;
+    d->st = st;
 
     AVCodecContext *dec = avcodec_alloc_context3(codec);
     if (!dec)
-        return fp__reader_fail(r, FP_ENOMEM, "out of memory (decoder)");
-    r->dec = dec;
+        return fp__err_set(err, FP_ENOMEM, "out of memory (decoder)");
+    d->dec = dec;
     int e = avcodec_parameters_to_context(dec, par);
     if (e < 0)
-        return fp__input_error(r, e, "decoder parameters");
+        return av_error(e, "decoder parameters", err);
     dec->pkt_timebase = st->time_base;
     /* threads 0: one per CPU as cv::VideoCapture does, not FFmpeg's CPUs + 1:
-     * each frame thread keeps pictures and per-picture tables of its own
-     * (720p on 2 cores: peak RssAnon 42 -> 38 MiB; docs/bench-history.md). */
-    dec->thread_count = r->opt.threads ? r->opt.threads : FFMAX(1, FFMIN(av_cpu_count(), 16));
+     * each frame thread keeps pictures and per-picture tables of its own. */
+    dec->thread_count = o->threads ? o->threads : FFMAX(1, FFMIN(av_cpu_count(), 16));
     dec->max_pixels = (int64_t)FP_MAX_DIMENSION * FP_MAX_DIMENSION;
-    r->max_held = r->opt.max_held ? r->opt.max_held : FP_READER_DEFAULT_MAX_HELD;
-    r->zero_copy = (codec->capabilities & AV_CODEC_CAP_DR1) != 0;
+    d->max_held = o->max_held ? o->max_held : FP_READER_DEFAULT_MAX_HELD;
+    d->zero_copy = (codec->capabilities & AV_CODEC_CAP_DR1) != 0;
     char name[64];
     snprintf(name, sizeof name, "reader %s", codec->name);
     /* The pool cap is set once the decoder tells its thread count; the
      * bridge is created now because avcodec_open2 may already allocate. */
-    r->bridge = fp__bridge_new(64, name);
-    if (r->bridge)
-        r->bridge->budget = r->opt.budget;
-    if (!r->bridge)
-        return fp__reader_fail(r, FP_ENOMEM, "out of memory (bridge)");
-    fp__bridge_set_site(r->bridge, r->site_file, r->site_line, r->site_func);
-    if (r->zero_copy) {
-        dec->opaque = r->bridge;
+    d->bridge = fp__bridge_new(64, name);
+    if (d->bridge)
+        d->bridge->budget = o->budget;
+    if (!d->bridge)
+        return fp__err_set(err, FP_ENOMEM, "out of memory (bridge)");
+    fp__bridge_set_site(d->bridge, file, line, func);
+    if (d->zero_copy) {
+        dec->opaque = d->bridge;
         dec->get_buffer2 = fp__bridge_get_buffer2;
 #if FF_API_THREAD_SAFE_CALLBACKS
         /* FFmpeg 5.x still asks: the callback is thread-safe (bridge mutex). */
@@ -139,32 +151,107 @@ int fp__decoder_open(fp_reader *r)
     }
     e = avcodec_open2(dec, codec, NULL);
     if (e < 0)
-        return fp__input_error(r, e, "opening the decoder");
-    r->threads = dec->thread_count;
-    r->decoder_need = decoder_need(dec);
-    int native = fp__native_output(&r->opt);
-    r->ahead = !native && r->opt.convert_ahead;
+        return av_error(e, "opening the decoder", err);
+    d->threads = dec->thread_count;
+    d->need = decoder_need(dec);
+    int native = fp__native_output(o);
+    int ahead = fp__ahead_wanted(o);
     /* Converting, the reader holds the frame it converts, and converting
      * ahead also the next one it decoded meanwhile. */
-    pthread_mutex_lock(&r->bridge->mu);
-    r->bridge->pool_max = r->decoder_need + (native ? r->max_held + 1 : r->ahead ? 2 : 1);
-    pthread_mutex_unlock(&r->bridge->mu);
+    pthread_mutex_lock(&d->bridge->mu);
+    d->bridge->pool_max = d->need + (native ? d->max_held + 1 : ahead ? 2 : 1);
+    pthread_mutex_unlock(&d->bridge->mu);
 
-    r->start_pts = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
-    r->fps = 0;
-    AVRational fr = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
-    if (fr.num > 0 && fr.den > 0)
-        r->fps = av_q2d(fr);
-    r->skip_until = INT64_MIN;
-    r->end_pts = INT64_MAX;
-    if (r->opt.end > 0)
-        r->end_pts = r->start_pts + av_rescale_q((int64_t)(r->opt.end * AV_TIME_BASE),
-                                                 AV_TIME_BASE_Q, st->time_base);
-    r->cur_fmt = AV_PIX_FMT_NONE;
-    r->out_fmt = r->opt.format;
-    r->pkt = av_packet_alloc();
-    r->frame = av_frame_alloc();
-    if (!r->pkt || !r->frame)
-        return fp__reader_fail(r, FP_ENOMEM, "out of memory (packet/frame)");
+    d->frame = av_frame_alloc();
+    if (!d->frame)
+        return fp__err_set(err, FP_ENOMEM, "out of memory (packet/frame)");
     return FP_OK;
+}
+
+void fp__decoder_close(fp__decoder *d)
+{
+    av_frame_free(&d->frame);
+    /* Frees the decoder's own references to pool buffers; buffers callers
+     * hold keep their pools alive. */
+    avcodec_free_context(&d->dec);
+    fp_unref(&d->bridge);
+}
+
+static int over_budget(const fp__decoder *d)
+{
+    return d->decode_errors > FP_READER_ERROR_BUDGET_MIN &&
+           d->decode_errors * 3 > d->packets * 2;
+}
+
+int fp__decoder_error(fp__decoder *d, int e, const char *during, fp__err *err)
+{
+    d->decode_errors++;
+    int lost = 0; /* the error is a buffer the pool could not give (reported as ENOMEM) */
+    if (atomic_exchange(&d->bridge->exhausted, 0)) {
+        if (d->lose_frames) {
+            lost = 1;
+            /* a live connection: the decoder pool could not grow (a shared budget is
+             * full, or a damaged stream): a lost frame, within the error budget */
+            d->budget_drops++;
+        } else {
+            return fp__err_set(err, FP_ELIMIT,
+                               "the decoder needed more than the %u buffers its pool "
+                               "allows (decoder need %u + max_held %u); raise max_held",
+                               d->bridge->pool_max, d->need, d->max_held);
+        }
+    }
+    if (e == AVERROR(ENOMEM) && !lost)
+        return fp__err_set(err, FP_ENOMEM, "out of memory while decoding");
+    if (over_budget(d)) {
+        char buf[AV_ERROR_MAX_STRING_SIZE];
+        av_strerror(e, buf, sizeof buf);
+        return fp__err_set(
+            err, FP_EDECODE,
+            "too many decode errors: %llu of %llu packets rejected (last while %s: %s)",
+            (unsigned long long)d->decode_errors, (unsigned long long)d->packets, during, buf);
+    }
+    return FP_OK;
+}
+
+int fp__decoder_receive(fp__decoder *d, fp__err *err)
+{
+    for (;;) {
+        int e = avcodec_receive_frame(d->dec, d->frame);
+        if (e == 0) {
+            d->decoded++;
+            return 1;
+        }
+        if (e == AVERROR_EOF)
+            return 2;
+        if (e == AVERROR(EAGAIN))
+            return 0;
+        int rc = fp__decoder_error(d, e, "decoding", err);
+        if (rc)
+            return rc;
+    }
+}
+
+int fp__decoder_send(fp__decoder *d, const AVPacket *pkt, int fresh, fp__err *err)
+{
+    if (pkt && fresh)
+        d->packets++;
+    int e = avcodec_send_packet(d->dec, pkt);
+    if (pkt && e == AVERROR(EAGAIN))
+        return 0; /* keep the packet; receive first, then resend it */
+    if (e < 0 && e != AVERROR_EOF) {
+        int rc = fp__decoder_error(d, e, pkt ? "sending a packet" : "draining", err);
+        if (rc)
+            return rc;
+    }
+    return 1;
+}
+
+void fp__decoder_flush(fp__decoder *d)
+{
+    avcodec_flush_buffers(d->dec);
+}
+
+void fp__decoder_counts(fp__decoder *d, unsigned *user_held, unsigned *decoder_only)
+{
+    fp__bridge_counts(d->bridge, user_held, decoder_only);
 }

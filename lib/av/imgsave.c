@@ -55,11 +55,6 @@ static const save_target targets[] = {
                      FP_PIX_GRAY8},
 };
 
-const char *fp_image_save_errmsg(void)
-{
-    return fp__get_errmsg();
-}
-
 static int format_from_path(const char *path, fp_save_format *out)
 {
     static const struct {
@@ -79,7 +74,7 @@ static int format_from_path(const char *path, fp_save_format *out)
             }
         }
     }
-    fp__set_errmsg("save '%s': %s%s%s: the formats are .png, .jpg/.jpeg, .bmp, .ppm, .pgm "
+    fp_errmsg_set("save '%s': %s%s%s: the formats are .png, .jpg/.jpeg, .bmp, .ppm, .pgm "
                    "(or set fp_save_options.format)",
                    path, dot && dot != base ? "unknown extension '" : "no extension",
                    dot && dot != base ? dot : "", dot && dot != base ? "'" : "");
@@ -90,7 +85,7 @@ static int map_av_error(int e, const char *path, const char *what)
 {
     char buf[128];
     av_strerror(e, buf, sizeof buf);
-    fp__set_errmsg("save '%s': %s: %s", path, what, buf);
+    fp_errmsg_set("save '%s': %s: %s", path, what, buf);
     return e == AVERROR(ENOMEM) ? FP_ENOMEM : FP_EUNKNOWN;
 }
 
@@ -144,7 +139,7 @@ static int prepare_pixels(const char *path, const save_target *t, const fp_image
         if (t->swap_from[i] != FP_PIX_NONE && img->format == t->swap_from[i]) {
             int rc = fp_image_new(t->swap_to[i], img->width, img->height, conv);
             if (rc < 0) {
-                fp__set_errmsg("save '%s': out of memory for the %s copy of a %dx%d image",
+                fp_errmsg_set("save '%s': out of memory for the %s copy of a %dx%d image",
                                path, fp_pixfmt_name(t->swap_to[i]), img->width, img->height);
                 return rc;
             }
@@ -157,13 +152,13 @@ static int prepare_pixels(const char *path, const save_target *t, const fp_image
     int src_fmt = source_av_format(img, &full);
     if (src_fmt < 0 || !sws_isSupportedInput(src_fmt)) {
         const char *n = src_fmt >= 0 ? av_get_pix_fmt_name(src_fmt) : NULL;
-        fp__set_errmsg("save '%s': cannot convert pixel format %s (av_format %d) for %s", path,
+        fp_errmsg_set("save '%s': cannot convert pixel format %s (av_format %d) for %s", path,
                        n ? n : fp_pixfmt_name(img->format), img->av_format, t->name);
         return FP_EINVAL;
     }
     int rc = fp_image_new(t->convert_to, img->width, img->height, conv);
     if (rc < 0) {
-        fp__set_errmsg("save '%s': out of memory for the %s copy of a %dx%d image", path,
+        fp_errmsg_set("save '%s': out of memory for the %s copy of a %dx%d image", path,
                        fp_pixfmt_name(t->convert_to), img->width, img->height);
         return rc;
     }
@@ -220,14 +215,14 @@ static int encode(const char *path, const save_target *t, const fp_image *img, i
 {
     const AVCodec *codec = avcodec_find_encoder(t->codec);
     if (!codec) {
-        fp__set_errmsg("save '%s': this FFmpeg has no %s encoder", path, t->name);
+        fp_errmsg_set("save '%s': this FFmpeg has no %s encoder", path, t->name);
         return FP_EFORMAT;
     }
     AVCodecContext *enc = avcodec_alloc_context3(codec);
     AVFrame *frm = av_frame_alloc();
     int rc = 0, e;
     if (!enc || !frm) {
-        fp__set_errmsg("save '%s': out of memory for the %s encoder", path, t->name);
+        fp_errmsg_set("save '%s': out of memory for the %s encoder", path, t->name);
         rc = FP_ENOMEM;
         goto out;
     }
@@ -260,7 +255,7 @@ static int encode(const char *path, const save_target *t, const fp_image *img, i
     frm->buf[0] = av_buffer_create(img->data[0], (size_t)img->stride[0] * (size_t)img->height,
                                    no_free, NULL, AV_BUFFER_FLAG_READONLY);
     if (!frm->buf[0]) {
-        fp__set_errmsg("save '%s': out of memory for the frame reference", path);
+        fp_errmsg_set("save '%s': out of memory for the frame reference", path);
         rc = FP_ENOMEM;
         goto out;
     }
@@ -288,7 +283,7 @@ static int write_file(const char *path, const AVPacket *pkt)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
         char buf[128];
-        fp__set_errmsg("save '%s': cannot create the file: %s", path,
+        fp_errmsg_set("save '%s': cannot create the file: %s", path,
                        errno_text(errno, buf, sizeof buf));
         return FP_EIO;
     }
@@ -314,7 +309,7 @@ static int write_file(const char *path, const AVPacket *pkt)
         if (regular)
             unlink(path); /* no half-written image left behind */
         char buf[128];
-        fp__set_errmsg("save '%s': write failed: %s", path, errno_text(err, buf, sizeof buf));
+        fp_errmsg_set("save '%s': write failed: %s", path, errno_text(err, buf, sizeof buf));
         return FP_EIO;
     }
     return 0;
@@ -512,13 +507,13 @@ static int png_stream(const char *path, const fp_image *img, int level, int stra
     z.opaque = a;
     int zinit = 0, rc = 0;
     if (!o.buf || !row) {
-        fp__set_errmsg("save '%s': out of memory for the PNG encoder (%zu bytes)", path, need);
+        fp_errmsg_set("save '%s': out of memory for the PNG encoder (%zu bytes)", path, need);
         rc = FP_ENOMEM;
         goto out;
     }
     int zr = deflateInit2(&z, level, Z_DEFLATED, 15, 8, strategy);
     if (zr != Z_OK) {
-        fp__set_errmsg("save '%s': zlib: %s", path,
+        fp_errmsg_set("save '%s': zlib: %s", path,
                        zr == Z_MEM_ERROR ? "out of memory" : "cannot start the compressor");
         rc = zr == Z_MEM_ERROR ? FP_ENOMEM : FP_EUNKNOWN;
         goto out;
@@ -527,7 +522,7 @@ static int png_stream(const char *path, const fp_image *img, int level, int stra
     o.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (o.fd < 0) {
         char buf[128];
-        fp__set_errmsg("save '%s': cannot create the file: %s", path,
+        fp_errmsg_set("save '%s': cannot create the file: %s", path,
                        errno_text(errno, buf, sizeof buf));
         rc = FP_EIO;
         goto out;
@@ -568,7 +563,7 @@ static int png_stream(const char *path, const fp_image *img, int level, int stra
     if (rc == 0 && !o.err && png_deflate(&o, &z, NULL, 0, Z_FINISH) < 0)
         rc = FP_EUNKNOWN;
     if (rc == FP_EUNKNOWN)
-        fp__set_errmsg("save '%s': zlib failed", path);
+        fp_errmsg_set("save '%s': zlib failed", path);
     if (rc == 0 && !o.err)
         put_chunk(&o, "IEND", 0);
 out:
@@ -579,7 +574,7 @@ out:
             o.err = errno;
         if (o.err && rc == 0) {
             char buf[128];
-            fp__set_errmsg("save '%s': write failed: %s", path,
+            fp_errmsg_set("save '%s': write failed: %s", path,
                            errno_text(o.err, buf, sizeof buf));
             rc = FP_EIO;
         }
@@ -596,16 +591,16 @@ out:
 int fp_image_save(const char *path, const fp_image *img, const fp_save_options *opts)
 {
     if (!path || !path[0]) {
-        fp__set_errmsg("save: %s path", path ? "empty" : "NULL");
+        fp_errmsg_set("save: %s path", path ? "empty" : "NULL");
         return FP_EINVAL;
     }
     if (!img) {
-        fp__set_errmsg("save '%s': NULL image", path);
+        fp_errmsg_set("save '%s': NULL image", path);
         return FP_EINVAL;
     }
     if (img->width <= 0 || img->height <= 0 || img->width > FP_MAX_DIMENSION ||
         img->height > FP_MAX_DIMENSION || !img->data[0] || img->stride[0] <= 0) {
-        fp__set_errmsg("save '%s': the image has no pixels (%dx%d, %s)", path, img->width,
+        fp_errmsg_set("save '%s': the image has no pixels (%dx%d, %s)", path, img->width,
                        img->height, img->data[0] ? "data set" : "no data");
         return FP_EINVAL;
     }
@@ -617,7 +612,7 @@ int fp_image_save(const char *path, const fp_image *img, const fp_save_options *
     int quality = o.jpeg_quality ? o.jpeg_quality : FP_SAVE_JPEG_DEFAULT_QUALITY;
     if (o.png_compression < -1 || o.png_compression > 9 || quality < 1 || quality > 100 ||
         o.format < FP_SAVE_AUTO || o.format > FP_SAVE_PGM) {
-        fp__set_errmsg("save '%s': bad options (format %d, png_compression %d: -1..9, "
+        fp_errmsg_set("save '%s': bad options (format %d, png_compression %d: -1..9, "
                        "jpeg_quality %d: 0..100)",
                        path, (int)o.format, o.png_compression, o.jpeg_quality);
         return FP_EINVAL;
@@ -639,7 +634,7 @@ int fp_image_save(const char *path, const fp_image *img, const fp_save_options *
     }
     AVPacket *pkt = av_packet_alloc();
     if (!pkt) {
-        fp__set_errmsg("save '%s': out of memory for the packet", path);
+        fp_errmsg_set("save '%s': out of memory for the packet", path);
         rc = FP_ENOMEM;
     } else if ((rc = encode(path, t, pix, quality, pkt)) == 0) {
         fp_unref(&conv); /* the converted pixels are encoded: free them before the write */

@@ -4,7 +4,7 @@
  * the mapping of their errors to framepool codes; reading packets.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "readerpriv.h"
+#include "input.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -54,41 +54,41 @@ int fp__averror_map(int e)
 
 /* Maps an error of a blocking libavformat call, telling an interrupt from a
  * deadline. */
-int fp__input_error(fp_reader *r, int e, const char *during)
+int fp__input_error(fp__input *in, int e, const char *during, fp__err *err)
 {
     char buf[AV_ERROR_MAX_STRING_SIZE];
-    if (e == AVERROR_EXIT || atomic_load(&r->int_reason) != FP__INT_NONE) {
-        int why = atomic_load(&r->int_reason);
+    if (e == AVERROR_EXIT || atomic_load(&in->int_reason) != FP__INT_NONE) {
+        int why = atomic_load(&in->int_reason);
         if (why == FP__INT_NONE) /* an earlier abort left its error behind */
-            why = atomic_load(&r->last_reason);
+            why = atomic_load(&in->last_reason);
         if (why == FP__INT_STALL)
-            return fp__reader_fail(r, FP_ETIMEDOUT, "%s: no new frame within the stall limit",
-                                   during);
+            return fp__err_set(err, FP_ETIMEDOUT, "%s: no new frame within the stall limit",
+                               during);
         if (why == FP__INT_TIMEOUT)
-            return fp__reader_fail(r, FP_ETIMEDOUT,
-                                   "%s: no data within the deadline of %lld us (timeout_us)",
-                                   during, (long long)r->opt.timeout_us);
-        atomic_store(&r->interrupted, 0); /* reported: consumed */
-        atomic_store(&r->last_reason, FP__INT_NONE);
-        return fp__reader_fail(r, FP_ECANCELED, "%s: interrupted (fp_reader_interrupt)", during);
+            return fp__err_set(err, FP_ETIMEDOUT,
+                               "%s: no data within the deadline of %lld us (timeout_us)", during,
+                               (long long)in->timeout_us);
+        atomic_store(in->interrupted, 0); /* reported: consumed */
+        atomic_store(&in->last_reason, FP__INT_NONE);
+        return fp__err_set(err, FP_ECANCELED, "%s: interrupted (fp_reader_interrupt)", during);
     }
     av_strerror(e, buf, sizeof buf);
     /* RTSP and HTTP: 401 after FFmpeg answered the challenge with the URL's
      * credentials (or had none), 403 a refused user */
     if (e == AVERROR_HTTP_UNAUTHORIZED || e == AVERROR_HTTP_FORBIDDEN)
-        return fp__reader_fail(r, fp__averror_map(e),
-                               "%s: authentication failed: wrong or missing user and password "
-                               "in the URL (%s)",
-                               during, buf);
-    return fp__reader_fail(r, fp__averror_map(e), "%s: %s", during, buf);
+        return fp__err_set(err, fp__averror_map(e),
+                           "%s: authentication failed: wrong or missing user and password "
+                           "in the URL (%s)",
+                           during, buf);
+    return fp__err_set(err, fp__averror_map(e), "%s: %s", during, buf);
 }
 
 /* ---- interrupt and deadlines --------------------------------------------------------------- */
 
 static int interrupt_cb(void *opaque)
 {
-    fp_reader *r = opaque;
-    if (atomic_load_explicit(&r->interrupted, memory_order_relaxed) ||
+    fp__input *r = opaque;
+    if (atomic_load_explicit(r->interrupted, memory_order_relaxed) ||
         (r->abort_flag && atomic_load_explicit(r->abort_flag, memory_order_relaxed))) {
         atomic_store(&r->int_reason, FP__INT_CANCEL);
         atomic_store(&r->last_reason, FP__INT_CANCEL);
@@ -113,27 +113,33 @@ static int interrupt_cb(void *opaque)
 }
 
 /* Before every blocking libavformat call. */
-void fp__input_arm(fp_reader *r)
+static void input_arm(fp__input *r)
 {
     atomic_store(&r->int_reason, FP__INT_NONE);
-    atomic_store(&r->deadline_us, r->opt.timeout_us > 0 ? fp__now_us() + r->opt.timeout_us : 0);
+    atomic_store(&r->deadline_us, r->timeout_us > 0 ? fp__now_us() + r->timeout_us : 0);
 }
 
 /* After a blocking call. An interrupt stays pending until it is reported
  * as FP_ECANCELED (a demuxer may swallow the abort of one read and return
  * buffered packets: the next read must abort too). */
-void fp__input_disarm(fp_reader *r)
+static void input_disarm(fp__input *r)
 {
     atomic_store(&r->deadline_us, 0);
 }
 
-void fp_reader_interrupt(fp_reader *r)
+void fp__input_set_stall_deadline(fp__input *in, int64_t until_us)
 {
-    if (!r)
-        return;
-    atomic_store(&r->interrupted, 1);
-    if (r->live)
-        fp__live_interrupt(r);
+    atomic_store(&in->stall_deadline_us, until_us);
+}
+
+int fp__input_last_reason(const fp__input *in)
+{
+    return atomic_load(&in->last_reason);
+}
+
+int fp__input_seekable(const fp__input *in)
+{
+    return !in->avio || in->avio->seekable;
 }
 
 /* ---- custom inputs ------------------------------------------------------------------------- */
@@ -167,7 +173,7 @@ static int64_t mem_seek(void *opaque, int64_t off, int whence)
 
 static int io_read_cb(void *opaque, uint8_t *buf, int size)
 {
-    fp_reader *r = opaque;
+    fp__input *r = opaque;
     if (interrupt_cb(r))
         return AVERROR_EXIT;
     int n = r->io_read(r->io_user, buf, size);
@@ -178,7 +184,7 @@ static int io_read_cb(void *opaque, uint8_t *buf, int size)
 
 static int64_t io_seek_cb(void *opaque, int64_t off, int whence)
 {
-    fp_reader *r = opaque;
+    fp__input *r = opaque;
     if (whence & AVSEEK_SIZE)
         return r->io_seek(r->io_user, 0, FP_READER_SEEK_SIZE);
     int64_t p = r->io_seek(r->io_user, off, whence & ~AVSEEK_FORCE);
@@ -198,21 +204,21 @@ static int is_local_path(const char *url)
 }
 
 /* Checks a local file before FFmpeg sees it, for precise messages. */
-static int precheck_file(fp_reader *r, const char *url)
+static int precheck_file(const char *url, fp__err *err)
 {
     const char *path = strncmp(url, "file:", 5) == 0 ? url + 5 : url;
     struct stat sb;
     if (stat(path, &sb) != 0) {
         if (errno == ENOENT || errno == ENOTDIR)
-            return fp__reader_fail(r, FP_ENOENT, "no such file");
+            return fp__err_set(err, FP_ENOENT, "no such file");
         /* framepool has no code of its own for EACCES/EPERM (FP_EIO, as
          * fp__averror_map gives FFmpeg's); strerror names the cause */
-        return fp__reader_fail(r, FP_EIO, "cannot access the file: %s", strerror(errno));
+        return fp__err_set(err, FP_EIO, "cannot access the file: %s", strerror(errno));
     }
     if (S_ISDIR(sb.st_mode))
-        return fp__reader_fail(r, FP_EINVAL, "is a directory, not a media file");
+        return fp__err_set(err, FP_EINVAL, "is a directory, not a media file");
     if (S_ISREG(sb.st_mode) && sb.st_size == 0)
-        return fp__reader_fail(r, FP_EFORMAT, "the file is empty (0 bytes), not a media file");
+        return fp__err_set(err, FP_EFORMAT, "the file is empty (0 bytes), not a media file");
     return FP_OK;
 }
 
@@ -255,9 +261,8 @@ static int parse_token(const char **sp, char stop, char *out, size_t cap)
 }
 
 /* Parses opts.av_options into *d. Returns 0 or FP_EINVAL (message set). */
-static int parse_av_options(fp_reader *r, AVDictionary **d)
+static int parse_av_options(const char *p, AVDictionary **d, fp__err *err)
 {
-    const char *p = r->opt.av_options;
     if (!p)
         return FP_OK;
     char key[128], val[1024];
@@ -267,41 +272,41 @@ static int parse_av_options(fp_reader *r, AVDictionary **d)
             continue;
         }
         if (parse_token(&p, '=', key, sizeof key) || *p != '=' || !key[0])
-            return fp__reader_fail(r, FP_EINVAL,
-                                   "av_options: expected key=value pairs separated by ':' "
-                                   "near \"%.40s\"", p);
+            return fp__err_set(err, FP_EINVAL,
+                               "av_options: expected key=value pairs separated by ':' "
+                               "near \"%.40s\"", p);
         p++;
         if (parse_token(&p, 0, val, sizeof val))
-            return fp__reader_fail(r, FP_EINVAL, "av_options: value of '%s' too long", key);
+            return fp__err_set(err, FP_EINVAL, "av_options: value of '%s' too long", key);
         if (av_dict_set(d, key, val, 0) < 0)
-            return fp__reader_fail(r, FP_ENOMEM, "out of memory");
+            return fp__err_set(err, FP_ENOMEM, "out of memory");
     }
     return FP_OK;
 }
 
 /* ---- open ---------------------------------------------------------------------------------- */
 
-static int input_finish_open(fp_reader *r, const char *url)
+static int input_finish_open(fp__input *r, const char *url, fp__err *err)
 {
     AVFormatContext *ic = r->ic;
     ic->interrupt_callback.callback = interrupt_cb;
     ic->interrupt_callback.opaque = r;
     AVDictionary *dict = NULL;
-    int prc = parse_av_options(r, &dict);
+    int prc = parse_av_options(r->av_options, &dict, err);
     if (prc) {
         av_dict_free(&dict);
         avformat_free_context(r->ic);
         r->ic = NULL;
         return prc;
     }
-    fp__input_arm(r);
+    input_arm(r);
     int e = avformat_open_input(&r->ic, url, NULL, &dict);
-    fp__input_disarm(r);
+    input_disarm(r);
     if (e >= 0 && dict) {
         /* what no protocol or demuxer took: a misspelt option must not pass silently */
         const AVDictionaryEntry *t = av_dict_get(dict, "", NULL, AV_DICT_IGNORE_SUFFIX);
-        int rc = fp__reader_fail(r, FP_EINVAL, "unknown FFmpeg option '%s' in av_options",
-                                 t ? t->key : "?");
+        int rc = fp__err_set(err, FP_EINVAL, "unknown FFmpeg option '%s' in av_options",
+                             t ? t->key : "?");
         av_dict_free(&dict);
         return rc;
     }
@@ -309,149 +314,136 @@ static int input_finish_open(fp_reader *r, const char *url)
     if (e < 0) {
         r->ic = NULL; /* freed by avformat_open_input on failure */
         if (e == AVERROR_INVALIDDATA && !r->avio && is_local_path(url) && looks_like_text(url))
-            return fp__reader_fail(r, FP_EFORMAT, "looks like a text file, not a media file");
+            return fp__err_set(err, FP_EFORMAT, "looks like a text file, not a media file");
         if (e == AVERROR_INVALIDDATA || e == AVERROR_EOF)
-            return fp__reader_fail(r, FP_EFORMAT, "not a media file (no demuxer recognises it)");
+            return fp__err_set(err, FP_EFORMAT, "not a media file (no demuxer recognises it)");
         if (!r->avio && is_local_path(url) && (e == AVERROR(EIO) || e == AVERROR(EINVAL))) {
             char buf[AV_ERROR_MAX_STRING_SIZE];
             av_strerror(e, buf, sizeof buf);
-            return fp__reader_fail(r, FP_EFORMAT,
-                                   "cannot open: the file is damaged or truncated (%s)", buf);
+            return fp__err_set(err, FP_EFORMAT,
+                               "cannot open: the file is damaged or truncated (%s)", buf);
         }
-        return fp__input_error(r, e, "cannot open");
+        return fp__input_error(r, e, "cannot open", err);
     }
-    fp__input_arm(r);
+    input_arm(r);
     e = avformat_find_stream_info(r->ic, NULL);
-    fp__input_disarm(r);
+    input_disarm(r);
     if (e == AVERROR_EOF || e == AVERROR_INVALIDDATA)
-        return fp__reader_fail(r, FP_EFORMAT,
-                               "cannot read stream information: the input ends or is "
-                               "damaged before its streams are known (truncated?)");
+        return fp__err_set(err, FP_EFORMAT,
+                           "cannot read stream information: the input ends or is "
+                           "damaged before its streams are known (truncated?)");
     if (e < 0)
-        return fp__input_error(r, e, "cannot read stream information");
-    int rc = fp__decoder_open(r);
-    if (rc)
-        return rc;
-    /* options.loop_cache: keep the first pass only when the whole input fits
-     * the bound (what was kept until an input outgrew it would stay behind in
-     * the heap); an input of unknown size is never kept */
-    int64_t bound = fp__loop_cache_bound(&r->opt);
-    if (r->opt.loop && bound > 0 && r->ic->pb) {
-        int64_t size = avio_size(r->ic->pb);
-        if (size >= 0 && size <= bound)
-            r->lc_state = FP__LC_FILLING;
-    }
-    if (r->opt.start > 0) {
-        rc = fp_reader_seek(r, r->opt.start, FP_SEEK_PRECISE);
-        if (rc)
-            return rc;
-    }
+        return fp__input_error(r, e, "cannot read stream information", err);
     return FP_OK;
 }
 
-int fp__input_open_url(fp_reader *r, const char *url)
+void fp__input_init(fp__input *in, const fp_reader_options *o, _Atomic int *interrupted,
+                    _Atomic int *abort_flag)
+{
+    in->timeout_us = o->timeout_us;
+    in->av_options = o->av_options;
+    in->loop = o->loop;
+    in->cache_bound = o->loop_cache == 0 ? FP_LOOP_CACHE_DEFAULT
+                      : o->loop_cache < 0 ? 0
+                                          : o->loop_cache;
+    in->interrupted = interrupted;
+    in->abort_flag = abort_flag;
+    in->vs = -1;
+    in->loop_left = o->loop;
+    in->pass_end = INT64_MIN;
+    in->first_dts = AV_NOPTS_VALUE;
+}
+
+int fp__input_open_url(fp__input *r, const char *url, fp__err *err)
 {
     int rc;
     if (!url || !*url)
-        return fp__reader_fail(r, FP_EINVAL, "empty file name");
-    if (is_local_path(url) && (rc = precheck_file(r, url)) != 0)
+        return fp__err_set(err, FP_EINVAL, "empty file name");
+    if (is_local_path(url) && (rc = precheck_file(url, err)) != 0)
         return rc;
     r->ic = avformat_alloc_context();
     if (!r->ic)
-        return fp__reader_fail(r, FP_ENOMEM, "out of memory");
-    return input_finish_open(r, url);
+        return fp__err_set(err, FP_ENOMEM, "out of memory");
+    return input_finish_open(r, url, err);
 }
 
-int fp_reader_open_at(const char *url, const fp_reader_options *opts, fp_reader **out,
-                      const char *file, int line, const char *func)
-{
-    if (!out)
-        return FP_EINVAL;
-    if (opts && opts->live.mode != FP_LIVE_OFF)
-        return fp__live_open(url, opts, out, file, line, func);
-    char what[160];
-    char shown[sizeof what - 8];
-    fp__url_redact(url, shown, sizeof shown); /* messages never show credentials */
-    snprintf(what, sizeof what, "open '%s'", shown);
-    int rc = fp__reader_begin(out, opts, what, file, line, func);
-    fp_reader *r = *out;
-    if (!r)
-        return rc;
-    if (rc)
-        return fp__reader_open_failed(r, rc);
-    rc = fp__input_open_url(r, url);
-    return rc ? fp__reader_open_failed(r, rc) : FP_OK;
-}
-
-static int open_custom(fp_reader *r, int seekable,
+static int open_custom(fp__input *r, int seekable,
                        int (*rd)(void *, uint8_t *, int), int64_t (*sk)(void *, int64_t, int),
-                       void *opaque)
+                       void *opaque, fp__err *err)
 {
     r->ic = avformat_alloc_context();
     uint8_t *buf = av_malloc(IO_BUFFER_SIZE);
     if (!r->ic || !buf) {
         av_free(buf);
-        return fp__reader_fail(r, FP_ENOMEM, "out of memory");
+        return fp__err_set(err, FP_ENOMEM, "out of memory");
     }
     r->avio = avio_alloc_context(buf, IO_BUFFER_SIZE, 0, opaque, rd, NULL, seekable ? sk : NULL);
     if (!r->avio) {
         av_free(buf);
-        return fp__reader_fail(r, FP_ENOMEM, "out of memory");
+        return fp__err_set(err, FP_ENOMEM, "out of memory");
     }
     r->ic->pb = r->avio;
     r->ic->flags |= AVFMT_FLAG_CUSTOM_IO;
-    return input_finish_open(r, "");
+    return input_finish_open(r, "", err);
 }
 
-int fp_reader_open_memory_at(const void *buf, size_t len, const fp_reader_options *opts,
-                             fp_reader **out, const char *file, int line, const char *func)
+int fp__input_open_memory(fp__input *r, const void *buf, size_t len, fp__err *err)
 {
-    if (!out)
-        return FP_EINVAL;
-    int rc = fp__reader_begin(out, opts, "open memory input", file, line, func);
-    fp_reader *r = *out;
-    if (!r)
-        return rc;
-    if (rc)
-        return fp__reader_open_failed(r, rc);
     if (!buf && len)
-        return fp__reader_open_failed(r, fp__reader_fail(r, FP_EINVAL, "NULL buffer"));
+        return fp__err_set(err, FP_EINVAL, "NULL buffer");
     if (len == 0)
-        return fp__reader_open_failed(
-            r, fp__reader_fail(r, FP_EFORMAT, "the buffer is empty (0 bytes)"));
+        return fp__err_set(err, FP_EFORMAT, "the buffer is empty (0 bytes)");
     r->mem.data = buf;
     r->mem.len = len;
-    rc = open_custom(r, 1, mem_read, mem_seek, &r->mem);
-    return rc ? fp__reader_open_failed(r, rc) : FP_OK;
+    return open_custom(r, 1, mem_read, mem_seek, &r->mem, err);
 }
 
-int fp_reader_open_io_at(fp_reader_read_fn read, fp_reader_seek_fn seek, void *user,
-                         const fp_reader_options *opts, fp_reader **out, const char *file,
-                         int line, const char *func)
+int fp__input_open_io(fp__input *r, fp_reader_read_fn read, fp_reader_seek_fn seek, void *user,
+                      fp__err *err)
 {
-    if (!out)
-        return FP_EINVAL;
-    int rc = fp__reader_begin(out, opts, "open custom input", file, line, func);
-    fp_reader *r = *out;
-    if (!r)
-        return rc;
-    if (rc)
-        return fp__reader_open_failed(r, rc);
     if (!read)
-        return fp__reader_open_failed(r, fp__reader_fail(r, FP_EINVAL, "no read callback"));
+        return fp__err_set(err, FP_EINVAL, "no read callback");
     r->io_read = read;
     r->io_seek = seek;
     r->io_user = user;
-    rc = open_custom(r, seek != NULL, io_read_cb, io_seek_cb, r);
-    return rc ? fp__reader_open_failed(r, rc) : FP_OK;
+    return open_custom(r, seek != NULL, io_read_cb, io_seek_cb, r, err);
+}
+
+void fp__input_set_stream(fp__input *r, int vs, int64_t start_pts, double fps)
+{
+    r->vs = vs;
+    r->tb = r->ic->streams[vs]->time_base;
+    r->start_pts = start_pts;
+    r->fps = fps;
+    /* options.loop_cache: keep the first pass only when the whole input fits
+     * the bound (what was kept until an input outgrew it would stay behind in
+     * the heap); an input of unknown size is never kept */
+    if (r->loop && r->cache_bound > 0 && r->ic->pb) {
+        int64_t size = avio_size(r->ic->pb);
+        if (size >= 0 && size <= r->cache_bound)
+            r->lc_state = FP__LC_FILLING;
+    }
+}
+
+static void cache_free(fp__input *r);
+
+void fp__input_close(fp__input *r)
+{
+    cache_free(r);
+    if (r->ic)
+        avformat_close_input(&r->ic);
+    if (r->avio) {
+        av_freep(&r->avio->buffer);
+        avio_context_free(&r->avio);
+    }
 }
 
 /* ---- reading packets ----------------------------------------------------------------------- */
 
-/* Reads the next packet of the video stream from the demuxer into r->pkt,
+/* Reads the next packet of the video stream from the demuxer into `pkt`,
  * as the container gives it. Returns 1 with a packet, 0 at the end of input,
  * or a negative error. */
-static int demux_packet(fp_reader *r)
+static int demux_packet(fp__input *r, AVPacket *pkt, fp__err *err)
 {
     for (;;) {
         /* An interrupt or deadline leaves AVERROR_EXIT sticky in the I/O
@@ -462,11 +454,11 @@ static int demux_packet(fp_reader *r)
             r->ic->pb->error = 0;
             r->ic->pb->eof_reached = 0;
         }
-        fp__input_arm(r);
-        int e = av_read_frame(r->ic, r->pkt);
-        fp__input_disarm(r);
+        input_arm(r);
+        int e = av_read_frame(r->ic, pkt);
+        input_disarm(r);
         if (e == AVERROR_EXIT || (e < 0 && atomic_load(&r->int_reason) != FP__INT_NONE))
-            return fp__input_error(r, e, "reading");
+            return fp__input_error(r, e, "reading", err);
         if (e == AVERROR_EOF)
             return 0;
         if (e == AVERROR(EAGAIN))
@@ -474,20 +466,18 @@ static int demux_packet(fp_reader *r)
         if (e < 0) {
             int ioe = r->ic->pb ? r->ic->pb->error : 0;
             if (ioe < 0 && ioe != AVERROR_EOF && ioe != AVERROR_EXIT)
-                return fp__input_error(r, ioe,
-                                       "reading"); /* the input failed (e.g. a read callback) */
+                return fp__input_error(r, ioe, "reading",
+                                       err); /* the input failed (e.g. a read callback) */
             if (r->ic->pb && (avio_feof(r->ic->pb) || ioe == AVERROR_EOF))
                 return 0; /* a truncated file: what was there has been read */
             if (e == AVERROR_INVALIDDATA) {
-                int rc = fp__reader_decode_error(r, e, "demuxing");
-                if (rc)
-                    return rc;
-                continue;
+                r->rejected = e; /* counted against the error budget by the engine */
+                return FP__INPUT_REJECTED;
             }
-            return fp__input_error(r, e, "reading");
+            return fp__input_error(r, e, "reading", err);
         }
-        if (r->pkt->stream_index != r->vs) {
-            av_packet_unref(r->pkt);
+        if (pkt->stream_index != r->vs) {
+            av_packet_unref(pkt);
             continue;
         }
         return 1;
@@ -496,7 +486,7 @@ static int demux_packet(fp_reader *r)
 
 /* ---- options.loop_cache: one pass kept in memory --------------------------------------------- */
 
-static void cache_clear(fp_reader *r)
+static void cache_clear(fp__input *r)
 {
     for (size_t i = 0; i < r->lc_n; i++)
         av_packet_free(&r->lc_pkts[i]);
@@ -505,7 +495,7 @@ static void cache_clear(fp_reader *r)
     r->lc_replay = 0;
 }
 
-void fp__input_cache_free(fp_reader *r)
+static void cache_free(fp__input *r)
 {
     cache_clear(r);
     av_freep(&r->lc_pkts);
@@ -515,13 +505,12 @@ void fp__input_cache_free(fp_reader *r)
 /* Keeps a reference to the packet just demuxed (its own timestamps). A pass
  * over the bound, or an allocation that fails, ends the caching for good:
  * every pass then rewinds the input, as without the cache. */
-static void cache_add(fp_reader *r)
+static void cache_add(fp__input *r, const AVPacket *k)
 {
-    const AVPacket *k = r->pkt;
     int64_t bytes = (int64_t)sizeof(AVPacket) + (k->buf ? (int64_t)k->buf->size : k->size);
     for (int i = 0; i < k->side_data_elems; i++)
         bytes += (int64_t)k->side_data[i].size;
-    if (r->lc_bytes + bytes > fp__loop_cache_bound(&r->opt))
+    if (r->lc_bytes + bytes > r->cache_bound)
         goto give_up;
     if (r->lc_n == r->lc_cap) {
         size_t cap = r->lc_cap ? r->lc_cap * 2 : 256;
@@ -540,32 +529,32 @@ static void cache_add(fp_reader *r)
     r->lc_bytes += bytes;
     return;
 give_up:
-    fp__input_cache_free(r);
+    cache_free(r);
     r->lc_state = FP__LC_NEVER;
 }
 
-/* Reads the next packet of the video stream into r->pkt: from the kept pass
+/* Reads the next packet of the video stream into `pkt`: from the kept pass
  * while replaying it, else from the demuxer (keeping it while a pass is being
  * kept). Then, for options.loop, shifts it by the passes already played. */
-int fp__input_read_packet(fp_reader *r)
+int fp__input_read_packet(fp__input *r, AVPacket *pkt, fp__err *err)
 {
     if (r->lc_replay) {
         if (r->lc_pos == r->lc_n)
             return 0;
-        if (av_packet_ref(r->pkt, r->lc_pkts[r->lc_pos]) < 0)
-            return fp__reader_fail(r, FP_ENOMEM, "out of memory replaying a kept packet");
+        if (av_packet_ref(pkt, r->lc_pkts[r->lc_pos]) < 0)
+            return fp__err_set(err, FP_ENOMEM, "out of memory replaying a kept packet");
         r->lc_pos++;
     } else {
-        int rc = demux_packet(r);
+        int rc = demux_packet(r, pkt, err);
         if (rc == 0 && r->lc_state == FP__LC_FILLING && r->lc_n)
             r->lc_state = FP__LC_FULL; /* the whole pass is kept */
-        if (rc <= 0)
+        if (rc != 1)
             return rc;
         if (r->lc_state == FP__LC_FILLING)
-            cache_add(r);
+            cache_add(r, pkt);
     }
-    if (r->opt.loop) {
-        AVPacket *k = r->pkt;
+    if (r->loop) {
+        AVPacket *k = pkt;
         if (r->first_dts == AV_NOPTS_VALUE)
             r->first_dts = k->dts != AV_NOPTS_VALUE ? k->dts : k->pts;
         /* containers without pts (AVI) time their frames by dts */
@@ -573,7 +562,7 @@ int fp__input_read_packet(fp_reader *r)
         if (t != AV_NOPTS_VALUE) {
             int64_t d = k->duration > 0 ? k->duration
                         : r->fps > 0    ? av_rescale_q(1, av_inv_q(av_d2q(r->fps, 1000000)),
-                                                       r->st->time_base)
+                                                       r->tb)
                                         : 1;
             if (t + d > r->pass_end)
                 r->pass_end = t + d;
@@ -588,13 +577,13 @@ int fp__input_read_packet(fp_reader *r)
     clock_gettime(CLOCK_REALTIME, &ts);
     r->wall_last = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
     unsigned n = sizeof r->wall_ring / sizeof r->wall_ring[0];
-    r->wall_ring[r->wall_pos % n].pts = r->pkt->pts;
+    r->wall_ring[r->wall_pos % n].pts = pkt->pts;
     r->wall_ring[r->wall_pos % n].wall = r->wall_last;
     r->wall_pos++;
     return 1;
 }
 
-double fp__input_wall_time(const fp_reader *r, int64_t pts)
+double fp__input_wall_time(const fp__input *r, int64_t pts)
 {
     unsigned n = sizeof r->wall_ring / sizeof r->wall_ring[0];
     if (pts != AV_NOPTS_VALUE)
@@ -606,22 +595,32 @@ double fp__input_wall_time(const fp_reader *r, int64_t pts)
     return r->wall_last;
 }
 
-int fp__input_seek(fp_reader *r, int64_t ts, const char *during)
+int fp__input_seek(fp__input *r, int64_t ts, const char *during, fp__err *err)
 {
-    fp__input_arm(r);
+    input_arm(r);
     int e = avformat_seek_file(r->ic, r->vs, INT64_MIN, ts, ts, 0);
     if (e < 0 && atomic_load(&r->int_reason) == FP__INT_NONE)
         e = av_seek_frame(r->ic, r->vs, ts, AVSEEK_FLAG_BACKWARD);
-    fp__input_disarm(r);
-    return e < 0 ? fp__input_error(r, e, during) : FP_OK;
+    input_disarm(r);
+    return e < 0 ? fp__input_error(r, e, during, err) : FP_OK;
 }
 
-int fp__input_rewind(fp_reader *r)
+int fp__input_loops_left(const fp__input *r)
+{
+    return r->loop_left != 0;
+}
+
+void fp__input_stop_loop(fp__input *r)
+{
+    r->loop_left = 0;
+}
+
+int fp__input_rewind(fp__input *r, fp__err *err)
 {
     if (!r->pass_packets)
-        return fp__reader_fail(r, FP_EIO, "cannot loop: a pass of the input had no packet");
+        return fp__err_set(err, FP_EIO, "cannot loop: a pass of the input had no packet");
     if (r->avio && !r->avio->seekable)
-        return fp__reader_fail(r, FP_EIO, "cannot loop: the input cannot seek (no seek callback)");
+        return fp__err_set(err, FP_EIO, "cannot loop: the input cannot seek (no seek callback)");
     /* the first packet: MPEG-TS finds it by dts (seeking to the start_time, a pts,
      * lands a packet or a GOP later); containers with an index by pts, and a
      * target before their first sample gives that sample */
@@ -635,7 +634,7 @@ int fp__input_rewind(fp_reader *r)
         int64_t ts = r->start_pts;
         if (r->first_dts != AV_NOPTS_VALUE && r->first_dts < ts)
             ts = r->first_dts;
-        int rc = fp__input_seek(r, ts, "rewinding to loop");
+        int rc = fp__input_seek(r, ts, "rewinding to loop", err);
         if (rc)
             return rc;
         if (r->lc_state == FP__LC_IDLE) /* a seek dropped a part-kept pass: keep this one */
@@ -653,7 +652,7 @@ int fp__input_rewind(fp_reader *r)
     return FP_OK;
 }
 
-void fp__input_loop_reset(fp_reader *r)
+void fp__input_loop_reset(fp__input *r)
 {
     /* the demuxer was sought: it gives the rest of this pass; a part-kept pass
      * is dropped (the next rewind keeps a whole one), a whole one is kept */

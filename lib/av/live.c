@@ -5,11 +5,12 @@
  * jittered exponential backoff, rebases timestamps across connections and
  * reports what happens as events.
  *
- * Shape. The caller's fp_reader (the "outer" reader) holds an fp__live. Each
- * connection is an ordinary file-semantics fp_reader (the "connection"),
- * created, read and closed by the live thread only; its blocking FFmpeg calls
- * abort through its interrupt callback when the live reader closes
- * (abort_flag) or when no frame came for `stall` seconds (stall_deadline_us).
+ * Shape. A source type of the public reader (source.h): the caller's
+ * fp_reader holds an fp__live. Each connection is a file/stream engine
+ * opened, read and closed by the live thread only, through the engine's
+ * connection interface (engine.h): its open and each read are bounded by a
+ * deadline, every blocking call aborts when the live reader closes (L->stop),
+ * and each read says why the connection ended (fp__conn_end).
  *
  * Locking. L->mu guards the queue, the statistics and the flags below it.
  * Nothing is released (fp_unref) and no event is delivered while L->mu is
@@ -18,7 +19,11 @@
  * a pool's lock (counting the frames the caller holds).
  */
 #define _POSIX_C_SOURCE 200809L
-#include "readerpriv.h"
+#include "live.h"
+
+#include "avpriv.h"
+#include "engine.h"
+#include "options.h"
 
 #include "framepool/weak.h"
 #include "log_priv.h"
@@ -26,7 +31,7 @@
 #include <errno.h>
 #include <libavutil/imgutils.h>
 #include <math.h>
-#include <signal.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,7 +47,12 @@ typedef struct live_slot {
 } live_slot;
 
 typedef struct fp__live {
-    fp_reader *r;                /* the outer reader (borrowed: it owns this state) */
+    char errmsg[LIVE_MSG];       /* the caller's side: fp_reader_errmsg */
+    char what[160];              /* "read '...'" for the caller's messages */
+    char open_what[160];         /* "open '...'" (no credentials): each connection's */
+    _Atomic int *interrupted;    /* the reader's interrupt request (borrowed) */
+    unsigned max_held;           /* the caller's bound */
+    fp_budget *budget;           /* options.budget: a reference of the live reader's own */
     fp_live_options lo;          /* with defaults filled in */
     fp_reader_options iopt;      /* options of each connection */
     char *url;                   /* copies owned by this object (same allocation) */
@@ -83,6 +93,7 @@ typedef struct fp__live {
     AVRational tb0;              /* time base of the first connection */
     int64_t pts_origin;          /* pts of time 0 in tb0 */
     int size_w, size_h;          /* source size of the last frame (0: none yet) */
+    int64_t read_deadline;       /* CLOCK_MONOTONIC us by which the next frame must come */
 } fp__live;
 
 static void live_finalize(void *obj)
@@ -195,30 +206,30 @@ static uint64_t rng_next(fp__live *L)
 
 /* ---- options ----------------------------------------------------------------------------- */
 
-int fp__live_check(fp_reader *r, const fp_reader_options *o)
+int fp__live_check(const fp_reader_options *o, fp__err *err)
 {
     const fp_live_options *l = &o->live;
     if (l->mode == FP_LIVE_OFF)
         return FP_OK;
     if (l->mode != FP_LIVE_ALL && l->mode != FP_LIVE_LATEST)
-        return fp__reader_fail(r, FP_EINVAL, "invalid live.mode %d (OFF, ALL or LATEST)",
+        return fp__err_set(err, FP_EINVAL, "invalid live.mode %d (OFF, ALL or LATEST)",
                                (int)l->mode);
     if (l->queue > LIVE_QUEUE_MAX)
-        return fp__reader_fail(r, FP_EINVAL, "live.queue %u is too large (at most %u)",
+        return fp__err_set(err, FP_EINVAL, "live.queue %u is too large (at most %u)",
                                l->queue, LIVE_QUEUE_MAX);
     if (!(l->reconnect_min >= 0) || !(l->reconnect_max >= 0) || !(l->stall >= 0) ||
         l->reconnect_min > 86400 || l->reconnect_max > 86400 || l->stall > 86400)
-        return fp__reader_fail(r, FP_EINVAL,
+        return fp__err_set(err, FP_EINVAL,
                                "invalid live times reconnect_min=%g reconnect_max=%g stall=%g "
                                "(seconds, 0..86400; 0 = default)",
                                l->reconnect_min, l->reconnect_max, l->stall);
     if (l->reconnect_min > 0 && l->reconnect_max > 0 && l->reconnect_max < l->reconnect_min)
-        return fp__reader_fail(r, FP_EINVAL, "live.reconnect_max %g < reconnect_min %g",
+        return fp__err_set(err, FP_EINVAL, "live.reconnect_max %g < reconnect_min %g",
                                l->reconnect_max, l->reconnect_min);
     if (l->max_reconnects < 0)
-        return fp__reader_fail(r, FP_EINVAL, "negative live.max_reconnects (0 = forever)");
+        return fp__err_set(err, FP_EINVAL, "negative live.max_reconnects (0 = forever)");
     if (o->start != 0 || o->end != 0)
-        return fp__reader_fail(r, FP_EINVAL, "start and end do not apply to a live source");
+        return fp__err_set(err, FP_EINVAL, "start and end do not apply to a live source");
     return FP_OK;
 }
 
@@ -271,34 +282,23 @@ static unsigned caller_held(fp__live *L)
 
 /* ---- the thread: one connection ---------------------------------------------------------- */
 
-enum { END_STOP = 0, END_EOF, END_ERROR, END_STALL };
+enum { END_STOP = 0, END_EOF, END_ERROR, END_STALL, END_REPEAT };
 
 /* Opens a connection. Returns 0 with *out, or an error with its message in
  * msg (no credentials: the connection's messages show the redacted URL). */
-static int connect_once(fp__live *L, fp_reader **out, char *msg, size_t cap)
+static int connect_once(fp__live *L, fp__engine **out, char *msg, size_t cap)
 {
-    char what[300];
-    snprintf(what, sizeof what, "open '%s'", L->shown);
-    fp_reader *c = NULL;
-    int rc = fp__reader_begin(&c, &L->iopt, what, L->site_file, L->site_line, L->site_func);
-    if (!c) {
-        snprintf(msg, cap, "%s: out of memory", what);
-        return rc;
-    }
-    if (rc == FP_OK) {
-        c->abort_flag = &L->stop;
-        /* connecting and the first frame have the stall limit too (the caller's
-         * timeout_us is for its own waits) */
-        atomic_store(&c->stall_deadline_us, mono_us() + (int64_t)(L->lo.stall * 1e6));
-        rc = fp__input_open_url(c, L->url);
-    }
+    fp__err err = {0};
+    /* connecting and the first frame have the stall limit too (the caller's
+     * timeout_us is for its own waits) */
+    int64_t open_deadline = mono_us() + (int64_t)(L->lo.stall * 1e6);
+    int rc = fp__conn_open(L->url, &L->iopt, L->open_what, &L->stop, open_deadline, L->site_file,
+                           L->site_line, L->site_func, out, &err);
     if (rc) {
-        snprintf(msg, cap, "%s", c->errmsg);
-        fp__reader_open_failed(c, rc);
-        fp_unref(&c);
+        snprintf(msg, cap, "%s", err.msg);
         return rc;
     }
-    *out = c;
+    L->read_deadline = open_deadline; /* the first frame's */
     return FP_OK;
 }
 
@@ -367,12 +367,13 @@ static fp_image *queue_pop_locked(fp__live *L)
     return img;
 }
 
-/* Reads connection `c` until it ends. Returns END_* with the cause in msg. */
-static int stream(fp__live *L, fp_reader *c, int *delivered_any, char *msg, size_t cap,
+/* Reads connection `c` until it ends. Returns END_* with the cause in msg
+ * (END_REPEAT: a stall by the same picture). */
+static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, size_t cap,
                   int *err)
 {
     fp_reader_info ci;
-    fp_reader_info_get(c, &ci);
+    fp__conn_info(c, &ci);
     int64_t stall_us = (int64_t)(L->lo.stall * 1e6);
     int first = 1;
     double conn_off = 0;
@@ -383,8 +384,10 @@ static int stream(fp__live *L, fp_reader *c, int *delivered_any, char *msg, size
     for (;;) {
         if (atomic_load(&L->stop))
             return END_STOP;
-        int rc = fp_reader_next_at(c, &img, L->site_file, L->site_line, L->site_func);
-        if (rc == FP_ELIMIT && !c->done) {
+        fp__conn_end why;
+        int rc = fp__conn_read(c, &img, L->read_deadline, &why, L->site_file, L->site_line,
+                               L->site_func);
+        if (why == FP__CONN_HELD) {
             /* the caller is behind: make room by dropping the oldest queued frame, or
              * wait for the caller to release one */
             fp_image *old = NULL;
@@ -406,17 +409,16 @@ static int stream(fp__live *L, fp_reader *c, int *delivered_any, char *msg, size
                 *err = FP_EIO;
                 return END_EOF;
             }
-            snprintf(msg, cap, "%s", c->errmsg);
+            snprintf(msg, cap, "%s", fp__conn_errmsg(c));
             *err = rc;
-            return atomic_load(&c->last_reason) == FP__INT_STALL && rc == FP_ETIMEDOUT ? END_STALL
-                                                                                      : END_ERROR;
+            return why == FP__CONN_STALLED ? END_STALL : END_ERROR;
         }
         /* a frame that the stall deadline's abort flushed out of the demuxer (its
          * last buffered packets): delivered, then the connection ends as stalled;
          * re-arming the deadline for it would report the stall a limit later */
-        int flushed_by_stall = atomic_load(&c->last_reason) == FP__INT_STALL;
+        int flushed_by_stall = why == FP__CONN_STALLED;
         int64_t now = mono_us();
-        atomic_store(&c->stall_deadline_us, now + stall_us);
+        L->read_deadline = now + stall_us;
         /* the same picture over and over: a "connected but dead" source */
         if (!L->lo.repeat_ok) {
             uint64_t h = picture_hash(img);
@@ -425,7 +427,7 @@ static int stream(fp__live *L, fp_reader *c, int *delivered_any, char *msg, size
                     fp_unref(&img);
                     snprintf(msg, cap, "the same picture for %.1f s", L->lo.stall);
                     *err = FP_ETIMEDOUT;
-                    return END_STALL;
+                    return END_REPEAT;
                 }
             } else {
                 last_hash = h;
@@ -434,10 +436,10 @@ static int stream(fp__live *L, fp_reader *c, int *delivered_any, char *msg, size
         }
         /* a new source size, mid-stream or since the last connection */
         fp_reader_stats cs;
-        fp_reader_stats_get(c, &cs);
+        fp__conn_stats(c, &cs);
         if (first || cs.size_changes != last_changes) {
             last_changes = cs.size_changes;
-            fp_reader_info_get(c, &ci);
+            fp__conn_info(c, &ci);
             if (L->size_w && (ci.width != L->size_w || ci.height != L->size_h)) {
                 int ow = L->size_w, oh = L->size_h;
                 L->size_w = ci.width;
@@ -509,12 +511,12 @@ static void *live_main(void *arg)
             L->reconnects++;
             pthread_mutex_unlock(&L->mu);
         }
-        fp_reader *c = NULL;
+        fp__engine *c = NULL;
         int err = connect_once(L, &c, msg, sizeof msg);
         int delivered_any = 0;
         if (err == FP_OK) {
             fp_reader_info ci;
-            fp_reader_info_get(c, &ci);
+            fp__conn_info(c, &ci);
             pthread_mutex_lock(&L->mu);
             L->conn_id++;
             L->connects++;
@@ -533,20 +535,20 @@ static void *live_main(void *arg)
                  ci.height, ci.fps > 0 ? ", " : "", ci.fps > 0 ? ci.fps : 0.0);
             int end = stream(L, c, &delivered_any, msg, sizeof msg, &err);
             fp_reader_stats cs;
-            fp_reader_stats_get(c, &cs);
+            fp__conn_stats(c, &cs);
             pthread_mutex_lock(&L->mu);
             stats_add(&L->base, &cs);
             memset(&L->cur, 0, sizeof L->cur);
             L->connected = 0;
-            if (end == END_STALL)
+            if (end == END_STALL || end == END_REPEAT)
                 L->stalls++;
             pthread_mutex_unlock(&L->mu);
-            fp_reader_close(&c);
+            fp__conn_close(&c);
             if (end == END_STOP)
                 break;
-            if (end == END_STALL)
+            if (end == END_STALL || end == END_REPEAT)
                 emit(L, FP_LIVE_STALLED, 0, 0, FP_ETIMEDOUT, 0, 0, "'%s' stalled: %s", L->shown,
-                     strstr(msg, "picture") ? msg : "no new frame within the stall limit");
+                     end == END_REPEAT ? msg : "no new frame within the stall limit");
             emit(L, FP_LIVE_DISCONNECTED, 0, 0, err, 0, 0, "disconnected from '%s': %s",
                  L->shown, msg);
             if (delivered_any)
@@ -585,101 +587,25 @@ static void *live_main(void *arg)
 
 /* ---- the caller's side ------------------------------------------------------------------- */
 
-int fp__live_open(const char *url, const fp_reader_options *opts, fp_reader **out,
-                  const char *file, int line, const char *func)
+/* Sets the caller's message to "<what>: <fmt...>" (and the thread's
+ * fp_errmsg). Returns code. */
+__attribute__((format(printf, 3, 4))) static int live_fail(fp__live *L, int code,
+                                                           const char *fmt, ...)
 {
-    char shown[256], what[300];
-    fp__url_redact(url, shown, sizeof shown);
-    snprintf(what, sizeof what, "open '%s'", shown);
-    int rc = fp__reader_begin(out, opts, what, file, line, func);
-    fp_reader *r = *out;
-    if (!r)
-        return rc;
-    if (rc)
-        return fp__reader_open_failed(r, rc);
-    if (!url || !*url)
-        return fp__reader_open_failed(r, fp__reader_fail(r, FP_EINVAL, "empty URL"));
-    fp_live_options lo = opts->live;
-    unsigned qcap = lo.mode == FP_LIVE_LATEST ? 1u : lo.queue ? lo.queue : LIVE_QUEUE_DEFAULT;
-    unsigned max_held = opts->max_held ? opts->max_held : FP_READER_DEFAULT_MAX_HELD;
-    if (max_held + qcap + 1 > 4096)
-        return fp__reader_open_failed(
-            r, fp__reader_fail(r, FP_EINVAL, "max_held %u + live.queue %u is too large",
-                               max_held, qcap));
-    size_t ulen = strlen(url) + 1;
-    size_t alen = opts->av_options ? strlen(opts->av_options) + 1 : 0;
-    size_t size = sizeof(fp__live) + qcap * sizeof(live_slot) + ulen + alen;
-    fp__live *L = fp__obj_new(&live_type, size, size, NULL, file, line, func);
-    if (!L)
-        return fp__reader_open_failed(r, fp__reader_fail(r, FP_ENOMEM, "out of memory"));
-    atomic_fetch_or(&fp__hdr(L)->flags, FP__OBJ_INTERNAL);
-    L->held = fp__obj_new(&held_type, sizeof(live_held), sizeof(live_held), NULL, file, line,
-                          func);
-    if (!L->held) {
-        fp_unref(&L);
-        return fp__reader_open_failed(r, fp__reader_fail(r, FP_ENOMEM, "out of memory"));
-    }
-    atomic_fetch_or(&fp__hdr(L->held)->flags, FP__OBJ_INTERNAL);
-    L->r = r;
-    L->q = (live_slot *)(L + 1);
-    L->qcap = qcap;
-    L->url = (char *)(L->q + qcap);
-    memcpy(L->url, url, ulen);
-    if (alen) {
-        L->av_options = L->url + ulen;
-        memcpy(L->av_options, opts->av_options, alen);
-    }
-    snprintf(L->shown, sizeof L->shown, "%s", shown);
-    L->site_file = file;
-    L->site_line = line;
-    L->site_func = func;
-    L->lo = lo;
-    if (L->lo.reconnect_min <= 0)
-        L->lo.reconnect_min = 0.5;
-    if (L->lo.reconnect_max <= 0)
-        L->lo.reconnect_max = L->lo.reconnect_min > 30 ? L->lo.reconnect_min : 30;
-    if (L->lo.stall <= 0)
-        L->lo.stall = 10;
-    L->timeout_us = opts->timeout_us;
-    L->iopt = *opts;
-    memset(&L->iopt.live, 0, sizeof L->iopt.live);
-    L->iopt.max_held = max_held + qcap + 1;
-    L->iopt.convert_ahead = 0;
-    L->iopt.timeout_us = 0; /* the stall limit is the connection's deadline */
-    L->iopt.av_options = L->av_options;
-    L->iopt.budget = r->opt.budget;
-    r->opt.av_options = L->av_options;
-    r->max_held = max_held;
-    L->rng = (uint64_t)fp__now_us() ^ (uint64_t)(uintptr_t)L ^ 0x9E3779B97F4A7C15ULL;
-    if (!L->rng)
-        L->rng = 1;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&L->mu, NULL);
-    pthread_cond_init(&L->cv_frame, &ca);
-    pthread_cond_init(&L->cv_wake, &ca);
-    pthread_condattr_destroy(&ca);
-    r->live = L;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int e = pthread_create(&L->th, NULL, live_main, L);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e) {
-        return fp__reader_open_failed(
-            r, fp__reader_fail(r, e == ENOMEM ? FP_ENOMEM : FP_EAGAIN,
-                               "cannot start the reader's thread: %s", strerror(e)));
-    }
-    L->started = 1;
-    return FP_OK;
+    fp__err e;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    fp__err_join(L->errmsg, sizeof L->errmsg, L->what, e.msg);
+    fp_errmsg_set("%s", L->errmsg);
+    return code;
 }
 
-void fp__live_stop(fp_reader *r)
+/* Stops and joins the thread, releases the queue and the live state. */
+static void live_close(void *s)
 {
-    fp__live *L = r->live;
-    if (!L)
-        return;
+    fp__live *L = s;
     atomic_store(&L->stop, 1);
     pthread_mutex_lock(&L->mu);
     pthread_cond_broadcast(&L->cv_wake);
@@ -697,14 +623,96 @@ void fp__live_stop(fp_reader *r)
     pthread_cond_destroy(&L->cv_frame);
     pthread_cond_destroy(&L->cv_wake);
     pthread_mutex_destroy(&L->mu);
-    r->live = NULL;
-    r->opt.av_options = NULL;
+    fp_unref(&L->budget);
     fp_unref(&L);
 }
 
-void fp__live_interrupt(fp_reader *r)
+int fp__live_open(const char *url, const fp_reader_options *opts, const fp__source_ctx *ctx,
+                  void **out, fp__err *err)
 {
-    fp__live *L = r->live;
+    *out = NULL;
+    if (!url || !*url)
+        return fp__err_set(err, FP_EINVAL, "%s: empty URL", ctx->what);
+    fp_live_options lo = opts->live;
+    unsigned qcap = lo.mode == FP_LIVE_LATEST ? 1u : lo.queue ? lo.queue : LIVE_QUEUE_DEFAULT;
+    unsigned max_held = opts->max_held ? opts->max_held : FP_READER_DEFAULT_MAX_HELD;
+    if (max_held + qcap + 1 > 4096)
+        return fp__err_set(err, FP_EINVAL, "%s: max_held %u + live.queue %u is too large",
+                           ctx->what, max_held, qcap);
+    size_t ulen = strlen(url) + 1;
+    size_t alen = opts->av_options ? strlen(opts->av_options) + 1 : 0;
+    size_t size = sizeof(fp__live) + qcap * sizeof(live_slot) + ulen + alen;
+    const char *file = ctx->file, *func = ctx->func;
+    int line = ctx->line;
+    fp__live *L = fp__obj_new(&live_type, size, size, NULL, file, line, func);
+    if (!L)
+        return fp__err_set(err, FP_ENOMEM, "%s: out of memory", ctx->what);
+    atomic_fetch_or(&fp__hdr(L)->flags, FP__OBJ_INTERNAL);
+    L->held = fp__obj_new(&held_type, sizeof(live_held), sizeof(live_held), NULL, file, line,
+                          func);
+    if (!L->held) {
+        fp_unref(&L);
+        return fp__err_set(err, FP_ENOMEM, "%s: out of memory", ctx->what);
+    }
+    atomic_fetch_or(&fp__hdr(L->held)->flags, FP__OBJ_INTERNAL);
+    L->interrupted = ctx->interrupted;
+    L->max_held = max_held;
+    L->budget = opts->budget ? fp_ref(opts->budget) : NULL;
+    L->q = (live_slot *)(L + 1);
+    L->qcap = qcap;
+    L->url = (char *)(L->q + qcap);
+    memcpy(L->url, url, ulen);
+    if (alen) {
+        L->av_options = L->url + ulen;
+        memcpy(L->av_options, opts->av_options, alen);
+    }
+    fp__url_redact(url, L->shown, sizeof L->shown);
+    snprintf(L->what, sizeof L->what, "%s", ctx->what);
+    snprintf(L->open_what, sizeof L->open_what, "%s", ctx->what);
+    L->site_file = file;
+    L->site_line = line;
+    L->site_func = func;
+    L->lo = lo;
+    if (L->lo.reconnect_min <= 0)
+        L->lo.reconnect_min = 0.5;
+    if (L->lo.reconnect_max <= 0)
+        L->lo.reconnect_max = L->lo.reconnect_min > 30 ? L->lo.reconnect_min : 30;
+    if (L->lo.stall <= 0)
+        L->lo.stall = 10;
+    L->timeout_us = opts->timeout_us;
+    L->iopt = *opts;
+    memset(&L->iopt.live, 0, sizeof L->iopt.live);
+    L->iopt.max_held = max_held + qcap + 1;
+    L->iopt.convert_ahead = 0;
+    L->iopt.timeout_us = 0; /* the stall limit is the connection's deadline */
+    L->iopt.av_options = L->av_options;
+    L->iopt.budget = L->budget;
+    L->rng = (uint64_t)fp__now_us() ^ (uint64_t)(uintptr_t)L ^ 0x9E3779B97F4A7C15ULL;
+    if (!L->rng)
+        L->rng = 1;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&L->mu, NULL);
+    pthread_cond_init(&L->cv_frame, &ca);
+    pthread_cond_init(&L->cv_wake, &ca);
+    pthread_condattr_destroy(&ca);
+    int e = fp__thread_start(&L->th, live_main, L);
+    if (e) {
+        fp__err_set(err, e == ENOMEM ? FP_ENOMEM : FP_EAGAIN,
+                    "%s: cannot start the reader's thread: %s", ctx->what, strerror(e));
+        live_close(L);
+        return err->code;
+    }
+    L->started = 1;
+    *out = L;
+    return FP_OK;
+}
+
+/* fp_reader_interrupt (the flag is set): wakes the caller and the backoff. */
+static void live_interrupt(void *s)
+{
+    fp__live *L = s;
     pthread_mutex_lock(&L->mu);
     L->kick = 1;
     pthread_cond_broadcast(&L->cv_frame);
@@ -712,28 +720,28 @@ void fp__live_interrupt(fp_reader *r)
     pthread_mutex_unlock(&L->mu);
 }
 
-int fp__live_next(fp_reader *r, fp_image **img)
+static int live_next(void *s, fp_image **img, const char *file, int line, const char *func)
 {
-    fp__live *L = r->live;
-    r->errmsg[0] = 0;
-    snprintf(r->what, sizeof r->what, "read '%.140s'", L->shown);
+    (void)file;
+    (void)line;
+    (void)func;
+    fp__live *L = s;
+    L->errmsg[0] = 0;
+    snprintf(L->what, sizeof L->what, "read '%.140s'", L->shown);
     int64_t until = L->timeout_us > 0 ? mono_us() + L->timeout_us : 0;
     fp_image *got = NULL;
     pthread_mutex_lock(&L->mu);
     for (;;) {
-        if (atomic_exchange(&r->interrupted, 0)) {
+        if (atomic_exchange(L->interrupted, 0)) {
             pthread_mutex_unlock(&L->mu);
-            return fp__reader_fail(r, FP_ECANCELED, "interrupted (fp_reader_interrupt)");
+            return live_fail(L, FP_ECANCELED, "interrupted (fp_reader_interrupt)");
         }
         if (L->qlen) {
             unsigned held = caller_held(L);
-            if (held >= r->max_held) {
+            if (held >= L->max_held) {
                 pthread_mutex_unlock(&L->mu);
-                return fp__reader_fail(
-                    r, FP_ELIMIT,
-                    "the caller holds %u frames, the max_held bound of %u; release frames "
-                    "(fp_unref) before asking for more, or raise fp_reader_options.max_held",
-                    held, r->max_held);
+                fp__err e;
+                return live_fail(L, fp__err_held(&e, held, L->max_held), "%s", e.msg);
             }
             /* counted before it leaves the queue: no window in which a frame is
              * neither queued nor the caller's */
@@ -746,10 +754,10 @@ int fp__live_next(fp_reader *r, fp_image **img)
                     fp_unref(&view);
                 }
                 pthread_mutex_unlock(&L->mu);
-                return fp__reader_fail(r, trc,
-                                       "cannot count the frame for max_held (%s); "
-                                       "the frame stays queued",
-                                       fp_strerror(trc));
+                return live_fail(L, trc,
+                                 "cannot count the frame for max_held (%s); "
+                                 "the frame stays queued",
+                                 fp_strerror(trc));
             }
             queue_pop_locked(L); /* its reference is in `view` */
             got = view;
@@ -765,7 +773,7 @@ int fp__live_next(fp_reader *r, fp_image **img)
             return 1;
         }
         if (L->ended) {
-            snprintf(r->errmsg, sizeof r->errmsg, "%s", L->end_msg);
+            snprintf(L->errmsg, sizeof L->errmsg, "%s", L->end_msg);
             pthread_mutex_unlock(&L->mu);
             return 0;
         }
@@ -773,29 +781,36 @@ int fp__live_next(fp_reader *r, fp_image **img)
             !L->ended) {
             int connected = L->connected;
             pthread_mutex_unlock(&L->mu);
-            return fp__reader_fail(r, FP_ETIMEDOUT, "no frame within timeout_us (%lld us; %s)",
-                                   (long long)L->timeout_us,
-                                   connected ? "connected" : "reconnecting");
+            return live_fail(L, FP_ETIMEDOUT, "no frame within timeout_us (%lld us; %s)",
+                             (long long)L->timeout_us, connected ? "connected" : "reconnecting");
         }
     }
 }
 
-int fp__live_info(const fp_reader *r, fp_reader_info *out)
+static int live_seek(void *s, double seconds, int flags)
 {
-    fp__live *L = r->live;
+    (void)flags;
+    fp__live *L = s;
+    snprintf(L->what, sizeof L->what, "seek to %.3f s", seconds);
+    return live_fail(L, FP_EINVAL, "a live source cannot seek");
+}
+
+static int live_info(const void *s, fp_reader_info *out)
+{
+    fp__live *L = (fp__live *)s;
     pthread_mutex_lock(&L->mu);
     int have = L->have_info;
     if (have) {
         *out = L->info;
-        out->max_held = r->max_held;
+        out->max_held = L->max_held;
     }
     pthread_mutex_unlock(&L->mu);
     return have ? FP_OK : FP_EAGAIN;
 }
 
-int fp__live_stats(fp_reader *r, fp_reader_stats *out)
+static int live_stats(void *s, fp_reader_stats *out)
 {
-    fp__live *L = r->live;
+    fp__live *L = s;
     pthread_mutex_lock(&L->mu);
     *out = L->cur;
     stats_add(out, &L->base);
@@ -813,3 +828,19 @@ int fp__live_stats(fp_reader *r, fp_reader_stats *out)
     pthread_mutex_unlock(&L->mu);
     return FP_OK;
 }
+
+static const char *live_errmsg(const void *s)
+{
+    return ((const fp__live *)s)->errmsg;
+}
+
+const fp__source_ops fp__live_ops = {
+    .name = "live",
+    .next = live_next,
+    .seek = live_seek,
+    .info = live_info,
+    .stats = live_stats,
+    .interrupt = live_interrupt,
+    .errmsg = live_errmsg,
+    .close = live_close,
+};

@@ -200,19 +200,6 @@ int64_t fp__coarse_now_us(void)
 /* The one error channel: every module's detailed messages land here. */
 static _Thread_local char errmsg_buf[512];
 
-static void errmsg_vset(const char *fmt, va_list ap)
-{
-    vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
-}
-
-void fp__set_errmsg(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    errmsg_vset(fmt, ap);
-    va_end(ap);
-}
-
 void fp_errmsg_set(const char *fmt, ...)
 {
     if (!fmt) {
@@ -221,13 +208,8 @@ void fp_errmsg_set(const char *fmt, ...)
     }
     va_list ap;
     va_start(ap, fmt);
-    errmsg_vset(fmt, ap);
+    vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
     va_end(ap);
-}
-
-const char *fp__get_errmsg(void)
-{
-    return errmsg_buf;
 }
 
 const char *fp_errmsg(void)

@@ -1,6 +1,7 @@
 /*
- * Private to framepool (core and lib/av): the error channel, clocks and
- * plane arithmetic (base.c). Names use the fp__ prefix. Not installed.
+ * Private to framepool (core and lib/av): clocks and plane arithmetic
+ * (base.c); the error channel is public (fp_errmsg_set, fp_errmsg: base.h).
+ * Names use the fp__ prefix. Not installed.
  */
 #ifndef FRAMEPOOL_BASE_PRIV_H
 #define FRAMEPOOL_BASE_PRIV_H
@@ -19,9 +20,6 @@ int64_t fp__now_us(void);
 /* The same clock at tick resolution (a few ms), several times cheaper. */
 int64_t fp__coarse_now_us(void);
 
-/* The one error channel (fp_errmsg): this thread's last message. */
-void fp__set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-const char *fp__get_errmsg(void);
 
 
 #ifdef FP_DEBUG

@@ -1,7 +1,7 @@
 /* fp_cache: a byte- and entry-bounded cache with SIEVE (default) or LRU
  * eviction, pinned entries and single-flight loading.
  *
- * One mutex guards everything. Entries sit in a hash table (chained) and in
+ * One mutex guards everything. Entries sit in a hash table (htab.h) and in
  * one queue, head = newest. SIEVE: a hit sets `visited`; the hand walks from
  * the tail towards the head, clearing visited bits and evicting the first
  * unvisited, unpinned entry; new entries go to the head. LRU: a hit moves
@@ -13,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "framepool/cache.h"
+#include "htab.h"
 #include "obj_priv.h"
 
 #include <pthread.h>
@@ -20,9 +21,9 @@
 #include <time.h>
 
 typedef struct centry {
-    struct centry *hnext;      /* hash chain; release list once removed */
+    fp__hnode h;                /* table node (h.key is the key); h.next chains the
+                                   release list once removed */
     struct centry *prev, *next; /* queue: prev = newer, next = older */
-    uint64_t key;
     void *obj;
     size_t bytes;
     int visited;
@@ -43,11 +44,9 @@ struct fp_cache {
     size_t max_bytes, max_entries;
     fp_cache_policy policy;
     unsigned flags;
-    centry **buckets;
-    size_t nbuckets;
-    unsigned shift;
+    fp__htab tab; /* tab.count: the entries */
     centry *head, *tail, *hand;
-    size_t count, bytes;
+    size_t bytes;
     uint64_t hits, misses, evictions, rejected, peak_over, waits, load_errors;
     load_rec *loading;
 };
@@ -55,52 +54,10 @@ struct fp_cache {
 static void cache_finalize(void *obj);
 const fp_type fp_cache_type = {"fp_cache", cache_finalize};
 
-#define INITIAL_BUCKETS 64
+#define INITIAL_BUCKETS_LOG2 6 /* 64 */
 
-const char *fp_cache_errmsg(void)
-{
-    return fp__get_errmsg();
-}
-
-static inline size_t bucket_of(const fp_cache *c, uint64_t k)
-{
-    return (size_t)((k * 0x9e3779b97f4a7c15ull) >> c->shift);
-}
-
-static centry *find(fp_cache *c, uint64_t k, centry ***link)
-{
-    centry **l = &c->buckets[bucket_of(c, k)];
-    while (*l && (*l)->key != k)
-        l = &(*l)->hnext;
-    if (link)
-        *link = l;
-    return *l;
-}
-
-static void maybe_grow(fp_cache *c)
-{
-    if (c->count < c->nbuckets || c->nbuckets > (SIZE_MAX / sizeof(void *)) / 4)
-        return;
-    size_t nb = c->nbuckets * 2;
-    centry **b = fp_alloc(nb * sizeof *b, sizeof(void *));
-    if (!b)
-        return; /* longer chains, still correct */
-    memset(b, 0, nb * sizeof *b);
-    centry **old = c->buckets;
-    size_t on = c->nbuckets;
-    c->buckets = b;
-    c->nbuckets = nb;
-    c->shift--;
-    for (size_t i = 0; i < on; i++) {
-        for (centry *e = old[i], *n; e; e = n) {
-            n = e->hnext;
-            size_t j = bucket_of(c, e->key);
-            e->hnext = b[j];
-            b[j] = e;
-        }
-    }
-    fp_free(old, on * sizeof *old);
-}
+#define entry_of(n) FP__HTAB_ENTRY(n, centry, h)
+#define find(c, k) entry_of(fp__htab_find(&(c)->tab, (k)))
 
 static void queue_push_head(fp_cache *c, centry *e)
 {
@@ -129,21 +86,19 @@ static void queue_unlink(fp_cache *c, centry *e)
 }
 
 /* Takes e out of the table and queue and queues it on *rel. */
-static void drop_entry(fp_cache *c, centry **link, centry *e, centry **rel)
+static void drop_entry(fp_cache *c, centry *e, centry **rel)
 {
-    *link = e->hnext;
+    fp__htab_remove(&c->tab, &e->h);
     queue_unlink(c, e);
-    c->count--;
     c->bytes -= e->bytes;
-    e->hnext = *rel;
-    *rel = e;
+    FP__HTAB_LIST_PUSH(rel, e, h);
 }
 
 static void release_list(centry *rel)
 {
     while (rel) {
         centry *e = rel;
-        rel = e->hnext;
+        rel = entry_of(e->h.next);
         fp_decref(e->obj);
         fp_free(e, sizeof *e);
     }
@@ -164,7 +119,7 @@ static centry *victim(fp_cache *c)
     }
     /* SIEVE: two sweeps at most (the first may only clear visited bits). */
     centry *p = c->hand ? c->hand : c->tail;
-    for (size_t steps = 2 * c->count + 1; steps && c->count; steps--) {
+    for (size_t steps = 2 * c->tab.count + 1; steps && c->tab.count; steps--) {
         if (!p)
             p = c->tail;
         if (p->visited) {
@@ -181,7 +136,7 @@ static centry *victim(fp_cache *c)
 
 static inline int over(const fp_cache *c, size_t extra_entries, size_t extra_bytes)
 {
-    return (c->max_entries && c->count + extra_entries > c->max_entries) ||
+    return (c->max_entries && c->tab.count + extra_entries > c->max_entries) ||
            (c->max_bytes && c->bytes + extra_bytes > c->max_bytes);
 }
 
@@ -193,9 +148,7 @@ static int make_room(fp_cache *c, size_t extra_entries, size_t extra_bytes, cent
         centry *v = victim(c);
         if (!v)
             return 0;
-        centry **link;
-        find(c, v->key, &link);
-        drop_entry(c, link, v, rel);
+        drop_entry(c, v, rel);
         c->evictions++;
         if (n)
             (*n)++;
@@ -212,23 +165,20 @@ int fp_cache_new_at(const fp_cache_config *cfg, fp_cache **out, const char *file
     if (!cfg || (cfg->policy != FP_CACHE_SIEVE && cfg->policy != FP_CACHE_LRU))
         return FP_EINVAL;
     if (!cfg->max_bytes && !cfg->max_entries && !(cfg->flags & FP_CACHE_UNBOUNDED)) {
-        fp__set_errmsg("cache '%s': max_bytes and max_entries are both 0 (set one, or pass "
+        fp_errmsg_set("cache '%s': max_bytes and max_entries are both 0 (set one, or pass "
                        "FP_CACHE_UNBOUNDED)",
                        cfg->name ? cfg->name : "cache");
         return FP_EINVAL;
     }
-    centry **b = fp_alloc(INITIAL_BUCKETS * sizeof *b, sizeof(void *));
-    if (!b)
+    fp__htab tab;
+    if (fp__htab_init(&tab, INITIAL_BUCKETS_LOG2) != FP_OK)
         return FP_ENOMEM;
     fp_cache *c = fp__obj_new(&fp_cache_type, sizeof *c, sizeof *c, NULL, file, line, func);
     if (!c) {
-        fp_free(b, INITIAL_BUCKETS * sizeof *b);
+        fp__htab_fini(&tab);
         return FP_ENOMEM;
     }
-    memset(b, 0, INITIAL_BUCKETS * sizeof *b);
-    c->buckets = b;
-    c->nbuckets = INITIAL_BUCKETS;
-    c->shift = 64 - 6;
+    c->tab = tab;
     snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : "cache");
     c->max_bytes = cfg->max_bytes;
     c->max_entries = cfg->max_entries;
@@ -250,13 +200,12 @@ static void cache_finalize(void *obj)
     centry *rel = NULL;
     for (centry *e = c->head, *n; e; e = n) {
         n = e->next;
-        e->hnext = rel;
-        rel = e;
+        FP__HTAB_LIST_PUSH(&rel, e, h);
     }
     c->head = c->tail = c->hand = NULL;
-    c->count = c->bytes = 0;
+    c->bytes = 0;
     release_list(rel);
-    fp_free(c->buckets, c->nbuckets * sizeof *c->buckets);
+    fp__htab_fini(&c->tab);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
 }
@@ -267,26 +216,21 @@ static int put_locked(fp_cache *c, uint64_t key, void *obj, size_t bytes, centry
                       centry **rel, const char *file, int line, const char *func,
                       const void *ret)
 {
-    centry **link;
-    centry *old = find(c, key, &link);
+    centry *old = find(c, key);
     if (old)
-        drop_entry(c, link, old, rel);
+        drop_entry(c, old, rel);
     int fits = make_room(c, 1, bytes, rel, NULL);
     if (!fits && (c->flags & FP_CACHE_STRICT)) {
         c->rejected++;
         return FP_ELIMIT;
     }
-    e->key = key;
+    e->h.key = key;
     /* Recorded at the user's put, as the cache's own reference. */
     e->obj = fp__obj_ref_for(obj, file, line, func, ret, FP__REF_KEPT);
     e->bytes = bytes;
     e->visited = 0;
-    maybe_grow(c);
-    size_t b = bucket_of(c, key);
-    e->hnext = c->buckets[b];
-    c->buckets[b] = e;
+    fp__htab_insert(&c->tab, &e->h);
     queue_push_head(c, e);
-    c->count++;
     c->bytes += bytes;
     if (c->max_bytes && c->bytes > c->max_bytes && c->bytes - c->max_bytes > c->peak_over)
         c->peak_over = c->bytes - c->max_bytes;
@@ -295,7 +239,7 @@ static int put_locked(fp_cache *c, uint64_t key, void *obj, size_t bytes, centry
 
 static void set_limit_msg(fp_cache *c, size_t bytes)
 {
-    fp__set_errmsg("cache '%s': cannot fit an entry of %zu bytes: max_bytes=%zu max_entries=%zu, "
+    fp_errmsg_set("cache '%s': cannot fit an entry of %zu bytes: max_bytes=%zu max_entries=%zu, "
                    "and the entries left are pinned (still referenced elsewhere); raise the "
                    "bounds, release the pinned objects, or drop FP_CACHE_STRICT to allow "
                    "overshoot",
@@ -329,7 +273,7 @@ int fp_cache_put_at(fp_cache *c, uint64_t key, void *obj, size_t bytes, const ch
 static void *hit_locked(fp_cache *c, uint64_t key, const char *file, int line, const char *func,
                         const void *ret)
 {
-    centry *e = find(c, key, NULL);
+    centry *e = find(c, key);
     if (!e)
         return NULL;
     c->hits++;
@@ -466,11 +410,11 @@ int fp_cache_remove(fp_cache *c, uint64_t key)
 {
     if (!c)
         return FP_EINVAL;
-    centry *rel = NULL, **link;
+    centry *rel = NULL;
     pthread_mutex_lock(&c->mu);
-    centry *e = find(c, key, &link);
+    centry *e = find(c, key);
     if (e)
-        drop_entry(c, link, e, &rel);
+        drop_entry(c, e, &rel);
     pthread_mutex_unlock(&c->mu);
     release_list(rel);
     return e ? FP_OK : FP_ENOENT;
@@ -482,9 +426,9 @@ void fp_cache_clear(fp_cache *c)
         return;
     centry *rel = NULL;
     pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; i < c->nbuckets; i++)
-        while (c->buckets[i])
-            drop_entry(c, &c->buckets[i], c->buckets[i], &rel);
+    for (size_t i = 0; i < c->tab.nbuckets; i++)
+        while (c->tab.buckets[i])
+            drop_entry(c, entry_of(c->tab.buckets[i]), &rel);
     pthread_mutex_unlock(&c->mu);
     release_list(rel);
 }
@@ -510,7 +454,7 @@ void fp_cache_get_stats(fp_cache *c, fp_cache_stats *out)
     if (!c)
         return;
     pthread_mutex_lock(&c->mu);
-    out->entries = c->count;
+    out->entries = c->tab.count;
     out->bytes = c->bytes;
     for (centry *e = c->head; e; e = e->next) {
         if (pinned(e)) {
@@ -524,7 +468,7 @@ void fp_cache_get_stats(fp_cache *c, fp_cache_stats *out)
     out->rejected = c->rejected;
     out->overshoot_bytes = c->max_bytes && c->bytes > c->max_bytes ? c->bytes - c->max_bytes : 0;
     out->overshoot_entries =
-        c->max_entries && c->count > c->max_entries ? c->count - c->max_entries : 0;
+        c->max_entries && c->tab.count > c->max_entries ? c->tab.count - c->max_entries : 0;
     out->peak_overshoot_bytes = c->peak_over;
     out->load_waits = c->waits;
     out->load_errors = c->load_errors;

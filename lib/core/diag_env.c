@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE /* on_exit */
 #include "diag_internal.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <execinfo.h>
@@ -33,11 +34,6 @@ static int sig_pipe[2] = {-1, -1};
 static void at_exit_handler(int status, void *arg);
 static int start_signal_thread(void);
 
-const char *fp_diag_errmsg(void)
-{
-    return fp__get_errmsg();
-}
-
 unsigned fp_diag_flags(void)
 {
     return atomic_load_explicit(&diag_switches, memory_order_relaxed);
@@ -46,7 +42,7 @@ unsigned fp_diag_flags(void)
 int fp_diag_set_flags(unsigned flags)
 {
     if (flags & ~(unsigned)ALL_SWITCHES) {
-        fp__set_errmsg("diag: unknown flag bits 0x%x", flags & ~(unsigned)ALL_SWITCHES);
+        fp_errmsg_set("diag: unknown flag bits 0x%x", flags & ~(unsigned)ALL_SWITCHES);
         return FP_EINVAL;
     }
     if (flags & FP_DIAG_LEAKS_ERROR)
@@ -96,7 +92,7 @@ static int item_is(const char *s, size_t n, const char *word)
 int fp_diag_configure(const char *spec)
 {
     if (!spec) {
-        fp__set_errmsg("diag: NULL specification");
+        fp_errmsg_set("diag: NULL specification");
         return FP_EINVAL;
     }
     unsigned flags = 0;
@@ -145,7 +141,7 @@ int fp_diag_configure(const char *spec)
     }
     int rc = fp_diag_set_flags(flags);
     if (bad) {
-        fp__set_errmsg("diag: unknown FP_DIAG item '%s' (known: sites, backtrace[=N], "
+        fp_errmsg_set("diag: unknown FP_DIAG item '%s' (known: sites, backtrace[=N], "
                        "refs, leaks=report, leaks=error, signal, socket, summary, off)",
                        badbuf);
         return FP_EINVAL;
@@ -157,7 +153,7 @@ __attribute__((constructor)) static void diag_load(void)
 {
     const char *s = getenv("FP_DIAG");
     if (s && *s && fp_diag_configure(s) != FP_OK)
-        fprintf(stderr, "framepool: FP_DIAG: %s\n", fp__get_errmsg());
+        fprintf(stderr, "framepool: FP_DIAG: %s\n", fp_errmsg());
 }
 
 /* At exit: the summary and leak report when asked for. With leaks=error and
@@ -219,23 +215,13 @@ static void *signal_thread(void *arg)
 int fp__diag_start_thread(void *(*fn)(void *))
 {
     /* The thread blocks every signal: signal handlers run on other threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&th, &at, fn, NULL);
-    pthread_attr_destroy(&at);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
+    return fp__thread_start(NULL, fn, NULL);
 }
 
 static int start_signal_thread(void)
 {
     if (pipe(sig_pipe) != 0) {
-        fp__set_errmsg("diag: pipe for SIGUSR1 failed: %s", strerror(errno));
+        fp_errmsg_set("diag: pipe for SIGUSR1 failed: %s", strerror(errno));
         return FP_ENOMEM;
     }
     int rc = fp__diag_start_thread(signal_thread);
@@ -243,7 +229,7 @@ static int start_signal_thread(void)
         close(sig_pipe[0]);
         close(sig_pipe[1]);
         sig_pipe[0] = sig_pipe[1] = -1;
-        fp__set_errmsg("diag: could not start the SIGUSR1 thread: %s", strerror(rc));
+        fp_errmsg_set("diag: could not start the SIGUSR1 thread: %s", strerror(rc));
         return FP_ENOMEM;
     }
     struct sigaction sa;

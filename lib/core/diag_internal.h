@@ -1,7 +1,7 @@
 /* Interfaces shared by the diagnostics sources: diag_track.c (live list,
  * backtraces, reference history), diag_env.c (switches, exit handler,
  * signal), diag_socket.c (the socket channel), diag_report.c (summary,
- * growth, leaks, refs), diag_snapshot.c and memtrack.c. */
+ * growth, leaks, refs), diag_snapshot.c, and lib/measure/memtrack.c. */
 #ifndef FRAMEPOOL_DIAG_INTERNAL_H
 #define FRAMEPOOL_DIAG_INTERNAL_H
 
@@ -120,6 +120,9 @@ const char *fp__diag_socket_path(void);
 
 /* Whether `t` is one of diag's own types (left out of snapshots). */
 int fp__diag_own_type(const fp_type *t);
+/* Adds `t` to diag's own types (idempotent; at most a few, from layers on
+ * top of the core such as lib/measure's fp_memtrack_type). Thread-safe. */
+void fp__diag_own_type_add(const fp_type *t);
 
 /* Prints the frames of `tb` (symbolized with dladdr), one per line, each
  * preceded by `indent`. */

@@ -57,10 +57,39 @@ char *fp__diag_commas(char *buf, size_t n, uint64_t v)
     return buf;
 }
 
+/* Types of the layers built on diag (lib/measure's memory tracker) that
+ * count as diag's own: registered by those layers, so that the core never
+ * names them. */
+#define OWN_TYPES_MAX 4
+static _Atomic(const fp_type *) own_types[OWN_TYPES_MAX];
+
+void fp__diag_own_type_add(const fp_type *t)
+{
+    for (int i = 0; i < OWN_TYPES_MAX; i++) {
+        const fp_type *cur = atomic_load_explicit(&own_types[i], memory_order_acquire);
+        if (cur == t)
+            return;
+        if (!cur && atomic_compare_exchange_strong_explicit(&own_types[i], &cur, t,
+                                                            memory_order_acq_rel,
+                                                            memory_order_acquire))
+            return;
+        if (cur == t)
+            return;
+    }
+}
+
 int fp__diag_own_type(const fp_type *t)
 {
-    return t == &fp_snapshot_type || t == &fp_diag_diff_type || t == &fp_growth_type ||
-           t == &fp_memtrack_type;
+    if (t == &fp_snapshot_type || t == &fp_diag_diff_type || t == &fp_growth_type)
+        return 1;
+    for (int i = 0; i < OWN_TYPES_MAX; i++) {
+        const fp_type *cur = atomic_load_explicit(&own_types[i], memory_order_acquire);
+        if (!cur)
+            return 0;
+        if (cur == t)
+            return 1;
+    }
+    return 0;
 }
 
 /* ---- summary ----------------------------------------------------------------------------- */

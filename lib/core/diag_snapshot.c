@@ -104,7 +104,7 @@ int fp_snapshot_take_at(fp_snapshot **out, const char *file, int line, const cha
     fp_free(items, cap * sizeof *items);
     *out = s;
     if (!sites) {
-        fp__set_errmsg("snapshot: creation sites are not tracked (set FP_DIAG=sites or call "
+        fp_errmsg_set("snapshot: creation sites are not tracked (set FP_DIAG=sites or call "
                        "fp_diag_configure(\"sites\")); the snapshot holds only objects tracked "
                        "earlier");
         return FP_EINVAL;

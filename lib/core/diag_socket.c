@@ -60,13 +60,13 @@ void fp__diag_socket_close(void)
 static int private_dir(const char *dir)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        fp__set_errmsg("diag: socket: cannot create %s: %s", dir, strerror(errno));
+        fp_errmsg_set("diag: socket: cannot create %s: %s", dir, strerror(errno));
         return FP_EIO;
     }
     struct stat st;
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
         (st.st_mode & 077)) {
-        fp__set_errmsg("diag: socket: %s is not a private directory of this user (want mode "
+        fp_errmsg_set("diag: socket: %s is not a private directory of this user (want mode "
                        "0700, owner uid %ld): channel not opened",
                        dir, (long)geteuid());
         return FP_EIO;
@@ -81,7 +81,7 @@ static int channel_dir(char *buf, size_t n)
     if (x && x[0] == '/' && stat(x, &st) == 0 && S_ISDIR(st.st_mode) &&
         st.st_uid == geteuid()) {
         if ((size_t)snprintf(buf, n, "%s/framepool", x) >= n) {
-            fp__set_errmsg("diag: socket: XDG_RUNTIME_DIR too long");
+            fp_errmsg_set("diag: socket: XDG_RUNTIME_DIR too long");
             return FP_EINVAL;
         }
     } else {
@@ -181,12 +181,12 @@ int fp__diag_socket_start(void)
         return rc;
     if ((size_t)snprintf(sock_path, sizeof sock_path, "%s/%ld.sock", dir, (long)getpid()) >=
         sizeof sock_path) {
-        fp__set_errmsg("diag: socket: path too long under %s", dir);
+        fp_errmsg_set("diag: socket: path too long under %s", dir);
         return FP_EINVAL;
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        fp__set_errmsg("diag: socket: %s", strerror(errno));
+        fp_errmsg_set("diag: socket: %s", strerror(errno));
         return FP_EIO;
     }
     struct sockaddr_un sa;
@@ -198,7 +198,7 @@ int fp__diag_socket_start(void)
      * bind and chmod. */
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(sock_path, 0600) != 0 ||
         listen(fd, 4) != 0) {
-        fp__set_errmsg("diag: socket: cannot listen on %s: %s", sock_path, strerror(errno));
+        fp_errmsg_set("diag: socket: cannot listen on %s: %s", sock_path, strerror(errno));
         close(fd);
         unlink(sock_path);
         return FP_EIO;
@@ -209,7 +209,7 @@ int fp__diag_socket_start(void)
         close(fd);
         listen_fd = -1;
         unlink(sock_path);
-        fp__set_errmsg("diag: could not start the socket thread: %s", strerror(e));
+        fp_errmsg_set("diag: could not start the socket thread: %s", strerror(e));
         return FP_ENOMEM;
     }
     sock_pid = getpid();

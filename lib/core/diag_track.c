@@ -4,7 +4,7 @@
  * copy of the list that reports work from (fp__diag_collect). FP_DIAG
  * parsing, the exit handler and the signal thread are in diag_env.c; the
  * summary, growth and leak reports in diag_report.c; snapshots and diffs in
- * diag_snapshot.c; memory per frame in memtrack.c.
+ * diag_snapshot.c; memory per frame in lib/measure/memtrack.c.
  *
  * The live list is split into shards (by object address), each a doubly
  * linked list under its own mutex, so that threads creating objects with

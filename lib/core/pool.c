@@ -84,11 +84,6 @@ const fp_type fp_pool_type = {"fp_pool", NULL};
 const fp_type fp_budget_type = {"fp_budget", budget_finalize};
 
 
-const char *fp_pool_errmsg(void)
-{
-    return fp__get_errmsg();
-}
-
 /* ---- time helpers ---------------------------------------------------------- */
 
 static void deadline_from_now(struct timespec *ts, int64_t timeout_us)
@@ -364,7 +359,7 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
 {
     if (!cfg || cfg->width <= 0 || cfg->height <= 0 || cfg->width > FP_MAX_DIMENSION ||
         cfg->height > FP_MAX_DIMENSION) {
-        fp__set_errmsg("pool: invalid size %dx%d (1..%d)", cfg ? cfg->width : 0,
+        fp_errmsg_set("pool: invalid size %dx%d (1..%d)", cfg ? cfg->width : 0,
                        cfg ? cfg->height : 0, FP_MAX_DIMENSION);
         return FP_EINVAL;
     }
@@ -378,14 +373,14 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
                  pp->layout.offset[i] + (size_t)pp->layout.stride[i] * pp->layout.rows[i] <=
                      pp->layout.size;
         if (!ok || cfg->format <= FP_PIX_NONE || cfg->format >= FP_PIX_COUNT_) {
-            fp__set_errmsg("pool: invalid explicit layout or format");
+            fp_errmsg_set("pool: invalid explicit layout or format");
             return FP_EINVAL;
         }
     } else {
         int rc = fp_layout_compute(cfg->format, cfg->width, cfg->height, cfg->align,
                                    cfg->padding, &pp->layout);
         if (rc) {
-            fp__set_errmsg("pool: cannot lay out %s %dx%d with alignment %d",
+            fp_errmsg_set("pool: cannot lay out %s %dx%d with alignment %d",
                            fp_pixfmt_name(cfg->format), cfg->width, cfg->height, cfg->align);
             return rc;
         }
@@ -397,12 +392,12 @@ static int params_from_config(const fp_pool_config *cfg, pool_params *pp)
     pp->max_buffers = cfg->max_buffers ? cfg->max_buffers : FP_POOL_DEFAULT_MAX;
     pp->min_buffers = cfg->min_buffers;
     if (pp->min_buffers > pp->max_buffers) {
-        fp__set_errmsg("pool: min_buffers (%u) exceeds max_buffers (%u)", pp->min_buffers,
+        fp_errmsg_set("pool: min_buffers (%u) exceeds max_buffers (%u)", pp->min_buffers,
                        pp->max_buffers);
         return FP_EINVAL;
     }
     if (cfg->max_idle_seconds < 0) {
-        fp__set_errmsg("pool: negative max_idle_seconds");
+        fp_errmsg_set("pool: negative max_idle_seconds");
         return FP_EINVAL;
     }
     pp->max_idle_us = (int64_t)(cfg->max_idle_seconds * 1e6);
@@ -459,7 +454,7 @@ static int charge_for_buffer(fp_pool *p, size_t bytes, int64_t timeout_us)
         atomic_fetch_sub(&b->waiters, 1);
         pthread_mutex_unlock(&b->mu);
         if (rc == FP_ETIMEDOUT)
-            fp__set_errmsg("pool '%s': waited %lld us for the shared budget of %llu bytes "
+            fp_errmsg_set("pool '%s': waited %lld us for the shared budget of %llu bytes "
                            "(%llu in use); raise the budget or release frames sooner",
                            p->name, (long long)timeout_us, (unsigned long long)b->max_bytes,
                            (unsigned long long)atomic_load(&b->used));
@@ -468,7 +463,7 @@ static int charge_for_buffer(fp_pool *p, size_t bytes, int64_t timeout_us)
         return FP_OK;
     }
     atomic_fetch_add(&b->refusals, 1);
-    fp__set_errmsg("pool '%s': budget of %llu bytes reached (%llu in use, a buffer needs %zu); "
+    fp_errmsg_set("pool '%s': budget of %llu bytes reached (%llu in use, a buffer needs %zu); "
                    "raise the budget given to fp_budget_new or release frames sooner",
                    p->name, (unsigned long long)b->max_bytes,
                    (unsigned long long)atomic_load(&b->used), bytes);
@@ -721,7 +716,7 @@ static __attribute__((noinline)) int acquire_slow(fp_pool *p, int64_t timeout_us
     for (;;) {
         if (p->closed) {
             pthread_mutex_unlock(&p->mu);
-            fp__set_errmsg("pool '%s': acquire after the pool's last reference was dropped",
+            fp_errmsg_set("pool '%s': acquire after the pool's last reference was dropped",
                            p->name);
             return FP_EINVAL;
         }
@@ -747,7 +742,7 @@ static __attribute__((noinline)) int acquire_slow(fp_pool *p, int64_t timeout_us
                     if (p->budget)
                         budget_uncharge(p->budget, bytes);
                     rc = FP_ENOMEM;
-                    fp__set_errmsg("pool '%s': out of memory allocating a %zu-byte buffer",
+                    fp_errmsg_set("pool '%s': out of memory allocating a %zu-byte buffer",
                                    p->name, bytes);
                 }
             }
@@ -776,14 +771,14 @@ static __attribute__((noinline)) int acquire_slow(fp_pool *p, int64_t timeout_us
         if (timeout_us == 0) {
             p->limits++;
             pthread_mutex_unlock(&p->mu);
-            fp__set_errmsg("pool '%s': all %u buffers are in use (max_buffers reached); "
+            fp_errmsg_set("pool '%s': all %u buffers are in use (max_buffers reached); "
                            "release frames sooner or raise max_buffers",
                            p->name, p->cur.max_buffers);
             return FP_ELIMIT;
         }
         if (p->canceled) {
             pthread_mutex_unlock(&p->mu);
-            fp__set_errmsg("pool '%s': acquire cancelled", p->name);
+            fp_errmsg_set("pool '%s': acquire cancelled", p->name);
             return FP_ECANCELED;
         }
         if (!waited) {
@@ -800,13 +795,13 @@ static __attribute__((noinline)) int acquire_slow(fp_pool *p, int64_t timeout_us
         p->waiters--;
         if (p->canceled && !p->idle) {
             pthread_mutex_unlock(&p->mu);
-            fp__set_errmsg("pool '%s': acquire cancelled", p->name);
+            fp_errmsg_set("pool '%s': acquire cancelled", p->name);
             return FP_ECANCELED;
         }
         if (w == ETIMEDOUT && !p->idle && p->n_alloc >= p->cur.max_buffers) {
             p->timeouts++;
             pthread_mutex_unlock(&p->mu);
-            fp__set_errmsg("pool '%s': no buffer came back within %lld us (all %u in use); "
+            fp_errmsg_set("pool '%s': no buffer came back within %lld us (all %u in use); "
                            "release frames sooner or raise max_buffers",
                            p->name, (long long)timeout_us, p->cur.max_buffers);
             return FP_ETIMEDOUT;

@@ -112,13 +112,9 @@ static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static int tls_key_ok;
 
-/* Thread exit: move this thread's counts into the shared totals. */
-static void tls_retire(void *arg)
+/* Moves the counts of block c into the shared totals (tls_lock held). */
+static void fold_block(tls_counts *c)
 {
-    tls_counts *c = arg;
-    tls_mine = NULL; /* objects released later in this thread count shared */
-    tls_state = TLS_RETIRED;
-    pthread_mutex_lock(&tls_lock);
     unsigned n = atomic_load_explicit(&type_count, memory_order_acquire);
     for (unsigned i = 0; i < n && i < TLS_SLOTS; i++) {
         fp__typestat *s = type_order[i];
@@ -132,6 +128,16 @@ static void tls_retire(void *arg)
                                   atomic_load_explicit(&t->created, memory_order_relaxed),
                                   memory_order_relaxed);
     }
+}
+
+/* Thread exit: move this thread's counts into the shared totals. */
+static void tls_retire(void *arg)
+{
+    tls_counts *c = arg;
+    tls_mine = NULL; /* objects released later in this thread count shared */
+    tls_state = TLS_RETIRED;
+    pthread_mutex_lock(&tls_lock);
+    fold_block(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -141,9 +147,39 @@ static void tls_retire(void *arg)
     pthread_mutex_unlock(&tls_lock);
 }
 
+/* fork. The child has only the forking thread; the other threads' blocks
+ * are still mapped right after the fork but are freed when the child's
+ * first new threads reuse their cached stacks (thread-local storage of a
+ * dlopen'ed library lives in malloc'ed memory), and tls_list would then
+ * point into freed memory. So the child folds their counts into the shared
+ * totals and keeps only its own block. tls_lock is held across the fork so
+ * that the list is consistent in the child. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&tls_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&tls_lock);
+}
+
+static void fork_child(void)
+{
+    tls_counts *mine = tls_state == TLS_ACTIVE ? &tls_block : NULL;
+    for (tls_counts *c = tls_list; c; c = c->next)
+        if (c != mine)
+            fold_block(c);
+    tls_list = mine;
+    if (mine)
+        mine->prev = mine->next = NULL;
+    pthread_mutex_init(&tls_lock, NULL);
+}
+
 static void tls_key_init(void)
 {
     tls_key_ok = pthread_key_create(&tls_key, tls_retire) == 0;
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* Returns the calling thread's block, registering the thread on its first

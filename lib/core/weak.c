@@ -123,7 +123,7 @@ static int slot_take(uint32_t *out)
     } else {
         if (next_unused >= FP_WEAK_MAX_SLOTS) {
             pthread_mutex_unlock(&free_mu);
-            fp__set_errmsg("weak handles: %u objects already have weak slots "
+            fp_errmsg_set("weak handles: %u objects already have weak slots "
                            "(FP_WEAK_MAX_SLOTS)",
                            (unsigned)FP_WEAK_MAX_SLOTS);
             return FP_ELIMIT;
@@ -153,7 +153,7 @@ static int slot_take(uint32_t *out)
 static int ensure_slot(fp__obj *h, uint32_t flag, uint32_t *idx_out, uint32_t *gen_out)
 {
     if (atomic_load_explicit(&h->refs, memory_order_relaxed) == 0) {
-        fp__set_errmsg("weak handle or on-free callback for an object whose last reference "
+        fp_errmsg_set("weak handle or on-free callback for an object whose last reference "
                        "is gone (called from its finalizer or after fp_unref?)");
         return FP_EINVAL;
     }

@@ -19,6 +19,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "framepool/weak.h"
+#include "htab.h"
 #include "weak_priv.h"
 
 #include <pthread.h>
@@ -27,8 +28,9 @@
 typedef struct wm_core wm_core;
 
 typedef struct wm_entry {
-    struct wm_entry *next; /* bucket chain, or a to-free list once out of the table */
-    uint64_t hkey;         /* WEAK_KEYS: the key's weak id; WEAK_VALUES: the user's key */
+    fp__hnode h;           /* table node; h.key: WEAK_KEYS the key's weak id, WEAK_VALUES
+                              the user's key; h.next chains a to-free list once out of
+                              the table */
     uint64_t wid;          /* weak id of the watched object (key or value) */
     fp__onfree *node;      /* the on-free record, while cb_pending */
     void *value;           /* WEAK_KEYS: the user's value */
@@ -40,10 +42,7 @@ typedef struct wm_entry {
 struct wm_core {
     pthread_mutex_t mu;
     unsigned long refs; /* the map object + one per allocated entry */
-    wm_entry **buckets;
-    size_t nbuckets; /* power of two */
-    unsigned shift;  /* 64 - log2(nbuckets) */
-    size_t count;
+    fp__htab tab; /* tab.count: the entries in the table */
     fp_weakmap_mode mode;
     void (*value_free)(void *);
     void *(*value_ref)(void *);
@@ -56,51 +55,10 @@ struct fp_weakmap {
 static void weakmap_finalize(void *obj);
 const fp_type fp_weakmap_type = {"fp_weakmap", weakmap_finalize};
 
-#define INITIAL_BUCKETS 16
+#define INITIAL_BUCKETS_LOG2 4 /* 16 */
 
-static inline size_t bucket_of(const wm_core *c, uint64_t k)
-{
-    return (size_t)((k * 0x9e3779b97f4a7c15ull) >> c->shift);
-}
-
-static wm_entry *find(wm_core *c, uint64_t k, wm_entry ***link)
-{
-    wm_entry **l = &c->buckets[bucket_of(c, k)];
-    while (*l && (*l)->hkey != k)
-        l = &(*l)->next;
-    if (link)
-        *link = l;
-    return *l;
-}
-
-/* Doubles the bucket array when the load passes 1; a failed allocation
- * only makes chains longer. */
-static void maybe_grow(wm_core *c)
-{
-    if (c->count < c->nbuckets || c->nbuckets > (SIZE_MAX / sizeof(void *)) / 4)
-        return;
-    size_t nb = c->nbuckets * 2;
-    wm_entry **b = fp_alloc(nb * sizeof *b, sizeof(void *));
-    if (!b)
-        return;
-    memset(b, 0, nb * sizeof *b);
-    wm_entry **old = c->buckets;
-    size_t on = c->nbuckets;
-    c->buckets = b;
-    c->nbuckets = nb;
-    c->shift--;
-    for (size_t i = 0; i < on; i++) {
-        wm_entry *e = old[i];
-        while (e) {
-            wm_entry *n = e->next;
-            size_t j = bucket_of(c, e->hkey);
-            e->next = b[j];
-            b[j] = e;
-            e = n;
-        }
-    }
-    fp_free(old, on * sizeof *old);
-}
+#define entry_of(n) FP__HTAB_ENTRY(n, wm_entry, h)
+#define find(c, k) entry_of(fp__htab_find(&(c)->tab, (k)))
 
 static void core_unref(wm_core *c, unsigned long n)
 {
@@ -113,7 +71,7 @@ static void core_unref(wm_core *c, unsigned long n)
     if (!last)
         return;
     pthread_mutex_destroy(&c->mu);
-    fp_free(c->buckets, c->nbuckets * sizeof *c->buckets);
+    fp__htab_fini(&c->tab);
     fp_free(c, sizeof *c);
 }
 
@@ -125,7 +83,7 @@ static void destroy_list(wm_core *c, wm_entry *list)
     void (*vf)(void *) = c->value_free;
     while (list) {
         wm_entry *e = list;
-        list = e->next;
+        list = entry_of(e->h.next);
         if (vf && c->mode == FP_WEAKMAP_WEAK_KEYS)
             vf(e->value);
         fp_free(e, sizeof *e);
@@ -137,20 +95,16 @@ static void destroy_list(wm_core *c, wm_entry *list)
 /* Drops one count of e under the lock; queues e on *dead at zero. */
 static void entry_put(wm_entry *e, wm_entry **dead)
 {
-    if (--e->refs == 0) {
-        e->next = *dead;
-        *dead = e;
-    }
+    if (--e->refs == 0)
+        FP__HTAB_LIST_PUSH(dead, e, h);
 }
 
-/* Takes e (found through link) out of the table and cancels its callback
- * if it can. Under the lock. */
-static void detach(wm_core *c, wm_entry **link, wm_entry *e, wm_entry **dead)
+/* Takes e out of the table and cancels its callback if it can. Under the
+ * lock. */
+static void detach(wm_core *c, wm_entry *e, wm_entry **dead)
 {
-    *link = e->next;
-    e->next = NULL;
+    fp__htab_remove(&c->tab, &e->h);
     e->in_table = 0;
-    c->count--;
     if (e->cb_pending && fp__onfree_cancel(e->wid, e->node)) {
         e->cb_pending = 0;
         entry_put(e, dead);
@@ -167,14 +121,8 @@ static void on_object_freed(void *user)
     pthread_mutex_lock(&c->mu);
     e->cb_pending = 0;
     if (e->in_table) {
-        wm_entry **link;
-        find(c, e->hkey, &link);
-        while (*link != e) /* a dying key's id is unique, but be exact */
-            link = &(*link)->next;
-        *link = e->next;
-        e->next = NULL;
+        fp__htab_remove(&c->tab, &e->h); /* this entry, not another with its key */
         e->in_table = 0;
-        c->count--;
         entry_put(e, &dead);
     }
     entry_put(e, &dead);
@@ -194,21 +142,17 @@ int fp_weakmap_new_at(const fp_weakmap_config *cfg, fp_weakmap **out, const char
     if (!c)
         return FP_ENOMEM;
     memset(c, 0, sizeof *c);
-    c->buckets = fp_alloc(INITIAL_BUCKETS * sizeof *c->buckets, sizeof(void *));
-    if (!c->buckets) {
+    if (fp__htab_init(&c->tab, INITIAL_BUCKETS_LOG2) != FP_OK) {
         fp_free(c, sizeof *c);
         return FP_ENOMEM;
     }
-    memset(c->buckets, 0, INITIAL_BUCKETS * sizeof *c->buckets);
-    c->nbuckets = INITIAL_BUCKETS;
-    c->shift = 64 - 4;
     c->mode = cfg->mode;
     c->value_free = cfg->value_free;
     c->value_ref = cfg->value_ref;
     c->refs = 1;
     fp_weakmap *m = fp__obj_new(&fp_weakmap_type, sizeof *m, sizeof *m, NULL, file, line, func);
     if (!m) {
-        fp_free(c->buckets, INITIAL_BUCKETS * sizeof *c->buckets);
+        fp__htab_fini(&c->tab);
         fp_free(c, sizeof *c);
         return FP_ENOMEM;
     }
@@ -225,9 +169,9 @@ void fp_weakmap_clear(fp_weakmap *m)
     wm_core *c = m->core;
     wm_entry *dead = NULL;
     pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        while (c->buckets[i])
-            detach(c, &c->buckets[i], c->buckets[i], &dead);
+    for (size_t i = 0; i < c->tab.nbuckets; i++) {
+        while (c->tab.buckets[i])
+            detach(c, entry_of(c->tab.buckets[i]), &dead);
     }
     pthread_mutex_unlock(&c->mu);
     destroy_list(c, dead);
@@ -255,7 +199,7 @@ static int entry_new(wm_core *c, fp__obj *h, void *value, wm_entry **out)
         fp_free(e, sizeof *e);
         return rc;
     }
-    e->hkey = e->wid; /* WEAK_VALUES callers set their own key */
+    e->h.key = e->wid; /* WEAK_VALUES callers set their own key */
     e->cb_pending = 1;
     e->refs = 1; /* the callback */
     pthread_mutex_lock(&c->mu);
@@ -268,17 +212,12 @@ static int entry_new(wm_core *c, fp__obj *h, void *value, wm_entry **out)
 /* Inserts e (replacing an entry with the same key). Under the lock. */
 static void insert(wm_core *c, wm_entry *e, wm_entry **dead)
 {
-    wm_entry **link;
-    wm_entry *old = find(c, e->hkey, &link);
+    wm_entry *old = find(c, e->h.key);
     if (old)
-        detach(c, link, old, dead);
-    maybe_grow(c);
-    size_t b = bucket_of(c, e->hkey);
-    e->next = c->buckets[b];
-    c->buckets[b] = e;
+        detach(c, old, dead);
+    fp__htab_insert(&c->tab, &e->h);
     e->in_table = 1;
     e->refs++;
-    c->count++;
 }
 
 int fp_weakmap_put(fp_weakmap *m, void *key, void *value)
@@ -293,7 +232,7 @@ int fp_weakmap_put(fp_weakmap *m, void *key, void *value)
         void *old_value = NULL;
         int found = 0;
         pthread_mutex_lock(&c->mu);
-        wm_entry *e = find(c, id, NULL);
+        wm_entry *e = find(c, id);
         if (e && e->refs == 2) { /* table + callback: no snapshot is using the value */
             old_value = e->value;
             e->value = value;
@@ -331,7 +270,7 @@ int fp_weakmap_get_at(fp_weakmap *m, const void *key, void **value, const char *
         return FP_ENOENT;
     int rc = FP_ENOENT;
     pthread_mutex_lock(&c->mu);
-    wm_entry *e = find(c, id, NULL);
+    wm_entry *e = find(c, id);
     if (e) {
         if (c->value_ref) {
             /* value_ref is usually fp_ref itself, called through the pointer:
@@ -350,11 +289,11 @@ int fp_weakmap_get_at(fp_weakmap *m, const void *key, void **value, const char *
 
 static int remove_key(wm_core *c, uint64_t k)
 {
-    wm_entry *dead = NULL, **link;
+    wm_entry *dead = NULL;
     pthread_mutex_lock(&c->mu);
-    wm_entry *e = find(c, k, &link);
+    wm_entry *e = find(c, k);
     if (e)
-        detach(c, link, e, &dead);
+        detach(c, e, &dead);
     pthread_mutex_unlock(&c->mu);
     destroy_list(c, dead);
     return e ? FP_OK : FP_ENOENT;
@@ -377,7 +316,7 @@ int fp_weakmap_put_u64(fp_weakmap *m, uint64_t key, void *obj)
     int rc = entry_new(c, fp__hdr(obj), NULL, &e);
     if (rc)
         return rc;
-    e->hkey = key;
+    e->h.key = key;
     wm_entry *dead = NULL;
     pthread_mutex_lock(&c->mu);
     insert(c, e, &dead);
@@ -395,7 +334,7 @@ int fp_weakmap_get_u64_at(fp_weakmap *m, uint64_t key, void **obj, const char *f
         return FP_EINVAL;
     wm_core *c = m->core;
     pthread_mutex_lock(&c->mu);
-    wm_entry *e = find(c, key, NULL);
+    wm_entry *e = find(c, key);
     void *o = e ? fp__weak_get_for((fp_weak){e->wid}, file, line, func,
                                    __builtin_return_address(0))
                 : NULL;
@@ -417,7 +356,7 @@ size_t fp_weakmap_len(fp_weakmap *m)
         return 0;
     wm_core *c = m->core;
     pthread_mutex_lock(&c->mu);
-    size_t n = c->count;
+    size_t n = c->tab.count;
     pthread_mutex_unlock(&c->mu);
     return n;
 }
@@ -436,7 +375,7 @@ int fp_weakmap_foreach(fp_weakmap *m,
         return FP_EINVAL;
     wm_core *c = m->core;
     pthread_mutex_lock(&c->mu);
-    size_t cap = c->count, n = 0;
+    size_t cap = c->tab.count, n = 0;
     snap_item *items = NULL;
     if (cap) {
         items = fp_alloc(cap * sizeof *items, sizeof(void *));
@@ -445,13 +384,13 @@ int fp_weakmap_foreach(fp_weakmap *m,
             return FP_ENOMEM;
         }
     }
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        for (wm_entry *e = c->buckets[i]; e; e = e->next) {
+    for (size_t i = 0; i < c->tab.nbuckets; i++) {
+        for (wm_entry *e = entry_of(c->tab.buckets[i]); e; e = entry_of(e->h.next)) {
             void *o = fp_weak_get((fp_weak){e->wid});
             if (!o)
                 continue; /* dying: its callback is about to remove it */
             items[n].obj = o;
-            items[n].key = e->hkey;
+            items[n].key = e->h.key;
             items[n].e = NULL;
             if (c->mode == FP_WEAKMAP_WEAK_KEYS) {
                 e->refs++;

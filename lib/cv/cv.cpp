@@ -126,7 +126,7 @@ int make_dest(fp_pool *pool, fp_pixfmt format, int w, int h, int64_t timeout_us,
         }
         int rc = fp_pool_acquire(pool, timeout_us, out);
         if (rc)
-            set_err("%s", fp_pool_errmsg());
+            set_err("%s", fp_errmsg());
         else if ((*out)->format != format || (*out)->width != w || (*out)->height != h) {
             fp_unref(out);
             set_err("the pool '%s' does not make %s %dx%d images", fp_pool_name(pool),
@@ -319,11 +319,6 @@ void ensure_window(const char *name)
 } // namespace
 
 extern "C" {
-
-const char *fp_cv_errmsg(void)
-{
-    return fp_errmsg();
-}
 
 int fp_cv_has_display(void)
 {

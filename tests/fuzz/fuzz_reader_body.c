@@ -132,7 +132,8 @@ static unsigned touch_image(const fp_image *img)
 static int valid_next_rc(int rc)
 {
     return rc == 1 || rc == 0 || rc == FP_EDECODE || rc == FP_EIO || rc == FP_ENOMEM ||
-           rc == FP_EFORMAT || rc == FP_ELIMIT || rc == FP_EINVAL;
+           rc == FP_EFORMAT || rc == FP_ELIMIT || rc == FP_EHELD ||
+           rc == FP_EINVAL;
 }
 
 static void check_frame(const fp_reader_options *o, const fp_image *img)
@@ -202,9 +203,9 @@ static void one_pass(const uint8_t *data, size_t size, const fp_reader_options *
                 fz_fail("next returned %d (%s)", rc, fp_reader_errmsg(r));
             if ((rc == 1) != (img != NULL))
                 fz_fail("next returned %d with image %p", rc, (void *)img);
-            if (rc == FP_ELIMIT) {
+            if (rc == FP_EHELD || rc == FP_ELIMIT) {
                 fp_reader_stats es;
-                fp_reader_stats(r, &es);
+                fp_reader_get_stats(r, &es);
                 fz_fail("held-frame limit hit while holding %d frame(s): %s (stats: held %u, "
                         "decoder_held %u, pool out %llu alloc %llu peak %llu limits %llu gen %u, "
                         "size changes %llu, wrapped %llu, delivered %llu)",
@@ -235,7 +236,7 @@ static void one_pass(const uint8_t *data, size_t size, const fp_reader_options *
         }
     }
     fp_reader_stats st;
-    if (fp_reader_stats(r, &st) != 0)
+    if (fp_reader_get_stats(r, &st) != 0)
         fz_fail("stats on an open reader failed");
     else if (st.held != (kept ? 1u : 0u))
         fz_fail("stats.held %u while holding %d", st.held, kept ? 1 : 0);

@@ -1,10 +1,9 @@
 /*
- * An opt-in glibc malloc policy for long video loops (see diag.h,
+ * An opt-in glibc malloc policy for long video loops (measure.h,
  * fp_memtrack_malloc_policy). Everywhere else it does nothing.
  */
 #define _GNU_SOURCE
-#include "internal.h"
-#include "framepool/diag.h"
+#include "measure_priv.h"
 
 #include <limits.h>
 

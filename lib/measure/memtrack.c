@@ -1,8 +1,11 @@
 /*
- * Memory per frame: samples RssAnon and minor faults every frame into a
- * pre-touched array and judges the steady state with a Theil-Sen slope.
+ * Memory per frame (measure.h, fp_memtrack): samples RssAnon and minor
+ * faults every frame into a pre-touched array and judges the steady state
+ * with the Theil-Sen slope (theilsen.c).
  */
 #define _GNU_SOURCE
+#include "measure_priv.h"
+
 #include "diag_internal.h"
 
 #include <fcntl.h>
@@ -30,8 +33,7 @@ struct fp_memtrack {
     uint64_t stride;
     uint64_t frame;
     uint64_t pushed; /* samples offered (kept or decimated) */
-    int fd;
-    long page;
+    fp_procstat proc; /* this process's statm */
     _Atomic uint64_t noted_misses;
     uint64_t last_misses, last_miss_frame;
     uint64_t peak_rss;
@@ -43,8 +45,7 @@ struct fp_memtrack {
 static void memtrack_finalize(void *obj)
 {
     fp_memtrack *t = obj;
-    if (t->fd >= 0)
-        close(t->fd);
+    fp_procstat_close(&t->proc);
     if (t->frames_out)
         munmap((void *)t->frames_out, sizeof *t->frames_out);
     fp_free(t->s, t->cap * sizeof *t->s);
@@ -52,20 +53,6 @@ static void memtrack_finalize(void *obj)
 }
 
 const fp_type fp_memtrack_type = {"fp_memtrack", memtrack_finalize};
-
-static int read_rss(fp_memtrack *t, uint64_t *rss)
-{
-    char buf[128];
-    ssize_t r = pread(t->fd, buf, sizeof buf - 1, 0);
-    if (r <= 0)
-        return FP_EIO;
-    buf[r] = 0;
-    unsigned long long size, resident, shared;
-    if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3)
-        return FP_EIO;
-    *rss = (resident >= shared ? resident - shared : 0) * (uint64_t)t->page;
-    return FP_OK;
-}
 
 int fp_memtrack_new_at(const fp_memtrack_config *cfg, fp_memtrack **out, const char *file,
                        int line, const char *func)
@@ -97,14 +84,14 @@ int fp_memtrack_new_at(const fp_memtrack_config *cfg, fp_memtrack **out, const c
         c.min_frames = 30;
     if (c.capacity > SIZE_MAX / sizeof(mt_sample))
         return FP_EINVAL;
+    fp__diag_own_type_add(&fp_memtrack_type); /* left out of snapshots */
     fp_memtrack *t = fp__obj_new(&fp_memtrack_type, sizeof *t, sizeof *t, NULL, file, line, func);
     if (!t)
         return FP_ENOMEM;
-    t->fd = -1;
+    t->proc.statm_fd = t->proc.stat_fd = t->proc.fd_dir = -1;
     t->cfg = c;
     t->cap = c.capacity;
     t->stride = 1;
-    t->page = sysconf(_SC_PAGESIZE);
     t->s = fp_alloc(t->cap * sizeof *t->s, 64);
     if (!t->s) {
         t->cap = 0;
@@ -114,10 +101,10 @@ int fp_memtrack_new_at(const fp_memtrack_config *cfg, fp_memtrack **out, const c
     /* Touch every page now: the sampler must not fault in its own array. */
     memset(t->s, 0, t->cap * sizeof *t->s);
     fp__obj_charge(fp__hdr(t), sizeof *t + t->cap * sizeof *t->s);
-    t->fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     uint64_t rss;
-    if (t->fd < 0 || read_rss(t, &rss) != FP_OK) {
-        fp__set_errmsg("memtrack: cannot read /proc/self/statm");
+    if (fp_procstat_open(&t->proc, 0, 0) != FP_OK ||
+        fp_procstat_rss_anon(&t->proc, &rss) != FP_OK) {
+        fp_errmsg_set("memtrack: cannot read /proc/self/statm");
         fp_unref(&t);
         return FP_EIO;
     }
@@ -199,7 +186,7 @@ int fp_memtrack_sample(fp_memtrack *t)
         return FP_EINVAL;
     mt_sample x;
     x.frame = ++t->frame;
-    if (read_rss(t, &x.rss) != FP_OK)
+    if (fp_procstat_rss_anon(&t->proc, &x.rss) != FP_OK)
         return FP_EIO;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -227,53 +214,6 @@ int fp_memtrack_record(fp_memtrack *t, uint64_t x, uint64_t rss_anon, uint64_t m
 
 /* ---- analysis ------------------------------------------------------------------------ */
 
-static double select_kth(double *a, size_t n, size_t k)
-{
-    size_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        double pivot = a[lo + (hi - lo) / 2];
-        size_t i = lo, j = hi;
-        while (i <= j) {
-            while (a[i] < pivot)
-                i++;
-            while (a[j] > pivot)
-                j--;
-            if (i <= j) {
-                double tmp = a[i];
-                a[i] = a[j];
-                a[j] = tmp;
-                i++;
-                if (j == 0)
-                    break;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            return a[k];
-    }
-    return a[k];
-}
-
-static double median(double *a, size_t n)
-{
-    if (n == 0)
-        return 0;
-    double hi = select_kth(a, n, n / 2);
-    if (n % 2)
-        return hi;
-    double lo = a[0];
-    for (size_t i = 1; i < n / 2; i++) /* after selection the lower half is below */
-        if (a[i] > lo)
-            lo = a[i];
-    return (lo + hi) / 2;
-}
-
-#define MAX_PAIRS 65536
-
 typedef uint64_t (*mt_field)(const mt_sample *s);
 static uint64_t f_rss(const mt_sample *s)
 {
@@ -288,49 +228,36 @@ static uint64_t f_live(const mt_sample *s)
     return s->live;
 }
 
+/* Work space of one analysis: the axis and one field of the judged samples,
+ * and the pairs' slopes (also used for the windows' medians). */
+typedef struct mt_work {
+    double *x, *y, *pairs;
+    size_t npairs;
+} mt_work;
+
 /* Theil-Sen slope of field(s[i]) against s[i].frame over s[0..n). */
-static double theil_sen(const mt_sample *s, size_t n, mt_field f, double *work)
+static double theil_sen(const mt_sample *s, size_t n, mt_field f, mt_work *w)
 {
-    size_t m = 0;
-    if (n < 2)
-        return 0;
-    if ((uint64_t)n * (n - 1) / 2 <= MAX_PAIRS) {
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = i + 1; j < n; j++)
-                work[m++] = ((double)f(&s[j]) - (double)f(&s[i])) /
-                            (double)(s[j].frame - s[i].frame);
-    } else {
-        uint64_t x = 0x9e3779b97f4a7c15ull;
-        while (m < MAX_PAIRS) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            size_t i = (size_t)((x >> 32) % n), j = (size_t)((x & 0xffffffffu) % n);
-            if (i == j)
-                continue;
-            if (i > j) {
-                size_t t = i;
-                i = j;
-                j = t;
-            }
-            work[m++] = ((double)f(&s[j]) - (double)f(&s[i])) / (double)(s[j].frame - s[i].frame);
-        }
+    for (size_t i = 0; i < n; i++) {
+        w->x[i] = (double)s[i].frame;
+        w->y[i] = (double)f(&s[i]);
     }
-    return median(work, m);
+    return fp__theil_sen(w->x, w->y, n, FP_THEIL_SEN_MAX_PAIRS, w->pairs);
 }
 
 /* Median of the first and last 10% windows. */
-static int64_t window_delta(const mt_sample *s, size_t n, mt_field f, double *work)
+static int64_t window_delta(const mt_sample *s, size_t n, mt_field f, mt_work *mw)
 {
     size_t w = n / 10;
     if (w < 1)
         w = 1;
+    double *work = mw->pairs;
     for (size_t i = 0; i < w; i++)
         work[i] = (double)f(&s[i]);
-    double a = median(work, w);
+    double a = fp__median(work, w);
     for (size_t i = 0; i < w; i++)
         work[i] = (double)f(&s[n - w + i]);
-    double b = median(work, w);
+    double b = fp__median(work, w);
     return (int64_t)llround(b - a);
 }
 
@@ -347,16 +274,16 @@ static double window_span(const mt_sample *s, size_t n)
 
 /* Applies the thresholds to the samples s[0..n): RssAnon slope and window,
  * minor faults per frame, and whether the library's live bytes are flat. */
-static void judge(const fp_memtrack *t, const mt_sample *s, size_t n, double *work,
+static void judge(const fp_memtrack *t, const mt_sample *s, size_t n, mt_work *mw,
                   fp_memtrack_result *r)
 {
     const mt_sample *first = &s[0], *last = &s[n - 1];
     uint64_t after = last->frame - first->frame;
     r->faults_per_frame = after ? (double)(last->minflt - first->minflt) / (double)after : 0;
-    r->slope = theil_sen(s, n, f_rss, work);
-    r->window_delta = window_delta(s, n, f_rss, work);
-    r->live_slope = theil_sen(s, n, f_live, work);
-    int64_t live_window = window_delta(s, n, f_live, work);
+    r->slope = theil_sen(s, n, f_rss, mw);
+    r->window_delta = window_delta(s, n, f_rss, mw);
+    r->live_slope = theil_sen(s, n, f_live, mw);
+    int64_t live_window = window_delta(s, n, f_live, mw);
     r->live_delta = (int64_t)last->live - (int64_t)first->live;
     double span = window_span(s, n);
     const fp_memtrack_config *c = &t->cfg;
@@ -370,7 +297,7 @@ static void judge(const fp_memtrack *t, const mt_sample *s, size_t n, double *wo
      * first touches while memory settles is not a cost per frame; faults
      * that recur (a block mapped and unmapped at every save) are, and show
      * in the slope of the cumulative count as in its mean. */
-    r->fault_slope = theil_sen(s, n, f_minflt, work);
+    r->fault_slope = theil_sen(s, n, f_minflt, mw);
     if (c->max_faults >= 0 && r->fault_slope > c->max_faults &&
         r->faults_per_frame > c->max_faults)
         r->fail_reasons |= 2u;
@@ -385,8 +312,8 @@ static void judge(const fp_memtrack *t, const mt_sample *s, size_t n, double *wo
         if (s[i].live > first_max)
             first_max = s[i].live;
     for (size_t i = 0; i < w; i++)
-        work[i] = (double)s[n - w + i].live;
-    double last_median = median(work, w);
+        mw->pairs[i] = (double)s[n - w + i].live;
+    double last_median = fp__median(mw->pairs, w);
     r->live_flat = 1;
     if (c->max_live_slope >= 0 &&
         (r->live_slope > c->max_live_slope ||
@@ -447,14 +374,19 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
                 (uint64_t)ceil((double)r->frames_needed / (1 - t->cfg.skip_fraction));
         return FP_OK;
     }
-    size_t wn = (uint64_t)n * (n - 1) / 2 <= MAX_PAIRS ? (size_t)((uint64_t)n * (n - 1) / 2)
-                                                        : MAX_PAIRS;
-    if (wn < n)
-        wn = n;
+    /* One block: the axis, one field, and the pairs (at least n: the
+     * windows' medians use it too). */
+    mt_work mw = {.npairs = fp__theil_sen_work_len(n, FP_THEIL_SEN_MAX_PAIRS)};
+    if (mw.npairs < n)
+        mw.npairs = n;
+    size_t wn = 2 * n + mw.npairs;
     double *work = fp_alloc(wn * sizeof *work, 16);
     if (!work)
         return FP_ENOMEM;
-    judge(t, s, n, work, r);
+    mw.x = work;
+    mw.y = work + n;
+    mw.pairs = work + 2 * n;
+    judge(t, s, n, &mw, r);
     r->frames_needed = 0;
     r->verdict = r->fail_reasons ? FP_MEMTRACK_FAIL : FP_MEMTRACK_PASS;
     /* FFmpeg and glibc make one-time allocations the pool counters cannot
@@ -470,7 +402,7 @@ int fp_memtrack_result_get(fp_memtrack *t, fp_memtrack_result *r)
         if (n - h < 3 || s[n - 1].frame - s[h].frame < t->cfg.min_frames)
             break;
         fp_memtrack_result late = *r;
-        judge(t, s + h, n - h, work, &late);
+        judge(t, s + h, n - h, &mw, &late);
         if (!late.fail_reasons) {
             r->verdict = FP_MEMTRACK_INCONCLUSIVE;
             r->settled_at = s[h].frame;

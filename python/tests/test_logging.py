@@ -1,0 +1,121 @@
+"""Logging the Python way (issue 24): FFmpeg's and framepool's lines reach
+logging.getLogger("framepool") with levels mapped and URLs redacted, emitted
+by framepool's log thread (never from a decoder thread, never while a
+framepool lock is held), and nothing reaches stderr meanwhile."""
+import logging
+import socket
+import threading
+
+import pytest
+
+import framepool
+from framepool import _framepool as C
+
+
+class Collect(logging.Handler):
+    def __init__(self, until):
+        super().__init__(logging.DEBUG)
+        self.records, self.until, self.done = [], until, threading.Event()
+
+    def emit(self, record):
+        self.records.append(record)
+        if self.until(record):
+            self.done.set()
+
+
+@pytest.fixture
+def handler():
+    logger = logging.getLogger("framepool")
+    h = Collect(lambda r: "refused" in r.getMessage().lower())
+    logger.addHandler(h)
+    old = C.log_level()
+    try:
+        yield h
+    finally:
+        C.log_level(old)
+        logger.removeHandler(h)
+
+
+def refused_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_refused_tcp_camera_logs_to_logging_not_stderr(handler, capfd):
+    url = f"tcp://admin:hunter2@127.0.0.1:{refused_port()}"
+    live = {"mode": "latest", "max_reconnects": 3, "reconnect_min": 0.01,
+            "reconnect_max": 0.02}
+    with framepool.open(url, live=live, timeout=30) as r:
+        with pytest.raises(framepool.Error, match="gave up"):
+            r.read()
+    assert handler.done.wait(30), [r.getMessage() for r in handler.records]
+    C.log_flush()
+    out, err = capfd.readouterr()
+    refused = [r for r in handler.records if "refused" in r.getMessage().lower()]
+    assert refused and all(r.name == "framepool" for r in refused)
+    assert all(r.levelno >= logging.WARNING for r in refused)
+    assert all(r.fp_source for r in refused)
+    for r in handler.records:
+        assert "hunter2" not in r.getMessage()
+    assert "refused" not in err.lower() and "hunter2" not in err, err
+    assert "hunter2" not in out
+
+
+def test_below_warning_is_silent_by_default_and_log_level_opens_it(handler, clips):
+    assert C.log_level() == logging.WARNING
+    with framepool.open(clips.h264, format="bgr24") as r:
+        r.read()
+    C.log_flush()
+    assert not [r for r in handler.records if r.levelno < logging.WARNING]
+    C.log_level(logging.DEBUG)
+    with framepool.open(clips.h264, format="bgr24") as r:
+        r.read()
+    C.log_flush()
+    assert [r for r in handler.records if r.levelno < logging.WARNING]
+
+
+def test_decoder_threads_logging_while_readers_close_do_not_deadlock(handler, clips, tmp_path):
+    """Decoder threads log (DEBUG) while the GIL holder closes readers, which
+    joins them: lines are queued, never emitted from those threads."""
+    C.log_level(logging.DEBUG)
+    data = bytearray(clips.ts_long.read_bytes())
+    for i in range(len(data) // 3, 2 * len(data) // 3, 997):
+        data[i] ^= 0x55
+    bad = tmp_path / "corrupt.ts"
+    bad.write_bytes(bytes(data))
+    for _ in range(10):
+        with framepool.open(bad, format="gray8", threads=4) as r:
+            for i, f in enumerate(r):
+                if i == 40:
+                    break
+    C.log_flush()
+    assert any(r.fp_source not in ("framepool",) for r in handler.records)
+
+
+def test_a_handler_that_calls_framepool_does_not_deadlock(clips):
+    """A handler runs on framepool's log thread with the GIL: calling
+    log_flush() or opening a reader from it (which logs again) returns."""
+    logger = logging.getLogger("framepool")
+    seen = threading.Event()
+
+    class Reentrant(logging.Handler):
+        def emit(self, record):
+            C.log_flush()
+            if not seen.is_set():
+                seen.set()
+                with framepool.open(clips.h264, format="gray8") as r:
+                    r.read()
+
+    h = Reentrant(logging.DEBUG)
+    logger.addHandler(h)
+    old = C.log_level(logging.DEBUG)
+    try:
+        with framepool.open(clips.h264, format="gray8", threads=2) as r:
+            for _ in r:
+                pass
+        assert seen.wait(30)
+        C.log_flush()
+    finally:
+        C.log_level(old)
+        logger.removeHandler(h)
