@@ -134,7 +134,13 @@ typedef struct fp_reader fp_reader;
  *   delay in [d/2, d] (so many readers of one server do not retry in step).
  *   The count starts over once a connection delivers a frame. A wait costs no
  *   CPU (a condition variable) and close ends it at once.
- * - A stall counts as a disconnect: no new frame for `stall` seconds (a
+ * - Each connection's open — connect, probe, and up to its first frame — is
+ *   bounded by `open_timeout` (default 20 s: an RTMP server's FLV probe takes
+ *   about 5 s and an IP camera's first keyframe may come a GOP of 2-5 s
+ *   later); the stall limit does not count during it. A connection that
+ *   gets no first frame within open_timeout ends as a failed try.
+ * - A stall counts as a disconnect: once a connection delivered a frame, no
+ *   new frame for `stall` seconds (a
  *   server that stopped sending with its socket open), or the same picture
  *   for `stall` seconds (a "connected but dead" camera repeating one frame;
  *   four rows of every frame are hashed; set repeat_ok for sources whose
@@ -219,6 +225,8 @@ typedef struct fp_live_options {
     int repeat_ok;              /* non-zero: an identical picture is not a stall */
     fp_live_event_fn on_event;  /* may be NULL; called on the reader's thread, no lock held */
     void *user;                 /* passed to on_event */
+    double open_timeout;        /* seconds for each connection's connect + probe + first
+                                   frame (0 = 20); `stall` counts only after its first frame */
 } fp_live_options;
 
 /* Options; zero means the documented default for every field. */
@@ -499,6 +507,8 @@ typedef struct fp_reader_stats {
     unsigned queued;          /* frames waiting in the queue now */
     double age_last;          /* seconds: wall clock at delivery - wall_time, last frame */
     double age_max;           /* the largest age_last so far */
+    double first_frame;       /* live: seconds from the start of the last connection's open
+                                 to its first frame (0 before any) */
 } fp_reader_stats;
 
 /* Fills *out with a snapshot. Returns 0 or FP_EINVAL. Not thread-safe with

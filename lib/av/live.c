@@ -81,6 +81,7 @@ typedef struct fp__live {
     uint64_t reconnects, connects, dropped, stalls, delivered, size_changes;
     int connected;
     double age_last, age_max;
+    double first_frame;          /* seconds from the last connection's open to its first frame */
     fp_reader_info info;
     int have_info;
     /* ---- the thread's own ---- */
@@ -94,6 +95,7 @@ typedef struct fp__live {
     int64_t pts_origin;          /* pts of time 0 in tb0 */
     int size_w, size_h;          /* source size of the last frame (0: none yet) */
     int64_t read_deadline;       /* CLOCK_MONOTONIC us by which the next frame must come */
+    int64_t open_start;          /* CLOCK_MONOTONIC us when the current connection's open began */
 } fp__live;
 
 static void live_finalize(void *obj)
@@ -218,11 +220,12 @@ int fp__live_check(const fp_reader_options *o, fp__err *err)
         return fp__err_set(err, FP_EINVAL, "live.queue %u is too large (at most %u)",
                                l->queue, LIVE_QUEUE_MAX);
     if (!(l->reconnect_min >= 0) || !(l->reconnect_max >= 0) || !(l->stall >= 0) ||
-        l->reconnect_min > 86400 || l->reconnect_max > 86400 || l->stall > 86400)
+        !(l->open_timeout >= 0) || l->reconnect_min > 86400 || l->reconnect_max > 86400 ||
+        l->stall > 86400 || l->open_timeout > 86400)
         return fp__err_set(err, FP_EINVAL,
                                "invalid live times reconnect_min=%g reconnect_max=%g stall=%g "
-                               "(seconds, 0..86400; 0 = default)",
-                               l->reconnect_min, l->reconnect_max, l->stall);
+                               "open_timeout=%g (seconds, 0..86400; 0 = default)",
+                               l->reconnect_min, l->reconnect_max, l->stall, l->open_timeout);
     if (l->reconnect_min > 0 && l->reconnect_max > 0 && l->reconnect_max < l->reconnect_min)
         return fp__err_set(err, FP_EINVAL, "live.reconnect_max %g < reconnect_min %g",
                                l->reconnect_max, l->reconnect_min);
@@ -289,9 +292,12 @@ enum { END_STOP = 0, END_EOF, END_ERROR, END_STALL, END_REPEAT };
 static int connect_once(fp__live *L, fp__engine **out, char *msg, size_t cap)
 {
     fp__err err = {0};
-    /* connecting and the first frame have the stall limit too (the caller's
-     * timeout_us is for its own waits) */
-    int64_t open_deadline = mono_us() + (int64_t)(L->lo.stall * 1e6);
+    /* connecting, the probe and the first frame have the open timeout, not the
+     * stall limit: a probe of several seconds (RTMP's FLV) or a long GOP before
+     * the first keyframe is not a stall (the caller's timeout_us is for its own
+     * waits) */
+    L->open_start = mono_us();
+    int64_t open_deadline = L->open_start + (int64_t)(L->lo.open_timeout * 1e6);
     int rc = fp__conn_open(L->url, &L->iopt, L->open_what, &L->stop, open_deadline, L->site_file,
                            L->site_line, L->site_func, out, &err);
     if (rc) {
@@ -409,6 +415,13 @@ static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, siz
                 *err = FP_EIO;
                 return END_EOF;
             }
+            if (why == FP__CONN_STALLED && first) {
+                /* the open phase's deadline: a failed try, not a stall */
+                snprintf(msg, cap, "no first frame within the open timeout of %g s",
+                         L->lo.open_timeout);
+                *err = FP_ETIMEDOUT;
+                return END_ERROR;
+            }
             snprintf(msg, cap, "%s", fp__conn_errmsg(c));
             *err = rc;
             return why == FP__CONN_STALLED ? END_STALL : END_ERROR;
@@ -459,10 +472,14 @@ static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, siz
         }
         rebase(L, img, &ci, first, &conn_off, now);
         if (first) {
+            double ttff = (double)(now - L->open_start) / 1e6;
             pthread_mutex_lock(&L->mu);
             L->info.time_base_num = L->tb0.num;
             L->info.time_base_den = L->tb0.den;
+            L->first_frame = ttff;
             pthread_mutex_unlock(&L->mu);
+            fp__log(FP_LOG_VERBOSE, "framepool", "first frame from '%s' %.2f s after the open began",
+                    L->shown, ttff);
         }
         first = 0;
         *delivered_any = 1;
@@ -679,6 +696,8 @@ int fp__live_open(const char *url, const fp_reader_options *opts, const fp__sour
         L->lo.reconnect_max = L->lo.reconnect_min > 30 ? L->lo.reconnect_min : 30;
     if (L->lo.stall <= 0)
         L->lo.stall = 10;
+    if (L->lo.open_timeout <= 0)
+        L->lo.open_timeout = 20;
     L->timeout_us = opts->timeout_us;
     L->iopt = *opts;
     memset(&L->iopt.live, 0, sizeof L->iopt.live);
@@ -825,6 +844,7 @@ static int live_stats(void *s, fp_reader_stats *out)
     out->queued = L->qlen;
     out->age_last = L->age_last;
     out->age_max = L->age_max;
+    out->first_frame = L->first_frame;
     pthread_mutex_unlock(&L->mu);
     return FP_OK;
 }
