@@ -201,6 +201,13 @@ static void zoo_faults(zoo_kind kind, const char *av_options, unsigned faults)
 
     snprintf(what, sizeof what, "%s: first frames", name);
     expect_frames(&u, 3, 30, what);
+    fp_reader_stats st;
+    ck_assert_int_eq(fp_reader_get_stats(u.r, &st), 0);
+    ck_assert_msg(st.first_frame > 0 && st.first_frame < 30 * SLACK, "%s: stats.first_frame %g",
+                  name, st.first_frame);
+    /* kept in the output: the time to first frame next to the GOP */
+    fprintf(stderr, "zoo %s: first frame %.2f s after the open began (GOP %.1f s)\n", name,
+            st.first_frame, z.gop);
     snprintf(what, sizeof what, "%s: steady", name);
     expect_rate(&u, z.fps, 4, FRACTION, what);
     int need = z.fps * 2 + 8; /* past what ALL mode had queued */

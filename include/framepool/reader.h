@@ -138,7 +138,13 @@ typedef struct fp_reader fp_reader;
  *   bounded by `open_timeout` (default 20 s: an RTMP server's FLV probe takes
  *   about 5 s and an IP camera's first keyframe may come a GOP of 2-5 s
  *   later); the stall limit does not count during it. A connection that
- *   gets no first frame within open_timeout ends as a failed try.
+ *   gets no first frame within open_timeout ends as a failed try. The probe
+ *   is short (analyzeduration 0.5 s, probesize 500 kB, unless av_options
+ *   sets them), so the first frame comes about with the stream's first
+ *   keyframe; when an open fails with it (the parameters were not found),
+ *   the next tries probe as FFmpeg does by default. Decoding uses one thread
+ *   unless options.threads says otherwise (see threads). The time from the
+ *   start of a connection's open to its first frame: stats.first_frame.
  * - A stall counts as a disconnect: once a connection delivered a frame, no
  *   new frame for `stall` seconds (a
  *   server that stopped sending with its socket open), or the same picture
@@ -239,7 +245,10 @@ typedef struct fp_reader_options {
     int every;           /* deliver every Nth frame (by frame index); 0/1 = all */
     double start;        /* seconds: deliver frames with time >= start (precise) */
     double end;          /* seconds: stop before the first frame with time >= end; 0 = no end */
-    int threads;         /* decoder threads; 0 = one per CPU (at most 16), as cv::VideoCapture */
+    int threads;         /* decoder threads; 0 = one per CPU (at most 16), as cv::VideoCapture;
+                            live sources: 0 = one thread (frame threads would hold each
+                            frame back one interval per extra thread), N > 1 chooses
+                            frame threading */
     unsigned max_held;   /* frames the caller may hold at once; 0 = FP_READER_DEFAULT_MAX_HELD */
     int64_t timeout_us;  /* deadline for the open and for each read (network sources);
                             0 = none */

@@ -96,6 +96,8 @@ typedef struct fp__live {
     int size_w, size_h;          /* source size of the last frame (0: none yet) */
     int64_t read_deadline;       /* CLOCK_MONOTONIC us by which the next frame must come */
     int64_t open_start;          /* CLOCK_MONOTONIC us when the current connection's open began */
+    int long_probe;              /* a short probe missed the parameters: FFmpeg's default from now */
+    char probe_opts[1024];       /* the short probe's options, then the caller's ("" = none) */
 } fp__live;
 
 static void live_finalize(void *obj)
@@ -298,10 +300,25 @@ static int connect_once(fp__live *L, fp__engine **out, char *msg, size_t cap)
      * waits) */
     L->open_start = mono_us();
     int64_t open_deadline = L->open_start + (int64_t)(L->lo.open_timeout * 1e6);
-    int rc = fp__conn_open(L->url, &L->iopt, L->open_what, &L->stop, open_deadline, L->site_file,
+    /* a short probe: the stream's parameters come with its first keyframe (or
+     * the container's header); FFmpeg's default analyzes 5 s of a live stream
+     * before the first frame. The caller's av_options come after, so theirs win. */
+    int short_probe = !L->long_probe && L->probe_opts[0];
+    fp_reader_options o = L->iopt;
+    if (short_probe)
+        o.av_options = L->probe_opts;
+    int rc = fp__conn_open(L->url, &o, L->open_what, &L->stop, open_deadline, L->site_file,
                            L->site_line, L->site_func, out, &err);
     if (rc) {
         snprintf(msg, cap, "%s", err.msg);
+        /* the server answered but the short probe missed the stream's parameters:
+         * the next tries probe as FFmpeg does by default */
+        if (short_probe && (rc == FP_EFORMAT || rc == FP_ENOSTREAM || rc == FP_EDECODE ||
+                            rc == FP_EINVAL || rc == FP_EUNKNOWN)) {
+            L->long_probe = 1;
+            fp__log(FP_LOG_INFO, "framepool", "'%s': a short probe failed (%s); probing longer",
+                    L->shown, err.msg);
+        }
         return rc;
     }
     L->read_deadline = open_deadline; /* the first frame's */
@@ -703,8 +720,19 @@ int fp__live_open(const char *url, const fp_reader_options *opts, const fp__sour
     memset(&L->iopt.live, 0, sizeof L->iopt.live);
     L->iopt.max_held = max_held + qcap + 1;
     L->iopt.convert_ahead = 0;
+    /* no decoder delay by default: frame threads hold each frame back one
+     * frame interval per extra thread (2 threads at 10 fps: LATEST frames
+     * 200 ms old); options.threads > 1 chooses frame threading */
+    if (L->iopt.threads == 0)
+        L->iopt.threads = 1;
     L->iopt.timeout_us = 0; /* the stall limit is the connection's deadline */
     L->iopt.av_options = L->av_options;
+    /* 0.5 s / 500 kB instead of 5 s / 5 MB (the caller's av_options may say otherwise) */
+    int pn = snprintf(L->probe_opts, sizeof L->probe_opts, "analyzeduration=500000:probesize=500000%s%s",
+                      L->av_options && *L->av_options ? ":" : "",
+                      L->av_options ? L->av_options : "");
+    if (pn < 0 || (size_t)pn >= sizeof L->probe_opts)
+        L->probe_opts[0] = 0; /* too long to prepend: FFmpeg's default probe */
     L->iopt.budget = L->budget;
     L->rng = (uint64_t)fp__now_us() ^ (uint64_t)(uintptr_t)L ^ 0x9E3779B97F4A7C15ULL;
     if (!L->rng)
