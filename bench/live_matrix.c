@@ -19,7 +19,9 @@
  *              its start: the source's clock runs on and what it made goes
  *              out at SIGCONT)
  *   age        how much later than the freshest frame of the same connection
- *              and phase a frame was handed over (mean, max; ms): the
+ *              and phase a frame was handed over (mean, max; ms; a jump of
+ *              the frame times that real time does not explain starts
+ *              over): the
  *              backlog a client builds (relative, so comparable between
  *              clients whatever the server's clock); n/a when the client
  *              gives no frame times
@@ -253,9 +255,19 @@ static void analyse(const char *out, const char *server, const char *client, con
         int hi = i;
         int count = 0;
         for (int a = lo; a < hi; a = seg_start) {
-            int b = a + 1;
-            while (b < hi && kind[b] != 'c')
-                b++;
+            /* a segment: one connection, and no jump of the frame times that
+             * real time does not explain (a publisher that started over) */
+            int b = a + 1, last = kind[a] == 'x' ? a : -1;
+            for (; b < hi && kind[b] != 'c'; b++) {
+                if (kind[b] != 'x')
+                    continue;
+                if (last >= 0) {
+                    double dp = pts[b] - pts[last], dt = t[b] - t[last];
+                    if (dp < 0 || dp > dt + 1)
+                        break;
+                }
+                last = b;
+            }
             ref = INFINITY;
             double pmin = INFINITY, pmax = -INFINITY;
             for (int j = a; j < b; j++)
@@ -272,6 +284,8 @@ static void analyse(const char *out, const char *server, const char *client, con
                     r->conns++;
                     continue;
                 }
+                if (kind[j] == 'x' && p == 0 && r->first < 0)
+                    r->first = t[j] - from; /* the start: from the client's start */
                 if (kind[j] != 'x' || t[j] < ph[p].t_up)
                     continue;
                 if (r->first < 0)
@@ -282,7 +296,7 @@ static void analyse(const char *out, const char *server, const char *client, con
                     r->age_max = age;
                 count++;
             }
-            seg_start = b;
+            seg_start = b > a ? b : a + 1;
         }
         r->got = count;
         r->recovered = count > 0;
