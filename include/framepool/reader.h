@@ -134,7 +134,19 @@ typedef struct fp_reader fp_reader;
  *   delay in [d/2, d] (so many readers of one server do not retry in step).
  *   The count starts over once a connection delivers a frame. A wait costs no
  *   CPU (a condition variable) and close ends it at once.
- * - A stall counts as a disconnect: no new frame for `stall` seconds (a
+ * - Each connection's open — connect, probe, and up to its first frame — is
+ *   bounded by `open_timeout` (default 20 s: an RTMP server's FLV probe takes
+ *   about 5 s and an IP camera's first keyframe may come a GOP of 2-5 s
+ *   later); the stall limit does not count during it. A connection that
+ *   gets no first frame within open_timeout ends as a failed try. The probe
+ *   is short (analyzeduration 0.5 s, probesize 500 kB, unless av_options
+ *   sets them), so the first frame comes about with the stream's first
+ *   keyframe; when an open fails with it (the parameters were not found),
+ *   the next tries probe as FFmpeg does by default. Decoding uses one thread
+ *   unless options.threads says otherwise (see threads). The time from the
+ *   start of a connection's open to its first frame: stats.first_frame.
+ * - A stall counts as a disconnect: once a connection delivered a frame, no
+ *   new frame for `stall` seconds (a
  *   server that stopped sending with its socket open), or the same picture
  *   for `stall` seconds (a "connected but dead" camera repeating one frame;
  *   four rows of every frame are hashed; set repeat_ok for sources whose
@@ -219,6 +231,8 @@ typedef struct fp_live_options {
     int repeat_ok;              /* non-zero: an identical picture is not a stall */
     fp_live_event_fn on_event;  /* may be NULL; called on the reader's thread, no lock held */
     void *user;                 /* passed to on_event */
+    double open_timeout;        /* seconds for each connection's connect + probe + first
+                                   frame (0 = 20); `stall` counts only after its first frame */
 } fp_live_options;
 
 /* Options; zero means the documented default for every field. */
@@ -231,7 +245,10 @@ typedef struct fp_reader_options {
     int every;           /* deliver every Nth frame (by frame index); 0/1 = all */
     double start;        /* seconds: deliver frames with time >= start (precise) */
     double end;          /* seconds: stop before the first frame with time >= end; 0 = no end */
-    int threads;         /* decoder threads; 0 = one per CPU (at most 16), as cv::VideoCapture */
+    int threads;         /* decoder threads; 0 = one per CPU (at most 16), as cv::VideoCapture;
+                            live sources: 0 = one thread (frame threads would hold each
+                            frame back one interval per extra thread), N > 1 chooses
+                            frame threading */
     unsigned max_held;   /* frames the caller may hold at once; 0 = FP_READER_DEFAULT_MAX_HELD */
     int64_t timeout_us;  /* deadline for the open and for each read (network sources);
                             0 = none */
@@ -499,6 +516,8 @@ typedef struct fp_reader_stats {
     unsigned queued;          /* frames waiting in the queue now */
     double age_last;          /* seconds: wall clock at delivery - wall_time, last frame */
     double age_max;           /* the largest age_last so far */
+    double first_frame;       /* live: seconds from the start of the last connection's open
+                                 to its first frame (0 before any) */
 } fp_reader_stats;
 
 /* Fills *out with a snapshot. Returns 0 or FP_EINVAL. Not thread-safe with

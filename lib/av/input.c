@@ -45,6 +45,8 @@ int fp__averror_map(int e)
         return FP_EIO;
     if (e == AVERROR_HTTP_NOT_FOUND)
         return FP_ENOENT;
+    if (e == AVERROR_HTTP_UNAUTHORIZED || e == AVERROR_HTTP_FORBIDDEN)
+        return FP_EIO; /* the message says "authentication failed" */
     if (e < 0 && e > -4096)
         return FP_EIO;
     return FP_EUNKNOWN;
@@ -71,6 +73,13 @@ int fp__input_error(fp__input *in, int e, const char *during, fp__err *err)
         return fp__err_set(err, FP_ECANCELED, "%s: interrupted (fp_reader_interrupt)", during);
     }
     av_strerror(e, buf, sizeof buf);
+    /* RTSP and HTTP: 401 after FFmpeg answered the challenge with the URL's
+     * credentials (or had none), 403 a refused user */
+    if (e == AVERROR_HTTP_UNAUTHORIZED || e == AVERROR_HTTP_FORBIDDEN)
+        return fp__err_set(err, fp__averror_map(e),
+                           "%s: authentication failed: wrong or missing user and password "
+                           "in the URL (%s)",
+                           during, buf);
     return fp__err_set(err, fp__averror_map(e), "%s: %s", during, buf);
 }
 

@@ -81,6 +81,7 @@ typedef struct fp__live {
     uint64_t reconnects, connects, dropped, stalls, delivered, size_changes;
     int connected;
     double age_last, age_max;
+    double first_frame;          /* seconds from the last connection's open to its first frame */
     fp_reader_info info;
     int have_info;
     /* ---- the thread's own ---- */
@@ -94,6 +95,9 @@ typedef struct fp__live {
     int64_t pts_origin;          /* pts of time 0 in tb0 */
     int size_w, size_h;          /* source size of the last frame (0: none yet) */
     int64_t read_deadline;       /* CLOCK_MONOTONIC us by which the next frame must come */
+    int64_t open_start;          /* CLOCK_MONOTONIC us when the current connection's open began */
+    int long_probe;              /* a short probe missed the parameters: FFmpeg's default from now */
+    char probe_opts[1024];       /* the short probe's options, then the caller's ("" = none) */
 } fp__live;
 
 static void live_finalize(void *obj)
@@ -218,11 +222,12 @@ int fp__live_check(const fp_reader_options *o, fp__err *err)
         return fp__err_set(err, FP_EINVAL, "live.queue %u is too large (at most %u)",
                                l->queue, LIVE_QUEUE_MAX);
     if (!(l->reconnect_min >= 0) || !(l->reconnect_max >= 0) || !(l->stall >= 0) ||
-        l->reconnect_min > 86400 || l->reconnect_max > 86400 || l->stall > 86400)
+        !(l->open_timeout >= 0) || l->reconnect_min > 86400 || l->reconnect_max > 86400 ||
+        l->stall > 86400 || l->open_timeout > 86400)
         return fp__err_set(err, FP_EINVAL,
                                "invalid live times reconnect_min=%g reconnect_max=%g stall=%g "
-                               "(seconds, 0..86400; 0 = default)",
-                               l->reconnect_min, l->reconnect_max, l->stall);
+                               "open_timeout=%g (seconds, 0..86400; 0 = default)",
+                               l->reconnect_min, l->reconnect_max, l->stall, l->open_timeout);
     if (l->reconnect_min > 0 && l->reconnect_max > 0 && l->reconnect_max < l->reconnect_min)
         return fp__err_set(err, FP_EINVAL, "live.reconnect_max %g < reconnect_min %g",
                                l->reconnect_max, l->reconnect_min);
@@ -289,13 +294,31 @@ enum { END_STOP = 0, END_EOF, END_ERROR, END_STALL, END_REPEAT };
 static int connect_once(fp__live *L, fp__engine **out, char *msg, size_t cap)
 {
     fp__err err = {0};
-    /* connecting and the first frame have the stall limit too (the caller's
-     * timeout_us is for its own waits) */
-    int64_t open_deadline = mono_us() + (int64_t)(L->lo.stall * 1e6);
-    int rc = fp__conn_open(L->url, &L->iopt, L->open_what, &L->stop, open_deadline, L->site_file,
+    /* connecting, the probe and the first frame have the open timeout, not the
+     * stall limit: a probe of several seconds (RTMP's FLV) or a long GOP before
+     * the first keyframe is not a stall (the caller's timeout_us is for its own
+     * waits) */
+    L->open_start = mono_us();
+    int64_t open_deadline = L->open_start + (int64_t)(L->lo.open_timeout * 1e6);
+    /* a short probe: the stream's parameters come with its first keyframe (or
+     * the container's header); FFmpeg's default analyzes 5 s of a live stream
+     * before the first frame. The caller's av_options come after, so theirs win. */
+    int short_probe = !L->long_probe && L->probe_opts[0];
+    fp_reader_options o = L->iopt;
+    if (short_probe)
+        o.av_options = L->probe_opts;
+    int rc = fp__conn_open(L->url, &o, L->open_what, &L->stop, open_deadline, L->site_file,
                            L->site_line, L->site_func, out, &err);
     if (rc) {
         snprintf(msg, cap, "%s", err.msg);
+        /* the server answered but the short probe missed the stream's parameters:
+         * the next tries probe as FFmpeg does by default */
+        if (short_probe && (rc == FP_EFORMAT || rc == FP_ENOSTREAM || rc == FP_EDECODE ||
+                            rc == FP_EINVAL || rc == FP_EUNKNOWN)) {
+            L->long_probe = 1;
+            fp__log(FP_LOG_INFO, "framepool", "'%s': a short probe failed (%s); probing longer",
+                    L->shown, err.msg);
+        }
         return rc;
     }
     L->read_deadline = open_deadline; /* the first frame's */
@@ -409,6 +432,13 @@ static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, siz
                 *err = FP_EIO;
                 return END_EOF;
             }
+            if (why == FP__CONN_STALLED && first) {
+                /* the open phase's deadline: a failed try, not a stall */
+                snprintf(msg, cap, "no first frame within the open timeout of %g s",
+                         L->lo.open_timeout);
+                *err = FP_ETIMEDOUT;
+                return END_ERROR;
+            }
             snprintf(msg, cap, "%s", fp__conn_errmsg(c));
             *err = rc;
             return why == FP__CONN_STALLED ? END_STALL : END_ERROR;
@@ -459,10 +489,14 @@ static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, siz
         }
         rebase(L, img, &ci, first, &conn_off, now);
         if (first) {
+            double ttff = (double)(now - L->open_start) / 1e6;
             pthread_mutex_lock(&L->mu);
             L->info.time_base_num = L->tb0.num;
             L->info.time_base_den = L->tb0.den;
+            L->first_frame = ttff;
             pthread_mutex_unlock(&L->mu);
+            fp__log(FP_LOG_VERBOSE, "framepool", "first frame from '%s' %.2f s after the open began",
+                    L->shown, ttff);
         }
         first = 0;
         *delivered_any = 1;
@@ -679,13 +713,26 @@ int fp__live_open(const char *url, const fp_reader_options *opts, const fp__sour
         L->lo.reconnect_max = L->lo.reconnect_min > 30 ? L->lo.reconnect_min : 30;
     if (L->lo.stall <= 0)
         L->lo.stall = 10;
+    if (L->lo.open_timeout <= 0)
+        L->lo.open_timeout = 20;
     L->timeout_us = opts->timeout_us;
     L->iopt = *opts;
     memset(&L->iopt.live, 0, sizeof L->iopt.live);
     L->iopt.max_held = max_held + qcap + 1;
     L->iopt.convert_ahead = 0;
+    /* no decoder delay by default: frame threads hold each frame back one
+     * frame interval per extra thread (2 threads at 10 fps: LATEST frames
+     * 200 ms old); options.threads > 1 chooses frame threading */
+    if (L->iopt.threads == 0)
+        L->iopt.threads = 1;
     L->iopt.timeout_us = 0; /* the stall limit is the connection's deadline */
     L->iopt.av_options = L->av_options;
+    /* 0.5 s / 500 kB instead of 5 s / 5 MB (the caller's av_options may say otherwise) */
+    int pn = snprintf(L->probe_opts, sizeof L->probe_opts, "analyzeduration=500000:probesize=500000%s%s",
+                      L->av_options && *L->av_options ? ":" : "",
+                      L->av_options ? L->av_options : "");
+    if (pn < 0 || (size_t)pn >= sizeof L->probe_opts)
+        L->probe_opts[0] = 0; /* too long to prepend: FFmpeg's default probe */
     L->iopt.budget = L->budget;
     L->rng = (uint64_t)fp__now_us() ^ (uint64_t)(uintptr_t)L ^ 0x9E3779B97F4A7C15ULL;
     if (!L->rng)
@@ -825,6 +872,7 @@ static int live_stats(void *s, fp_reader_stats *out)
     out->queued = L->qlen;
     out->age_last = L->age_last;
     out->age_max = L->age_max;
+    out->first_frame = L->first_frame;
     pthread_mutex_unlock(&L->mu);
     return FP_OK;
 }

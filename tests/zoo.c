@@ -1,0 +1,449 @@
+/* The server zoo: see zoo.h. */
+#define _GNU_SOURCE
+#include "zoo.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#define ZOO_SECONDS "240" /* every server and feed ends by itself after this */
+
+const char *zoo_name(zoo_kind kind)
+{
+    static const char *names[] = {"rtsp", "rtmp", "hls", "srt", "mjpeg"};
+    return names[kind];
+}
+
+void zoo_init(zoo *z, zoo_kind kind)
+{
+    memset(z, 0, sizeof *z);
+    z->kind = kind;
+    switch (kind) {
+    case ZOO_RTSP:
+        z->fps = 25;
+        snprintf(z->size, sizeof z->size, "320x240");
+        z->gop = 1;
+        break;
+    case ZOO_RTMP:
+        z->fps = 10;
+        snprintf(z->size, sizeof z->size, "768x432");
+        z->gop = 4;
+        break;
+    case ZOO_HLS:
+        z->fps = 10;
+        snprintf(z->size, sizeof z->size, "640x360");
+        z->gop = 2;
+        break;
+    case ZOO_SRT:
+        z->fps = 25;
+        snprintf(z->size, sizeof z->size, "640x360");
+        z->gop = 2;
+        break;
+    case ZOO_MJPEG:
+        z->fps = 10;
+        snprintf(z->size, sizeof z->size, "640x360");
+        z->gop = 0.1;
+        break;
+    }
+}
+
+static void reap_server(zoo *z);
+
+/* ---- process helpers (no test framework: bench/live_matrix uses this file) ---- */
+
+#define ZOO_CHECK(cond, ...)                                                                    \
+    do {                                                                                        \
+        if (!(cond))                                                                            \
+            zoo_fail(__VA_ARGS__);                                                              \
+    } while (0)
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int free_port(int type)
+{
+    int s = socket(AF_INET, type, 0);
+    ZOO_CHECK(s >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ZOO_CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0, "bind: %s", strerror(errno));
+    socklen_t al = sizeof a;
+    getsockname(s, (struct sockaddr *)&a, &al);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static int have_program(const char *cmd)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s >/dev/null 2>&1", cmd);
+    return system(buf) == 0;
+}
+
+/* argv[0] searched in PATH, stdin/stdout on /dev/null, stderr too unless
+ * FP_LIVE_VERBOSE; SIGKILL when the calling thread ends. */
+static pid_t spawn(char *const argv[])
+{
+    pid_t p = fork();
+    ZOO_CHECK(p >= 0, "fork: %s", strerror(errno));
+    if (p == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open("/dev/null", O_RDWR);
+        dup2(fd, 0);
+        dup2(fd, 1);
+        if (!getenv("FP_LIVE_VERBOSE"))
+            dup2(fd, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    return p;
+}
+
+static void reap(pid_t *p)
+{
+    if (*p > 0) {
+        kill(*p, SIGCONT);
+        kill(*p, SIGKILL);
+        waitpid(*p, NULL, 0);
+    }
+    *p = 0;
+}
+
+static void need(const char *cmd, const char *package)
+{
+    ZOO_CHECK(have_program(cmd), "this needs %s (Debian package %s; scripts/setup)", cmd,
+              package);
+}
+
+/* Waits until something listens on TCP `port` of 127.0.0.1. */
+static void wait_tcp(int port, const char *what)
+{
+    double t0 = now_s();
+    for (;;) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
+        close(s);
+        if (ok)
+            return;
+        ZOO_CHECK(now_s() - t0 < 30, "%s never listened on port %d", what, port);
+        usleep(20000);
+    }
+}
+
+static void sleep_s(double s)
+{
+    usleep((useconds_t)(s * 1e6));
+}
+
+static pid_t spawn_argv(const char **argv)
+{
+    return spawn((char *const *)argv);
+}
+
+/* ffmpeg encoding a test pattern in real time to `out` in format `fmt`. */
+static pid_t ffmpeg_feed(const zoo *z, const char *codec, const char *fmt, const char *out,
+                         const char *extra1, const char *extra2)
+{
+    char input[96], gop[16];
+    snprintf(input, sizeof input, "testsrc2=size=%s:rate=%d", z->size, z->fps);
+    snprintf(gop, sizeof gop, "%d", (int)(z->gop * z->fps + 0.5) < 1 ? 1 : (int)(z->gop * z->fps + 0.5));
+    const char *argv[48];
+    int n = 0;
+    argv[n++] = "ffmpeg";
+    argv[n++] = "-nostdin";
+    argv[n++] = "-hide_banner";
+    argv[n++] = "-loglevel";
+    argv[n++] = "error";
+    argv[n++] = "-re";
+    argv[n++] = "-f";
+    argv[n++] = "lavfi";
+    argv[n++] = "-i";
+    argv[n++] = input;
+    argv[n++] = "-t";
+    argv[n++] = ZOO_SECONDS;
+    argv[n++] = "-c:v";
+    argv[n++] = codec;
+    if (strcmp(codec, "libx264") == 0) {
+        /* what a camera or OBS sends: a fixed keyframe interval, no B-frames */
+        argv[n++] = "-preset";
+        argv[n++] = "ultrafast";
+        argv[n++] = "-tune";
+        argv[n++] = "zerolatency";
+        argv[n++] = "-pix_fmt";
+        argv[n++] = "yuv420p";
+        argv[n++] = "-g";
+        argv[n++] = gop;
+        argv[n++] = "-keyint_min";
+        argv[n++] = gop;
+        argv[n++] = "-sc_threshold";
+        argv[n++] = "0";
+    } else {
+        argv[n++] = "-q:v";
+        argv[n++] = "6";
+    }
+    if (extra1) {
+        /* "-opt=value" pairs, split at the first '=' */
+        const char *ex[2] = {extra1, extra2};
+        static char buf[2][128];
+        for (int i = 0; i < 2 && ex[i]; i++) {
+            snprintf(buf[i], sizeof buf[i], "%s", ex[i]);
+            char *eq = strchr(buf[i], '=');
+            if (eq) {
+                *eq = 0;
+                argv[n++] = buf[i];
+                argv[n++] = eq + 1;
+            } else {
+                argv[n++] = buf[i];
+            }
+        }
+    }
+    argv[n++] = "-f";
+    argv[n++] = fmt;
+    argv[n++] = out;
+    argv[n] = NULL;
+    return spawn_argv(argv);
+}
+
+static void server_start(zoo *z)
+{
+    char p1[16], p2[16];
+    snprintf(p1, sizeof p1, "%d", z->port);
+    snprintf(p2, sizeof p2, "%d", z->port2);
+    switch (z->kind) {
+    case ZOO_RTSP: {
+        char fps[16], gop[16], st[16];
+        snprintf(fps, sizeof fps, "%d", z->fps);
+        snprintf(gop, sizeof gop, "%g", z->gop);
+        snprintf(st, sizeof st, "%d", z->session_timeout);
+        const char *argv[24] = {"/usr/bin/python3", FP_SOURCE_DIR "/tests/rtsp_server.py", p1,
+                                z->size, ZOO_SECONDS, "--fps", fps, "--gop", gop,
+                                "--session-timeout", st};
+        int n = 11;
+        if (z->auth) {
+            argv[n++] = "--auth";
+            argv[n++] = z->auth;
+            argv[n++] = "--user";
+            argv[n++] = z->user ? z->user : "admin:secret";
+        }
+        argv[n] = NULL;
+        z->srv = spawn_argv(argv);
+        wait_tcp(z->port, "the RTSP server");
+        break;
+    }
+    case ZOO_RTMP:
+    case ZOO_HLS: {
+        const char *argv[] = {"/bin/sh", FP_SOURCE_DIR "/tests/zoo/nginx_rtmp.sh", z->dir,
+                              z->kind == ZOO_RTMP ? p1 : p2, z->kind == ZOO_RTMP ? p2 : p1,
+                              NULL};
+        z->srv = spawn_argv(argv);
+        wait_tcp(z->port, "nginx");
+        break;
+    }
+    case ZOO_SRT: {
+        char in[64], out[64];
+        snprintf(in, sizeof in, "udp://:%d", z->port2);
+        snprintf(out, sizeof out, "srt://:%d", z->port);
+        const char *argv[] = {"srt-live-transmit", "-q", "-t:" ZOO_SECONDS, in, out, NULL};
+        z->srv = spawn_argv(argv);
+        sleep_s(0.3); /* SRT listens on UDP: nothing to connect to in advance */
+        break;
+    }
+    case ZOO_MJPEG: {
+        char fps[16];
+        snprintf(fps, sizeof fps, "%d", z->fps);
+        const char *argv[] = {"/bin/sh", FP_SOURCE_DIR "/tests/zoo/mjpeg_server.sh", p1, z->size,
+                              fps, ZOO_SECONDS, NULL};
+        z->srv = spawn_argv(argv);
+        wait_tcp(z->port, "the MJPEG server"); /* takes one client: the next run serves */
+        break;
+    }
+    }
+}
+
+void zoo_feed_start(zoo *z)
+{
+    char out[256];
+    switch (z->kind) {
+    case ZOO_RTMP:
+        snprintf(out, sizeof out, "rtmp://127.0.0.1:%d/live/cam", z->port);
+        z->feed = ffmpeg_feed(z, "libx264", "flv", out, NULL, NULL);
+        break;
+    case ZOO_HLS:
+        snprintf(out, sizeof out, "%s/hls/live.m3u8", z->dir);
+        z->feed = ffmpeg_feed(z, "libx264", "hls", out, "-hls_time=2", "-hls_list_size=5");
+        break;
+    case ZOO_SRT:
+        snprintf(out, sizeof out, "udp://127.0.0.1:%d?pkt_size=1316", z->port2);
+        z->feed = ffmpeg_feed(z, "libx264", "mpegts", out, NULL, NULL);
+        break;
+    default:
+        return; /* the server makes its own stream */
+    }
+    z->feeding = 1;
+}
+
+void zoo_feed_stop(zoo *z)
+{
+    reap(&z->feed);
+    z->feeding = 0;
+}
+
+void zoo_start(zoo *z)
+{
+    switch (z->kind) {
+    case ZOO_RTSP:
+        need("/usr/bin/python3 -c 'import gi; gi.require_version(\"GstRtspServer\", \"1.0\")'",
+             "python3-gi, gir1.2-gst-rtsp-server-1.0");
+        break;
+    case ZOO_RTMP:
+    case ZOO_HLS:
+        need("nginx -v", "nginx");
+        need("test -f /usr/lib/nginx/modules/ngx_rtmp_module.so", "libnginx-mod-rtmp");
+        break;
+    case ZOO_SRT:
+        need("srt-live-transmit -version", "srt-tools");
+        break;
+    case ZOO_MJPEG:
+        break;
+    }
+    need("ffmpeg -version", "ffmpeg");
+    z->port = free_port(z->kind == ZOO_SRT ? SOCK_DGRAM : SOCK_STREAM);
+    z->port2 = free_port(z->kind == ZOO_SRT ? SOCK_DGRAM : SOCK_STREAM);
+    if (z->kind == ZOO_RTMP || z->kind == ZOO_HLS) {
+        snprintf(z->dir, sizeof z->dir, "/tmp/fp_zoo_XXXXXX");
+        ZOO_CHECK(mkdtemp(z->dir), "mkdtemp: %s", strerror(errno));
+    }
+    switch (z->kind) {
+    case ZOO_RTSP:
+        snprintf(z->url, sizeof z->url, "rtsp://127.0.0.1:%d/test", z->port);
+        break;
+    case ZOO_RTMP:
+        snprintf(z->url, sizeof z->url, "rtmp://127.0.0.1:%d/live/cam", z->port);
+        break;
+    case ZOO_HLS:
+        snprintf(z->url, sizeof z->url, "http://127.0.0.1:%d/hls/live.m3u8", z->port);
+        break;
+    case ZOO_SRT:
+        snprintf(z->url, sizeof z->url, "srt://127.0.0.1:%d?mode=caller", z->port);
+        break;
+    case ZOO_MJPEG:
+        snprintf(z->url, sizeof z->url, "http://127.0.0.1:%d/cam.mjpg", z->port);
+        break;
+    }
+    server_start(z);
+    zoo_feed_start(z);
+}
+
+void zoo_stop(zoo *z)
+{
+    reap(&z->feed);
+    reap_server(z);
+    if (z->dir[0])
+    {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", z->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "zoo: could not remove %s\n", z->dir);
+    }
+    z->dir[0] = 0;
+}
+
+void zoo_server_restart(zoo *z)
+{
+    int fed = z->feeding;
+    reap_server(z);
+    if (z->kind == ZOO_RTMP)
+        zoo_feed_stop(z); /* its publisher lost the connection: it ends, then comes back */
+    server_start(z);
+    if (fed && !z->feed)
+        zoo_feed_start(z);
+}
+
+/* The first child of `pid` (from /proc), or 0. */
+static pid_t child_of(pid_t pid)
+{
+    char path[64], buf[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    if (!fgets(buf, sizeof buf, f))
+        buf[0] = 0;
+    fclose(f);
+    return (pid_t)atoi(buf);
+}
+
+/* The process that serves: the MJPEG script's current ffmpeg, or the server. */
+static pid_t serving(const zoo *z)
+{
+    if (z->kind == ZOO_MJPEG) {
+        pid_t c = child_of(z->srv);
+        return c > 0 ? c : z->srv;
+    }
+    return z->srv;
+}
+
+static void reap_server(zoo *z)
+{
+    if (z->kind == ZOO_MJPEG && z->srv > 0) {
+        kill(z->srv, SIGSTOP); /* no next run while its ffmpeg goes */
+        pid_t c = child_of(z->srv);
+        if (c > 0) {
+            kill(c, SIGCONT);
+            kill(c, SIGKILL);
+        }
+    }
+    reap(&z->srv);
+}
+
+void zoo_server_pause(zoo *z)
+{
+    ZOO_CHECK(z->srv > 0, "no server to pause");
+    z->paused = serving(z);
+    kill(z->paused, SIGSTOP);
+}
+
+void zoo_server_resume(zoo *z)
+{
+    ZOO_CHECK(z->paused > 0, "no paused server");
+    kill(z->paused, SIGCONT);
+    z->paused = 0;
+}
+
+void zoo_set_size(zoo *z, const char *size)
+{
+    snprintf(z->size, sizeof z->size, "%s", size);
+    if (z->kind == ZOO_RTSP || z->kind == ZOO_MJPEG) {
+        reap_server(z);
+        server_start(z);
+    } else {
+        zoo_feed_stop(z);
+        zoo_feed_start(z);
+    }
+}
+
+void zoo_url_with(const zoo *z, const char *userpass, char *out, size_t cap)
+{
+    const char *rest = strstr(z->url, "://");
+    ZOO_CHECK(rest, "no scheme in %s", z->url);
+    snprintf(out, cap, "%.*s://%s@%s", (int)(rest - z->url), z->url, userpass, rest + 3);
+}
