@@ -229,7 +229,7 @@ int main(int argc, char **argv)
     fp_reader_stats s;
     fp_reader_get_stats(r, &s);
     printf("camera: %llu frames in %.1f s, %llu connections, %llu reconnect tries, %llu stalls, "
-           "%llu dropped, frame age max %.0f ms\n",
+           "%llu dropped, frame age max %.2f ms\n",
            (unsigned long long)frames, now_mono() - t0, (unsigned long long)s.connects,
            (unsigned long long)s.reconnects, (unsigned long long)s.stalls,
            (unsigned long long)s.dropped, age_max * 1e3);
