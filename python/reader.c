@@ -1291,7 +1291,18 @@ PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
     } else {
         if (!PyUnicode_FSConverter(source, &path))
             goto fail;
-        rd->name = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(path));
+        /* repr() shows the source as every framepool message does: a URL's
+         * user-info never appears */
+        const char *raw = PyBytes_AS_STRING(path);
+        size_t n = fp_url_redact(raw, NULL, 0) + 1;
+        char *shown = PyMem_Malloc(n);
+        if (!shown) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        fp_url_redact(raw, shown, n);
+        rd->name = PyUnicode_DecodeFSDefault(shown);
+        PyMem_Free(shown);
     }
     if (!rd->name)
         goto fail;

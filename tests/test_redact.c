@@ -3,6 +3,8 @@
 #include "redact.h" /* lib/av */
 #include "testutil.h"
 
+#include <framepool/reader.h>
+
 #include <libavformat/avformat.h>
 #include <string.h>
 
@@ -153,6 +155,25 @@ START_TEST(truncation)
 END_TEST
 
 /* Every line with a URL in any form, one secret: never in the output. */
+/* The public fp_url_redact is the same redaction, and measures without writing. */
+START_TEST(public_entry_point)
+{
+    const char *forms[] = {"rtsp://u:pw@cam/live", "rtsp:/u:pw@cam/live", "rtsp:u:pw@cam",
+                           "cache:http://u:pw@h/x.ts", "/clips/u:pw@x.mp4", NULL};
+    for (int i = 0; forms[i]; i++) {
+        char a[128], b[128];
+        size_t na = fp_url_redact(forms[i], a, sizeof a);
+        size_t nb = fp__url_redact(forms[i], b, sizeof b);
+        ck_assert_str_eq(a, b);
+        ck_assert_uint_eq(na, nb);
+        ck_assert_uint_eq(fp_url_redact(forms[i], NULL, 0), na);
+    }
+    char out[64];
+    fp_url_redact("rtsp:/u:pw@cam/live", out, sizeof out);
+    ck_assert_str_eq(out, "rtsp:/***@cam/live");
+}
+END_TEST
+
 START_TEST(secret_never_survives)
 {
     static const char *forms[] = {"rtsp://%s@h/x",  "rtsp:/%s@h/x",       "rtsp:%s@h/x",
@@ -189,6 +210,7 @@ int main(void)
     tcase_add_test(tc, text_lines);
     tcase_add_test(tc, truncation);
     tcase_add_test(tc, secret_never_survives);
+    tcase_add_test(tc, public_entry_point);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -524,6 +524,17 @@ typedef struct fp_reader_stats {
  * respect to other calls on the same reader (fp_reader_interrupt excepted). */
 FP_API int fp_reader_get_stats(fp_reader *r, fp_reader_stats *out);
 
+/* Writes `url` to out[cap] (truncated, always NUL-terminated when cap > 0)
+ * with every user-info FFmpeg would parse ("scheme://user:pass@host",
+ * "rtsp:/user:pass@host", "rtsp:user:pass@host", nested "cache:http://...")
+ * replaced by three stars — the form every framepool message, event and log
+ * line shows. Anything else (file names, an '@' in a path or query) is
+ * copied as is. Returns the length of the whole result, like snprintf (so
+ * a return >= cap means it was truncated); NULL url gives "(null)".
+ * Thread-safe, no allocation. For applications and bindings that show a
+ * source's name (the Python binding's repr). */
+FP_API size_t fp_url_redact(const char *url, char *out, size_t cap);
+
 /* Returns the message of the reader's last error ("" if none; "no reader"
  * for NULL). Borrowed: valid until the next call on the reader. A URL in a
  * message never shows credentials: its user-info is replaced by stars

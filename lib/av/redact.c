@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "redact.h"
 
+#include "framepool/reader.h" /* fp_url_redact */
+
 #include <string.h>
 #include <strings.h>
 
@@ -100,6 +102,11 @@ static size_t redact(const char *in, char *out, size_t cap, int text)
 }
 
 size_t fp__url_redact(const char *url, char *out, size_t cap)
+{
+    return redact(url, out, cap, 0);
+}
+
+size_t fp_url_redact(const char *url, char *out, size_t cap)
 {
     return redact(url, out, cap, 0);
 }

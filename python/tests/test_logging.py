@@ -119,3 +119,21 @@ def test_a_handler_that_calls_framepool_does_not_deadlock(clips):
     finally:
         C.log_level(old)
         logger.removeHandler(h)
+
+
+@pytest.mark.parametrize("form", ["tcp://admin:hunter2@127.0.0.1:{port}",
+                                  "rtsp:/admin:hunter2@127.0.0.1:{port}/live",
+                                  "rtsp:admin:hunter2@127.0.0.1:{port}/live"])
+def test_repr_and_errors_never_show_the_password(form):
+    """repr(reader) and the give-up error show the source as every framepool
+    message does: each user-info form FFmpeg parses becomes ***."""
+    url = form.format(port=refused_port())
+    live = {"mode": "latest", "max_reconnects": 1, "reconnect_min": 0.01,
+            "reconnect_max": 0.02}
+    with framepool.open(url, live=live, timeout=30) as r:
+        shown = repr(r)
+        assert "hunter2" not in shown and "***" in shown, shown
+        with pytest.raises(framepool.Error) as e:
+            r.read()
+        assert "hunter2" not in str(e.value), str(e.value)
+    assert "hunter2" not in repr(r)
