@@ -50,6 +50,28 @@ static unsigned decoder_need(const AVCodecContext *dec)
     return base + threads + 1 + (unsigned)(dec->has_b_frames > 0 ? dec->has_b_frames : 0);
 }
 
+/* A live connection decodes without delay: slice threads (a picture comes
+ * out when its own packet is decoded; frame threads hold each one back an
+ * interval per extra thread), and FFmpeg's low_delay where the decoder
+ * honours it (H.264, MPEG-1/2/4; HEVC and the others ignore it) and the
+ * probe saw no reordering: with B-frames it would output pictures in
+ * decoding order. */
+static void live_low_delay(AVCodecContext *dec, const AVCodecParameters *par)
+{
+    dec->thread_type = FF_THREAD_SLICE;
+    switch (par->codec_id) {
+    case AV_CODEC_ID_H264:
+    case AV_CODEC_ID_MPEG1VIDEO:
+    case AV_CODEC_ID_MPEG2VIDEO:
+    case AV_CODEC_ID_MPEG4:
+        if (par->video_delay == 0)
+            dec->flags |= AV_CODEC_FLAG_LOW_DELAY;
+        break;
+    default:
+        break;
+    }
+}
+
 static int count_streams(AVFormatContext *ic, enum AVMediaType t)
 {
     int n = 0;
@@ -125,6 +147,8 @@ int fp__decoder_open(fp__decoder *d, AVFormatContext *ic, const fp_reader_option
     /* threads 0: one per CPU as cv::VideoCapture does, not FFmpeg's CPUs + 1:
      * each frame thread keeps pictures and per-picture tables of its own. */
     dec->thread_count = o->threads ? o->threads : FFMAX(1, FFMIN(av_cpu_count(), 16));
+    if (lose_frames && !o->frame_threads)
+        live_low_delay(dec, par);
     dec->max_pixels = (int64_t)FP_MAX_DIMENSION * FP_MAX_DIMENSION;
     d->max_held = o->max_held ? o->max_held : FP_READER_DEFAULT_MAX_HELD;
     d->zero_copy = (codec->capabilities & AV_CODEC_CAP_DR1) != 0;
