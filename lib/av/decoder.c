@@ -130,6 +130,16 @@ int fp__decoder_open(fp__decoder *d, AVFormatContext *ic, const fp_reader_option
         return fp__err_set(err, FP_EFORMAT,
                                "absurd dimensions %dx%d (framepool's limit is %d per side)",
                                par->width, par->height, FP_MAX_DIMENSION);
+    if (lose_frames && (par->width <= 0 || par->height <= 0))
+        /* a live stream joined between keyframes whose parameter sets come
+         * in-band with them (MPEG-TS, raw H.264/HEVC) and a probe that ended
+         * before one: the decoder could not decode what follows (every packet
+         * an error until the keyframe). A failed open: the live reader's next
+         * tries probe longer. */
+        return fp__err_set(err, FP_EFORMAT,
+                           "the probe found no picture size for video stream %d (%s): no "
+                           "parameter sets or keyframe within it",
+                           vs, avcodec_get_name(par->codec_id));
     for (unsigned i = 0; i < ic->nb_streams; i++)
         if ((int)i != vs)
             ic->streams[i]->discard = AVDISCARD_ALL; /* other streams cost nothing */
