@@ -54,17 +54,24 @@ static unsigned decoder_need(const AVCodecContext *dec)
  * out when its own packet is decoded; frame threads hold each one back an
  * interval per extra thread), and FFmpeg's low_delay where the decoder
  * honours it (H.264, MPEG-1/2/4; HEVC and the others ignore it) and the
- * probe saw no reordering: with B-frames it would output pictures in
- * decoding order. */
+ * stream cannot reorder: the probe saw no reordering delay, or an H.264
+ * Baseline profile (no B-frames). With B-frames it would output pictures in
+ * decoding order. It matters for H.264 most: without it, a stream whose SPS
+ * does not say "no reordering" (no VUI bitstream restriction, common in
+ * cameras) is decoded with a one-frame reordering delay. */
 static void live_low_delay(AVCodecContext *dec, const AVCodecParameters *par)
 {
     dec->thread_type = FF_THREAD_SLICE;
+    int no_reorder = par->video_delay == 0;
     switch (par->codec_id) {
     case AV_CODEC_ID_H264:
+        no_reorder |= par->profile == FF_PROFILE_H264_BASELINE ||
+                      par->profile == FF_PROFILE_H264_CONSTRAINED_BASELINE;
+        /* fall through */
     case AV_CODEC_ID_MPEG1VIDEO:
     case AV_CODEC_ID_MPEG2VIDEO:
     case AV_CODEC_ID_MPEG4:
-        if (par->video_delay == 0)
+        if (no_reorder)
             dec->flags |= AV_CODEC_FLAG_LOW_DELAY;
         break;
     default:
