@@ -788,7 +788,9 @@ static PyMethodDef frame_methods[] = {
                "Pickling: a standalone copy of the pixels (cost: one copy, rows without "
                "padding) with index, time, pts, wall_time, flags and format. The unpickled "
                "frame is an ordinary framepool frame (counted in live_bytes, tracked by "
-               "tracemalloc at the unpickling line), writable, and belongs to no reader. "
+               "tracemalloc at the unpickling line), writable, and belongs to no reader; "
+               "with a default budget (set_default_budget) in the unpickling process it is "
+               "charged to it (LimitError when full) and released from it when freed. "
                "TypeError for frames of format 'other'.")},
     {"plane", (PyCFunction)frame_plane, METH_O,
      PyDoc_STR("plane($self, i, /)\n--\n\n"
@@ -803,7 +805,9 @@ static PyMethodDef frame_methods[] = {
     {"copy", (PyCFunction)frame_copy, METH_NOARGS,
      PyDoc_STR("copy($self, /)\n--\n\n"
                "A standalone writable copy -> Frame (not counted against the reader's "
-               "max_held).")},
+               "max_held). With a default budget (set_default_budget) the copy's bytes are "
+               "charged to it and given back when the copy is freed; LimitError (code "
+               "FP_ELIMIT) naming the budget and the sizes when it cannot hold the copy.")},
     {"save", (PyCFunction)frame_save, METH_O,
      PyDoc_STR("save($self, path, /)\n--\n\n"
                "Writes PNG, JPEG, BMP, PPM or PGM by the extension of path (str, bytes or "
