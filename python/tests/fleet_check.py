@@ -201,7 +201,7 @@ def test_fleet_delivers_recovers_and_stops(cameras, client, client_budget):
             assert isinstance(t, framepool.Frame), type(t)  # unpickled: an ordinary frame
             assert np.asarray(t).shape == (120, 160), np.asarray(t).shape
             # charged to this process's default budget (set by the fixture)
-            assert t.pool == "copies 160x120 gray8", t.pool
+            assert t.pool == f"copies 160x120 {t.format}", t.pool
             assert client_budget.stats["used_bytes"] >= 160 * 120, client_budget.stats
 
         # a camera server killed: its camera is back within 3 s
