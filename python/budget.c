@@ -336,7 +336,7 @@ int fpy_budget_copy(const fp_image *src, fp_image **out, const char *what, const
             fpy_raise(rc, cmsg);
     }
     Py_DECREF(b);
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? -1 : 1;
 }
 
 int fpy_budget_image(fp_pixfmt format, int w, int h, fp_image **out, const char *what,
@@ -360,10 +360,5 @@ int fpy_budget_image(fp_pixfmt format, int w, int h, fp_image **out, const char 
             fpy_raise(rc, cmsg);
     }
     Py_DECREF(b);
-    return rc < 0 ? -1 : 0;
-}
-
-int fpy_budget_default_set(void)
-{
-    return default_budget != NULL;
+    return rc < 0 ? -1 : 1;
 }

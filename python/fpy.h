@@ -135,16 +135,16 @@ int fpy_budget_arg(PyObject *v, fp_budget **out);
 PyObject *fpy_set_default_budget(PyObject *module, PyObject *arg);
 PyObject *fpy_get_default_budget(PyObject *module, PyObject *noargs);
 /* A copy of src (+1 in *out) charged to the default budget, standalone when
- * there is none. Returns 0, or -1 with an exception (LimitError naming the
- * budget and the sizes when it is full; `what` starts the message). */
+ * there is none. Returns 1 (charged), 0 (standalone), or -1 with an
+ * exception (LimitError naming the budget and the sizes when it is full;
+ * `what` starts the message). */
 int fpy_budget_copy(const fp_image *src, fp_image **out, const char *what, const char *file,
                     int line, const char *func);
 /* A new writable image charged to the default budget (uninitialised
- * pixels), standalone when there is none. Returns as fpy_budget_copy. */
+ * pixels, metadata reset), standalone when there is none. Returns as
+ * fpy_budget_copy. */
 int fpy_budget_image(fp_pixfmt format, int w, int h, fp_image **out, const char *what,
                      const char *file, int line, const char *func);
-/* 1 when a default budget is set. */
-int fpy_budget_default_set(void);
 
 /* ---- arguments (args.c): checked before any conversion -------------------------------- */
 

@@ -569,9 +569,9 @@ static PyObject *frame_copy(FpyFrame *f, PyObject *noargs)
     const char *file, *func;
     int line;
     fpy_caller_site_interned(&file, &line, &func);
-    if (fpy_budget_copy(f->img, &out, "Frame.copy()", file, line, func) < 0)
+    int charged = fpy_budget_copy(f->img, &out, "Frame.copy()", file, line, func);
+    if (charged < 0)
         return NULL;
-    int charged = fpy_budget_default_set();
     FpyFrame *c = fpy_frame_new(out);
     if (c)
         c->charged = charged;
@@ -709,9 +709,9 @@ PyObject *fpy_frame_from_state(PyObject *module, PyObject *args)
     int line;
     fpy_caller_site_interned(&cfile, &line, &cfunc);
     fp_image *img = NULL;
-    if (fpy_budget_image(fmt, w, h, &img, "unpickling a frame", cfile, line, cfunc) < 0)
+    int charged = fpy_budget_image(fmt, w, h, &img, "unpickling a frame", cfile, line, cfunc);
+    if (charged < 0)
         return NULL;
-    int charged = fpy_budget_default_set();
     for (int p = 0; p < d->planes; p++) {
         geom g;
         PyObject *b = PyTuple_GET_ITEM(planes, p);
