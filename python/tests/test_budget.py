@@ -124,6 +124,32 @@ def test_a_file_reader_over_its_budget_raises_limit_error(clips):
     assert s["refusals"] >= 1 and s["used_bytes"] <= s["max_bytes"], s
 
 
+def test_a_live_reader_over_its_budget_drops_frames():
+    """C: a live reader loses the frames its full budget cannot hold and
+    counts them (stats['budget_drops']); the budget is never exceeded."""
+    from test_reader import free_port, serve_tcp
+    port = free_port()
+    server = serve_tcp(port)  # 320x240: a 115 KB frame never fits 50 KB
+    b = framepool.Budget(50_000, name="tiny")
+    try:
+        with framepool.open(f"tcp://127.0.0.1:{port}", live="latest", budget=b,
+                            timeout=0.5) as r:
+            deadline = time.monotonic() + 30
+            while r.stats["budget_drops"] < 3 and time.monotonic() < deadline:
+                try:
+                    f = r.read()
+                    raise AssertionError(f"a frame over the budget was delivered: {f}")
+                except framepool.TimeoutError:
+                    pass
+            drops = r.stats["budget_drops"]
+    finally:
+        server.kill()
+        server.wait()
+    s = b.stats
+    assert drops >= 3, (drops, s)
+    assert s["refusals"] >= drops and s["peak_bytes"] <= s["max_bytes"], (drops, s)
+
+
 def test_open_budget_of_a_wrong_type(clips):
     with pytest.raises(TypeError, match="budget must be a framepool.Budget or None, not int"):
         framepool.open(clips.h264, budget=10**6)
