@@ -21,7 +21,8 @@ typedef struct exc_def {
 } exc_def;
 
 static exc_def excs[] = {
-    {FP_ELIMIT, "LimitError", NULL, "A bound was reached (max_held, a pool, a cache).", NULL},
+    {FP_ELIMIT, "LimitError", NULL, "A bound was reached (max_held, a pool, a Budget, a cache).",
+     NULL},
     {FP_EFORMAT, "FormatError", NULL, "Not a media file, or an unsupported codec or format.", NULL},
     {FP_ENOSTREAM, "NoStreamError", NULL, "The input has no (such) video stream.", NULL},
     {FP_EDECODE, "DecodeError", NULL, "Too many decode errors.", NULL},
@@ -436,7 +437,8 @@ static PyMethodDef mod_methods[] = {
      PyDoc_STR(
          "open(source, *, format=None, size=None, every=1, start=0, end=None, threads=0, "
          "max_held=8, live=None, timeout=None, stream=None, convert_ahead=False, "
-         "prefill=False, av_options=None, loop=0, loop_cache=0, interpolation=None)\n--\n\n"
+         "prefill=False, av_options=None, loop=0, loop_cache=0, interpolation=None, "
+         "budget=None)\n--\n\n"
          "Opens a video -> Reader (iterate it for Frames; a context manager).\n"
          "source: a path (str, bytes, os.PathLike) or URL (rtsp://, http://, tcp://, udp://, "
          "...), or a bytes-like object holding a whole file.\n"
@@ -470,6 +472,11 @@ static PyMethodDef mod_methods[] = {
          "interpolation: the scaler used by size= and format conversion: 'bilinear' (the "
          "default), 'fast_bilinear', 'bicubic', 'nearest', 'area', 'bicublin', 'gauss', "
          "'sinc', 'lanczos', 'spline', 'experimental' (FFmpeg's sws_flags).\n"
+         "budget: a framepool.Budget (or None) that the reader's decoder and conversion "
+         "pools charge, shared with other readers and copies. A full budget first frees "
+         "idle buffers of every pool on it; then a file reader's next frame raises "
+         "LimitError (code FP_ELIMIT) and a live reader loses that frame and goes on "
+         "(stats['budget_drops']).\n"
          "Raises TypeError for a wrong type, ValueError (or OverflowError for ints beyond "
          "64 bits) naming the argument and its range, and framepool.Error subclasses "
          "(NotFoundError, FormatError, ...) for the source.")},
@@ -515,6 +522,19 @@ static PyMethodDef mod_methods[] = {
                "Emits the log lines queued so far to the 'framepool' logger on this thread "
                "(they are otherwise emitted by framepool's log thread within milliseconds); "
                "returns how many.")},
+    {"set_default_budget", fpy_set_default_budget, METH_O,
+     PyDoc_STR("set_default_budget(budget, /)\n--\n\n"
+               "Makes `budget` (a framepool.Budget, or None for none) the budget of this "
+               "process's frames that belong to no reader: Frame.copy() and unpickled frames "
+               "take their pixel bytes from it and give them back when the frame is freed; "
+               "a copy or unpickling that does not fit raises LimitError (code FP_ELIMIT) "
+               "naming the budget and the sizes. Returns the previous default (or None). "
+               "Frames made before the call keep the budget they were made under. A forked "
+               "child inherits the default. TypeError for anything else.")},
+    {"get_default_budget", fpy_get_default_budget, METH_NOARGS,
+     PyDoc_STR("get_default_budget()\n--\n\n"
+               "The Budget set by set_default_budget(), or None (the default: copies and "
+               "unpickled frames are uncapped).")},
     {"_frame_from_state", fpy_frame_from_state, METH_VARARGS,
      PyDoc_STR("_frame_from_state(format, width, height, planes, index, time, pts, "
                "wall_time, flags, /)\n--\n\nRebuilds a pickled Frame (Frame.__reduce__).")},
@@ -604,7 +624,8 @@ PyMODINIT_FUNC PyInit__framepool(void)
         goto fail;
     if (add_type(m, &FpyFrame_Type, "Frame") < 0 || add_type(m, &FpyPlane_Type, "Plane") < 0 ||
         add_type(m, &FpyReader_Type, "Reader") < 0 ||
-        add_type(m, &FpyMemTrack_Type, "MemTrack") < 0)
+        add_type(m, &FpyMemTrack_Type, "MemTrack") < 0 ||
+        add_type(m, &FpyBudget_Type, "Budget") < 0)
         goto fail;
     FpyError = new_exception("framepool.Error", "Error",
                              "A framepool error; `code` is the FP_E* value (an int < 0).",

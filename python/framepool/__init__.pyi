@@ -6,6 +6,7 @@ from ._framepool import FLAG_CORRUPT as FLAG_CORRUPT
 from ._framepool import FLAG_KEY as FLAG_KEY
 from ._framepool import FLAG_READONLY as FLAG_READONLY
 from ._framepool import TRACEMALLOC_DOMAIN as TRACEMALLOC_DOMAIN
+from ._framepool import Budget as Budget
 from ._framepool import CancelledError as CancelledError
 from ._framepool import DecodeError as DecodeError
 from ._framepool import Error as Error
@@ -23,6 +24,7 @@ from ._framepool import Plane as Plane
 from ._framepool import Reader as Reader
 from ._framepool import TimeoutError as TimeoutError
 from ._framepool import diag_configure as diag_configure
+from ._framepool import get_default_budget as get_default_budget
 from ._framepool import growth as growth
 from ._framepool import interrupt_all as interrupt_all
 from ._framepool import leak_report as leak_report
@@ -31,7 +33,9 @@ from ._framepool import log_flush as log_flush
 from ._framepool import log_level as log_level
 from ._framepool import open as open
 from ._framepool import readers as readers
+from ._framepool import set_default_budget as set_default_budget
 from ._framepool import summary as summary
+from ._types import BudgetStats as BudgetStats
 from ._types import Interpolation as Interpolation
 from ._types import LiveMode as LiveMode
 from ._types import LiveOptions as LiveOptions
