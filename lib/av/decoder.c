@@ -179,8 +179,11 @@ void fp__decoder_close(fp__decoder *d)
 
 static int over_budget(const fp__decoder *d)
 {
-    return d->decode_errors > FP_READER_ERROR_BUDGET_MIN &&
-           d->decode_errors * 3 > d->packets * 2;
+    if (d->lose_frames && !d->decoded)
+        return 0; /* a live connection before its first frame (decoder.h) */
+    uint64_t errors = d->decode_errors - d->budget_errors0;
+    return errors > FP_READER_ERROR_BUDGET_MIN &&
+           errors * 3 > (d->packets - d->budget_packets0) * 2;
 }
 
 int fp__decoder_error(fp__decoder *d, int e, const char *during, fp__err *err)
@@ -208,7 +211,8 @@ int fp__decoder_error(fp__decoder *d, int e, const char *during, fp__err *err)
         return fp__err_set(
             err, FP_EDECODE,
             "too many decode errors: %llu of %llu packets rejected (last while %s: %s)",
-            (unsigned long long)d->decode_errors, (unsigned long long)d->packets, during, buf);
+            (unsigned long long)(d->decode_errors - d->budget_errors0),
+            (unsigned long long)(d->packets - d->budget_packets0), during, buf);
     }
     return FP_OK;
 }
@@ -218,6 +222,10 @@ int fp__decoder_receive(fp__decoder *d, fp__err *err)
     for (;;) {
         int e = avcodec_receive_frame(d->dec, d->frame);
         if (e == 0) {
+            if (!d->decoded && d->lose_frames) {
+                d->budget_packets0 = d->packets;
+                d->budget_errors0 = d->decode_errors;
+            }
             d->decoded++;
             return 1;
         }
