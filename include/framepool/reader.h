@@ -149,7 +149,7 @@ typedef struct fp_reader fp_reader;
  *   about 5 s and an IP camera's first keyframe may come a GOP of 2-5 s
  *   later); the stall limit does not count during it. A connection that
  *   gets no first frame within open_timeout ends as a failed try. The probe
- *   is short (analyzeduration 0.5 s, probesize 500 kB, unless av_options
+ *   is short (analyzeduration 0.1 s, probesize 500 kB, unless av_options
  *   sets them), so the first frame comes about with the stream's first
  *   keyframe; when an open fails with it (the parameters were not found),
  *   the next tries probe as FFmpeg does by default. Decoding uses one thread

@@ -759,8 +759,10 @@ int fp__live_open(const char *url, const fp_reader_options *opts, const fp__sour
         L->iopt.threads = 1;
     L->iopt.timeout_us = 0; /* the stall limit is the connection's deadline */
     L->iopt.av_options = L->av_options;
-    /* 0.5 s / 500 kB instead of 5 s / 5 MB (the caller's av_options may say otherwise) */
-    int pn = snprintf(L->probe_opts, sizeof L->probe_opts, "analyzeduration=500000:probesize=500000%s%s",
+    /* 0.1 s / 500 kB instead of 5 s / 5 MB (the caller's av_options may say otherwise):
+     * FLV and MPEG-TS have no header, so the probe reads its whole duration of the
+     * stream after the first keyframe before the first frame can come */
+    int pn = snprintf(L->probe_opts, sizeof L->probe_opts, "analyzeduration=100000:probesize=500000%s%s",
                       L->av_options && *L->av_options ? ":" : "",
                       L->av_options ? L->av_options : "");
     if (pn < 0 || (size_t)pn >= sizeof L->probe_opts)
