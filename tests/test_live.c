@@ -1113,12 +1113,13 @@ static int port_listening(int port)
     return found;
 }
 
-/* The wait reader.h documents for the n-th failed try in a row: [d/2, d]. */
-static void check_delay(const rec *e, int i, double rmin, double rmax)
+/* The wait reader.h documents for the n-th failed try in a row: [d/2, d];
+ * `fast`: the count started at the end of a connection that delivered. */
+static void check_delay(const rec *e, int i, double rmin, double rmax, int fast)
 {
     int n = e->attempt[i];
     double d = rmin;
-    for (int k = 5; k < n && d < rmax; k++)
+    for (int k = fast ? 5 : 1; k < n && d < rmax; k++)
         d *= 2;
     if (d > rmax)
         d = rmax;
@@ -1128,7 +1129,8 @@ static void check_delay(const rec *e, int i, double rmin, double rmax)
 }
 
 /* The reconnect schedule (reader.h "Reconnecting"), from the RECONNECTING
- * events' attempt and delay fields (no wall clock): after a connection that
+ * events' attempt and delay fields (no wall clock): a source down at start
+ * gets the plain doubling from reconnect_min; after a connection that
  * delivered, the first 5 failed tries wait [min/2, min], then the wait
  * doubles up to reconnect_max (a server that stays down is not stormed); a
  * connection that delivers starts the count over; a server that comes back
@@ -1146,9 +1148,21 @@ START_TEST(reconnect_schedule)
     o.live.reconnect_min = rmin;
     o.live.reconnect_max = rmax;
     o.timeout_us = 300000;
-    pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
     fp_reader *r = NULL;
     ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
+    /* down at start: nothing delivered yet, doubling from the second try */
+    ck_assert(wait_event(&e, FP_LIVE_RECONNECTING, 4, 10));
+    pthread_mutex_lock(&e.mu);
+    for (int i = 0, k = 0; i < e.n && k < 4; i++) {
+        ck_assert_int_eq(e.type[i], FP_LIVE_RECONNECTING);
+        ck_assert_int_eq(e.attempt[i], ++k);
+        check_delay(&e, i, rmin, rmax, 0);
+        if (k == 4)
+            ck_assert_double_gt(e.delay[i], rmin); /* [0.4, 0.8] */
+    }
+    pthread_mutex_unlock(&e.mu);
+    ck_assert_int_eq(rec_count(&e, FP_LIVE_CONNECTED), 0);
+    pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
     mono m = {0};
     ck_assert_int_eq(read_frames(r, &m, 10, 10, NULL, NULL), 10);
     /* CONNECTED came before its first frame was handed out, with its time */
@@ -1180,7 +1194,7 @@ START_TEST(reconnect_schedule)
         seen++;
         ck_assert_int_eq(e.attempt[i], seen); /* the count started over */
         ck_assert_int_eq(e.error[i], FP_EIO); /* refused */
-        check_delay(&e, i, rmin, rmax);
+        check_delay(&e, i, rmin, rmax, 1);
         if (seen <= 5)
             ck_assert_double_le(e.delay[i], rmin);
         else
@@ -1217,15 +1231,17 @@ START_TEST(reconnect_schedule)
         for (int i = d2 + 1; i < e.n; i++)
             if (e.type[i] == FP_LIVE_RECONNECTING) {
                 ck_assert_int_eq(e.attempt[i], ++seen);
-                check_delay(&e, i, rmin, rmax);
+                check_delay(&e, i, rmin, rmax, 1);
             }
         pthread_mutex_unlock(&e.mu);
     }
     /* every wait of the run follows the schedule */
     pthread_mutex_lock(&e.mu);
-    for (int i = 0; i < e.n; i++)
+    for (int i = 0, delivered = 0; i < e.n; i++) {
+        delivered |= e.type[i] == FP_LIVE_CONNECTED;
         if (e.type[i] == FP_LIVE_RECONNECTING)
-            check_delay(&e, i, rmin, rmax);
+            check_delay(&e, i, rmin, rmax, delivered);
+    }
     pthread_mutex_unlock(&e.mu);
     ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
     ck_assert_int_eq(st.connects, 3);

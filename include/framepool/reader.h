@@ -129,21 +129,23 @@ typedef struct fp_reader fp_reader;
  *   only after FP_LIVE_GAVE_UP, once the queued frames are delivered. It
  *   never returns 0 while reconnecting.
  * - Reconnecting: forever by default, also when the source is down at start.
- *   The n-th failed try in a row (n = 1, 2, ...; a connection that delivered
- *   frames and then ended counts as a failed try, and resets the count
- *   first) waits a uniformly random delay in [d/2, d] (so many readers of
- *   one server do not retry in step), with
- *     d = reconnect_min                                         for n <= 5,
- *     d = min(reconnect_max, reconnect_min * 2^(n-5))           for n > 5.
- *   So a server that restarts is tried again every reconnect_min/2 to
- *   reconnect_min seconds for its first 5 tries (at the defaults 0.25-0.5 s:
- *   1.25-2.5 s of fast tries) and is reconnected within about reconnect_min
- *   of being back; one that stays down is tried at most 2/reconnect_min times
- *   a second during those 5 tries, then half as often at each try, down to
- *   once every reconnect_max/2 to reconnect_max seconds (defaults: 15-30 s).
- *   A try that gets no first frame (refused, timed out, no stream) is a
- *   failed try. A wait costs no CPU (a condition variable) and close ends it
- *   at once.
+ *   The n-th failed try in a row (n = 1, 2, ...; a try that gets no first
+ *   frame — refused, timed out, no stream — fails; a connection that
+ *   delivered frames and then ended starts a new count as try 1) waits a
+ *   uniformly random delay in [d/2, d] (so many readers of one server do
+ *   not retry in step), with
+ *     d = reconnect_min                                  for n <= f,
+ *     d = min(reconnect_max, reconnect_min * 2^(n-f))    for n > f,
+ *   f = 5 when the count started at the end of a connection that delivered,
+ *   f = 1 while no connection has delivered yet (a source down at start, a
+ *   wrong URL or password: plain doubling from the second try). So a server
+ *   that restarts is tried again every reconnect_min/2 to reconnect_min
+ *   seconds for 5 tries (at the defaults 0.25-0.5 s: 1.25-2.5 s of fast
+ *   tries) and is reconnected within about reconnect_min of being back; one
+ *   that stays down is tried at most 2/reconnect_min times a second during
+ *   those 5 tries, then half as often at each try, down to once every
+ *   reconnect_max/2 to reconnect_max seconds (defaults: 15-30 s). A wait
+ *   costs no CPU (a condition variable) and close ends it at once.
  * - Each connection's open — connect, probe, and up to its first frame — is
  *   bounded by `open_timeout` (default 20 s: an RTMP server's FLV probe takes
  *   about 5 s and an IP camera's first keyframe may come a GOP of 2-5 s
@@ -243,8 +245,8 @@ typedef struct fp_live_options {
     fp_live_mode mode;          /* FP_LIVE_OFF (default) = not a live source */
     unsigned queue;             /* FP_LIVE_ALL: frames kept ahead (0 = 8, at most 256);
                                    LATEST always keeps 1 */
-    double reconnect_min;       /* seconds: the wait before each of the first 5 retries in a
-                                   row, with jitter (0 = 0.5); see "Reconnecting" above */
+    double reconnect_min;       /* seconds: the base of the backoff (0 = 0.5): the longest
+                                   wait of the first tries; see "Reconnecting" above */
     double reconnect_max;       /* upper bound of the backoff (0 = 30) */
     int max_reconnects;         /* 0 = reconnect forever (default); N = give up after N
                                    failed tries in a row (FP_LIVE_GAVE_UP) */

@@ -551,17 +551,19 @@ static void backoff_wait(fp__live *L, double delay)
 }
 
 /* The reconnect schedule (reader.h): the n-th failed try in a row waits a
- * uniformly random delay in [d/2, d] with d = reconnect_min for the first
- * LIVE_FAST_TRIES tries, then d = min(reconnect_max, reconnect_min *
- * 2^(n - LIVE_FAST_TRIES)). A server that restarts is back within a second
- * or two: it is tried again about every reconnect_min until then; one that
- * stays down is tried less and less often. */
+ * uniformly random delay in [d/2, d] with d = reconnect_min for n <= f, then
+ * d = min(reconnect_max, reconnect_min * 2^(n - f)); f = LIVE_FAST_TRIES
+ * when the count started at the end of a connection that delivered, 1 when
+ * no connection delivered yet. A server that restarts is back within a
+ * second or two: it is tried again about every reconnect_min until then;
+ * one that stays down, or never worked (a wrong URL or password), is tried
+ * less and less often. */
 #define LIVE_FAST_TRIES 5
 
-static double backoff_delay(fp__live *L, int fails)
+static double backoff_delay(fp__live *L, int fails, int fast)
 {
     double d = L->lo.reconnect_min;
-    for (int i = LIVE_FAST_TRIES; i < fails && d < L->lo.reconnect_max; i++)
+    for (int i = fast ? LIVE_FAST_TRIES : 1; i < fails && d < L->lo.reconnect_max; i++)
         d *= 2;
     if (d > L->lo.reconnect_max)
         d = L->lo.reconnect_max;
@@ -573,6 +575,7 @@ static void *live_main(void *arg)
     fp__live *L = arg;
     int fails = 0; /* tries failed in a row (a connection that delivered and ended counts
                       as one) */
+    int fast = 0;  /* that count started at the end of a connection that delivered */
     char msg[LIVE_MSG];
     for (int tries = 0; !atomic_load(&L->stop); tries++) {
         if (tries) {
@@ -621,6 +624,7 @@ static void *live_main(void *arg)
                 emit(L, (fp_live_event){.type = FP_LIVE_DISCONNECTED, .error = err},
                      "disconnected from '%s': %s", L->shown, msg);
                 fails = 0;
+                fast = 1;
             }
         } else if (atomic_load(&L->stop)) {
             break;
@@ -641,7 +645,7 @@ static void *live_main(void *arg)
             pthread_mutex_unlock(&L->mu);
             break;
         }
-        double delay = backoff_delay(L, fails);
+        double delay = backoff_delay(L, fails, fast);
         emit(L,
              (fp_live_event){.type = FP_LIVE_RECONNECTING, .attempt = fails, .delay = delay,
                              .error = err},
