@@ -137,16 +137,6 @@ int fp__decoder_open(fp__decoder *d, AVFormatContext *ic, const fp_reader_option
         return fp__err_set(err, FP_EFORMAT,
                                "absurd dimensions %dx%d (framepool's limit is %d per side)",
                                par->width, par->height, FP_MAX_DIMENSION);
-    if (lose_frames && (par->width <= 0 || par->height <= 0))
-        /* a live stream joined between keyframes whose parameter sets come
-         * in-band with them (MPEG-TS, raw H.264/HEVC) and a probe that ended
-         * before one: the decoder could not decode what follows (every packet
-         * an error until the keyframe). A failed open: the live reader's next
-         * tries probe longer. */
-        return fp__err_set(err, FP_EFORMAT,
-                           "the probe found no picture size for video stream %d (%s): no "
-                           "parameter sets or keyframe within it",
-                           vs, avcodec_get_name(par->codec_id));
     for (unsigned i = 0; i < ic->nb_streams; i++)
         if ((int)i != vs)
             ic->streams[i]->discard = AVDISCARD_ALL; /* other streams cost nothing */
@@ -220,8 +210,11 @@ void fp__decoder_close(fp__decoder *d)
 
 static int over_budget(const fp__decoder *d)
 {
-    return d->decode_errors > FP_READER_ERROR_BUDGET_MIN &&
-           d->decode_errors * 3 > d->packets * 2;
+    if (d->lose_frames && !d->decoded)
+        return 0; /* a live connection before its first frame (decoder.h) */
+    uint64_t errors = d->decode_errors - d->budget_errors0;
+    return errors > FP_READER_ERROR_BUDGET_MIN &&
+           errors * 3 > (d->packets - d->budget_packets0) * 2;
 }
 
 int fp__decoder_error(fp__decoder *d, int e, const char *during, fp__err *err)
@@ -249,7 +242,8 @@ int fp__decoder_error(fp__decoder *d, int e, const char *during, fp__err *err)
         return fp__err_set(
             err, FP_EDECODE,
             "too many decode errors: %llu of %llu packets rejected (last while %s: %s)",
-            (unsigned long long)d->decode_errors, (unsigned long long)d->packets, during, buf);
+            (unsigned long long)(d->decode_errors - d->budget_errors0),
+            (unsigned long long)(d->packets - d->budget_packets0), during, buf);
     }
     return FP_OK;
 }
@@ -259,6 +253,10 @@ int fp__decoder_receive(fp__decoder *d, fp__err *err)
     for (;;) {
         int e = avcodec_receive_frame(d->dec, d->frame);
         if (e == 0) {
+            if (!d->decoded && d->lose_frames) {
+                d->budget_packets0 = d->packets;
+                d->budget_errors0 = d->decode_errors;
+            }
             d->decoded++;
             return 1;
         }
