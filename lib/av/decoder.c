@@ -226,13 +226,29 @@ static int over_budget(const fp__decoder *d)
 
 int fp__decoder_error(fp__decoder *d, int e, const char *during, fp__err *err)
 {
-    d->decode_errors++;
     int lost = 0; /* the error is a buffer the pool could not give (reported as ENOMEM) */
-    if (atomic_exchange(&d->bridge->exhausted, 0)) {
+    int why = atomic_exchange(&d->bridge->exhausted, 0);
+    if (why == FP__EXHAUSTED_BUDGET) {
+        if (d->lose_frames) {
+            /* a live connection and a full shared budget: that frame is lost (FFmpeg
+             * drops the picture whose buffer it could not get). Not a decode error:
+             * the stream is fine, and frames come again when the budget has room. */
+            d->budget_drops++;
+            return FP_OK;
+        }
+        pthread_mutex_lock(&d->bridge->mu);
+        uint64_t max = d->bridge->refused_max, used = d->bridge->refused_used,
+                 bytes = d->bridge->refused_bytes;
+        pthread_mutex_unlock(&d->bridge->mu);
+        return fp__err_budget(err, "the decoder", (unsigned long long)max,
+                              (unsigned long long)used, (unsigned long long)bytes);
+    }
+    d->decode_errors++;
+    if (why == FP__EXHAUSTED_CAP) {
         if (d->lose_frames) {
             lost = 1;
-            /* a live connection: the decoder pool could not grow (a shared budget is
-             * full, or a damaged stream): a lost frame, within the error budget */
+            /* a live connection whose damaged stream made the decoder keep more
+             * pictures than its pool allows: a lost frame, within the error budget */
             d->budget_drops++;
         } else {
             return fp__err_set(err, FP_ELIMIT,
