@@ -38,6 +38,7 @@ typedef struct fp__bridge {
     _Atomic int exhausted;      /* get_buffer2 was refused a buffer: FP__EXHAUSTED_CAP (the
                                    pool cap) or FP__EXHAUSTED_BUDGET (the shared budget is
                                    full; refused_* say how full); 0 once reported */
+    _Atomic unsigned budget_refusals; /* budget refusals not yet counted by the decoder */
     uint64_t refused_max, refused_used, refused_bytes; /* the budget's cap and bytes in use,
                                    and the buffer asked for, at the last budget refusal
                                    (under mu) */

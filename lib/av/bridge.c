@@ -278,6 +278,8 @@ int fp__bridge_acquire(fp__bridge *b, int fmt, int w, int h, const fp_layout *l,
     pthread_mutex_unlock(&b->mu);
     if (rc) {
         fp_unref(&img); /* outside b->mu, like every release */
+        if (why == FP__EXHAUSTED_BUDGET)
+            atomic_fetch_add(&b->budget_refusals, 1);
         if (why)
             atomic_store(&b->exhausted, why);
         return rc;
