@@ -58,7 +58,7 @@ static inline int fp__err_budget(fp__err *e, const char *what, unsigned long lon
 {
     return fp__err_set(e, FP_ELIMIT,
                        "the shared budget is full: %llu of its %llu bytes are in use and %s "
-                       "needed a %llu-byte buffer; raise the budget (fp_budget_new), open "
+                       "needed a %llu-byte buffer; raise the budget's max_bytes, open "
                        "fewer readers on it, release frames sooner, or read smaller frames "
                        "(a decoder's buffers are the source's size, a conversion's the "
                        "output's)",
