@@ -271,18 +271,20 @@ int fp__decoder_error(fp__decoder *d, int e, const char *during, fp__err *err)
 }
 
 /* After a call into the decoder: buffers a full budget refused. A decoder
- * may get over a refused buffer without returning an error (H.264 conceals
- * a picture it could not start, or drops it), so they are counted here, not
- * from the errors: on a live connection each is a lost frame
- * (budget_drops); a file reader ends with the budget's FP_ELIMIT, never
- * silently skips a frame. Returns 0 or that error. */
+ * may get over a refused buffer without returning an error (H.264 skips a
+ * picture it could not start), so they are counted here, not from the
+ * errors: on a live connection, a lost frame (budget_drops) per call that
+ * had refusals (one packet, or one frame received: H.264 asks again for
+ * each slice of a picture it could not start); a file reader ends with the
+ * budget's FP_ELIMIT, never silently skips a frame. Returns 0 or that
+ * error. */
 static int budget_check(fp__decoder *d, fp__err *err)
 {
     unsigned n = atomic_exchange(&d->bridge->budget_refusals, 0);
     if (!n)
         return FP_OK;
     if (d->lose_frames) {
-        d->budget_drops += n;
+        d->budget_drops++;
         return FP_OK;
     }
     atomic_store(&d->bridge->exhausted, FP__EXHAUSTED_BUDGET);

@@ -166,7 +166,7 @@ def test_a_live_reader_over_its_budget_goes_on_and_frames_come_again():
     port = free_port()
     server = serve_tcp(port)
     b = framepool.Budget(1_500_000, name="live")
-    drops_wanted = 32  # twice the error budget's minimum: decode errors would reconnect
+    drops_wanted = 48  # 3 x the error budget's minimum: as decode errors, they would reconnect
     try:
         live = {"mode": "all", "reconnect_min": 0.1, "reconnect_max": 0.5, "stall": 120}
         with framepool.open(f"tcp://127.0.0.1:{port}", live=live, budget=b, threads=1,
@@ -201,7 +201,9 @@ def test_a_live_reader_over_its_budget_goes_on_and_frames_come_again():
             s = r.stats
             assert got == 25, (got, s)
             assert s["reconnects"] == tries and s["connects"] == 1, s
-            assert s["budget_drops"] >= bs["refusals"] and s["decode_errors"] < 16, s
+            # a lost frame per packet refused buffers (MPEG-4: one buffer a picture)
+            assert bs["refusals"] // 2 <= s["budget_drops"] <= bs["refusals"], (s, bs)
+            assert s["decode_errors"] < 16, s
     finally:
         server.kill()
         server.wait()
