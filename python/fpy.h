@@ -158,6 +158,9 @@ int fpy_arg_double(PyObject *v, const char *name, double lo, double hi, double *
 int fpy_arg_ll(PyObject *v, const char *name, long long lo, long long hi, long long *out);
 /* A str (TypeError otherwise) as UTF-8, borrowed from v. */
 const char *fpy_arg_str(PyObject *v, const char *name);
+/* A bool, or an int 0 or 1 (ValueError for other ints): TypeError for other
+ * types (float, str, None included), naming `name`. */
+int fpy_arg_bool(PyObject *v, const char *name, int *out);
 
 /* ---- logging (log.c) -------------------------------------------------------------------- */
 

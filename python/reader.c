@@ -1154,7 +1154,7 @@ static int parse_interpolation(PyObject *v, int *flags)
 enum {
     K_FORMAT, K_SIZE, K_EVERY, K_START, K_END, K_THREADS, K_MAX_HELD, K_LIVE, K_TIMEOUT,
     K_STREAM, K_CONVERT_AHEAD, K_PREFILL, K_AV_OPTIONS, K_LOOP, K_LOOP_CACHE, K_INTERPOLATION,
-    K_BUDGET, K_COUNT
+    K_FRAME_THREADS, K_BUDGET, K_COUNT
 };
 
 PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
@@ -1162,15 +1162,17 @@ PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
     (void)module;
     static char *kw[] = {"source", "format", "size", "every", "start", "end", "threads",
                          "max_held", "live", "timeout", "stream", "convert_ahead", "prefill",
-                         "av_options", "loop", "loop_cache", "interpolation", "budget", NULL};
+                         "av_options", "loop", "loop_cache", "interpolation", "frame_threads",
+                         "budget", NULL};
     PyObject *source, *k[K_COUNT];
     for (int i = 0; i < K_COUNT; i++)
         k[i] = Py_None;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "O|$OOOOOOOOOOOOOOOOO:open", kw, &source, &k[K_FORMAT], &k[K_SIZE],
+            args, kwargs, "O|$OOOOOOOOOOOOOOOOOO:open", kw, &source, &k[K_FORMAT], &k[K_SIZE],
             &k[K_EVERY], &k[K_START], &k[K_END], &k[K_THREADS], &k[K_MAX_HELD], &k[K_LIVE],
             &k[K_TIMEOUT], &k[K_STREAM], &k[K_CONVERT_AHEAD], &k[K_PREFILL], &k[K_AV_OPTIONS],
-            &k[K_LOOP], &k[K_LOOP_CACHE], &k[K_INTERPOLATION], &k[K_BUDGET]))
+            &k[K_LOOP], &k[K_LOOP_CACHE], &k[K_INTERPOLATION], &k[K_FRAME_THREADS],
+            &k[K_BUDGET]))
         return NULL;
     fp_reader_options o;
     memset(&o, 0, sizeof o);
@@ -1254,6 +1256,9 @@ PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
         o.loop_cache = v; /* 0 default, N bytes, -1 never */
     }
     if (parse_interpolation(k[K_INTERPOLATION], &o.sws_flags) < 0)
+        return NULL;
+    if (k[K_FRAME_THREADS] != Py_None && fpy_arg_bool(k[K_FRAME_THREADS], "frame_threads",
+                                                      &o.frame_threads) < 0)
         return NULL;
     fp_budget *budget = NULL;
     if (fpy_budget_arg(k[K_BUDGET], &budget) < 0)

@@ -351,8 +351,14 @@ typedef struct fp_reader_options {
                               conversion) take their bytes from this budget, shared with
                               other readers and pools. A full budget first frees idle
                               buffers elsewhere; then a file reader's next fails with
-                              FP_ELIMIT, and a live reader loses that frame and goes on
-                              (stats.budget_drops) */
+                              FP_ELIMIT ("the shared budget is full", with its cap, the
+                              bytes in use and the buffer asked for), and a live reader
+                              loses that frame and goes on (stats.budget_drops, not a
+                              decode error: no reconnect): frames come again when the
+                              budget has room (frames released, another reader closed).
+                              A lost picture may have been a reference: the frames
+                              decoded from it until the next keyframe may be damaged
+                              (H.264/HEVC conceal it from another picture) */
 } fp_reader_options;
 
 /* Custom input: read up to `size` bytes into `buf`; return the number read,
@@ -428,10 +434,11 @@ FP_API int fp_reader_open_io_at(fp_reader_read_fn read, fp_reader_seek_fn seek, 
  * of [start, end)), or a negative error with *img NULL:
  *   FP_EHELD      the caller holds max_held frames: release one, call again
  *                 (no frame is lost);
- *   FP_ELIMIT     a pool bound: a shared budget is full, or ("the decoder
- *                 needed more than the N buffers its pool allows") a
- *                 (damaged) stream made the decoder keep more pictures than
- *                 its codec allows: the reader is then at its end;
+ *   FP_ELIMIT     a pool bound: a shared budget is full ("the shared budget
+ *                 is full", file readers only), or ("the decoder needed more
+ *                 than the N buffers its pool allows") a (damaged) stream
+ *                 made the decoder keep more pictures than its codec allows:
+ *                 the reader is then at its end;
  *   FP_EDECODE    the error budget was exceeded (see FP_READER_ERROR_BUDGET_MIN);
  *   FP_ETIMEDOUT  a read took longer than timeout_us;
  *   FP_ECANCELED  fp_reader_interrupt was called;
@@ -550,7 +557,8 @@ typedef struct fp_reader_stats {
                                  (ALL: the oldest queued; LATEST: each replaced frame) */
     uint64_t stalls;          /* stalls detected (no new frame / same picture) */
     uint64_t budget_drops;    /* frames lost because a pool could not grow (the shared
-                                 budget was full): the stream goes on without them */
+                                 budget was full): the stream goes on without them (not
+                                 decode errors). Live: published with the next frame */
     int connected;            /* 1 from a connection's first frame (CONNECTED) to its end */
     unsigned queued;          /* frames waiting in the queue now */
     double age_last;          /* seconds: wall clock at delivery - wall_time, last frame */

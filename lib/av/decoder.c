@@ -219,13 +219,29 @@ static int over_budget(const fp__decoder *d)
 
 int fp__decoder_error(fp__decoder *d, int e, const char *during, fp__err *err)
 {
-    d->decode_errors++;
     int lost = 0; /* the error is a buffer the pool could not give (reported as ENOMEM) */
-    if (atomic_exchange(&d->bridge->exhausted, 0)) {
+    int why = atomic_exchange(&d->bridge->exhausted, 0);
+    if (why == FP__EXHAUSTED_BUDGET) {
+        if (d->lose_frames) {
+            /* a live connection and a full shared budget: that frame is lost (FFmpeg
+             * drops the picture whose buffer it could not get; budget_drops counts
+             * it, see budget_check). Not a decode error: the stream is fine, and
+             * frames come again when the budget has room. */
+            return FP_OK;
+        }
+        pthread_mutex_lock(&d->bridge->mu);
+        uint64_t max = d->bridge->refused_max, used = d->bridge->refused_used,
+                 bytes = d->bridge->refused_bytes;
+        pthread_mutex_unlock(&d->bridge->mu);
+        return fp__err_budget(err, "the decoder", (unsigned long long)max,
+                              (unsigned long long)used, (unsigned long long)bytes);
+    }
+    d->decode_errors++;
+    if (why == FP__EXHAUSTED_CAP) {
         if (d->lose_frames) {
             lost = 1;
-            /* a live connection: the decoder pool could not grow (a shared budget is
-             * full, or a damaged stream): a lost frame, within the error budget */
+            /* a live connection whose damaged stream made the decoder keep more
+             * pictures than its pool allows: a lost frame, within the error budget */
             d->budget_drops++;
         } else {
             return fp__err_set(err, FP_ELIMIT,
@@ -248,10 +264,36 @@ int fp__decoder_error(fp__decoder *d, int e, const char *during, fp__err *err)
     return FP_OK;
 }
 
+/* After a call into the decoder: buffers a full budget refused. A decoder
+ * may get over a refused buffer without returning an error (H.264 skips a
+ * picture it could not start), so they are counted here, not from the
+ * errors: on a live connection, a lost frame (budget_drops) per call that
+ * had refusals (one packet, or one frame received: H.264 asks again for
+ * each slice of a picture it could not start); a file reader ends with the
+ * budget's FP_ELIMIT, never silently skips a frame. Returns 0 or that
+ * error. */
+static int budget_check(fp__decoder *d, fp__err *err)
+{
+    unsigned n = atomic_exchange(&d->bridge->budget_refusals, 0);
+    if (!n)
+        return FP_OK;
+    if (d->lose_frames) {
+        d->budget_drops++;
+        return FP_OK;
+    }
+    atomic_store(&d->bridge->exhausted, FP__EXHAUSTED_BUDGET);
+    return fp__decoder_error(d, AVERROR(ENOMEM), "decoding", err);
+}
+
 int fp__decoder_receive(fp__decoder *d, fp__err *err)
 {
     for (;;) {
         int e = avcodec_receive_frame(d->dec, d->frame);
+        int rc = budget_check(d, err);
+        if (rc) {
+            av_frame_unref(d->frame);
+            return rc;
+        }
         if (e == 0) {
             if (!d->decoded && d->lose_frames) {
                 d->budget_packets0 = d->packets;
@@ -264,7 +306,7 @@ int fp__decoder_receive(fp__decoder *d, fp__err *err)
             return 2;
         if (e == AVERROR(EAGAIN))
             return 0;
-        int rc = fp__decoder_error(d, e, "decoding", err);
+        rc = fp__decoder_error(d, e, "decoding", err);
         if (rc)
             return rc;
     }
@@ -275,10 +317,13 @@ int fp__decoder_send(fp__decoder *d, const AVPacket *pkt, int fresh, fp__err *er
     if (pkt && fresh)
         d->packets++;
     int e = avcodec_send_packet(d->dec, pkt);
+    int rc = budget_check(d, err);
+    if (rc)
+        return rc;
     if (pkt && e == AVERROR(EAGAIN))
         return 0; /* keep the packet; receive first, then resend it */
     if (e < 0 && e != AVERROR_EOF) {
-        int rc = fp__decoder_error(d, e, pkt ? "sending a packet" : "draining", err);
+        rc = fp__decoder_error(d, e, pkt ? "sending a packet" : "draining", err);
         if (rc)
             return rc;
     }

@@ -21,7 +21,7 @@ import pytest
 import framepool
 from framepool import _framepool as C
 
-FP_ELIMIT = -0x46500001
+FP_ELIMIT = framepool.ELIMIT
 KEYS = {"max_bytes", "used_bytes", "peak_bytes", "refusals", "reclaimed", "pools"}
 
 
@@ -119,7 +119,13 @@ def test_a_file_reader_over_its_budget_raises_limit_error(clips):
         with framepool.open(clips.h264, format="bgr24", budget=b) as r:
             for _ in r:
                 pass
-    assert e.value.code == FP_ELIMIT, e.value
+    assert e.value.code == FP_ELIMIT and e.value.code is framepool.ErrorCode.ELIMIT, e.value
+    # the message names the full budget (cap, bytes in use, the buffer asked
+    # for) and what to do, not max_held (a bound this reader never reached)
+    msg = str(e.value)
+    assert "budget is full" in msg and "100000 bytes" in msg, msg
+    assert "raise the budget" in msg and "fewer readers" in msg, msg
+    assert "max_held" not in msg, msg
     s = b.stats
     assert s["refusals"] >= 1 and s["used_bytes"] <= s["max_bytes"], s
 
@@ -148,6 +154,59 @@ def test_a_live_reader_over_its_budget_drops_frames():
     s = b.stats
     assert drops >= 3, (drops, s)
     assert s["refusals"] >= drops and s["peak_bytes"] <= s["max_bytes"], (drops, s)
+
+
+def test_a_live_reader_over_its_budget_goes_on_and_frames_come_again():
+    """C: a refused buffer is a lost frame (budget_drops), not a decode
+    error: the connection goes on (no reconnect however many frames are
+    lost), and frames come again once the caller releases the ones it kept.
+    The budget holds the decoder's pictures (about 12 of 120 KB) but not
+    the 64 frames Python may keep."""
+    from test_reader import free_port, serve_tcp
+    port = free_port()
+    server = serve_tcp(port)
+    b = framepool.Budget(1_500_000, name="live")
+    drops_wanted = 48  # 3 x the error budget's minimum: as decode errors, they would reconnect
+    try:
+        live = {"mode": "all", "reconnect_min": 0.1, "reconnect_max": 0.5, "stall": 120}
+        with framepool.open(f"tcp://127.0.0.1:{port}", live=live, budget=b, threads=1,
+                            max_held=64, timeout=0.5) as r:
+            held, tries = [], None
+            deadline = time.monotonic() + 60
+            # the budget's refusals count at once (stats['budget_drops'] with
+            # the reader's next frame)
+            while b.stats["refusals"] < drops_wanted and time.monotonic() < deadline:
+                try:
+                    held.append(r.read())
+                except framepool.TimeoutError:
+                    continue
+                if tries is None:  # connected: tries before ffmpeg listened don't count
+                    tries = r.stats["reconnects"]
+                assert len(held) < 64, (b.stats, r.stats)
+            bs, s = b.stats, r.stats
+            assert bs["refusals"] >= drops_wanted, (len(held), bs, s)
+            assert bs["peak_bytes"] <= bs["max_bytes"], bs
+            assert s["reconnects"] == tries and s["connected"], s
+            assert s["decode_errors"] < 16, s
+            for f in held:
+                f.release()
+            got = 0
+            deadline = time.monotonic() + 60
+            while got < 25 and time.monotonic() < deadline:
+                try:
+                    r.read().release()
+                    got += 1
+                except framepool.TimeoutError:
+                    pass
+            s = r.stats
+            assert got == 25, (got, s)
+            assert s["reconnects"] == tries and s["connects"] == 1, s
+            # a lost frame per packet refused buffers (MPEG-4: one buffer a picture)
+            assert bs["refusals"] // 2 <= s["budget_drops"] <= bs["refusals"], (s, bs)
+            assert s["decode_errors"] < 16, s
+    finally:
+        server.kill()
+        server.wait()
 
 
 def test_open_budget_of_a_wrong_type(clips):

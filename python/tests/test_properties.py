@@ -51,7 +51,7 @@ anything = st.recursive(
 
 KEYWORDS = ["format", "size", "every", "start", "end", "threads", "max_held", "live",
             "timeout", "stream", "convert_ahead", "prefill", "av_options", "loop",
-            "loop_cache", "interpolation", "budget"]
+            "loop_cache", "interpolation", "frame_threads", "budget"]
 
 # Budgets from tiny (every frame refused) to roomy, and any other value.
 budgets = st.integers(1, 64 * 2**20).map(C.Budget)
