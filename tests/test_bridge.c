@@ -513,9 +513,9 @@ static void count_events(const fp_live_event *ev, void *user)
  * keeps: the decoder is refused buffers, each a lost frame
  * (stats.budget_drops), not a decode error; the connection goes on (more
  * drops than the error budget allows errors, no reconnect), and frames come
- * again once the caller releases its frames. (The stall limit is not what
- * is tested: while no frame comes, the live reader counts the time towards
- * it.) */
+ * again once the caller releases its frames. The caller holds its frames
+ * for well over the stall limit: frames lost to the budget show that the
+ * source is sending, so the connection is not taken for stalled. */
 START_TEST(live_reader_over_its_budget_goes_on)
 {
     atomic_store(&disconnects, 0);
@@ -542,7 +542,8 @@ START_TEST(live_reader_over_its_budget_goes_on)
     o.live.mode = FP_LIVE_ALL;
     o.live.reconnect_min = 0.1;
     o.live.reconnect_max = 0.4;
-    o.live.stall = 20.0 * tu_slack(); /* the stall bound is not what is tested */
+    double stall = 2.0 * tu_slack();
+    o.live.stall = stall;
     o.live.on_event = count_events;
     fp_reader *r = NULL;
     ck_assert_msg(fp_reader_open(url, &o, &r) == 0, "%s", fp_errmsg());
@@ -554,10 +555,14 @@ START_TEST(live_reader_over_its_budget_goes_on)
     uint64_t tries = 0;
     /* the budget's refusals count at once (the reader's stats.budget_drops is
      * published with its next frame) */
-    double end = tu_now() + 30 * tu_slack();
+    double end = tu_now() + 30 * tu_slack() + 3 * stall, refused_since = 0;
     for (;;) {
         fp_budget_get_stats(bud, &bs);
-        if (bs.refusals >= DROPS || tu_now() > end)
+        if (bs.refusals && !refused_since)
+            refused_since = tu_now();
+        /* enough lost frames, and none delivered for 2.5 stall limits */
+        if ((bs.refusals >= DROPS && tu_now() - refused_since > 2.5 * stall) ||
+            tu_now() > end)
             break;
         fp_image *img = NULL;
         int rc = fp_reader_next(r, &img);

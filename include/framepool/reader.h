@@ -165,8 +165,9 @@ typedef struct fp_reader fp_reader;
  *   not when the socket opens: nothing should count a connection as up
  *   before it has delivered).
  * - A stall counts as a disconnect: once a connection delivered a frame, no
- *   new frame for `stall` seconds (a
- *   server that stopped sending with its socket open), or the same picture
+ *   new frame for `stall` seconds (a server that stopped sending with its
+ *   socket open; a frame lost because a shared budget is full counts as a
+ *   new frame here: the source is sending), or the same picture
  *   for `stall` seconds (a "connected but dead" camera repeating one frame;
  *   four rows of every frame are hashed; set repeat_ok for sources whose
  *   picture may legitimately stay identical that long).

@@ -27,6 +27,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 struct fp__engine {
     fp_reader_options opt;       /* a copy; the engine holds a reference to opt.budget */
@@ -58,6 +59,8 @@ struct fp__engine {
     int loop_rc;                 /* a rewind failed: the end of the stream returns this */
     char loop_msg[512];
     uint64_t delivered, skipped, corrupt, wrapped, budget_drops;
+    int64_t rearm_us;            /* live: the stall limit a budget drop re-arms (0 = none) */
+    uint64_t rearm_seen;         /* budget drops (decoder + output) when last re-armed */
 };
 
 static void engine_finalize(void *obj);
@@ -310,11 +313,26 @@ static int read_packet(fp__engine *e)
 /* Decodes up to the next frame to deliver and passes it to deliver().
  * Returns 1 (see deliver() for *img), 0 at the end, or a negative error
  * (recorded). */
+/* A live connection: frames lost to a full budget since the last look mean
+ * the source is sending; the stall deadline starts again from now. */
+static void rearm_on_budget_drop(fp__engine *e)
+{
+    uint64_t drops = e->dec.budget_drops + e->budget_drops;
+    if (e->rearm_us <= 0 || drops == e->rearm_seen)
+        return;
+    e->rearm_seen = drops;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    fp__input_set_stall_deadline(&e->in, now + e->rearm_us);
+}
+
 static int decode_one(fp__engine *e, fp_image **img, const char *file, int line,
                       const char *func)
 {
     fp__decoder *d = &e->dec;
     for (;;) {
+        rearm_on_budget_drop(e);
         int rc = fp__decoder_receive(d, &e->err);
         if (rc == 1) {
             AVFrame *f = d->frame;
@@ -639,11 +657,13 @@ int fp__conn_open(const char *url, const fp_reader_options *o, const char *what,
     return rc ? open_failed(out, rc, err) : FP_OK;
 }
 
-int fp__conn_read(fp__engine *c, fp_image **img, int64_t deadline_us, fp__conn_end *why,
-                  const char *file, int line, const char *func)
+int fp__conn_read(fp__engine *c, fp_image **img, int64_t deadline_us, int64_t rearm_us,
+                  fp__conn_end *why, const char *file, int line, const char *func)
 {
     fp_unref_at(img, file, line, func);
     fp__input_set_stall_deadline(&c->in, deadline_us);
+    c->rearm_us = rearm_us;
+    c->rearm_seen = c->dec.budget_drops + c->budget_drops;
     int rc = engine_next(c, img, file, line, func);
     int stalled = fp__input_last_reason(&c->in) == FP__INT_STALL;
     if (rc > 0)

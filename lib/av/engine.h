@@ -64,10 +64,14 @@ int fp__conn_open(const char *url, const fp_reader_options *o, const char *what,
                   _Atomic int *abort_flag, int64_t open_deadline_us, const char *file, int line,
                   const char *func, fp__engine **out, fp__err *err);
 /* Reads the next frame (as fp_reader_next: +1 in *img) within the
- * CLOCK_MONOTONIC deadline `deadline_us` (0 = none). Returns 1, 0 at the end,
- * or a negative error; *why says which case it is (see fp__conn_end). */
-int fp__conn_read(fp__engine *c, fp_image **img, int64_t deadline_us, fp__conn_end *why,
-                  const char *file, int line, const char *func);
+ * CLOCK_MONOTONIC deadline `deadline_us` (0 = none). A frame lost inside the
+ * read because a shared budget is full (budget_drops) shows that the source
+ * is still sending: when rearm_us > 0 it moves the deadline to that moment
+ * plus rearm_us (the stall limit), so a caller holding frames does not make
+ * a healthy connection look stalled. Returns 1, 0 at the end, or a negative
+ * error; *why says which case it is (see fp__conn_end). */
+int fp__conn_read(fp__engine *c, fp_image **img, int64_t deadline_us, int64_t rearm_us,
+                  fp__conn_end *why, const char *file, int line, const char *func);
 /* The connection's last message, its stream, its statistics. */
 const char *fp__conn_errmsg(const fp__engine *c);
 int fp__conn_info(const fp__engine *c, fp_reader_info *out);

@@ -485,8 +485,10 @@ static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, siz
         if (atomic_load(&L->stop))
             return END_STOP;
         fp__conn_end why;
-        int rc = fp__conn_read(c, &img, L->read_deadline, &why, L->site_file, L->site_line,
-                               L->site_func);
+        /* frames lost to a full budget re-arm the stall limit (not during the
+         * open: its deadline is open_timeout's) */
+        int rc = fp__conn_read(c, &img, L->read_deadline, first ? 0 : stall_us, &why,
+                               L->site_file, L->site_line, L->site_func);
         if (why == FP__CONN_HELD) {
             /* the caller is behind: make room by dropping the oldest queued frame, or
              * wait for the caller to release one */
