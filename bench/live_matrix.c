@@ -24,8 +24,9 @@
  *   fresh      s from t_up to the first frame made after t_up (recovery)
  *   got/sent   frames made by the source in [t_up, end of phase) that the
  *              client delivered (at any time) / all the source made then
- *   after      the same counted from the first fresh frame on (what a
- *              client that reconnected keeps up with)
+ *   from key   the same counted from the first keyframe the source made
+ *              after t_up: what a decoder that joins, or lost data, can
+ *              show at the earliest (the ALL criterion is judged on it)
  *   backlog    frames handed over after t_up that were made before it (an
  *              HLS playlist's earlier segments, frames a stopped server
  *              queued), not in got/sent; "+N dup" frames delivered twice
@@ -261,16 +262,23 @@ static void stop_client(client *c)
 
 /* ---- the source's log: every frame it made --------------------------------------------------- */
 
-static long *made;
+typedef struct made_frame {
+    long stamp;
+    int key; /* a keyframe: frame number a multiple of the source's GOP */
+} made_frame;
+
+static made_frame *made;
 static int nmade, capmade;
 
-static int cmp_long(const void *a, const void *b)
+static int cmp_made(const void *a, const void *b)
 {
-    long x = *(const long *)a, y = *(const long *)b;
+    long x = ((const made_frame *)a)->stamp, y = ((const made_frame *)b)->stamp;
     return (x > y) - (x < y);
 }
 
-static void read_made(const char *dir)
+/* Every frame the sources made (each log starts at frame 0, a keyframe;
+ * the encoders make one every `gop` frames and no others). */
+static void read_made(const char *dir, int gop)
 {
     nmade = 0;
     DIR *d = opendir(dir);
@@ -290,18 +298,20 @@ static void read_made(const char *dir)
             if (!p || strncmp(p + 5, "NOPTS", 5) == 0)
                 continue;
             long long us = atoll(p + 5);
+            long frame = strncmp(buf, "frame:", 6) == 0 ? atol(buf + 6) : -1;
             if (nmade == capmade) {
                 capmade = capmade ? 2 * capmade : 65536;
                 made = realloc(made, (size_t)capmade * sizeof *made);
                 if (!made)
                     zoo_fail("out of memory");
             }
-            made[nmade++] = (long)((us / 10000) & ((1L << 18) - 1));
+            made[nmade++] = (made_frame){(long)((us / 10000) & ((1L << 18) - 1)),
+                                         frame >= 0 && frame % gop == 0};
         }
         fclose(f);
     }
     closedir(d);
-    qsort(made, (size_t)nmade, sizeof *made, cmp_long);
+    qsort(made, (size_t)nmade, sizeof *made, cmp_made);
 }
 
 /* ---- the schedule ---------------------------------------------------------------------------- */
@@ -309,13 +319,39 @@ static void read_made(const char *dir)
 typedef struct phase {
     int fault;
     double t_fault, t_up, t_end;
+    long udp_drops; /* SRT: datagrams the kernel dropped at the relay's input, -1 n/a */
 } phase;
+
+/* The drops counter of the UDP socket bound to `port` (/proc/net/udp), -1. */
+static long udp_drops(int port)
+{
+    FILE *f = fopen("/proc/net/udp", "r");
+    if (!f)
+        return -1;
+    char buf[512], want[16];
+    snprintf(want, sizeof want, ":%04X ", port);
+    long drops = -1;
+    while (fgets(buf, sizeof buf, f)) {
+        char *p = strstr(buf, want);
+        if (!p || p > buf + 32) /* the local address comes first */
+            continue;
+        char *last = strrchr(buf, ' ');
+        while (last && last > buf && (last[1] == '\n' || last[1] == 0)) {
+            *last = 0;
+            last = strrchr(buf, ' ');
+        }
+        if (last)
+            drops = atol(last + 1);
+    }
+    fclose(f);
+    return drops;
+}
 
 typedef struct row {
     const char *server, *transport, *fault, *client;
     double gop, fps;
     double first, fresh; /* s, <0: none */
-    int got, sent, got_after, sent_after, backlog, dups, unread, conns;
+    int got, sent, got_key, sent_key, backlog, dups, unread, conns;
     double age_mean, age_max, rd_mean, rd_max; /* ms, <0: none */
     double cpu_ms;       /* of the whole client run */
 } row;
@@ -324,6 +360,7 @@ static row rows[1024];
 static int nrows;
 
 static double epoch_mono; /* CLOCK_MONOTONIC of the stamp epoch */
+static char notes[4096];  /* printed after the table */
 
 static double made_at(long stamp)
 {
@@ -439,26 +476,22 @@ static void analyse(client *c, const zoo *z, const phase *ph, int nph)
             r->age_mean = 1000 * age_sum / age_n;
         if (rd_n)
             r->rd_mean = rd_sum / rd_n;
-        /* the first fresh frame's making time: "after" counts from it */
-        double after = INFINITY;
-        for (int i = 0; i < c->n; i++) {
-            const line *l = &c->l[i];
-            if (l->kind == 'x' && l->stamp >= 0 && l->t >= t_up && l->t < t_end &&
-                made_at(l->stamp) >= t_up) {
-                after = made_at(l->stamp);
-                break;
-            }
-        }
+        /* "from key" counts from the first keyframe made after t_up: what a
+         * decoder that joins (or lost data) can show at the earliest */
+        double key = INFINITY;
+        for (int i = 0; i < nmade && key == INFINITY; i++)
+            if (made[i].key && made_at(made[i].stamp) >= t_up)
+                key = made_at(made[i].stamp);
         for (int i = 0; i < nmade; i++) {
-            double m = made_at(made[i]);
+            double m = made_at(made[i].stamp);
             if (m < t_up || m >= t_end)
                 continue;
             r->sent++;
-            int got = has_stamp(seen, made[i]);
+            int got = has_stamp(seen, made[i].stamp);
             r->got += got;
-            if (m >= after) {
-                r->sent_after++;
-                r->got_after += got;
+            if (m >= key) {
+                r->sent_key++;
+                r->got_key += got;
             }
         }
     }
@@ -494,6 +527,7 @@ static void run_group(zoo_kind kind, client *cs, int nc)
         phase *p = &ph[nph++];
         p->fault = f;
         p->t_fault = mono();
+        long d0 = kind == ZOO_SRT ? udp_drops(z.port2) : -1;
         switch (f) {
         case F_FEED:
             zoo_feed_stop(&z);
@@ -513,10 +547,23 @@ static void run_group(zoo_kind kind, client *cs, int nc)
             break;
         }
         hold_phase(cs, nc, p);
+        long d1 = kind == ZOO_SRT ? udp_drops(z.port2) : -1;
+        p->udp_drops = d0 >= 0 && d1 >= 0 && f != F_RESTART ? d1 - d0 : -1;
+        if (p->udp_drops >= 0) {
+            size_t n = strlen(notes);
+            snprintf(notes + n, sizeof notes - n,
+                     "- srt, %s, client %s: %ld datagrams (1316 B) dropped by the kernel at "
+                     "srt-live-transmit's UDP input during the phase\n",
+                     fault_names[f], cs[0].name, p->udp_drops);
+        }
     }
+    /* frames made at the end of the last phase are still on their way (an
+     * HLS segment is fetched once written): they count in got/sent */
+    sleep_s(kind == ZOO_HLS ? 8 : 2);
     for (int i = 0; i < nc; i++)
         stop_client(&cs[i]);
-    read_made(z.dir);
+    int gop = (int)(z.gop * z.fps + 0.5);
+    read_made(z.dir, gop < 1 ? 1 : gop);
     if (nmade == 0)
         zoo_fail("%s: the source logged no frame (%s)", zoo_name(kind), z.dir);
     for (int i = 0; i < nc; i++) {
@@ -540,7 +587,7 @@ static void pct(char *out, size_t cap, int a, int b)
 
 static void print_table(void)
 {
-    printf("\n| server | fault | client | GOP (s) | first / fresh (s) | got/sent | after fresh "
+    printf("\n| server | fault | client | GOP (s) | first / fresh (s) | got/sent | from key "
            "| backlog | conns | age mean/max (ms) | rd age mean/max (ms) | misses |\n");
     printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for (int i = 0; i < nrows; i++) {
@@ -554,7 +601,7 @@ static void print_table(void)
         else
             snprintf(first, sizeof first, "- / -");
         pct(got, sizeof got, r->got, r->sent);
-        pct(after, sizeof after, r->got_after, r->sent_after);
+        pct(after, sizeof after, r->got_key, r->sent_key);
         snprintf(backlog, sizeof backlog, "%d", r->backlog);
         if (r->dups)
             snprintf(backlog + strlen(backlog), sizeof backlog - strlen(backlog), " +%d dup",
@@ -577,7 +624,8 @@ static void print_table(void)
         int fp = strcmp(r->client, "cv") != 0;
         if (r->fresh < 0)
             strcat(miss, "no recovery; ");
-        if (fp && strcmp(r->client, "all") == 0 && r->sent > 0 && r->got < 0.95 * r->sent)
+        if (fp && strcmp(r->client, "all") == 0 && r->sent_key > 0 &&
+            r->got_key < 0.95 * r->sent_key)
             strcat(miss, "<95%; ");
         if (fp && !strcmp(r->fault, "start") && (r->first < 0 || r->first > r->gop + 0.5))
             strcat(miss, "first > GOP+0.5; ");
@@ -594,6 +642,8 @@ static void print_table(void)
                r->fault, who, r->gop, first, got, after, backlog, r->conns, age, rd,
                !fp ? "" : *miss ? miss : "ok");
     }
+    if (notes[0])
+        printf("\n%s", notes);
     printf("\nCPU per frame (ms, client process, whole run):\n\n| server | client | ms |\n"
            "|---|---|---:|\n");
     for (int i = 0; i < nrows; i++)

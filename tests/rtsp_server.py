@@ -45,6 +45,8 @@ class Stamper:
         self.timer = 0
 
     def configure(self, factory, media):
+        # a new media encodes anew: its frame 0 is a keyframe
+        self.frame = 0
         self.src = media.get_element().get_child_by_name("src")
         media.connect("unprepared", self.unprepared)
         if not self.timer:

@@ -299,10 +299,12 @@ static pid_t ffmpeg_feed(zoo *z, const char *codec, const char *fmt, const char 
 {
     char log[128];
     zoo_publisher p = publisher_of(z, codec, fmt, out, extra, log, sizeof log);
-    static zoo_argv a; /* large: not on a test thread's stack */
-    memset(&a, 0, sizeof a);
-    zoo_publisher_argv(&a, &p);
-    return spawn((char *const *)a.v);
+    zoo_argv *a = calloc(1, sizeof *a); /* large: not on a test thread's stack */
+    ZOO_CHECK(a, "out of memory");
+    zoo_publisher_argv(a, &p);
+    pid_t pid = spawn((char *const *)a->v);
+    free(a);
+    return pid;
 }
 
 static void server_start(zoo *z)
@@ -366,13 +368,14 @@ static void server_start(zoo *z)
         if (z->stamp_epoch_us)
             snprintf(log, sizeof log, "%s/made-%d-@RUN@.log", z->dir, z->runs - 1);
         p.listen = 1;
-        static zoo_argv a;
-        memset(&a, 0, sizeof a);
-        zoo_argv_add(&a, "/bin/sh");
-        zoo_argv_add(&a, FP_SOURCE_DIR "/tests/zoo/mjpeg_server.sh");
-        zoo_argv_add(&a, ZOO_SECONDS);
-        zoo_publisher_argv(&a, &p);
-        z->srv = spawn((char *const *)a.v);
+        zoo_argv *a = calloc(1, sizeof *a);
+        ZOO_CHECK(a, "out of memory");
+        zoo_argv_add(a, "/bin/sh");
+        zoo_argv_add(a, FP_SOURCE_DIR "/tests/zoo/mjpeg_server.sh");
+        zoo_argv_add(a, ZOO_SECONDS);
+        zoo_publisher_argv(a, &p);
+        z->srv = spawn((char *const *)a->v);
+        free(a);
         wait_tcp(z->port, "the MJPEG server"); /* takes one client: the next run serves */
         break;
     }
