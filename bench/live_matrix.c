@@ -3,7 +3,7 @@
  * by fault, next to cv::VideoCapture: a compatibility matrix.
  *
  *   live_matrix [--servers rtsp,rtmp,hls,srt,mjpeg] [--clients all,latest,cv]
- *               [--up S] [--down S] [--recover S]
+ *               [--up S] [--down S] [--recover S] [--hls-sequence-restarts]
  *
  * Every source stamps each picture with the time it made it and logs every
  * frame it made (tests/zoo.h "Stamps"): each client reads the stamp of each
@@ -98,6 +98,8 @@ static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 static void client_event(const fp_live_event *ev, void *user)
 {
     (void)user;
+    if (getenv("FP_LIVE_VERBOSE"))
+        fprintf(stderr, "[%.3f] live event %d: %s\n", mono(), ev->type, ev->message);
     if (ev->type == FP_LIVE_CONNECTED) {
         pthread_mutex_lock(&out_mu);
         printf("c %.6f\n", mono());
@@ -171,6 +173,7 @@ typedef struct client {
 } client;
 
 static double up_s = 8, down_s = 3, recover_s = 40;
+static int hls_sequence_restarts; /* the HLS publisher numbers segments from 0 each run */
 static char self_path[4096];
 
 static void start_client(client *c, const zoo *z, const char *av)
@@ -501,6 +504,7 @@ static void run_group(zoo_kind kind, client *cs, int nc)
 {
     zoo z;
     zoo_init(&z, kind);
+    z.hls_sequence_restarts = hls_sequence_restarts;
     double rt = clock_s(CLOCK_REALTIME), mt = mono();
     z.stamp_epoch_us = (long long)(rt * 1e6);
     epoch_mono = mt - (rt - (double)z.stamp_epoch_us / 1e6);
@@ -676,9 +680,11 @@ int main(int argc, char **argv)
             down_s = atof(argv[++i]);
         else if (!strcmp(argv[i], "--recover") && i + 1 < argc)
             recover_s = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--hls-sequence-restarts"))
+            hls_sequence_restarts = 1;
         else {
             fprintf(stderr, "usage: live_matrix [--servers LIST] [--clients all,latest,cv] "
-                            "[--up S] [--down S] [--recover S]\n");
+                            "[--up S] [--down S] [--recover S] [--hls-sequence-restarts]\n");
             return 2;
         }
     }

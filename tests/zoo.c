@@ -392,6 +392,8 @@ static const char *const hls_options[] = {
     "-hls_time", "2", "-hls_list_size", "5", "-hls_flags",
     "delete_segments+omit_endlist+program_date_time+discont_start",
     "-hls_start_number_source", "epoch", NULL};
+static const char *const hls_options_restart[] = {"-hls_time", "2", "-hls_list_size", "5",
+                                                  "-hls_flags", "delete_segments", NULL};
 
 void zoo_feed_start(zoo *z)
 {
@@ -403,7 +405,8 @@ void zoo_feed_start(zoo *z)
         break;
     case ZOO_HLS:
         snprintf(out, sizeof out, "%s/hls/live.m3u8", z->dir);
-        z->feed = ffmpeg_feed(z, "libx264", "hls", out, hls_options);
+        z->feed = ffmpeg_feed(z, "libx264", "hls", out,
+                              z->hls_sequence_restarts ? hls_options_restart : hls_options);
         break;
     case ZOO_SRT:
         snprintf(out, sizeof out, "udp://127.0.0.1:%d?pkt_size=1316", z->port2);

@@ -44,6 +44,8 @@ typedef struct zoo {
     const char *auth;     /* rtsp: NULL, "basic" or "digest" */
     const char *user;     /* rtsp auth: "user:pass" */
     int session_timeout;  /* rtsp: seconds (0: GStreamer's 60) */
+    int hls_sequence_restarts; /* hls: each publisher run numbers its segments from 0
+                                  (ffmpeg's default), not on from the last run */
     /* state */
     int port, port2;
     pid_t srv, feed;
