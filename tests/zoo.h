@@ -5,15 +5,19 @@
  * missing program fails (zoo_fail) naming the Debian package to install
  * (scripts/setup). Plain C, no test framework: bench/live_matrix uses it.
  *
- *   rtsp   GStreamer RTSP (tests/rtsp_server.py): H.264, RTP over UDP or TCP
- *          as the client asks, optional GOP, basic/digest auth, session timeout
+ *   rtsp   GStreamer RTSP (tests/rtsp_server.py): H.264 320x240 25 fps, 1 s
+ *          GOP, RTP over UDP or TCP as the client asks, basic/digest auth,
+ *          session timeout
  *   rtmp   nginx + libnginx-mod-rtmp, an ffmpeg publisher (H.264 768x432 10 fps,
  *          4 s GOP)
- *   hls    ffmpeg's hls muxer (2 s segments, sliding playlist of 5) in the
- *          nginx prefix, served by that nginx over HTTP
+ *   hls    ffmpeg's hls muxer (2 s segments, sliding playlist of 5, old
+ *          segments deleted, no end tag, media sequence numbers that go on
+ *          across publisher runs) in the nginx prefix, served by that nginx
  *   srt    srt-live-transmit (listener) relaying an ffmpeg MPEG-TS stream
- *          (H.264 640x360 25 fps, 2 s GOP) that it receives over UDP
- *   mjpeg  ffmpeg -f mpjpeg -listen 1: multipart JPEG over HTTP, 10 fps
+ *          (H.264 640x360 25 fps, 2 s GOP) that it receives over UDP; one
+ *          caller at a time (a second one fails to connect)
+ *   mjpeg  ffmpeg -f mpjpeg -listen 1 (tests/zoo/mjpeg_server.sh): multipart
+ *          JPEG over HTTP, 640x360 10 fps, one client at a time
  *
  * Faults: zoo_feed_stop/zoo_feed_start (the stream stops and returns: the
  * publisher of rtmp/hls/srt), zoo_server_restart, zoo_server_pause/resume
