@@ -30,13 +30,17 @@
  *   backlog    frames handed over after t_up that were made before it (an
  *              HLS playlist's earlier segments, frames a stopped server
  *              queued), not in got/sent; "+N dup" frames delivered twice
+ *   q drops    framepool only: frames its queue dropped because the client
+ *              fell behind (stats.dropped; LATEST drops by design)
  *   conns      connections made in the phase
  *   age        ms from making to hand-over of the fresh frames (end to end:
  *              encoder, server, network, client), mean/max
  *   rd age     framepool only: ms from the packet's arrival at the reader
  *              (fp_image.wall_time) to hand-over, mean/max
  * and per client run the CPU time of its process per frame delivered. The
- * table (markdown) is printed on stdout.
+ * table (markdown) is printed on stdout. FP_MATRIX_KEEP=1 keeps the
+ * clients' output files (/tmp/fp_live_matrix_*) and prints which frames
+ * each client missed.
  */
 #define _GNU_SOURCE
 #include "zoo.h"
@@ -107,9 +111,10 @@ static void client_event(const fp_live_event *ev, void *user)
     }
 }
 
-/* Prints "s T" at start, "c T" per connection, "x T STAMP AGE_MS" per frame
- * (T: CLOCK_MONOTONIC s; STAMP: zoo_stamp_read, -1 unread; AGE_MS: now -
- * wall_time), line-buffered so that the harness follows it live. */
+/* Prints "s T" at start, "c T" per connection, "x T STAMP AGE_MS DROPPED" per
+ * frame (T: CLOCK_MONOTONIC s; STAMP: zoo_stamp_read, -1 unread; AGE_MS: now
+ * - wall_time; DROPPED: stats.dropped so far), line-buffered so that the
+ * harness follows it live. */
 static int client_main(const char *mode, const char *url, double seconds, const char *av_options)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -133,8 +138,11 @@ static int client_main(const char *mode, const char *url, double seconds, const 
             double t = mono(), age = clock_s(CLOCK_REALTIME) - img->wall_time;
             /* native output: plane 0 is the luma of every format these servers send */
             long stamp = zoo_stamp_read(img->data[0], img->stride[0], 1, img->width, img->height);
+            fp_reader_stats st = {0};
+            fp_reader_get_stats(r, &st);
             pthread_mutex_lock(&out_mu);
-            printf("x %.6f %ld %.3f\n", t, stamp, img->wall_time > 0 ? 1000 * age : -1.0);
+            printf("x %.6f %ld %.3f %llu\n", t, stamp, img->wall_time > 0 ? 1000 * age : -1.0,
+                   (unsigned long long)st.dropped);
             pthread_mutex_unlock(&out_mu);
         } else if (rc == 0) {
             break;
@@ -157,6 +165,7 @@ typedef struct line {
     double t;        /* arrival, CLOCK_MONOTONIC */
     long stamp;      /* centiseconds since the epoch; -1 unread */
     double rd_age;   /* ms; <0 unknown */
+    long dropped;    /* framepool: frames its queue dropped so far; -1 unknown */
 } line;
 
 typedef struct client {
@@ -232,8 +241,8 @@ static void poll_client(client *c)
         }
         char k = 0;
         double t = 0, age = -1;
-        long stamp = -1;
-        if (sscanf(buf, "%c %lf %ld %lf", &k, &t, &stamp, &age) < 2)
+        long stamp = -1, dropped = -1;
+        if (sscanf(buf, "%c %lf %ld %lf %ld", &k, &t, &stamp, &age, &dropped) < 2)
             continue;
         if (k == 's') {
             c->start = t;
@@ -245,7 +254,7 @@ static void poll_client(client *c)
             if (!c->l)
                 zoo_fail("out of memory");
         }
-        c->l[c->n++] = (line){k, t, k == 'x' ? stamp : -1, age};
+        c->l[c->n++] = (line){k, t, k == 'x' ? stamp : -1, age, k == 'x' ? dropped : -1};
     }
 }
 
@@ -355,6 +364,7 @@ typedef struct row {
     double gop, fps;
     double first, fresh; /* s, <0: none */
     int got, sent, got_key, sent_key, backlog, dups, unread, conns;
+    long qdrops;         /* framepool: frames its queue dropped in the phase, -1 n/a */
     double age_mean, age_max, rd_mean, rd_max; /* ms, <0: none */
     double cpu_ms;       /* of the whole client run */
 } row;
@@ -437,6 +447,17 @@ static void analyse(client *c, const zoo *z, const phase *ph, int nph)
         double t_up = p == 0 ? c->start : ph[p].t_up, t_end = ph[p].t_end;
         double age_sum = 0, rd_sum = 0;
         int age_n = 0, rd_n = 0;
+        long drop0 = -1, drop1 = -1; /* stats.dropped before and at the end of the phase */
+        for (int i = 0; i < c->n; i++) {
+            const line *l = &c->l[i];
+            if (l->kind != 'x' || l->dropped < 0)
+                continue;
+            if (l->t < t_up)
+                drop0 = l->dropped;
+            else if (l->t < t_end)
+                drop1 = l->dropped;
+        }
+        r->qdrops = drop1 < 0 ? -1 : drop1 - (drop0 < 0 ? 0 : drop0);
         static char counted[1 << 18];
         memset(counted, 0, sizeof counted);
         for (int i = 0; i < c->n; i++) {
@@ -485,6 +506,7 @@ static void analyse(client *c, const zoo *z, const phase *ph, int nph)
         for (int i = 0; i < nmade && key == INFINITY; i++)
             if (made[i].key && made_at(made[i].stamp) >= t_up)
                 key = made_at(made[i].stamp);
+        int verbose = getenv("FP_MATRIX_KEEP") != NULL, run0 = -1;
         for (int i = 0; i < nmade; i++) {
             double m = made_at(made[i].stamp);
             if (m < t_up || m >= t_end)
@@ -495,6 +517,17 @@ static void analyse(client *c, const zoo *z, const phase *ph, int nph)
             if (m >= key) {
                 r->sent_key++;
                 r->got_key += got;
+            }
+            /* FP_MATRIX_KEEP: the runs of frames made but not delivered */
+            if (verbose && !got && run0 < 0)
+                run0 = i;
+            if (verbose && run0 >= 0 && (got || i + 1 == nmade || made_at(made[i + 1].stamp) >= t_end)) {
+                int last = got ? i - 1 : i;
+                fprintf(stderr, "live_matrix: %s %s %s%s: missed %d frames made at +%.2f..+%.2f s "
+                                "after t_up\n", zoo_name(z->kind), fault_names[ph[p].fault],
+                        c->name, c->transport, last - run0 + 1, made_at(made[run0].stamp) - t_up,
+                        made_at(made[last].stamp) - t_up);
+                run0 = -1;
             }
         }
     }
@@ -592,8 +625,8 @@ static void pct(char *out, size_t cap, int a, int b)
 static void print_table(void)
 {
     printf("\n| server | fault | client | GOP (s) | first / fresh (s) | got/sent | from key "
-           "| backlog | conns | age mean/max (ms) | rd age mean/max (ms) | misses |\n");
-    printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+           "| backlog | q drops | conns | age mean/max (ms) | rd age mean/max (ms) | misses |\n");
+    printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for (int i = 0; i < nrows; i++) {
         row *r = &rows[i];
         char first[48], got[48], after[48], backlog[48], age[48], rd[48], miss[128] = "";
@@ -613,6 +646,9 @@ static void print_table(void)
         if (r->unread)
             snprintf(backlog + strlen(backlog), sizeof backlog - strlen(backlog), " +%d unread",
                      r->unread);
+        char qd[24] = "n/a";
+        if (r->qdrops >= 0)
+            snprintf(qd, sizeof qd, "%ld", r->qdrops);
         if (r->age_mean >= 0)
             snprintf(age, sizeof age, "%.0f / %.0f", r->age_mean, r->age_max);
         else
@@ -642,8 +678,8 @@ static void print_table(void)
         char who[32];
         snprintf(who, sizeof who, "%s%s%s", r->client, *r->transport ? " " : "",
                  r->transport);
-        printf("| %s | %s | %s | %.1f | %s | %s | %s | %s | %d | %s | %s | %s |\n", r->server,
-               r->fault, who, r->gop, first, got, after, backlog, r->conns, age, rd,
+        printf("| %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %d | %s | %s | %s |\n",
+               r->server, r->fault, who, r->gop, first, got, after, backlog, qd, r->conns, age, rd,
                !fp ? "" : *miss ? miss : "ok");
     }
     if (notes[0])

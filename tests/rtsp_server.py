@@ -81,6 +81,13 @@ class Stamper:
         now = time.monotonic()
         if now < self.next_t:
             return True
+        # frames made before the media plays would wait in appsrc, or be
+        # flushed: make (and log) frames only while it plays
+        _, state, _ = self.src.get_state(0)
+        if state != Gst.State.PLAYING:
+            self.frame = 0
+            self.next_t = now
+            return True
         self.next_t += 1.0 / self.a.fps
         if self.next_t < now:
             self.next_t = now + 1.0 / self.a.fps
