@@ -5,6 +5,7 @@
 # fp__conn_*, fp__reader_*, fp__live_*, or the public fp_reader_* API).
 # Also fails when `struct fp_reader` is defined anywhere but reader.c.
 # Run as: cmake -DCC=... -DINCLUDE=... -DCORE=... -DAV=... -P
+include(${CMAKE_CURRENT_LIST_DIR}/include_scan.cmake)
 set(stages input decoder convert ahead bridge)
 set(up_headers "(engine|source|live|readerpriv)\\.h")
 set(up_calls "(fp__engine_[a-z_]+|fp__conn_[a-z_]+|fp__reader_[a-z_]+|fp__live_[a-z_]+|fp_reader_[a-z_]+)[ \t\n]*\\(")
@@ -14,12 +15,7 @@ foreach(stage ${stages})
     if(NOT EXISTS ${src})
       continue()
     endif()
-    execute_process(COMMAND ${CC} -std=c11 -D_POSIX_C_SOURCE=200809L -I${INCLUDE} -I${CORE}
-                            -I${AV} -x c -M ${src}
-                    OUTPUT_VARIABLE deps ERROR_VARIABLE err RESULT_VARIABLE rc)
-    if(NOT rc EQUAL 0)
-      message(FATAL_ERROR "lib/av import check: cannot preprocess ${src}:\n${err}")
-    endif()
+    fp_header_deps(${src} deps ${INCLUDE} ${CORE} ${AV})
     if(deps MATCHES "/lib/av/${up_headers}")
       string(APPEND failures "  ${src} includes lib/av/${CMAKE_MATCH_1}.h (an orchestrator's header)\n")
     endif()

@@ -2,17 +2,13 @@
 # header, directly or through another header, or when a lib/core source
 # includes lib/measure (measure is built on the core, never the other way).
 # Run as: cmake -DCC=... -DINCLUDE=... -DCORE=... -DMEASURE=... -P
+include(${CMAKE_CURRENT_LIST_DIR}/include_scan.cmake)
 file(GLOB sources ${CORE}/*.c ${CORE}/*.h)
 file(GLOB measure_sources ${MEASURE}/*.c ${MEASURE}/*.h)
 file(GLOB public_headers ${INCLUDE}/framepool/*.h)
 list(FILTER public_headers EXCLUDE REGEX "/(cv|reader)\\.h$")
 foreach(src ${sources} ${measure_sources} ${public_headers})
-  execute_process(COMMAND ${CC} -std=c11 -D_POSIX_C_SOURCE=200809L -I${INCLUDE} -I${CORE}
-                          -I${MEASURE} -x c -M ${src}
-                  OUTPUT_VARIABLE deps ERROR_VARIABLE err RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "core dependency check: cannot preprocess ${src}:\n${err}")
-  endif()
+  fp_header_deps(${src} deps ${INCLUDE} ${CORE} ${MEASURE})
   if(deps MATCHES "(libav[a-z]*|libsw[a-z]*|opencv[0-9]*)/")
     message(FATAL_ERROR "core dependency check: ${src} includes a header from "
                         "'${CMAKE_MATCH_1}': lib/core and lib/measure must build with "

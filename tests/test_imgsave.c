@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +39,20 @@ static void setup(void)
     av_log_set_level(AV_LOG_QUIET);
     snprintf(dir, sizeof dir, "%s/imgsave-test-%d", FP_BINARY_DIR, (int)getpid());
     mkdir(dir, 0777);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) ? -1 : 0;
+}
+
+/* Each test's output directory goes with it (the pictures were checked). */
+static void teardown(void)
+{
+    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static int file_exists(const char *p)
@@ -644,8 +659,8 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("imgsave");
     TCase *tc = tcase_create("imgsave");
-    tcase_add_unchecked_fixture(tc, setup, NULL);
-    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, png_exact, 0, (int)(sizeof exact_fmts / sizeof exact_fmts[0]));
     tcase_add_test(tc, other_formats_exact);

@@ -480,9 +480,7 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("reader_api");
-    TCase *tc = tcase_create("api");
-    tcase_add_unchecked_fixture(tc, setup, NULL);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase(s, "api", setup, 60);
     tcase_add_test(tc, defaults_native);
     tcase_add_test(tc, rebind_and_keep);
     tcase_add_test(tc, writable_rules);
@@ -492,14 +490,10 @@ static Suite *suite(void)
     tcase_add_test(tc, rebinding_is_the_callers_in_refs_history);
     tcase_add_test(tc, release_on_other_thread);
     tcase_add_test(tc, info_leaves_reader_alone);
-    suite_add_tcase(s, tc);
     /* The long loop gets its own time bound: under ASan on a busy machine
      * it takes over a minute. */
-    TCase *lc = tcase_create("long");
-    tcase_add_unchecked_fixture(lc, setup, NULL);
-    tcase_set_timeout(lc, 200);
+    TCase *lc = tu_tcase(s, "long", setup, 200);
     tcase_add_test(lc, foreach_break_releases);
-    suite_add_tcase(s, lc);
     return s;
 }
 

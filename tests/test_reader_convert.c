@@ -309,15 +309,12 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("reader_convert");
-    TCase *tc = tcase_create("convert");
-    tcase_add_unchecked_fixture(tc, setup, NULL);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase(s, "convert", setup, 60);
     tcase_add_test(tc, resize_and_formats);
     tcase_add_test(tc, convert_ahead_same_frames);
     tcase_add_test(tc, convert_ahead_error_after_frames);
     tcase_add_test(tc, convert_ahead_close_and_seek);
     tcase_add_test(tc, prefill_pool);
-    suite_add_tcase(s, tc);
     return s;
 }
 

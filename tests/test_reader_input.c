@@ -520,9 +520,7 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("reader_input");
-    TCase *tc = tcase_create("input");
-    tcase_add_unchecked_fixture(tc, setup, NULL);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase(s, "input", setup, 60);
     tcase_add_test(tc, memory_and_io);
     tcase_add_test(tc, loop_matches_stream_loop);
     tcase_add_test(tc, loop_forever_seek_and_bad_uses);
@@ -530,14 +528,10 @@ static Suite *suite(void)
     tcase_add_test(tc, interrupt_from_thread);
     tcase_add_test(tc, url_redaction);
     tcase_add_test(tc, errors_hide_credentials);
-    suite_add_tcase(s, tc);
     /* The long loop gets its own time bound: under ASan on a busy machine
      * it takes over a minute. */
-    TCase *lc = tcase_create("long");
-    tcase_add_unchecked_fixture(lc, setup, NULL);
-    tcase_set_timeout(lc, 200);
+    TCase *lc = tu_tcase(s, "long", setup, 200);
     tcase_add_test(lc, long_loop_flat);
-    suite_add_tcase(s, lc);
     return s;
 }
 

@@ -102,12 +102,9 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("reader_seek");
-    TCase *tc = tcase_create("seek");
-    tcase_add_unchecked_fixture(tc, setup, NULL);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase(s, "seek", setup, 60);
     tcase_add_test(tc, every_start_end);
     tcase_add_test(tc, seek_precise_and_key);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -92,6 +92,16 @@ int tu_run(Suite *s)
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+TCase *tu_tcase(Suite *s, const char *name, void (*setup)(void), double timeout_s)
+{
+    TCase *tc = tcase_create(name);
+    if (setup)
+        tcase_add_unchecked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, timeout_s);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 double tu_now(void)
 {
     struct timespec ts;

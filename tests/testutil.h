@@ -46,6 +46,12 @@ void tu_alloc_assert_clean(const char *what, unsigned long long n);
 /* Runs a suite with check's runner; returns the process exit status. */
 int tu_run(Suite *s);
 
+/* Adds a test case named `name` to `s` and returns it (owned by the suite):
+ * `setup` (may be NULL) as its unchecked fixture, run once in the runner's
+ * process before the case's tests, and a time bound of `timeout_s` seconds
+ * per test. A long loop goes into a case of its own with a longer bound. */
+TCase *tu_tcase(Suite *s, const char *name, void (*setup)(void), double timeout_s);
+
 /* Current time in seconds (monotonic). */
 double tu_now(void);
 

@@ -245,10 +245,21 @@ typedef struct fp_reader_options {
     int every;           /* deliver every Nth frame (by frame index); 0/1 = all */
     double start;        /* seconds: deliver frames with time >= start (precise) */
     double end;          /* seconds: stop before the first frame with time >= end; 0 = no end */
-    int threads;         /* decoder threads; 0 = one per CPU (at most 16), as cv::VideoCapture;
-                            live sources: 0 = one thread (frame threads would hold each
-                            frame back one interval per extra thread), N > 1 chooses
-                            frame threading */
+    int threads;         /* decoder threads; 0 = one per CPU (at most 16), as cv::VideoCapture.
+                            Files use frame threads (each thread decodes its own picture).
+                            Live sources add no decoder delay unless told to: 0 = one
+                            thread, N > 1 = N slice threads (the threads share the slices
+                            of one picture, so a picture comes out as soon as its packet
+                            is decoded; a stream with one slice per picture decodes on
+                            one of them), and FFmpeg's low_delay flag where the stream
+                            has no reordering (H.264, MPEG-1/2/4). See frame_threads. */
+    int frame_threads;   /* live sources with threads > 1: non-zero = frame threads instead
+                            of slice threads: more throughput on a stream with one slice
+                            per picture (high resolutions a single thread cannot decode
+                            at the stream's rate), at the price of delay: each extra
+                            thread holds every frame back one frame interval (2 threads
+                            at 10 fps: frames 100 ms older in LATEST mode). 0 = slice
+                            threads (the default). Files: no effect. */
     unsigned max_held;   /* frames the caller may hold at once; 0 = FP_READER_DEFAULT_MAX_HELD */
     int64_t timeout_us;  /* deadline for the open and for each read (network sources);
                             0 = none */

@@ -50,6 +50,35 @@ static unsigned decoder_need(const AVCodecContext *dec)
     return base + threads + 1 + (unsigned)(dec->has_b_frames > 0 ? dec->has_b_frames : 0);
 }
 
+/* A live connection decodes without delay: slice threads (a picture comes
+ * out when its own packet is decoded; frame threads hold each one back an
+ * interval per extra thread), and FFmpeg's low_delay where the decoder
+ * honours it (H.264, MPEG-1/2/4; HEVC and the others ignore it) and the
+ * stream cannot reorder: the probe saw no reordering delay, or an H.264
+ * Baseline profile (no B-frames). With B-frames it would output pictures in
+ * decoding order. It matters for H.264 most: without it, a stream whose SPS
+ * does not say "no reordering" (no VUI bitstream restriction, common in
+ * cameras) is decoded with a one-frame reordering delay. */
+static void live_low_delay(AVCodecContext *dec, const AVCodecParameters *par)
+{
+    dec->thread_type = FF_THREAD_SLICE;
+    int no_reorder = par->video_delay == 0;
+    switch (par->codec_id) {
+    case AV_CODEC_ID_H264:
+        no_reorder |= par->profile == FF_PROFILE_H264_BASELINE ||
+                      par->profile == FF_PROFILE_H264_CONSTRAINED_BASELINE;
+        /* fall through */
+    case AV_CODEC_ID_MPEG1VIDEO:
+    case AV_CODEC_ID_MPEG2VIDEO:
+    case AV_CODEC_ID_MPEG4:
+        if (no_reorder)
+            dec->flags |= AV_CODEC_FLAG_LOW_DELAY;
+        break;
+    default:
+        break;
+    }
+}
+
 static int count_streams(AVFormatContext *ic, enum AVMediaType t)
 {
     int n = 0;
@@ -108,6 +137,16 @@ int fp__decoder_open(fp__decoder *d, AVFormatContext *ic, const fp_reader_option
         return fp__err_set(err, FP_EFORMAT,
                                "absurd dimensions %dx%d (framepool's limit is %d per side)",
                                par->width, par->height, FP_MAX_DIMENSION);
+    if (lose_frames && (par->width <= 0 || par->height <= 0))
+        /* a live stream joined between keyframes whose parameter sets come
+         * in-band with them (MPEG-TS, raw H.264/HEVC) and a probe that ended
+         * before one: the decoder could not decode what follows (every packet
+         * an error until the keyframe). A failed open: the live reader's next
+         * tries probe longer. */
+        return fp__err_set(err, FP_EFORMAT,
+                           "the probe found no picture size for video stream %d (%s): no "
+                           "parameter sets or keyframe within it",
+                           vs, avcodec_get_name(par->codec_id));
     for (unsigned i = 0; i < ic->nb_streams; i++)
         if ((int)i != vs)
             ic->streams[i]->discard = AVDISCARD_ALL; /* other streams cost nothing */
@@ -125,6 +164,8 @@ int fp__decoder_open(fp__decoder *d, AVFormatContext *ic, const fp_reader_option
     /* threads 0: one per CPU as cv::VideoCapture does, not FFmpeg's CPUs + 1:
      * each frame thread keeps pictures and per-picture tables of its own. */
     dec->thread_count = o->threads ? o->threads : FFMAX(1, FFMIN(av_cpu_count(), 16));
+    if (lose_frames && !o->frame_threads)
+        live_low_delay(dec, par);
     dec->max_pixels = (int64_t)FP_MAX_DIMENSION * FP_MAX_DIMENSION;
     d->max_held = o->max_held ? o->max_held : FP_READER_DEFAULT_MAX_HELD;
     d->zero_copy = (codec->capabilities & AV_CODEC_CAP_DR1) != 0;

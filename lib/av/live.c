@@ -27,6 +27,7 @@
 
 #include "framepool/weak.h"
 #include "log_priv.h"
+#include "typestat.h"
 
 #include <errno.h>
 #include <libavutil/imgutils.h>
@@ -106,16 +107,37 @@ static void live_finalize(void *obj)
 }
 static const fp_type live_type = {"fp_live", live_finalize};
 
-/* The count of frames the caller holds, whatever connection they came from.
- * Each delivered frame holds a reference to it and an fp_on_free callback
- * that gives both back when the frame dies (its buffer goes back to its
- * pool), so it outlives the reader while the caller keeps frames. */
+/* The count of frames the caller holds, whatever connection they came from,
+ * and the headers of native frames' views to reuse. Each delivered frame
+ * holds a reference to it and gives both back when the frame dies (a view's
+ * own last release, a converted frame's fp_on_free callback), so it outlives
+ * the reader while the caller keeps frames. */
+typedef struct live_view live_view;
 typedef struct live_held {
     _Atomic unsigned n;
+    pthread_mutex_t mu;          /* guards the free list */
+    live_view *free;             /* headers of views that died, to reuse */
+    unsigned nfree, free_cap;    /* at most free_cap kept (queue + max_held) */
 } live_held;
+
+/* The view of a native frame handed to the caller: an fp_image without
+ * pixels of its own (fp_image_wrap's shape) that knows whom to give its
+ * header back to. */
+struct live_view {
+    fp__image im;                /* first: the payload is an fp_image */
+    live_held *owner;            /* +1 while the view lives */
+    live_view *next_free;
+};
+
 static void held_finalize(void *obj)
 {
-    (void)obj;
+    live_held *h = obj;
+    while (h->free) {
+        live_view *v = h->free;
+        h->free = v->next_free;
+        fp__obj_free_memory(fp__hdr(v));
+    }
+    pthread_mutex_destroy(&h->mu);
 }
 static const fp_type held_type = {"fp_live_held", held_finalize};
 
@@ -132,31 +154,86 @@ static void unref_native(void *user)
     fp_unref(&img);
 }
 
+/* The last release of a view (after its finalizer released the frame it
+ * showed and after the user's fp_on_free callbacks): its header goes to the
+ * free list, and the caller holds one frame less. */
+static void view_dispose(fp__obj *hdr)
+{
+    live_view *v = fp__payload(hdr);
+    live_held *h = v->owner;
+    v->owner = NULL;
+    pthread_mutex_lock(&h->mu);
+    int keep = h->nfree < h->free_cap;
+    if (keep) {
+        v->next_free = h->free;
+        h->free = v;
+        h->nfree++;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (!keep)
+        fp__obj_free_memory(hdr);
+    held_release(h);
+}
+
 /* A native frame is the decoder's own buffer, which the decoder keeps as a
- * reference picture after the caller let go: the caller gets a wrapper of
- * the same pixels (read-only, zero-copy) holding the queue's reference, so
- * that the wrapper's death is the caller's release. Converted frames are the
- * caller's alone and go as they are. Returns the frame to hand out (+1, the
- * queue's reference moved into it) or NULL (no memory: `img` untouched). */
+ * reference picture after the caller let go: the caller gets a view of the
+ * same pixels (read-only, zero-copy) holding the queue's reference, so that
+ * the view's death is the caller's release. The view's header is reused
+ * from the ones that died (no allocation per frame once the run has warmed
+ * up); it is a new object each time all the same (refcount 1, creation site
+ * the reader's, its own weak handles and callbacks), counted as an fp_image
+ * and in the frames the caller holds. Converted frames are the caller's
+ * alone and go as they are (counted by held_track). Returns the frame to
+ * hand out (+1, the queue's reference moved into it) or NULL (no memory:
+ * `img` untouched). Under L->mu. */
 static fp_image *caller_view(fp__live *L, fp_image *img)
 {
     if (!fp__native_output(&L->iopt))
         return img;
-    fp_image_wrap_info wi = {.width = img->width, .height = img->height,
-                             .format = img->format, .av_format = img->av_format,
-                             .flags = FP_IMAGE_READONLY, .free_fn = unref_native, .user = img};
-    for (int p = 0; p < 4; p++) {
-        wi.data[p] = img->data[p];
-        wi.stride[p] = img->stride[p];
+    live_held *h = L->held;
+    pthread_mutex_lock(&h->mu);
+    live_view *v = h->free;
+    if (v) {
+        h->free = v->next_free;
+        h->nfree--;
     }
-    fp_image *w = NULL;
-    if (fp_image_wrap_at(&wi, &w, L->site_file, L->site_line, L->site_func))
-        return NULL;
+    pthread_mutex_unlock(&h->mu);
+    fp__obj *hdr;
+    if (v) {
+        hdr = fp__hdr(v);
+        atomic_store_explicit(&hdr->bytes, FP__IMAGE_HDR_SIZE, memory_order_relaxed);
+        fp__obj_revive(hdr, L->site_file, L->site_line, L->site_func);
+        /* revived as a pool's image would be; a view is counted by the
+         * per-type counters, as a new wrapped image is */
+        atomic_fetch_and_explicit(&hdr->flags, ~(uint32_t)FP__OBJ_POOLED, memory_order_relaxed);
+        fp__typestat_count(hdr->ts, 1, (int64_t)FP__IMAGE_HDR_SIZE);
+    } else {
+        v = fp__obj_new(&fp_image_type, sizeof(live_view), FP__IMAGE_HDR_SIZE, view_dispose,
+                        L->site_file, L->site_line, L->site_func);
+        if (!v)
+            return NULL;
+        hdr = fp__hdr(v);
+    }
+    memset(v, 0, sizeof *v);
+    fp_image *w = &v->im.pub;
+    w->width = img->width;
+    w->height = img->height;
+    w->format = img->format;
+    w->av_format = img->av_format;
+    for (int p = 0; p < 4; p++) {
+        w->data[p] = img->data[p];
+        w->stride[p] = img->data[p] ? img->stride[p] : 0;
+    }
+    w->bytes = FP__IMAGE_HDR_SIZE;
     w->pts = img->pts;
     w->time = img->time;
     w->index = img->index;
     w->flags = img->flags | FP_IMAGE_READONLY;
     w->wall_time = img->wall_time;
+    v->im.wrap_free = unref_native;
+    v->im.wrap_user = img;
+    v->owner = fp_ref(h);
+    atomic_fetch_add_explicit(&h->n, 1, memory_order_relaxed);
     return w;
 }
 
@@ -689,6 +766,8 @@ int fp__live_open(const char *url, const fp_reader_options *opts, const fp__sour
         return fp__err_set(err, FP_ENOMEM, "%s: out of memory", ctx->what);
     }
     atomic_fetch_or(&fp__hdr(L->held)->flags, FP__OBJ_INTERNAL);
+    pthread_mutex_init(&L->held->mu, NULL);
+    L->held->free_cap = max_held + qcap;
     L->interrupted = ctx->interrupted;
     L->max_held = max_held;
     L->budget = opts->budget ? fp_ref(opts->budget) : NULL;
@@ -722,7 +801,9 @@ int fp__live_open(const char *url, const fp_reader_options *opts, const fp__sour
     L->iopt.convert_ahead = 0;
     /* no decoder delay by default: frame threads hold each frame back one
      * frame interval per extra thread (2 threads at 10 fps: LATEST frames
-     * 200 ms old); options.threads > 1 chooses frame threading */
+     * 200 ms old). A connection decodes with one thread, or options.threads
+     * slice threads (the decoder stage sees a live connection: low_delay too);
+     * options.frame_threads chooses frame threading. */
     if (L->iopt.threads == 0)
         L->iopt.threads = 1;
     L->iopt.timeout_us = 0; /* the stall limit is the connection's deadline */
@@ -793,13 +874,11 @@ static int live_next(void *s, fp_image **img, const char *file, int line, const 
             /* counted before it leaves the queue: no window in which a frame is
              * neither queued nor the caller's */
             fp_image *view = caller_view(L, L->q[L->qhead].img);
-            int trc = view ? held_track(L->held, view) : FP_ENOMEM;
+            /* a view counts itself; a converted frame is counted by a callback */
+            int trc = !view                           ? FP_ENOMEM
+                      : view == L->q[L->qhead].img ? held_track(L->held, view)
+                                                    : FP_OK;
             if (trc) {
-                if (view && view != L->q[L->qhead].img) {
-                    /* the wrapper owns the queue's reference now: take it back */
-                    fp_ref(L->q[L->qhead].img);
-                    fp_unref(&view);
-                }
                 pthread_mutex_unlock(&L->mu);
                 return live_fail(L, trc,
                                  "cannot count the frame for max_held (%s); "
