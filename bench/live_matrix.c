@@ -630,7 +630,6 @@ static void print_table(void)
     for (int i = 0; i < nrows; i++) {
         row *r = &rows[i];
         char first[48], got[48], after[48], backlog[48], age[48], rd[48], miss[128] = "";
-        snprintf(first, sizeof first, "%s / %s", r->first < 0 ? "-" : "", r->fresh < 0 ? "-" : "");
         if (r->first >= 0 && r->fresh >= 0)
             snprintf(first, sizeof first, "%.2f / %.2f", r->first, r->fresh);
         else if (r->first >= 0)
