@@ -98,3 +98,20 @@ const char *fpy_arg_str(PyObject *v, const char *name)
     }
     return s;
 }
+
+int fpy_arg_bool(PyObject *v, const char *name, int *out)
+{
+    if (PyBool_Check(v)) {
+        *out = v == Py_True;
+        return 0;
+    }
+    if (PyFloat_Check(v) || !PyIndex_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a bool, not %.80s", name, Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    long long x;
+    if (fpy_arg_ll(v, name, 0, 1, &x) < 0)
+        return -1;
+    *out = (int)x;
+    return 0;
+}

@@ -10,6 +10,8 @@
  *             the registry of open readers (readers(), interrupt_all(), fork)
  *   args.c    argument checks: numbers validated before any conversion
  *   log.c     framepool's and FFmpeg's log lines to Python's logging
+ *   budget.c  Budget (fp_budget), the default budget of copies and unpickled
+ *             frames
  *
  * Fork. A child (os.fork, multiprocessing's fork start method) inherits the
  * parent's readers and frames as abandoned: the threads they would join and
@@ -38,6 +40,7 @@
 #define FPY_MAX_SECONDS 1e9
 
 typedef struct FpyReader FpyReader;
+typedef struct FpyBudget FpyBudget;
 
 /* Incremented in every forked child (os.register_at_fork): objects whose
  * `gen` differs were inherited from the parent. */
@@ -69,6 +72,8 @@ typedef struct FpyFrame {
     struct FpyFrame *all_prev, *all_next; /* every live Frame (leak_report's view section) */
     unsigned long gen;           /* fpy_fork_gen at creation */
     uintptr_t tracked;           /* pointer tracked by tracemalloc, 0 if none */
+    int charged;                 /* a copy charged to a Budget: its pool is trimmed when
+                                    the frame lets go, so the budget gets the bytes back */
     char pool_name[48];
 } FpyFrame;
 
@@ -76,6 +81,7 @@ extern PyTypeObject FpyFrame_Type;
 extern PyTypeObject FpyPlane_Type;
 extern PyTypeObject FpyReader_Type;
 extern PyTypeObject FpyMemTrack_Type;
+extern PyTypeObject FpyBudget_Type;
 
 /* Exceptions: framepool.Error and one subclass per error code. */
 extern PyObject *FpyError;
@@ -94,6 +100,9 @@ FpyFrame *fpy_frame_new(fp_image *img);
 void fpy_frame_drop(FpyFrame *f);
 /* Records the calling Python line (file, line) in *file (new ref) and *line. */
 void fpy_caller_site(PyObject **file, int *line, PyObject **func);
+/* The calling Python line as framepool creation-site arguments: file and
+ * function interned (fpy_intern; "<python>" and "" outside Python code). */
+void fpy_caller_site_interned(const char **file, int *line, const char **func);
 /* A C string for a Python str that lives until process exit (framepool keeps
  * site pointers): interned once per distinct name. Never NULL. */
 const char *fpy_intern(PyObject *s);
@@ -117,6 +126,26 @@ PyObject *fpy_interrupt_all(PyObject *module, PyObject *noargs);
 /* In a forked child: readers become abandoned (never closed, never joined). */
 void fpy_reader_after_fork(void);
 
+/* ---- budgets (budget.c) ------------------------------------------------------------------- */
+
+/* open(budget=...): None -> NULL; a Budget -> its fp_budget (borrowed);
+ * TypeError otherwise. */
+int fpy_budget_arg(PyObject *v, fp_budget **out);
+/* framepool.set_default_budget(b), framepool.get_default_budget() */
+PyObject *fpy_set_default_budget(PyObject *module, PyObject *arg);
+PyObject *fpy_get_default_budget(PyObject *module, PyObject *noargs);
+/* A copy of src (+1 in *out) charged to the default budget, standalone when
+ * there is none. Returns 1 (charged), 0 (standalone), or -1 with an
+ * exception (LimitError naming the budget and the sizes when it is full;
+ * `what` starts the message). */
+int fpy_budget_copy(const fp_image *src, fp_image **out, const char *what, const char *file,
+                    int line, const char *func);
+/* A new writable image charged to the default budget (uninitialised
+ * pixels, metadata reset), standalone when there is none. Returns as
+ * fpy_budget_copy. */
+int fpy_budget_image(fp_pixfmt format, int w, int h, fp_image **out, const char *what,
+                     const char *file, int line, const char *func);
+
 /* ---- arguments (args.c): checked before any conversion -------------------------------- */
 
 /* A number (int, float, or an object with __float__/__index__; not str,
@@ -129,6 +158,9 @@ int fpy_arg_double(PyObject *v, const char *name, double lo, double hi, double *
 int fpy_arg_ll(PyObject *v, const char *name, long long lo, long long hi, long long *out);
 /* A str (TypeError otherwise) as UTF-8, borrowed from v. */
 const char *fpy_arg_str(PyObject *v, const char *name);
+/* A bool, or an int 0 or 1 (ValueError for other ints): TypeError for other
+ * types (float, str, None included), naming `name`. */
+int fpy_arg_bool(PyObject *v, const char *name, int *out);
 
 /* ---- logging (log.c) -------------------------------------------------------------------- */
 

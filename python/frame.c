@@ -45,6 +45,16 @@ void fpy_caller_site(PyObject **file, int *line, PyObject **func)
     Py_DECREF(code);
 }
 
+void fpy_caller_site_interned(const char **file, int *line, const char **func)
+{
+    PyObject *f = NULL, *fn = NULL;
+    fpy_caller_site(&f, line, &fn);
+    *file = f ? fpy_intern(f) : "<python>";
+    *func = fn ? fpy_intern(fn) : "";
+    Py_XDECREF(f);
+    Py_XDECREF(fn);
+}
+
 /* ---- creation and release --------------------------------------------------------------- */
 
 unsigned long fpy_fork_gen;
@@ -57,6 +67,21 @@ static void track(FpyFrame *f)
     uintptr_t p = (uintptr_t)f->img->data[0];
     if (p && PyTraceMalloc_Track(FPY_TRACEMALLOC_DOMAIN, p, f->img->bytes) == 0)
         f->tracked = p;
+}
+
+/* Drops a copy charged to a Budget and frees its buffer now (rather than
+ * keeping it idle in the Budget's copy pool), so that the budget's used
+ * bytes drop with it. */
+static void unref_charged(fp_image **img)
+{
+    if (!*img)
+        return;
+    fp_pool *pool = fp_image_get_pool(*img); /* +1, NULL once the Budget let go */
+    fp_unref(img);
+    if (pool) {
+        fp_pool_trim(pool, 0);
+        fp_unref(&pool);
+    }
 }
 
 FpyFrame *fpy_frame_new(fp_image *img)
@@ -73,6 +98,7 @@ FpyFrame *fpy_frame_new(fp_image *img)
     f->exports = 0;
     f->views = NULL;
     f->tracked = 0;
+    f->charged = 0;
     f->gen = fpy_fork_gen;
     f->pool_name[0] = 0;
     f->all_prev = NULL;
@@ -105,6 +131,10 @@ void fpy_frame_drop(FpyFrame *f)
          * exists only in the parent. The reference is left as it is (the
          * child's copy of the memory stays as the parent left it). */
         f->img = NULL;
+        return;
+    }
+    if (f->charged) {
+        unref_charged(&f->img);
         return;
     }
     fp_unref(&f->img); /* the pool takes its buffer back (its own lock, no Python) */
@@ -536,17 +566,16 @@ static PyObject *frame_copy(FpyFrame *f, PyObject *noargs)
     if (check_live(f) < 0)
         return NULL;
     fp_image *out = NULL;
-    PyObject *file = NULL, *func = NULL;
+    const char *file, *func;
     int line;
-    fpy_caller_site(&file, &line, &func);
-    const char *cfile = file ? fpy_intern(file) : "<python>";
-    const char *cfunc = func ? fpy_intern(func) : "";
-    Py_XDECREF(file);
-    Py_XDECREF(func);
-    int rc = fp_image_copy_at(f->img, NULL, 0, &out, cfile, line, cfunc);
-    if (rc < 0)
-        return fpy_raise(rc, NULL);
-    return (PyObject *)fpy_frame_new(out);
+    fpy_caller_site_interned(&file, &line, &func);
+    int charged = fpy_budget_copy(f->img, &out, "Frame.copy()", file, line, func);
+    if (charged < 0)
+        return NULL;
+    FpyFrame *c = fpy_frame_new(out);
+    if (c)
+        c->charged = charged;
+    return (PyObject *)c;
 }
 
 static PyObject *frame_save(FpyFrame *f, PyObject *arg)
@@ -676,29 +705,25 @@ PyObject *fpy_frame_from_state(PyObject *module, PyObject *args)
             return NULL;
         pts = v;
     }
-    PyObject *file = NULL, *func = NULL;
+    const char *cfile, *cfunc;
     int line;
-    fpy_caller_site(&file, &line, &func);
-    const char *cfile = file ? fpy_intern(file) : "<python>";
-    const char *cfunc = func ? fpy_intern(func) : "";
-    Py_XDECREF(file);
-    Py_XDECREF(func);
+    fpy_caller_site_interned(&cfile, &line, &cfunc);
     fp_image *img = NULL;
-    int rc = fp_image_new_at(fmt, w, h, &img, cfile, line, cfunc);
-    if (rc < 0)
-        return fpy_raise(rc, fp_errmsg());
+    int charged = fpy_budget_image(fmt, w, h, &img, "unpickling a frame", cfile, line, cfunc);
+    if (charged < 0)
+        return NULL;
     for (int p = 0; p < d->planes; p++) {
         geom g;
         PyObject *b = PyTuple_GET_ITEM(planes, p);
         if (plane_geom(img, p, &g) < 0) {
-            fp_unref(&img);
+            unref_charged(&img);
             return NULL;
         }
         Py_ssize_t row = g.shape[1] * g.strides[1];
         if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) != row * g.shape[0]) {
             PyErr_Format(PyExc_ValueError, "not a pickled frame: plane %d must be %zd bytes", p,
                          row * g.shape[0]);
-            fp_unref(&img);
+            unref_charged(&img);
             return NULL;
         }
         const char *src = PyBytes_AS_STRING(b);
@@ -711,7 +736,10 @@ PyObject *fpy_frame_from_state(PyObject *module, PyObject *args)
     img->pts = pts;
     img->wall_time = wall_time;
     img->flags = flags & (FP_IMAGE_KEY | FP_IMAGE_CORRUPT);
-    return (PyObject *)fpy_frame_new(img);
+    FpyFrame *f = fpy_frame_new(img);
+    if (f)
+        f->charged = charged;
+    return (PyObject *)f;
 }
 
 /* numpy tries the buffer protocol first and, when it fails, quietly makes a
@@ -760,7 +788,9 @@ static PyMethodDef frame_methods[] = {
                "Pickling: a standalone copy of the pixels (cost: one copy, rows without "
                "padding) with index, time, pts, wall_time, flags and format. The unpickled "
                "frame is an ordinary framepool frame (counted in live_bytes, tracked by "
-               "tracemalloc at the unpickling line), writable, and belongs to no reader. "
+               "tracemalloc at the unpickling line), writable, and belongs to no reader; "
+               "with a default budget (set_default_budget) in the unpickling process it is "
+               "charged to it (LimitError when full) and released from it when freed. "
                "TypeError for frames of format 'other'.")},
     {"plane", (PyCFunction)frame_plane, METH_O,
      PyDoc_STR("plane($self, i, /)\n--\n\n"
@@ -775,7 +805,9 @@ static PyMethodDef frame_methods[] = {
     {"copy", (PyCFunction)frame_copy, METH_NOARGS,
      PyDoc_STR("copy($self, /)\n--\n\n"
                "A standalone writable copy -> Frame (not counted against the reader's "
-               "max_held).")},
+               "max_held). With a default budget (set_default_budget) the copy's bytes are "
+               "charged to it and given back when the copy is freed; LimitError (code "
+               "FP_ELIMIT) naming the budget and the sizes when it cannot hold the copy.")},
     {"save", (PyCFunction)frame_save, METH_O,
      PyDoc_STR("save($self, path, /)\n--\n\n"
                "Writes PNG, JPEG, BMP, PPM or PGM by the extension of path (str, bytes or "

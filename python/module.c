@@ -21,7 +21,8 @@ typedef struct exc_def {
 } exc_def;
 
 static exc_def excs[] = {
-    {FP_ELIMIT, "LimitError", NULL, "A bound was reached (max_held, a pool, a cache).", NULL},
+    {FP_ELIMIT, "LimitError", NULL, "A bound was reached (max_held, a pool, a Budget, a cache).",
+     NULL},
     {FP_EFORMAT, "FormatError", NULL, "Not a media file, or an unsupported codec or format.", NULL},
     {FP_ENOSTREAM, "NoStreamError", NULL, "The input has no (such) video stream.", NULL},
     {FP_EDECODE, "DecodeError", NULL, "Too many decode errors.", NULL},
@@ -33,6 +34,101 @@ static exc_def excs[] = {
     {FP_ENOMEM, "OutOfMemoryError", &PyExc_MemoryError, "An allocation failed.", NULL},
     {FP_ENODISPLAY, "NoDisplayError", NULL, "No display.", NULL},
 };
+
+/* framepool.ErrorCode: an IntEnum of the FP_E* codes (FP_ERROR_TABLE),
+ * named without the FP_ prefix; exceptions' `code` is one of its members. */
+static PyObject *FpyErrorCode;
+
+#define FPY_ERROR_ROW_(name, value, text) {#name, value, text},
+static const struct {
+    const char *name;
+    int value;
+    const char *text;
+} error_codes[] = {FP_ERROR_TABLE(FPY_ERROR_ROW_)};
+#undef FPY_ERROR_ROW_
+
+/* The ErrorCode member of `code`, or a plain int for a code not in the table
+ * (+1; NULL with an exception on failure). */
+static PyObject *error_code_obj(int code)
+{
+    PyObject *i = PyLong_FromLong(code);
+    if (!i || !FpyErrorCode)
+        return i;
+    for (size_t k = 0; k < sizeof error_codes / sizeof error_codes[0]; k++)
+        if (error_codes[k].value == code) {
+            PyObject *member = PyObject_CallOneArg(FpyErrorCode, i);
+            Py_DECREF(i);
+            return member;
+        }
+    return i;
+}
+
+/* Creates ErrorCode and adds it, and each member as a module constant
+ * (framepool.ELIMIT, ...), to `m`. */
+static int add_error_codes(PyObject *m)
+{
+    PyObject *enum_mod = PyImport_ImportModule("enum");
+    if (!enum_mod)
+        return -1;
+    PyObject *int_enum = PyObject_GetAttrString(enum_mod, "IntEnum");
+    Py_DECREF(enum_mod);
+    if (!int_enum)
+        return -1;
+    PyObject *members = PyList_New(0), *doc = NULL, *args = NULL, *kw = NULL;
+    int rc = -1;
+    if (!members)
+        goto out;
+    doc = PyUnicode_FromString(
+        "framepool's error codes, the C library's FP_E* values (negative ints) without the "
+        "FP_ prefix: framepool.Error's `code` is one of them (LimitError.code is ELIMIT for a "
+        "full pool, budget or cache, EHELD for the reader's max_held), and each is also a "
+        "module constant (framepool.ELIMIT == ErrorCode.ELIMIT == -0x46500001). Members "
+        "compare equal to the C values:\n");
+    if (!doc)
+        goto out;
+    for (size_t k = 0; k < sizeof error_codes / sizeof error_codes[0]; k++) {
+        if (error_codes[k].value == FP_OK)
+            continue;
+        PyObject *row = Py_BuildValue("(si)", error_codes[k].name + 3, error_codes[k].value);
+        if (!row || PyList_Append(members, row) < 0) {
+            Py_XDECREF(row);
+            goto out;
+        }
+        Py_DECREF(row);
+        PyObject *line = PyUnicode_FromFormat("  %s: %s\n", error_codes[k].name + 3,
+                                              error_codes[k].text);
+        if (!line)
+            goto out;
+        PyUnicode_AppendAndDel(&doc, line);
+        if (!doc)
+            goto out;
+    }
+    args = Py_BuildValue("(sO)", "ErrorCode", members);
+    kw = Py_BuildValue("{s:s,s:s}", "module", "framepool", "qualname", "ErrorCode");
+    if (!args || !kw)
+        goto out;
+    FpyErrorCode = PyObject_Call(int_enum, args, kw);
+    if (!FpyErrorCode || PyObject_SetAttrString(FpyErrorCode, "__doc__", doc) < 0 ||
+        PyModule_AddObjectRef(m, "ErrorCode", FpyErrorCode) < 0)
+        goto out;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(members); k++) {
+        PyObject *row = PyList_GET_ITEM(members, k);
+        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(row, 0));
+        PyObject *member = name ? PyObject_GetAttrString(FpyErrorCode, name) : NULL;
+        if (!member || PyModule_AddObject(m, name, member) < 0) {
+            Py_XDECREF(member);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    Py_DECREF(int_enum);
+    Py_XDECREF(members);
+    Py_XDECREF(doc);
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
+    return rc;
+}
 
 PyObject *fpy_raise_obj(int code, PyObject *msg)
 {
@@ -46,7 +142,11 @@ PyObject *fpy_raise_obj(int code, PyObject *msg)
     PyObject *exc = PyObject_CallOneArg(cls, msg);
     if (!exc)
         return NULL;
-    PyObject *c = PyLong_FromLong(code);
+    PyObject *c = error_code_obj(code);
+    if (!c) { /* the member could not be made: the plain int still compares equal */
+        PyErr_Clear();
+        c = PyLong_FromLong(code);
+    }
     if (c) {
         PyObject_SetAttrString(exc, "code", c);
         Py_DECREF(c);
@@ -436,7 +536,8 @@ static PyMethodDef mod_methods[] = {
      PyDoc_STR(
          "open(source, *, format=None, size=None, every=1, start=0, end=None, threads=0, "
          "max_held=8, live=None, timeout=None, stream=None, convert_ahead=False, "
-         "prefill=False, av_options=None, loop=0, loop_cache=0, interpolation=None)\n--\n\n"
+         "prefill=False, av_options=None, loop=0, loop_cache=0, interpolation=None, "
+         "frame_threads=False, budget=None)\n--\n\n"
          "Opens a video -> Reader (iterate it for Frames; a context manager).\n"
          "source: a path (str, bytes, os.PathLike) or URL (rtsp://, http://, tcp://, udp://, "
          "...), or a bytes-like object holding a whole file.\n"
@@ -470,6 +571,18 @@ static PyMethodDef mod_methods[] = {
          "interpolation: the scaler used by size= and format conversion: 'bilinear' (the "
          "default), 'fast_bilinear', 'bicubic', 'nearest', 'area', 'bicublin', 'gauss', "
          "'sinc', 'lanczos', 'spline', 'experimental' (FFmpeg's sws_flags).\n"
+         "frame_threads: a live reader with threads > 1 decodes with frame threads "
+         "instead of slice threads (bool, default False): more throughput on a stream of "
+         "one slice per picture, at the price of delay (each extra thread holds every "
+         "frame back one frame interval). No effect on files, which always use frame "
+         "threads.\n"
+         "budget: a framepool.Budget (or None) that the reader's decoder and conversion "
+         "pools charge, shared with other readers and copies. A full budget first frees "
+         "idle buffers of every pool on it; then a file reader's next frame raises "
+         "LimitError (code ELIMIT; the message says the budget is full, with its cap, the "
+         "bytes in use and the buffer asked for) and a live reader loses that frame and "
+         "goes on without reconnecting (stats['budget_drops']; frames come again when the "
+         "budget has room).\n"
          "Raises TypeError for a wrong type, ValueError (or OverflowError for ints beyond "
          "64 bits) naming the argument and its range, and framepool.Error subclasses "
          "(NotFoundError, FormatError, ...) for the source.")},
@@ -515,6 +628,19 @@ static PyMethodDef mod_methods[] = {
                "Emits the log lines queued so far to the 'framepool' logger on this thread "
                "(they are otherwise emitted by framepool's log thread within milliseconds); "
                "returns how many.")},
+    {"set_default_budget", fpy_set_default_budget, METH_O,
+     PyDoc_STR("set_default_budget(budget, /)\n--\n\n"
+               "Makes `budget` (a framepool.Budget, or None for none) the budget of this "
+               "process's frames that belong to no reader: Frame.copy() and unpickled frames "
+               "take their pixel bytes from it and give them back when the frame is freed; "
+               "a copy or unpickling that does not fit raises LimitError (code FP_ELIMIT) "
+               "naming the budget and the sizes. Returns the previous default (or None). "
+               "Frames made before the call keep the budget they were made under. A forked "
+               "child inherits the default. TypeError for anything else.")},
+    {"get_default_budget", fpy_get_default_budget, METH_NOARGS,
+     PyDoc_STR("get_default_budget()\n--\n\n"
+               "The Budget set by set_default_budget(), or None (the default: copies and "
+               "unpickled frames are uncapped).")},
     {"_frame_from_state", fpy_frame_from_state, METH_VARARGS,
      PyDoc_STR("_frame_from_state(format, width, height, planes, index, time, pts, "
                "wall_time, flags, /)\n--\n\nRebuilds a pickled Frame (Frame.__reduce__).")},
@@ -604,10 +730,12 @@ PyMODINIT_FUNC PyInit__framepool(void)
         goto fail;
     if (add_type(m, &FpyFrame_Type, "Frame") < 0 || add_type(m, &FpyPlane_Type, "Plane") < 0 ||
         add_type(m, &FpyReader_Type, "Reader") < 0 ||
-        add_type(m, &FpyMemTrack_Type, "MemTrack") < 0)
+        add_type(m, &FpyMemTrack_Type, "MemTrack") < 0 ||
+        add_type(m, &FpyBudget_Type, "Budget") < 0)
         goto fail;
     FpyError = new_exception("framepool.Error", "Error",
-                             "A framepool error; `code` is the FP_E* value (an int < 0).",
+                             "A framepool error; `code` is its framepool.ErrorCode (an IntEnum of the C "
+                             "library's FP_E* values, ints < 0: e.code == framepool.ELIMIT).",
                              PyExc_Exception);
     if (!FpyError || PyModule_AddObjectRef(m, "Error", FpyError) < 0)
         goto fail;
@@ -623,6 +751,8 @@ PyMODINIT_FUNC PyInit__framepool(void)
         if (!excs[i].cls || PyModule_AddObjectRef(m, excs[i].name, excs[i].cls) < 0)
             goto fail;
     }
+    if (add_error_codes(m) < 0)
+        goto fail;
     if (PyModule_AddIntConstant(m, "TRACEMALLOC_DOMAIN", FPY_TRACEMALLOC_DOMAIN) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_KEY", FP_IMAGE_KEY) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_CORRUPT", FP_IMAGE_CORRUPT) < 0 ||

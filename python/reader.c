@@ -71,6 +71,7 @@ struct rd_core {
     int line;
     /* owned copies: an open abandoned after Ctrl-C still reads them */
     char *url_copy, *av_options_copy;
+    fp_budget *budget; /* +1: opts.budget, held while the open may still read it */
     /* a live source's FP_LIVE_GAVE_UP, recorded by on_live_event (under m) */
     int gave_up, gave_up_error, gave_up_attempts;
     char gave_up_msg[320];
@@ -104,6 +105,7 @@ static void core_free(rd_core *c)
     pthread_cond_destroy(&c->cv);
     free(c->url_copy);
     free(c->av_options_copy);
+    fp_unref(&c->budget);
     free(c);
 }
 
@@ -407,14 +409,7 @@ static int check_usable(FpyReader *rd)
 
 static void set_site(rd_core *c)
 {
-    PyObject *file = NULL, *func = NULL;
-    int line = 0;
-    fpy_caller_site(&file, &line, &func);
-    c->file = file ? fpy_intern(file) : "<python>";
-    c->func = func ? fpy_intern(func) : "";
-    c->line = line;
-    Py_XDECREF(file);
-    Py_XDECREF(func);
+    fpy_caller_site_interned(&c->file, &c->line, &c->func);
 }
 
 /* Adds one to counts[key] (a dict of str -> int). */
@@ -1159,7 +1154,7 @@ static int parse_interpolation(PyObject *v, int *flags)
 enum {
     K_FORMAT, K_SIZE, K_EVERY, K_START, K_END, K_THREADS, K_MAX_HELD, K_LIVE, K_TIMEOUT,
     K_STREAM, K_CONVERT_AHEAD, K_PREFILL, K_AV_OPTIONS, K_LOOP, K_LOOP_CACHE, K_INTERPOLATION,
-    K_COUNT
+    K_FRAME_THREADS, K_BUDGET, K_COUNT
 };
 
 PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
@@ -1167,15 +1162,17 @@ PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
     (void)module;
     static char *kw[] = {"source", "format", "size", "every", "start", "end", "threads",
                          "max_held", "live", "timeout", "stream", "convert_ahead", "prefill",
-                         "av_options", "loop", "loop_cache", "interpolation", NULL};
+                         "av_options", "loop", "loop_cache", "interpolation", "frame_threads",
+                         "budget", NULL};
     PyObject *source, *k[K_COUNT];
     for (int i = 0; i < K_COUNT; i++)
         k[i] = Py_None;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "O|$OOOOOOOOOOOOOOOO:open", kw, &source, &k[K_FORMAT], &k[K_SIZE],
+            args, kwargs, "O|$OOOOOOOOOOOOOOOOOO:open", kw, &source, &k[K_FORMAT], &k[K_SIZE],
             &k[K_EVERY], &k[K_START], &k[K_END], &k[K_THREADS], &k[K_MAX_HELD], &k[K_LIVE],
             &k[K_TIMEOUT], &k[K_STREAM], &k[K_CONVERT_AHEAD], &k[K_PREFILL], &k[K_AV_OPTIONS],
-            &k[K_LOOP], &k[K_LOOP_CACHE], &k[K_INTERPOLATION]))
+            &k[K_LOOP], &k[K_LOOP_CACHE], &k[K_INTERPOLATION], &k[K_FRAME_THREADS],
+            &k[K_BUDGET]))
         return NULL;
     fp_reader_options o;
     memset(&o, 0, sizeof o);
@@ -1260,6 +1257,12 @@ PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     if (parse_interpolation(k[K_INTERPOLATION], &o.sws_flags) < 0)
         return NULL;
+    if (k[K_FRAME_THREADS] != Py_None && fpy_arg_bool(k[K_FRAME_THREADS], "frame_threads",
+                                                      &o.frame_threads) < 0)
+        return NULL;
+    fp_budget *budget = NULL;
+    if (fpy_budget_arg(k[K_BUDGET], &budget) < 0)
+        return NULL;
     o.max_held = max_held + 1; /* + the loop variable's frame while the next decodes */
 
     FpyReader *rd = PyObject_GC_New(FpyReader, &FpyReader_Type);
@@ -1320,6 +1323,8 @@ PyObject *fpy_open(PyObject *module, PyObject *args, PyObject *kwargs)
         goto fail;
     }
     o.av_options = c->av_options_copy;
+    c->budget = budget ? fp_ref(budget) : NULL;
+    o.budget = c->budget;
     if (rd->live) {
         o.live.on_event = on_live_event;
         o.live.user = c;

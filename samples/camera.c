@@ -2,12 +2,13 @@
  * camera — a live source that survives the camera going away and coming back.
  *
  *   camera URL [--latest|--all] [--seconds S] [--work MS] [--av-options K=V:K=V]
- *              [--stall S] [--max-reconnects N] [--no-malloc-policy]
- *              [--leak-bytes N]
+ *              [--stall S] [--open-timeout S] [--max-reconnects N]
+ *              [--no-malloc-policy] [--leak-bytes N]
  *
  * Opens URL (rtsp://, http://, tcp://, udp://, ...) as a live source, prints
- * every event (connected, disconnected, stalled, reconnecting, size changed,
- * gave up) as it happens, a status line every second (frames, frame age,
+ * every event (connected — with the connection's first frame and the time it
+ * took —, disconnected, stalled, reconnecting, size changed, gave up) as it
+ * happens, a status line every second (frames, frame age,
  * drops, reconnects), and at the end the memory-per-frame verdict. --latest
  * (the default) always hands out the newest frame; --all hands out every
  * frame through a bounded queue and drops the oldest when the loop is slow.
@@ -15,7 +16,9 @@
  *   --work MS           simulate a loop that spends MS milliseconds on each frame
  *   --av-options K=V    FFmpeg options, e.g. rtsp_transport=tcp
  *   --stall S           no new frame (or the same picture) for S seconds counts
- *                       as a disconnect (default 5)
+ *                       as a disconnect (default: the library's, 10 s)
+ *   --open-timeout S    each connection's connect + probe + first frame must take
+ *                       less than S seconds (default: the library's, 20 s)
  *   --max-reconnects N  give up after N failed tries in a row (default 0: never)
  *   --no-malloc-policy  keep glibc's adaptive malloc thresholds (by default the
  *                       loop pins them with fp_memtrack_malloc_policy, see measure.h)
@@ -91,8 +94,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: camera URL [--latest|--all] [--seconds S] [--work MS] "
                     "[--av-options K=V:K=V]\n"
-                    "                  [--stall S] [--max-reconnects N] [--no-malloc-policy]\n"
-                    "                  [--leak-bytes N]\n"
+                    "                  [--stall S] [--open-timeout S] [--max-reconnects N]\n"
+                    "                  [--no-malloc-policy] [--leak-bytes N]\n"
                     "exit status: 0 PASS, 3 FAIL, 4 INCONCLUSIVE, 1 gave up or error, 2 usage\n");
     return 2;
 }
@@ -101,7 +104,9 @@ int main(int argc, char **argv)
 {
     const char *url = NULL, *av_options = NULL;
     fp_live_mode mode = FP_LIVE_LATEST;
-    double seconds = 0, work_ms = 0, stall = 5;
+    /* stall and open timeout: the library's defaults (0) unless told */
+    double seconds = 0, work_ms = 0, stall = 0, open_timeout = 0;
+    int bad_time = 0; /* --stall or --open-timeout not > 0 */
     int max_reconnects = 0, malloc_policy = 1;
     long leak_bytes = 0;
     for (int i = 1; i < argc; i++) {
@@ -118,7 +123,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--av-options") && has_value)
             av_options = argv[++i];
         else if (!strcmp(a, "--stall") && has_value)
-            stall = atof(argv[++i]);
+            bad_time |= !((stall = atof(argv[++i])) > 0);
+        else if (!strcmp(a, "--open-timeout") && has_value)
+            bad_time |= !((open_timeout = atof(argv[++i])) > 0);
         else if (!strcmp(a, "--max-reconnects") && has_value)
             max_reconnects = atoi(argv[++i]);
         else if (!strcmp(a, "--leak-bytes") && has_value)
@@ -132,7 +139,7 @@ int main(int argc, char **argv)
         else
             url = a;
     }
-    if (!url || !(stall > 0) || max_reconnects < 0 || work_ms < 0 || leak_bytes < 0)
+    if (!url || bad_time || max_reconnects < 0 || work_ms < 0 || leak_bytes < 0)
         return usage();
 
     /* A loop that runs for months: pin glibc's malloc thresholds so that the
@@ -158,7 +165,8 @@ int main(int argc, char **argv)
     fp_reader_options o = {0};
     o.live.mode = mode;
     o.live.queue = 8;
-    o.live.stall = stall;
+    o.live.stall = stall;               /* 0: the library's default */
+    o.live.open_timeout = open_timeout; /* 0: the library's default */
     o.live.max_reconnects = max_reconnects;
     o.live.on_event = on_event;
     o.live.user = &ev;

@@ -12,6 +12,7 @@
  *   involve uninstrumented FFmpeg, which would hide the bridge's). */
 #define _GNU_SOURCE
 #include "avclips.h"
+#include "livesrv.h"
 #include "avpriv.h"
 #include "avpriv.h"
 #include "engine.h"
@@ -414,15 +415,225 @@ START_TEST(release_from_threads)
 }
 END_TEST
 
+
+/* ---- a full shared budget ---------------------------------------------------------------- */
+
+/* A file reader whose budget cannot hold one decoder buffer: FP_ELIMIT whose
+ * message names the budget (its cap, the bytes in use, the buffer asked for)
+ * and what to do, not max_held (the pool bound it did not reach). */
+START_TEST(file_reader_over_its_budget_names_the_budget)
+{
+    static const fp_pixfmt fmts[] = {FP_PIX_NONE, FP_PIX_BGR24};
+    for (int k = 0; k < 2; k++) {
+        fp_budget *b = NULL;
+        ck_assert_int_eq(fp_budget_new(100000, &b), 0);
+        fp_reader_options o = {0};
+        o.budget = b;
+        o.format = fmts[k];
+        fp_reader *r = NULL;
+        int rc = fp_reader_open(clip_h264, &o, &r);
+        fp_image *img = NULL;
+        while (rc == 0 && (rc = fp_reader_next(r, &img)) == 1)
+            ;
+        fp_unref(&img);
+        const char *msg = r ? fp_reader_errmsg(r) : fp_errmsg();
+        fprintf(stderr, "file_reader_over_its_budget (format %d): %d %s\n", (int)fmts[k], rc,
+                msg);
+        ck_assert_msg(rc == FP_ELIMIT, "rc %d: %s", rc, msg);
+        ck_assert_msg(strstr(msg, "budget is full") && strstr(msg, "100000 bytes") &&
+                          strstr(msg, "raise the budget") && strstr(msg, "fewer readers") &&
+                          !strstr(msg, "max_held"),
+                      "%s", msg);
+        fp_budget_stats bs;
+        fp_budget_get_stats(b, &bs);
+        ck_assert_uint_ge(bs.refusals, 1);
+        ck_assert_uint_le(bs.peak_bytes, bs.max_bytes);
+        fp_reader_close(&r);
+        fp_unref(&b);
+    }
+}
+END_TEST
+
+/* The bridge tells the two FP_ELIMITs apart: the decoder pool at its cap
+ * (max_held's message) and a budget too full for one more buffer below it
+ * (the budget's message, with its figures then). */
+START_TEST(bridge_tells_pool_cap_from_full_budget)
+{
+    fp_layout l;
+    ck_assert_int_eq(fp_layout_compute(FP_PIX_GRAY8, 64, 64, 64, 0, &l), 0);
+    fp_budget *bud = NULL;
+    ck_assert_int_eq(fp_budget_new(64u << 20, &bud), 0);
+    fp__bridge *b = fp__bridge_new(1, "cap");
+    ck_assert_ptr_nonnull(b);
+    b->budget = bud;
+    fp_image *a = NULL, *c = NULL;
+    ck_assert_int_eq(fp__bridge_acquire(b, AV_PIX_FMT_GRAY8, 64, 64, &l, &a), 0);
+    ck_assert_int_eq(fp__bridge_acquire(b, AV_PIX_FMT_GRAY8, 64, 64, &l, &c), FP_ELIMIT);
+    ck_assert_int_eq(atomic_load(&b->exhausted), FP__EXHAUSTED_CAP);
+    ck_assert_uint_eq(atomic_load(&b->budget_refusals), 0);
+    fp__bridge_release(b, fp__img(a)->pixels);
+    fp_unref(&b);
+    fp_unref(&bud);
+
+    ck_assert_int_eq(fp_budget_new(l.size + l.size / 2, &bud), 0);
+    b = fp__bridge_new(8, "budget");
+    ck_assert_ptr_nonnull(b);
+    b->budget = bud;
+    ck_assert_int_eq(fp__bridge_acquire(b, AV_PIX_FMT_GRAY8, 64, 64, &l, &a), 0);
+    ck_assert_int_eq(fp__bridge_acquire(b, AV_PIX_FMT_GRAY8, 64, 64, &l, &c), FP_ELIMIT);
+    ck_assert_int_eq(atomic_load(&b->exhausted), FP__EXHAUSTED_BUDGET);
+    ck_assert_uint_eq(atomic_load(&b->budget_refusals), 1);
+    pthread_mutex_lock(&b->mu);
+    ck_assert_uint_eq(b->refused_max, l.size + l.size / 2);
+    ck_assert_uint_ge(b->refused_used, l.size);
+    ck_assert_uint_ge(b->refused_bytes, l.size);
+    pthread_mutex_unlock(&b->mu);
+    fp__bridge_release(b, fp__img(a)->pixels);
+    fp_unref(&b);
+    fp_unref(&bud);
+}
+END_TEST
+
+static _Atomic int disconnects, connects;
+
+static void count_events(const fp_live_event *ev, void *user)
+{
+    (void)user;
+    if (ev->type == FP_LIVE_DISCONNECTED) {
+        atomic_fetch_add(&disconnects, 1);
+        fprintf(stderr, "live_budget: disconnected: %s\n", ev->message);
+    }
+    if (ev->type == FP_LIVE_CONNECTED)
+        atomic_fetch_add(&connects, 1);
+}
+
+/* A live reader (MPEG-2 in MPEG-TS over tcp from ffmpeg, H.264 over RTSP from
+ * GStreamer, both on 127.0.0.1) whose
+ * budget holds the decoder's pictures but not the many frames the caller
+ * keeps: the decoder is refused buffers, each a lost frame
+ * (stats.budget_drops), not a decode error; the connection goes on (more
+ * drops than the error budget allows errors, no reconnect), and frames come
+ * again once the caller releases its frames. (The stall limit is not what
+ * is tested: while no frame comes, the live reader counts the time towards
+ * it.) */
+START_TEST(live_reader_over_its_budget_goes_on)
+{
+    atomic_store(&disconnects, 0);
+    atomic_store(&connects, 0);
+    char url[96];
+    pid_t srv;
+    if (_i == 0) {
+        int port = local_url(url, sizeof url, "tcp", "");
+        srv = tcp_server(port, "testsrc2", "320x240", NULL);
+    } else { /* H.264 over RTSP: the lost pictures were references */
+        int port = local_url(url, sizeof url, "rtsp", "/test");
+        srv = rtsp_server(port, "320x240");
+    }
+    fprintf(stderr, "live_budget: %s\n", _i ? "H.264 over RTSP" : "MPEG-2 over tcp");
+    /* a 320x240 yuv420p picture takes about 120 KB: room for about 12 */
+    size_t cap = 1500000;
+    fp_budget *bud = NULL;
+    ck_assert_int_eq(fp_budget_new(cap, &bud), 0);
+    fp_reader_options o = {0};
+    o.threads = 1;
+    o.budget = bud;
+    o.max_held = 64;
+    o.timeout_us = 200000;
+    o.live.mode = FP_LIVE_ALL;
+    o.live.reconnect_min = 0.1;
+    o.live.reconnect_max = 0.4;
+    o.live.stall = 20.0 * tu_slack(); /* the stall bound is not what is tested */
+    o.live.on_event = count_events;
+    fp_reader *r = NULL;
+    ck_assert_msg(fp_reader_open(url, &o, &r) == 0, "%s", fp_errmsg());
+    enum { MAX = 64, DROPS = 3 * FP_READER_ERROR_BUDGET_MIN };
+    fp_image *held[MAX] = {NULL};
+    int n = 0;
+    fp_reader_stats st;
+    fp_budget_stats bs;
+    uint64_t tries = 0;
+    /* the budget's refusals count at once (the reader's stats.budget_drops is
+     * published with its next frame) */
+    double end = tu_now() + 30 * tu_slack();
+    for (;;) {
+        fp_budget_get_stats(bud, &bs);
+        if (bs.refusals >= DROPS || tu_now() > end)
+            break;
+        fp_image *img = NULL;
+        int rc = fp_reader_next(r, &img);
+        if (rc == FP_ETIMEDOUT)
+            continue;
+        ck_assert_msg(rc == 1, "next: %d %s", rc, fp_reader_errmsg(r));
+        ck_assert_msg(n < MAX, "the budget of %zu bytes held %d frames", cap, n);
+        held[n++] = img;
+        if (n == 1) { /* connected: tries before the server listened are not counted */
+            ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
+            tries = st.reconnects;
+        }
+    }
+    ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
+    fprintf(stderr,
+            "live_budget: holding %d frames, %llu refusals, decode_errors %llu, reconnects %llu, "
+            "budget %llu of %llu bytes\n",
+            n, (unsigned long long)bs.refusals, (unsigned long long)st.decode_errors,
+            (unsigned long long)st.reconnects, (unsigned long long)bs.used_bytes,
+            (unsigned long long)bs.max_bytes);
+    ck_assert_msg(bs.refusals >= DROPS, "%llu refusals while holding %d frames",
+                  (unsigned long long)bs.refusals, n);
+    ck_assert_uint_le(bs.peak_bytes, cap);
+    ck_assert_uint_eq(st.reconnects, tries);
+    ck_assert_int_eq(atomic_load(&disconnects), 0);
+    ck_assert_int_eq(st.connected, 1);
+    ck_assert_uint_lt(st.decode_errors, FP_READER_ERROR_BUDGET_MIN);
+    /* the caller lets go: frames come again on the same connection */
+    for (int i = 0; i < n; i++)
+        fp_unref(&held[i]);
+    uint64_t drops = bs.refusals;
+    fp_image *img = NULL;
+    int got = 0;
+    end = tu_now() + 30 * tu_slack();
+    while (got < 25 && tu_now() < end) {
+        int rc = fp_reader_next(r, &img);
+        if (rc == FP_ETIMEDOUT)
+            continue;
+        ck_assert_msg(rc == 1, "next: %d %s", rc, fp_reader_errmsg(r));
+        got++;
+    }
+    fp_unref(&img);
+    ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
+    fprintf(stderr, "live_budget: %d frames after the release, budget_drops %llu (%llu refusals "
+            "while held), decode_errors %llu\n", got, (unsigned long long)st.budget_drops,
+            (unsigned long long)drops, (unsigned long long)st.decode_errors);
+    ck_assert_int_eq(got, 25);
+    /* a lost frame per packet (H.264 asks again for each slice of a picture) */
+    ck_assert_uint_ge(st.budget_drops, _i ? 1 : drops / 2);
+    ck_assert_uint_le(st.budget_drops, drops);
+    ck_assert_uint_lt(st.decode_errors, FP_READER_ERROR_BUDGET_MIN);
+    ck_assert_uint_eq(st.reconnects, tries);
+    ck_assert_int_eq(atomic_load(&disconnects), 0);
+    ck_assert_int_eq(atomic_load(&connects), 1);
+    fp_reader_close(&r);
+    fp_unref(&bud);
+    reap(&srv);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("bridge");
     TCase *tc = tcase_create("bridge");
     tcase_add_unchecked_fixture(tc, setup, NULL);
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, UNDER_SANITIZER ? 240 : 90);
     tcase_add_test(tc, callbacks_outside_locks_on_flush);
     tcase_add_test(tc, callbacks_outside_locks_on_close);
     tcase_add_test(tc, release_from_threads);
+    tcase_add_test(tc, file_reader_over_its_budget_names_the_budget);
+    tcase_add_test(tc, bridge_tells_pool_cap_from_full_budget);
+    {
+        const char *only = getenv("FP_LIVE_ONLY");
+        if (!only || strstr("live_reader_over_its_budget_goes_on", only))
+            tcase_add_loop_test(tc, live_reader_over_its_budget_goes_on, 0, 2);
+    }
     suite_add_tcase(s, tc);
     return s;
 }

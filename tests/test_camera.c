@@ -544,14 +544,16 @@ START_TEST(gives_up_and_usage)
     ck_assert_msg(strstr(tu_out, "memory per frame: "), "%s", tu_out);
 
     const char *bad[] = {"", "tcp://127.0.0.1:1 --stall 0", "tcp://127.0.0.1:1 --max-reconnects -1",
-                         "tcp://127.0.0.1:1 --bogus", "a b", "tcp://127.0.0.1:1 --seconds"};
+                         "tcp://127.0.0.1:1 --bogus", "a b", "tcp://127.0.0.1:1 --seconds",
+                         "tcp://127.0.0.1:1 --open-timeout 0", "tcp://127.0.0.1:1 --stall -1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rc = tu_sh("%s %s", CAMERA, bad[i]);
         ck_assert_msg(rc == 2, "camera %s: exit %d:\n%s", bad[i], rc, tu_out);
         ck_assert_msg(strstr(tu_out, "usage: camera"), "camera %s:\n%s", bad[i], tu_out);
     }
     ck_assert_int_eq(tu_sh("%s --help", CAMERA), 0);
-    ck_assert_msg(strstr(tu_out, "--stall S") && strstr(tu_out, "--max-reconnects N") &&
+    ck_assert_msg(strstr(tu_out, "--stall S") && strstr(tu_out, "--open-timeout S") &&
+                      strstr(tu_out, "--max-reconnects N") &&
                       strstr(tu_out, "--no-malloc-policy") && strstr(tu_out, "4 INCONCLUSIVE"),
                   "%s", tu_out);
 }

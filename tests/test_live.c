@@ -45,7 +45,7 @@ typedef struct rec {
     pthread_mutex_t mu;
     int n;
     int type[MAX_EV], attempt[MAX_EV], error[MAX_EV], w[MAX_EV], h[MAX_EV];
-    double delay[MAX_EV];
+    double delay[MAX_EV], first_frame[MAX_EV];
     char msg[MAX_EV][200];
     int count[8];
     int verbose;
@@ -62,6 +62,7 @@ static void on_event(const fp_live_event *ev, void *user)
         e->attempt[i] = ev->attempt;
         e->error[i] = ev->error;
         e->delay[i] = ev->delay;
+        e->first_frame[i] = ev->first_frame;
         e->w[i] = ev->width;
         e->h[i] = ev->height;
         snprintf(e->msg[i], sizeof e->msg[i], "%s", ev->message);
@@ -362,7 +363,8 @@ START_TEST(stall_with_socket_open)
     ck_assert(wait_event(&e, FP_LIVE_STALLED, 1, 4));
     double dt = tu_now() - t0;
     ck_assert_double_ge(dt, 0.8 * SLACK);
-    ck_assert_int_ge(rec_count(&e, FP_LIVE_DISCONNECTED), 1);
+    /* DISCONNECTED follows STALLED on the reader's thread: wait for it */
+    ck_assert(wait_event(&e, FP_LIVE_DISCONNECTED, 1, 2));
     fp_reader_stats st;
     fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.stalls, 1);
@@ -1093,6 +1095,164 @@ START_TEST(shared_budget)
 }
 END_TEST
 
+/* ---- the reconnect schedule ---------------------------------------------------------------- */
+
+/* Whether something listens on TCP port `port` of 127.0.0.1, from
+ * /proc/net/tcp: no connection is made (the ffmpeg server takes one client). */
+static int port_listening(int port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned addr = 0, lport = 0, st = 0;
+        if (sscanf(line, " %*d: %x:%x %*x:%*x %x", &addr, &lport, &st) == 3)
+            found = (int)lport == port && st == 0x0A; /* TCP_LISTEN */
+    }
+    fclose(f);
+    return found;
+}
+
+/* The wait reader.h documents for the n-th failed try in a row: [d/2, d];
+ * `fast`: the count started at the end of a connection that delivered. */
+static void check_delay(const rec *e, int i, double rmin, double rmax, int fast)
+{
+    int n = e->attempt[i];
+    double d = rmin;
+    for (int k = fast ? 5 : 1; k < n && d < rmax; k++)
+        d *= 2;
+    if (d > rmax)
+        d = rmax;
+    ck_assert_msg(n >= 1 && e->delay[i] >= d / 2 - 1e-9 && e->delay[i] <= d + 1e-9,
+                  "attempt %d waits %.4f s, the schedule says [%.4f, %.4f]: %s", n, e->delay[i],
+                  d / 2, d, e->msg[i]);
+}
+
+/* The reconnect schedule (reader.h "Reconnecting"), from the RECONNECTING
+ * events' attempt and delay fields (no wall clock): a source down at start
+ * gets the plain doubling from reconnect_min; after a connection that
+ * delivered, the first 5 failed tries wait [min/2, min], then the wait
+ * doubles up to reconnect_max (a server that stays down is not stormed); a
+ * connection that delivers starts the count over; a server that comes back
+ * is connected by the first try after it listens; CONNECTED comes with the
+ * first frame and carries its time (= stats.first_frame). */
+START_TEST(reconnect_schedule)
+{
+    begin();
+    rec e;
+    rec_init(&e);
+    char url[96];
+    int port = local_url(url, sizeof url, "tcp", "");
+    const double rmin = 0.1, rmax = 0.8;
+    fp_reader_options o = live_opts(FP_LIVE_ALL, &e);
+    o.live.reconnect_min = rmin;
+    o.live.reconnect_max = rmax;
+    o.timeout_us = 300000;
+    fp_reader *r = NULL;
+    ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
+    /* down at start: nothing delivered yet, doubling from the second try */
+    ck_assert(wait_event(&e, FP_LIVE_RECONNECTING, 4, 10));
+    pthread_mutex_lock(&e.mu);
+    for (int i = 0, k = 0; i < e.n && k < 4; i++) {
+        ck_assert_int_eq(e.type[i], FP_LIVE_RECONNECTING);
+        ck_assert_int_eq(e.attempt[i], ++k);
+        check_delay(&e, i, rmin, rmax, 0);
+        if (k == 4)
+            ck_assert_double_gt(e.delay[i], rmin); /* [0.4, 0.8] */
+    }
+    pthread_mutex_unlock(&e.mu);
+    ck_assert_int_eq(rec_count(&e, FP_LIVE_CONNECTED), 0);
+    pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
+    mono m = {0};
+    ck_assert_int_eq(read_frames(r, &m, 10, 10, NULL, NULL), 10);
+    /* CONNECTED came before its first frame was handed out, with its time */
+    ck_assert_int_eq(rec_count(&e, FP_LIVE_CONNECTED), 1);
+    int c = rec_last(&e, FP_LIVE_CONNECTED);
+    fp_reader_stats st;
+    ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
+    ck_assert_msg(e.first_frame[c] > 0 && e.first_frame[c] < 10 * SLACK &&
+                      e.first_frame[c] == st.first_frame,
+                  "CONNECTED first_frame %.3f, stats.first_frame %.3f: %s", e.first_frame[c],
+                  st.first_frame, e.msg[c]);
+    ck_assert_msg(strstr(e.msg[c], "first frame") && strstr(e.msg[c], "after the open began"),
+                  "%s", e.msg[c]);
+    ck_assert_int_eq(st.connects, 1);
+    ck_assert_int_eq(st.connected, 1);
+
+    /* the server goes away and stays down for 8 tries: 5 at about reconnect_min,
+     * then doubling to reconnect_max */
+    reap(&srv);
+    ck_assert(wait_event(&e, FP_LIVE_DISCONNECTED, 1, 5));
+    int d1 = rec_last(&e, FP_LIVE_DISCONNECTED);
+    int base = rec_count(&e, FP_LIVE_RECONNECTING);
+    ck_assert(wait_event(&e, FP_LIVE_RECONNECTING, base + 8, 10));
+    pthread_mutex_lock(&e.mu);
+    int seen = 0, maxd = 0;
+    for (int i = d1 + 1; i < e.n && seen < 8; i++) {
+        if (e.type[i] != FP_LIVE_RECONNECTING)
+            continue;
+        seen++;
+        ck_assert_int_eq(e.attempt[i], seen); /* the count started over */
+        ck_assert_int_eq(e.error[i], FP_EIO); /* refused */
+        check_delay(&e, i, rmin, rmax, 1);
+        if (seen <= 5)
+            ck_assert_double_le(e.delay[i], rmin);
+        else
+            maxd = e.delay[i] > rmin ? maxd + 1 : maxd;
+    }
+    pthread_mutex_unlock(&e.mu);
+    ck_assert_int_eq(seen, 8);
+    ck_assert_int_eq(maxd, 3); /* tries 6, 7, 8 wait longer than reconnect_min */
+
+    /* back: the first try after the server listens connects */
+    for (int round = 0; round < 2; round++) {
+        srv = tcp_server(port, "testsrc2", "320x240", NULL);
+        double end = tu_now() + 10 * SLACK;
+        while (!port_listening(port) && tu_now() < end)
+            usleep(2000);
+        ck_assert_msg(port_listening(port), "the server does not listen on %d", port);
+        int at_back = rec_count(&e, FP_LIVE_RECONNECTING);
+        ck_assert(wait_event(&e, FP_LIVE_CONNECTED, 2 + round, 10));
+        ck_assert_int_eq(read_frames(r, &m, 5, 10, NULL, NULL), 5);
+        /* at most the try under way when it came back failed */
+        ck_assert_int_le(rec_count(&e, FP_LIVE_RECONNECTING), at_back + 1);
+        c = rec_last(&e, FP_LIVE_CONNECTED);
+        ck_assert_double_gt(e.first_frame[c], 0);
+        if (round == 1)
+            break;
+        /* again, back after 2 failed tries: the fast tries, count from 1 */
+        reap(&srv);
+        ck_assert(wait_event(&e, FP_LIVE_DISCONNECTED, 2, 5));
+        int d2 = rec_last(&e, FP_LIVE_DISCONNECTED);
+        base = rec_count(&e, FP_LIVE_RECONNECTING);
+        ck_assert(wait_event(&e, FP_LIVE_RECONNECTING, base + 2, 10));
+        pthread_mutex_lock(&e.mu);
+        seen = 0;
+        for (int i = d2 + 1; i < e.n; i++)
+            if (e.type[i] == FP_LIVE_RECONNECTING) {
+                ck_assert_int_eq(e.attempt[i], ++seen);
+                check_delay(&e, i, rmin, rmax, 1);
+            }
+        pthread_mutex_unlock(&e.mu);
+    }
+    /* every wait of the run follows the schedule */
+    pthread_mutex_lock(&e.mu);
+    for (int i = 0, delivered = 0; i < e.n; i++) {
+        delivered |= e.type[i] == FP_LIVE_CONNECTED;
+        if (e.type[i] == FP_LIVE_RECONNECTING)
+            check_delay(&e, i, rmin, rmax, delivered);
+    }
+    pthread_mutex_unlock(&e.mu);
+    ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
+    ck_assert_int_eq(st.connects, 3);
+    ck_assert_int_eq(rec_count(&e, FP_LIVE_DISCONNECTED), 2);
+    fp_reader_close(&r);
+    reap(&srv);
+    end();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("live");
@@ -1100,6 +1260,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, SAN ? 180 : 60);
     LIVE_ADD(tc, options_and_api);
     LIVE_ADD(tc, tcp_down_at_start_kill_restart_resize);
+    LIVE_ADD(tc, reconnect_schedule);
     LIVE_ADD(tc, stall_with_socket_open);
     LIVE_ADD(tc, same_picture_is_a_stall);
     LIVE_ADD(tc, corrupt_packets_keep_flowing);

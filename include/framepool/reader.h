@@ -128,23 +128,42 @@ typedef struct fp_reader fp_reader;
  *   fp_reader_interrupt; FP_EHELD when the caller holds max_held frames; 0
  *   only after FP_LIVE_GAVE_UP, once the queued frames are delivered. It
  *   never returns 0 while reconnecting.
- * - Reconnecting: forever by default, also when the source is down at start,
- *   with jittered exponential backoff: the n-th failed try in a row waits
- *   d = min(reconnect_max, reconnect_min * 2^(n-1)), then a uniformly random
- *   delay in [d/2, d] (so many readers of one server do not retry in step).
- *   The count starts over once a connection delivers a frame. A wait costs no
- *   CPU (a condition variable) and close ends it at once.
+ * - Reconnecting: forever by default, also when the source is down at start.
+ *   The n-th failed try in a row (n = 1, 2, ...; a try that gets no first
+ *   frame — refused, timed out, no stream — fails; a connection that
+ *   delivered frames and then ended starts a new count as try 1) waits a
+ *   uniformly random delay in [d/2, d] (so many readers of one server do
+ *   not retry in step), with
+ *     d = reconnect_min                                  for n <= f,
+ *     d = min(reconnect_max, reconnect_min * 2^(n-f))    for n > f,
+ *   f = 5 when the count started at the end of a connection that delivered,
+ *   f = 1 while no connection has delivered yet (a source down at start, a
+ *   wrong URL or password: plain doubling from the second try). So a server
+ *   that restarts is tried again every reconnect_min/2 to reconnect_min
+ *   seconds for 5 tries (at the defaults 0.25-0.5 s: 1.25-2.5 s of fast
+ *   tries) and is reconnected within about reconnect_min of being back; one
+ *   that stays down is tried at most 2/reconnect_min times a second during
+ *   those 5 tries, then half as often at each try, down to once every
+ *   reconnect_max/2 to reconnect_max seconds (defaults: 15-30 s). A wait
+ *   costs no CPU (a condition variable) and close ends it at once.
  * - Each connection's open — connect, probe, and up to its first frame — is
  *   bounded by `open_timeout` (default 20 s: an RTMP server's FLV probe takes
  *   about 5 s and an IP camera's first keyframe may come a GOP of 2-5 s
  *   later); the stall limit does not count during it. A connection that
  *   gets no first frame within open_timeout ends as a failed try. The probe
- *   is short (analyzeduration 0.5 s, probesize 500 kB, unless av_options
+ *   is short (analyzeduration 0.1 s, probesize 500 kB, unless av_options
  *   sets them), so the first frame comes about with the stream's first
- *   keyframe; when an open fails with it (the parameters were not found),
- *   the next tries probe as FFmpeg does by default. Decoding uses one thread
+ *   keyframe. A picture size the probe did not see (a stream joined between
+ *   keyframes whose parameter sets come with them) is not a failure: the
+ *   size comes with the first keyframe, and the packets before it are not
+ *   counted against the decode error budget. When the open itself fails
+ *   with the short probe (no video stream or codec found), the next tries
+ *   probe as FFmpeg does by default. Decoding uses one thread
  *   unless options.threads says otherwise (see threads). The time from the
- *   start of a connection's open to its first frame: stats.first_frame.
+ *   start of a connection's open to its first frame: stats.first_frame and
+ *   the CONNECTED event's first_frame (CONNECTED is sent with that frame,
+ *   not when the socket opens: nothing should count a connection as up
+ *   before it has delivered).
  * - A stall counts as a disconnect: once a connection delivered a frame, no
  *   new frame for `stall` seconds (a
  *   server that stopped sending with its socket open), or the same picture
@@ -196,8 +215,14 @@ typedef enum fp_live_mode {
 } fp_live_mode;
 
 enum {
-    FP_LIVE_CONNECTED = 1, /* the stream is open and its decoder ready (message: codec, size) */
-    FP_LIVE_DISCONNECTED,  /* a connection ended: error + message say why */
+    FP_LIVE_CONNECTED = 1, /* a connection delivered its first frame: width x height, and
+                              first_frame = seconds from the start of its open (connect,
+                              probe, wait for a keyframe) to that frame; message: codec,
+                              size, fps, "first frame X s after the open began". A
+                              connection that opens but gives no frame is a failed try
+                              (RECONNECTING says why), with no CONNECTED or DISCONNECTED */
+    FP_LIVE_DISCONNECTED,  /* a connection that had sent CONNECTED ended: error + message
+                              say why */
     FP_LIVE_STALLED,       /* no new frame (or the same picture) for `stall` s; a
                               DISCONNECTED follows */
     FP_LIVE_RECONNECTING,  /* waiting `delay` s before try number `attempt` (1, 2, ...);
@@ -214,6 +239,8 @@ typedef struct fp_live_event {
     int error;             /* FP_E* cause (0 if none) */
     int width, height;     /* CONNECTED, SIZE_CHANGED: frame size */
     const char *message;   /* borrowed for the call; never shows URL credentials */
+    double first_frame;    /* CONNECTED: seconds from the start of the connection's open to
+                              its first decoded frame (as stats.first_frame); 0 otherwise */
 } fp_live_event;
 
 typedef void (*fp_live_event_fn)(const fp_live_event *ev, void *user);
@@ -222,7 +249,8 @@ typedef struct fp_live_options {
     fp_live_mode mode;          /* FP_LIVE_OFF (default) = not a live source */
     unsigned queue;             /* FP_LIVE_ALL: frames kept ahead (0 = 8, at most 256);
                                    LATEST always keeps 1 */
-    double reconnect_min;       /* seconds before the first retry (0 = 0.5) */
+    double reconnect_min;       /* seconds: the base of the backoff (0 = 0.5): the longest
+                                   wait of the first tries; see "Reconnecting" above */
     double reconnect_max;       /* upper bound of the backoff (0 = 30) */
     int max_reconnects;         /* 0 = reconnect forever (default); N = give up after N
                                    failed tries in a row (FP_LIVE_GAVE_UP) */
@@ -323,8 +351,14 @@ typedef struct fp_reader_options {
                               conversion) take their bytes from this budget, shared with
                               other readers and pools. A full budget first frees idle
                               buffers elsewhere; then a file reader's next fails with
-                              FP_ELIMIT, and a live reader loses that frame and goes on
-                              (stats.budget_drops) */
+                              FP_ELIMIT ("the shared budget is full", with its cap, the
+                              bytes in use and the buffer asked for), and a live reader
+                              loses that frame and goes on (stats.budget_drops, not a
+                              decode error: no reconnect): frames come again when the
+                              budget has room (frames released, another reader closed).
+                              A lost picture may have been a reference: the frames
+                              decoded from it until the next keyframe may be damaged
+                              (H.264/HEVC conceal it from another picture) */
 } fp_reader_options;
 
 /* Custom input: read up to `size` bytes into `buf`; return the number read,
@@ -400,10 +434,11 @@ FP_API int fp_reader_open_io_at(fp_reader_read_fn read, fp_reader_seek_fn seek, 
  * of [start, end)), or a negative error with *img NULL:
  *   FP_EHELD      the caller holds max_held frames: release one, call again
  *                 (no frame is lost);
- *   FP_ELIMIT     a pool bound: a shared budget is full, or ("the decoder
- *                 needed more than the N buffers its pool allows") a
- *                 (damaged) stream made the decoder keep more pictures than
- *                 its codec allows: the reader is then at its end;
+ *   FP_ELIMIT     a pool bound: a shared budget is full ("the shared budget
+ *                 is full", file readers only), or ("the decoder needed more
+ *                 than the N buffers its pool allows") a (damaged) stream
+ *                 made the decoder keep more pictures than its codec allows:
+ *                 the reader is then at its end;
  *   FP_EDECODE    the error budget was exceeded (see FP_READER_ERROR_BUDGET_MIN);
  *   FP_ETIMEDOUT  a read took longer than timeout_us;
  *   FP_ECANCELED  fp_reader_interrupt was called;
@@ -517,13 +552,14 @@ typedef struct fp_reader_stats {
     fp_pool_stats out_pool;   /* the conversion pool (zero when native) */
     /* live sources (zero otherwise) */
     uint64_t reconnects;      /* connection tries after the first (successful or not) */
-    uint64_t connects;        /* connections that opened */
+    uint64_t connects;        /* connections that delivered a frame (one CONNECTED each) */
     uint64_t dropped;         /* decoded frames dropped because the caller fell behind
                                  (ALL: the oldest queued; LATEST: each replaced frame) */
     uint64_t stalls;          /* stalls detected (no new frame / same picture) */
     uint64_t budget_drops;    /* frames lost because a pool could not grow (the shared
-                                 budget was full): the stream goes on without them */
-    int connected;            /* 1 while a connection is open */
+                                 budget was full): the stream goes on without them (not
+                                 decode errors). Live: published with the next frame */
+    int connected;            /* 1 from a connection's first frame (CONNECTED) to its end */
     unsigned queued;          /* frames waiting in the queue now */
     double age_last;          /* seconds: wall clock at delivery - wall_time, last frame */
     double age_max;           /* the largest age_last so far */

@@ -35,7 +35,13 @@ typedef struct fp__bridge {
     unsigned releasing;         /* decoder-only buffers FFmpeg let go of, still on their
                                    way back to the pool (buffer_released) */
     _Atomic unsigned wrap_held; /* wrapped images delivered and still alive */
-    _Atomic int exhausted;      /* get_buffer2 hit the pool cap */
+    _Atomic int exhausted;      /* get_buffer2 was refused a buffer: FP__EXHAUSTED_CAP (the
+                                   pool cap) or FP__EXHAUSTED_BUDGET (the shared budget is
+                                   full; refused_* say how full); 0 once reported */
+    _Atomic unsigned budget_refusals; /* budget refusals not yet counted by the decoder */
+    uint64_t refused_max, refused_used, refused_bytes; /* the budget's cap and bytes in use,
+                                   and the buffer asked for, at the last budget refusal
+                                   (under mu) */
     _Atomic uint64_t fallbacks; /* get_buffer2 calls handed to FFmpeg's default */
     /* creation site given to decoder buffers: the caller of the reader call
      * in progress (guarded by mu) */
@@ -61,7 +67,8 @@ int fp__bridge_layout(AVCodecContext *avctx, int fmt, int width, int height, fp_
  * generation when the key changed), registers it as held by the decoder and
  * stores it in *out — the decoder side's reference, which also holds one
  * reference to `b`; fp__bridge_release(b, fp__img(*out)->pixels) gives both
- * back. Returns 0, FP_ELIMIT (the pool cap; `exhausted` is set), FP_ENOMEM,
+ * back. Returns 0, FP_ELIMIT (the pool cap or a full budget; `exhausted` says
+ * which), FP_ENOMEM,
  * FP_EINVAL. Thread-safe (decoder frame threads call it). */
 int fp__bridge_acquire(fp__bridge *b, int fmt, int w, int h, const fp_layout *l, fp_image **out);
 /* The decoder lets go of the buffer whose pixels start at `data` (the

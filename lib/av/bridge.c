@@ -16,6 +16,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "avpriv.h"
+#include "err.h"
 
 #include <libavutil/cpu.h>
 #include <libavutil/imgutils.h>
@@ -245,6 +246,24 @@ static int pool_prepare(fp__bridge *b, int fmt, int w, int h, const fp_layout *l
     return FP_OK;
 }
 
+/* Under b->mu, after the decoder pool refused a buffer with FP_ELIMIT: why.
+ * The pool refuses at its cap (every buffer it may have exists), or below it
+ * when its budget could not hold one more buffer; then the budget's figures
+ * are kept for the message. */
+static int refusal_cause(fp__bridge *b)
+{
+    fp_pool_stats ps;
+    fp_pool_get_stats(b->pool, &ps);
+    if (!b->budget || ps.allocated >= ps.max_buffers)
+        return FP__EXHAUSTED_CAP;
+    fp_budget_stats bs;
+    fp_budget_get_stats(b->budget, &bs);
+    b->refused_max = bs.max_bytes;
+    b->refused_used = bs.used_bytes;
+    b->refused_bytes = ps.buffer_bytes;
+    return FP__EXHAUSTED_BUDGET;
+}
+
 int fp__bridge_acquire(fp__bridge *b, int fmt, int w, int h, const fp_layout *l, fp_image **out)
 {
     fp_image *img = NULL;
@@ -255,11 +274,14 @@ int fp__bridge_acquire(fp__bridge *b, int fmt, int w, int h, const fp_layout *l,
         rc = fp_pool_acquire_at(b->pool, 0, &img, b->site_file, b->site_line, b->site_func);
     if (rc == FP_OK && dec_live_add(b, img) < 0)
         rc = FP_ENOMEM;
+    int why = rc == FP_ELIMIT ? refusal_cause(b) : 0;
     pthread_mutex_unlock(&b->mu);
     if (rc) {
         fp_unref(&img); /* outside b->mu, like every release */
-        if (rc == FP_ELIMIT)
-            atomic_store(&b->exhausted, 1);
+        if (why == FP__EXHAUSTED_BUDGET)
+            atomic_fetch_add(&b->budget_refusals, 1);
+        if (why)
+            atomic_store(&b->exhausted, why);
         return rc;
     }
     fp__image *im = fp__img(img);

@@ -137,16 +137,6 @@ int fp__decoder_open(fp__decoder *d, AVFormatContext *ic, const fp_reader_option
         return fp__err_set(err, FP_EFORMAT,
                                "absurd dimensions %dx%d (framepool's limit is %d per side)",
                                par->width, par->height, FP_MAX_DIMENSION);
-    if (lose_frames && (par->width <= 0 || par->height <= 0))
-        /* a live stream joined between keyframes whose parameter sets come
-         * in-band with them (MPEG-TS, raw H.264/HEVC) and a probe that ended
-         * before one: the decoder could not decode what follows (every packet
-         * an error until the keyframe). A failed open: the live reader's next
-         * tries probe longer. */
-        return fp__err_set(err, FP_EFORMAT,
-                           "the probe found no picture size for video stream %d (%s): no "
-                           "parameter sets or keyframe within it",
-                           vs, avcodec_get_name(par->codec_id));
     for (unsigned i = 0; i < ic->nb_streams; i++)
         if ((int)i != vs)
             ic->streams[i]->discard = AVDISCARD_ALL; /* other streams cost nothing */
@@ -220,19 +210,38 @@ void fp__decoder_close(fp__decoder *d)
 
 static int over_budget(const fp__decoder *d)
 {
-    return d->decode_errors > FP_READER_ERROR_BUDGET_MIN &&
-           d->decode_errors * 3 > d->packets * 2;
+    if (d->lose_frames && !d->decoded)
+        return 0; /* a live connection before its first frame (decoder.h) */
+    uint64_t errors = d->decode_errors - d->budget_errors0;
+    return errors > FP_READER_ERROR_BUDGET_MIN &&
+           errors * 3 > (d->packets - d->budget_packets0) * 2;
 }
 
 int fp__decoder_error(fp__decoder *d, int e, const char *during, fp__err *err)
 {
-    d->decode_errors++;
     int lost = 0; /* the error is a buffer the pool could not give (reported as ENOMEM) */
-    if (atomic_exchange(&d->bridge->exhausted, 0)) {
+    int why = atomic_exchange(&d->bridge->exhausted, 0);
+    if (why == FP__EXHAUSTED_BUDGET) {
+        if (d->lose_frames) {
+            /* a live connection and a full shared budget: that frame is lost (FFmpeg
+             * drops the picture whose buffer it could not get; budget_drops counts
+             * it, see budget_check). Not a decode error: the stream is fine, and
+             * frames come again when the budget has room. */
+            return FP_OK;
+        }
+        pthread_mutex_lock(&d->bridge->mu);
+        uint64_t max = d->bridge->refused_max, used = d->bridge->refused_used,
+                 bytes = d->bridge->refused_bytes;
+        pthread_mutex_unlock(&d->bridge->mu);
+        return fp__err_budget(err, "the decoder", (unsigned long long)max,
+                              (unsigned long long)used, (unsigned long long)bytes);
+    }
+    d->decode_errors++;
+    if (why == FP__EXHAUSTED_CAP) {
         if (d->lose_frames) {
             lost = 1;
-            /* a live connection: the decoder pool could not grow (a shared budget is
-             * full, or a damaged stream): a lost frame, within the error budget */
+            /* a live connection whose damaged stream made the decoder keep more
+             * pictures than its pool allows: a lost frame, within the error budget */
             d->budget_drops++;
         } else {
             return fp__err_set(err, FP_ELIMIT,
@@ -249,16 +258,47 @@ int fp__decoder_error(fp__decoder *d, int e, const char *during, fp__err *err)
         return fp__err_set(
             err, FP_EDECODE,
             "too many decode errors: %llu of %llu packets rejected (last while %s: %s)",
-            (unsigned long long)d->decode_errors, (unsigned long long)d->packets, during, buf);
+            (unsigned long long)(d->decode_errors - d->budget_errors0),
+            (unsigned long long)(d->packets - d->budget_packets0), during, buf);
     }
     return FP_OK;
+}
+
+/* After a call into the decoder: buffers a full budget refused. A decoder
+ * may get over a refused buffer without returning an error (H.264 skips a
+ * picture it could not start), so they are counted here, not from the
+ * errors: on a live connection, a lost frame (budget_drops) per call that
+ * had refusals (one packet, or one frame received: H.264 asks again for
+ * each slice of a picture it could not start); a file reader ends with the
+ * budget's FP_ELIMIT, never silently skips a frame. Returns 0 or that
+ * error. */
+static int budget_check(fp__decoder *d, fp__err *err)
+{
+    unsigned n = atomic_exchange(&d->bridge->budget_refusals, 0);
+    if (!n)
+        return FP_OK;
+    if (d->lose_frames) {
+        d->budget_drops++;
+        return FP_OK;
+    }
+    atomic_store(&d->bridge->exhausted, FP__EXHAUSTED_BUDGET);
+    return fp__decoder_error(d, AVERROR(ENOMEM), "decoding", err);
 }
 
 int fp__decoder_receive(fp__decoder *d, fp__err *err)
 {
     for (;;) {
         int e = avcodec_receive_frame(d->dec, d->frame);
+        int rc = budget_check(d, err);
+        if (rc) {
+            av_frame_unref(d->frame);
+            return rc;
+        }
         if (e == 0) {
+            if (!d->decoded && d->lose_frames) {
+                d->budget_packets0 = d->packets;
+                d->budget_errors0 = d->decode_errors;
+            }
             d->decoded++;
             return 1;
         }
@@ -266,7 +306,7 @@ int fp__decoder_receive(fp__decoder *d, fp__err *err)
             return 2;
         if (e == AVERROR(EAGAIN))
             return 0;
-        int rc = fp__decoder_error(d, e, "decoding", err);
+        rc = fp__decoder_error(d, e, "decoding", err);
         if (rc)
             return rc;
     }
@@ -277,10 +317,13 @@ int fp__decoder_send(fp__decoder *d, const AVPacket *pkt, int fresh, fp__err *er
     if (pkt && fresh)
         d->packets++;
     int e = avcodec_send_packet(d->dec, pkt);
+    int rc = budget_check(d, err);
+    if (rc)
+        return rc;
     if (pkt && e == AVERROR(EAGAIN))
         return 0; /* keep the packet; receive first, then resend it */
     if (e < 0 && e != AVERROR_EOF) {
-        int rc = fp__decoder_error(d, e, pkt ? "sending a packet" : "draining", err);
+        rc = fp__decoder_error(d, e, pkt ? "sending a packet" : "draining", err);
         if (rc)
             return rc;
     }

@@ -26,6 +26,10 @@ typedef struct fp__decoder {
     int lose_frames;             /* a live connection: a buffer the pool could not give
                                     is a lost frame, not the end */
     uint64_t packets, decoded, decode_errors, budget_drops;
+    /* the error budget counts from here: a live connection joins a stream
+     * anywhere and its decoder rejects what comes before the first keyframe
+     * (the open timeout bounds that wait); set at its first frame */
+    uint64_t budget_packets0, budget_errors0;
 } fp__decoder;
 
 /* Picks the video stream of `ic` (options.stream or the best one), opens

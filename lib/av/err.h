@@ -47,4 +47,22 @@ static inline int fp__err_held(fp__err *e, unsigned held, unsigned max)
                        held, max);
 }
 
+/* Why the decoder pool refused a buffer (fp__bridge.exhausted). */
+enum { FP__EXHAUSTED_CAP = 1, FP__EXHAUSTED_BUDGET = 2 };
+
+/* FP_ELIMIT with its one message: the shared budget (fp_reader_options.budget)
+ * of `max` bytes, `used` of them in use, could not hold a `need`-byte buffer
+ * for `what` ("the decoder", "the conversion"). */
+static inline int fp__err_budget(fp__err *e, const char *what, unsigned long long max,
+                                 unsigned long long used, unsigned long long need)
+{
+    return fp__err_set(e, FP_ELIMIT,
+                       "the shared budget is full: %llu of its %llu bytes are in use and %s "
+                       "needed a %llu-byte buffer; raise the budget's max_bytes, open "
+                       "fewer readers on it, release frames sooner, or read smaller frames "
+                       "(a decoder's buffers are the source's size, a conversion's the "
+                       "output's)",
+                       used, max, what, need);
+}
+
 #endif

@@ -317,14 +317,15 @@ int fp__live_check(const fp_reader_options *o, fp__err *err)
 
 /* ---- events ------------------------------------------------------------------------------ */
 
-/* Delivers an event to the user. The thread only, with no lock held. */
-static void emit(fp__live *L, int type, int attempt, double delay, int error, int w, int h,
-                 const char *fmt, ...) __attribute__((format(printf, 8, 9)));
-static void emit(fp__live *L, int type, int attempt, double delay, int error, int w, int h,
-                 const char *fmt, ...)
+/* Delivers event `ev` (its message made from fmt) to the user. The thread
+ * only, with no lock held. */
+static void emit(fp__live *L, fp_live_event ev, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void emit(fp__live *L, fp_live_event ev, const char *fmt, ...)
 {
     /* every event is also a log line: connections at INFO, trouble at WARNING,
      * the end at ERROR */
+    int type = ev.type;
     int level = type == FP_LIVE_GAVE_UP                               ? FP_LOG_ERROR
                 : type == FP_LIVE_CONNECTED || type == FP_LIVE_SIZE_CHANGED ? FP_LOG_INFO
                                                                       : FP_LOG_WARNING;
@@ -338,8 +339,7 @@ static void emit(fp__live *L, int type, int attempt, double delay, int error, in
     fp__log(level, "framepool", "%s", msg);
     if (!L->lo.on_event)
         return;
-    fp_live_event ev = {.type = type, .attempt = attempt, .delay = delay, .error = error,
-                        .width = w, .height = h, .message = msg};
+    ev.message = msg;
     L->lo.on_event(&ev, L->lo.user);
 }
 
@@ -541,6 +541,24 @@ static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, siz
                 same_since = now;
             }
         }
+        if (first) {
+            /* the connection delivers: from now on it counts as connected (one that
+             * opened but gave no frame was a failed try, reported by RECONNECTING) */
+            fp__conn_info(c, &ci);
+            double ttff = (double)(now - L->open_start) / 1e6;
+            pthread_mutex_lock(&L->mu);
+            L->connects++;
+            L->connected = 1;
+            L->first_frame = ttff;
+            pthread_mutex_unlock(&L->mu);
+            emit(L,
+                 (fp_live_event){.type = FP_LIVE_CONNECTED, .width = ci.width,
+                                 .height = ci.height, .first_frame = ttff},
+                 "connected to '%s': %s %dx%d%s%.4g fps, first frame %.2f s after the open "
+                 "began",
+                 L->shown, ci.codec, ci.width, ci.height, ci.fps > 0 ? ", " : "",
+                 ci.fps > 0 ? ci.fps : 0.0, ttff);
+        }
         /* a new source size, mid-stream or since the last connection */
         fp_reader_stats cs;
         fp__conn_stats(c, &cs);
@@ -557,7 +575,9 @@ static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, siz
                 L->info.time_base_num = L->tb0.num;
                 L->info.time_base_den = L->tb0.den;
                 pthread_mutex_unlock(&L->mu);
-                emit(L, FP_LIVE_SIZE_CHANGED, 0, 0, 0, ci.width, ci.height,
+                emit(L,
+                     (fp_live_event){.type = FP_LIVE_SIZE_CHANGED, .width = ci.width,
+                                     .height = ci.height},
                      "'%s': frames are now %dx%d (were %dx%d)", L->shown, ci.width, ci.height,
                      ow, oh);
             }
@@ -566,14 +586,10 @@ static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, siz
         }
         rebase(L, img, &ci, first, &conn_off, now);
         if (first) {
-            double ttff = (double)(now - L->open_start) / 1e6;
             pthread_mutex_lock(&L->mu);
             L->info.time_base_num = L->tb0.num;
             L->info.time_base_den = L->tb0.den;
-            L->first_frame = ttff;
             pthread_mutex_unlock(&L->mu);
-            fp__log(FP_LOG_VERBOSE, "framepool", "first frame from '%s' %.2f s after the open began",
-                    L->shown, ttff);
         }
         first = 0;
         *delivered_any = 1;
@@ -611,10 +627,32 @@ static void backoff_wait(fp__live *L, double delay)
     pthread_mutex_unlock(&L->mu);
 }
 
+/* The reconnect schedule (reader.h): the n-th failed try in a row waits a
+ * uniformly random delay in [d/2, d] with d = reconnect_min for n <= f, then
+ * d = min(reconnect_max, reconnect_min * 2^(n - f)); f = LIVE_FAST_TRIES
+ * when the count started at the end of a connection that delivered, 1 when
+ * no connection delivered yet. A server that restarts is back within a
+ * second or two: it is tried again about every reconnect_min until then;
+ * one that stays down, or never worked (a wrong URL or password), is tried
+ * less and less often. */
+#define LIVE_FAST_TRIES 5
+
+static double backoff_delay(fp__live *L, int fails, int fast)
+{
+    double d = L->lo.reconnect_min;
+    for (int i = fast ? LIVE_FAST_TRIES : 1; i < fails && d < L->lo.reconnect_max; i++)
+        d *= 2;
+    if (d > L->lo.reconnect_max)
+        d = L->lo.reconnect_max;
+    return d * (0.5 + 0.5 * (double)(rng_next(L) >> 11) / 9007199254740992.0);
+}
+
 static void *live_main(void *arg)
 {
     fp__live *L = arg;
-    int fails = 0; /* tries failed in a row (a connection that ended counts as one) */
+    int fails = 0; /* tries failed in a row (a connection that delivered and ended counts
+                      as one) */
+    int fast = 0;  /* that count started at the end of a connection that delivered */
     char msg[LIVE_MSG];
     for (int tries = 0; !atomic_load(&L->stop); tries++) {
         if (tries) {
@@ -630,8 +668,6 @@ static void *live_main(void *arg)
             fp__conn_info(c, &ci);
             pthread_mutex_lock(&L->mu);
             L->conn_id++;
-            L->connects++;
-            L->connected = 1;
             int had = L->have_info;
             L->info = ci;
             if (had) {
@@ -641,9 +677,7 @@ static void *live_main(void *arg)
             L->have_info = 1;
             memset(&L->cur, 0, sizeof L->cur);
             pthread_mutex_unlock(&L->mu);
-            emit(L, FP_LIVE_CONNECTED, 0, 0, 0, ci.width, ci.height,
-                 "connected to '%s': %s %dx%d%s%.4g fps", L->shown, ci.codec, ci.width,
-                 ci.height, ci.fps > 0 ? ", " : "", ci.fps > 0 ? ci.fps : 0.0);
+            /* CONNECTED comes with the connection's first frame (stream) */
             int end = stream(L, c, &delivered_any, msg, sizeof msg, &err);
             fp_reader_stats cs;
             fp__conn_stats(c, &cs);
@@ -657,20 +691,25 @@ static void *live_main(void *arg)
             fp__conn_close(&c);
             if (end == END_STOP)
                 break;
-            if (end == END_STALL || end == END_REPEAT)
-                emit(L, FP_LIVE_STALLED, 0, 0, FP_ETIMEDOUT, 0, 0, "'%s' stalled: %s", L->shown,
-                     end == END_REPEAT ? msg : "no new frame within the stall limit");
-            emit(L, FP_LIVE_DISCONNECTED, 0, 0, err, 0, 0, "disconnected from '%s': %s",
-                 L->shown, msg);
-            if (delivered_any)
+            if (delivered_any) {
+                /* a connection that delivered ends: STALLED (if so), DISCONNECTED;
+                 * one that did not is a failed try (its reason in RECONNECTING) */
+                if (end == END_STALL || end == END_REPEAT)
+                    emit(L, (fp_live_event){.type = FP_LIVE_STALLED, .error = FP_ETIMEDOUT},
+                         "'%s' stalled: %s", L->shown,
+                         end == END_REPEAT ? msg : "no new frame within the stall limit");
+                emit(L, (fp_live_event){.type = FP_LIVE_DISCONNECTED, .error = err},
+                     "disconnected from '%s': %s", L->shown, msg);
                 fails = 0;
+                fast = 1;
+            }
         } else if (atomic_load(&L->stop)) {
             break;
         }
         fails++;
         if (L->lo.max_reconnects > 0 && fails > L->lo.max_reconnects) {
             /* the event first: when fp_reader_next returns 0, it has been delivered */
-            emit(L, FP_LIVE_GAVE_UP, fails - 1, 0, err, 0, 0,
+            emit(L, (fp_live_event){.type = FP_LIVE_GAVE_UP, .attempt = fails - 1, .error = err},
                  "gave up on '%s' after %d failed reconnects: %s", L->shown,
                  L->lo.max_reconnects, msg);
             pthread_mutex_lock(&L->mu);
@@ -683,13 +722,10 @@ static void *live_main(void *arg)
             pthread_mutex_unlock(&L->mu);
             break;
         }
-        double d = L->lo.reconnect_min;
-        for (int i = 1; i < fails && d < L->lo.reconnect_max; i++)
-            d *= 2;
-        if (d > L->lo.reconnect_max)
-            d = L->lo.reconnect_max;
-        double delay = d * (0.5 + 0.5 * (double)(rng_next(L) >> 11) / 9007199254740992.0);
-        emit(L, FP_LIVE_RECONNECTING, fails, delay, err, 0, 0,
+        double delay = backoff_delay(L, fails, fast);
+        emit(L,
+             (fp_live_event){.type = FP_LIVE_RECONNECTING, .attempt = fails, .delay = delay,
+                             .error = err},
              "reconnecting to '%s' in %.2f s (attempt %d): %s", L->shown, delay, fails, msg);
         backoff_wait(L, delay);
     }
@@ -808,8 +844,10 @@ int fp__live_open(const char *url, const fp_reader_options *opts, const fp__sour
         L->iopt.threads = 1;
     L->iopt.timeout_us = 0; /* the stall limit is the connection's deadline */
     L->iopt.av_options = L->av_options;
-    /* 0.5 s / 500 kB instead of 5 s / 5 MB (the caller's av_options may say otherwise) */
-    int pn = snprintf(L->probe_opts, sizeof L->probe_opts, "analyzeduration=500000:probesize=500000%s%s",
+    /* 0.1 s / 500 kB instead of 5 s / 5 MB (the caller's av_options may say otherwise):
+     * FLV and MPEG-TS have no header, so the probe reads its whole duration of the
+     * stream after the first keyframe before the first frame can come */
+    int pn = snprintf(L->probe_opts, sizeof L->probe_opts, "analyzeduration=100000:probesize=500000%s%s",
                       L->av_options && *L->av_options ? ":" : "",
                       L->av_options ? L->av_options : "");
     if (pn < 0 || (size_t)pn >= sizeof L->probe_opts)

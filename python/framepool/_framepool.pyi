@@ -3,12 +3,14 @@
 # public name here exists at run time and the other way round.
 import builtins
 import os
+from enum import IntEnum
 from types import TracebackType
 from typing import Any, Final, Iterator, Literal, Self, final
 
 from numpy import ndarray
 
-from ._types import Interpolation, LiveMode, LiveOptions, MemTrackResult, ReaderInfo, ReaderStats
+from ._types import (BudgetStats, Interpolation, LiveMode, LiveOptions, MemTrackResult,
+                     ReaderInfo, ReaderStats)
 
 _Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 _Bytes = bytes | bytearray | memoryview
@@ -19,9 +21,45 @@ FLAG_KEY: Final[int]
 FLAG_CORRUPT: Final[int]
 FLAG_READONLY: Final[int]
 
+class ErrorCode(IntEnum):
+    """framepool's error codes: the C library's FP_E* values without the FP_
+    prefix (negative ints; the errno ones are Linux's). Error.code is one of
+    them; each is also a module constant (framepool.ELIMIT)."""
+    EINVAL = -22  # invalid argument
+    ENOMEM = -12  # out of memory
+    EAGAIN = -11  # resource temporarily unavailable
+    ETIMEDOUT = -110  # timed out
+    ECANCELED = -125  # cancelled
+    ENOENT = -2  # no such file or entry
+    EBUSY = -16  # busy
+    ELIMIT = -0x46500001  # a bound was reached (a pool, a Budget, a cache)
+    EFORMAT = -0x46500002  # not a media file or unsupported format
+    ENOSTREAM = -0x46500003  # no video stream
+    EDECODE = -0x46500004  # too many decode errors
+    EIO = -0x46500005  # input/output error
+    ENODISPLAY = -0x46500006  # no display available
+    EUNKNOWN = -0x46500007  # unknown error from a dependency
+    EHELD = -0x46500008  # the caller holds its max_held frames (a LimitError)
+
+EINVAL: Final = ErrorCode.EINVAL
+ENOMEM: Final = ErrorCode.ENOMEM
+EAGAIN: Final = ErrorCode.EAGAIN
+ETIMEDOUT: Final = ErrorCode.ETIMEDOUT
+ECANCELED: Final = ErrorCode.ECANCELED
+ENOENT: Final = ErrorCode.ENOENT
+EBUSY: Final = ErrorCode.EBUSY
+ELIMIT: Final = ErrorCode.ELIMIT
+EFORMAT: Final = ErrorCode.EFORMAT
+ENOSTREAM: Final = ErrorCode.ENOSTREAM
+EDECODE: Final = ErrorCode.EDECODE
+EIO: Final = ErrorCode.EIO
+ENODISPLAY: Final = ErrorCode.ENODISPLAY
+EUNKNOWN: Final = ErrorCode.EUNKNOWN
+EHELD: Final = ErrorCode.EHELD
+
 class Error(Exception):
-    """A framepool error; `code` is the FP_E* value (negative)."""
-    code: int
+    """A framepool error; `code` is its ErrorCode (e.code == framepool.ELIMIT)."""
+    code: ErrorCode
 
 class LimitError(Error): ...
 class FormatError(Error): ...
@@ -90,7 +128,9 @@ class Frame:
     def __reduce__(self) -> tuple[Any, ...]: ...
     def plane(self, i: int, /) -> Plane: ...
     def make_writable(self) -> None: ...
-    def copy(self) -> Frame: ...
+    def copy(self) -> Frame:
+        """A standalone writable copy, charged to the default budget
+        (set_default_budget) when one is set: LimitError when it is full."""
     def save(self, path: _Path, /) -> None: ...
     def tobytes(self) -> bytes: ...
 
@@ -119,6 +159,20 @@ class Reader:
                  /) -> None: ...
 
 @final
+class Budget:
+    """A byte cap on frame memory (fp_budget): open(budget=...) charges a
+    reader's pools to it; set_default_budget() makes Frame.copy() and
+    unpickled frames charge it. Does not pickle (TypeError)."""
+    def __init__(self, max_bytes: int, *, name: str | None = None) -> None: ...
+    @property
+    def stats(self) -> BudgetStats: ...
+    @property
+    def max_bytes(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+
+@final
 class MemTrack:
     """The memory-per-frame verdict: call sample() once per frame."""
     def __init__(self, capacity: int = 0, min_warmup: int = 0,
@@ -135,7 +189,10 @@ def open(source: _Path | _Bytes, *, format: str | None = None,
          timeout: float | None = None, stream: int | None = None,
          convert_ahead: bool = False, prefill: bool = False, av_options: str | None = None,
          loop: int = 0, loop_cache: int = 0,
-         interpolation: Interpolation | None = None) -> Reader: ...
+         interpolation: Interpolation | None = None, frame_threads: bool = False,
+         budget: Budget | None = None) -> Reader: ...
+def set_default_budget(budget: Budget | None, /) -> Budget | None: ...
+def get_default_budget() -> Budget | None: ...
 def summary() -> str: ...
 def leak_report(objects: bool = False, singletons: bool = False) -> str: ...
 def growth(limit: int = 10) -> str: ...

@@ -1,6 +1,6 @@
 """The shapes of the dicts framepool returns or takes, as TypedDicts, for
 type checkers and editors (framepool.ReaderInfo, ReaderStats, PoolStats,
-MemTrackResult, LiveOptions). At run time they are plain dicts."""
+MemTrackResult, LiveOptions, BudgetStats). At run time they are plain dicts."""
 from typing import Literal, Required, TypedDict
 
 LiveMode = Literal["latest", "all"]
@@ -30,6 +30,18 @@ class PoolStats(TypedDict):
     bytes: int
     idle_bytes: int
     max_buffers: int
+
+
+class BudgetStats(TypedDict):
+    """Budget.stats: a snapshot of C's fp_budget_stats."""
+    max_bytes: int    # the cap
+    used_bytes: int   # bytes of the buffers allocated by the pools on the budget (readers'
+                      # pools, their idle buffers included; copies and unpickled frames made
+                      # under set_default_budget)
+    peak_bytes: int   # the highest used_bytes
+    refusals: int     # buffers refused because the budget was full (after reclaiming)
+    reclaimed: int    # idle buffers freed to make room
+    pools: int        # pools attached now (each reader's; one per format and size of copies)
 
 
 class ReaderInfo(TypedDict):

@@ -23,13 +23,19 @@ How it works (each point is a function or class below):
   Frame (frame.copy(), pickled: one copy of the pixels; the unpickled frame
   is an ordinary framepool frame in the client). The scheduler keeps queue
   items as msgpack data, so a chunk travels as pickle bytes.
-- WorkerBudget: the frame memory the cameras of one worker process may
-  hold, a fraction (--budget-fraction) of the worker's memory limit. Each
-  camera reserves its readers' pool bound (buffers * bytes per buffer, read
-  from Reader.info and Reader.stats after its first frame) and fails with a
-  clear error when the worker's budget cannot take it, instead of being
-  OOM-killed later. (framepool's C budget, fp_budget, is not reachable
-  from Python: this is admission control over the pools' own caps.)
+- worker_budget: one framepool.Budget per worker process, a fraction
+  (--budget-fraction, 0.5) of the Dask worker's memory limit
+  (distributed.get_worker().memory_manager.memory_limit; the machine's
+  memory when the worker has no limit). Every camera's reader draws its
+  pools from it (framepool.open(budget=...)), and it is the process's
+  default budget (framepool.set_default_budget), so the thumbnails
+  (frame.copy()) are charged to it too and give their bytes back when they
+  are freed. A full budget first frees idle buffers of every pool on it;
+  then a live reader drops the frame (stats["budget_drops"]) and a
+  thumbnail raises LimitError (counted in the chunk, never fatal): the
+  worker's frame memory has a hard cap below its limit, so the nanny never
+  has to kill it. The client charges the thumbnails it unpickles to a
+  budget of its own the same way (--client-budget).
 - Stopping: Fleet.stop() sets a distributed.Event; each camera sees it
   within --poll seconds (reads time out every --poll seconds, so a dead
   camera does not block it), closes its reader and returns. A camera whose
@@ -96,64 +102,47 @@ class Chunk(TypedDict):
     final: bool          # the camera stopped (stop(), cancel)
     error: str | None
     budget: int          # the worker's frame budget (bytes)
-    budget_used: int     # reserved by the worker's cameras now
-    reserved: int        # this camera's part
-
+    budget_used: int     # bytes its pools and thumbnails hold now
+    budget_pools: int    # pools on it (two per open reader, one per thumbnail size)
+    thumb_limits: int    # thumbnails this camera skipped: the budget was full
+    budget_drops: int    # frames this camera's reader lost: the budget was full
 
 LIVE = framepool.LiveOptions(mode="latest", reconnect_min=0.1, reconnect_max=1.0, stall=3.0)
 
 # ---- in each worker process -----------------------------------------------------------------
 
 
-class BudgetError(framepool.LimitError):
-    """A camera's frame memory does not fit the worker's budget."""
+_budget: framepool.Budget | None = None
+_budget_lock = threading.Lock()
 
 
-class WorkerBudget:
-    """The frame memory of this worker process's cameras: a fraction of the
-    worker's memory limit (psutil's total memory when it has none)."""
+def worker_budget(fraction: float) -> framepool.Budget:
+    """This process's frame budget: `fraction` of the Dask worker's memory
+    limit (of the machine's memory outside a worker, or for a worker without
+    a limit), made on first use and set as the process's default budget so
+    that frame.copy() and unpickled frames are charged to it as well."""
+    global _budget
+    with _budget_lock:
+        if _budget is None:
+            limit, name = 0, f"pid {os.getpid()}"
+            if distributed is not None:
+                try:
+                    w = distributed.get_worker()
+                    limit = w.memory_manager.memory_limit or 0
+                    name = f"worker {w.address}"
+                except ValueError:  # not in a worker
+                    limit = 0
+            if not limit:
+                limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            _budget = framepool.Budget(max(1, int(limit * fraction)), name=name)
+            framepool.set_default_budget(_budget)
+        return _budget
 
-    _instance: WorkerBudget | None = None
-    _lock = threading.Lock()
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.reserved: dict[str, int] = {}
-
-    @classmethod
-    def here(cls, fraction: float) -> WorkerBudget:
-        with cls._lock:
-            if cls._instance is None:
-                limit = 0
-                if distributed is not None:
-                    try:
-                        limit = distributed.get_worker().memory_manager.memory_limit or 0
-                    except ValueError:  # not in a worker
-                        limit = 0
-                if not limit:
-                    limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-                cls._instance = WorkerBudget(int(limit * fraction))
-            return cls._instance
-
-    def reserve(self, camera: str, nbytes: int) -> None:
-        with self._lock:
-            others = sum(v for k, v in self.reserved.items() if k != camera)
-            if others + nbytes > self.max_bytes:
-                raise BudgetError(
-                    f"camera {camera}: its frame pools need {nbytes / 2**20:.1f} MiB and the "
-                    f"worker's other cameras hold {others / 2**20:.1f} MiB of its "
-                    f"{self.max_bytes / 2**20:.1f} MiB frame budget (a fraction of the "
-                    "worker's memory limit): give workers more memory, fewer cameras each, "
-                    "or a smaller size=")
-            self.reserved[camera] = nbytes
-
-    def release(self, camera: str) -> None:
-        with self._lock:
-            self.reserved.pop(camera, None)
-
-    def used(self) -> int:
-        with self._lock:
-            return sum(self.reserved.values())
+def budget_stats() -> framepool.BudgetStats | None:
+    """The frame budget of this worker process (run on every worker by
+    Fleet.budgets): None before its first camera."""
+    return _budget.stats if _budget is not None else None
 
 
 _runs: dict[str, int] = {}
@@ -162,18 +151,6 @@ _runs: dict[str, int] = {}
 def open_readers() -> int:
     """Readers open in this process (run on every worker by Fleet.open_readers)."""
     return len(framepool.readers())
-
-
-def pool_bound(reader: framepool.Reader) -> int:
-    """The most bytes the reader's two pools can hold (their buffer caps
-    times the size of the buffers they hold now)."""
-    info, stats = reader.info, reader.stats
-    total = 0
-    for pool, cap in ((stats.get("pool"), info["pool_max_buffers"]),
-                      (stats.get("out_pool"), info["out_pool_max_buffers"])):
-        if pool and pool["allocated"]:
-            total += cap * (pool["bytes"] // pool["allocated"])
-    return total
 
 
 def _cancelled(key: str | None) -> bool:
@@ -206,30 +183,33 @@ def camera_task(spec: CameraSpec, budget_fraction: float = 0.5) -> dict[str, Any
             pass
     camera = spec["camera"]
     _runs[camera] = run = _runs.get(camera, 0) + 1
-    budget = WorkerBudget.here(budget_fraction)
+    budget = worker_budget(budget_fraction)
     frames: list[FrameStat] = []
     totals: dict[str, Any] = {"camera": camera, "frames": 0, "chunks": 0, "worker": worker_name,
               "pid": os.getpid(), "run": run}
     error: str | None = None
     reader = framepool.open(spec["url"], format="gray8", size=spec["size"], live=LIVE,
-                            max_held=2, timeout=spec["poll"])
+                            max_held=2, timeout=spec["poll"], budget=budget)
     prev: np.ndarray[Any, Any] | None = None
     next_chunk = time.monotonic() + spec["chunk"]
     next_thumb = time.monotonic()
     next_poll = time.monotonic() + spec["poll"]
     thumb: framepool.Frame | None = None
-    reserved = 0
+    thumb_limits = 0
 
     def send(final: bool) -> None:
-        connected, reconnects, dropped = False, 0, 0
+        connected, reconnects, dropped, budget_drops = False, 0, 0, 0
         if not reader.closed:
             s = reader.stats
             connected, reconnects, dropped = s["connected"], s["reconnects"], s["dropped"]
+            budget_drops = s["budget_drops"]
+        b = budget.stats
         chunk = Chunk(camera=camera, worker=worker_name, pid=os.getpid(), run=run,
                       sent=time.time(), frames=list(frames), thumbnail=thumb,
                       connected=connected, reconnects=reconnects, dropped=dropped,
-                      final=final, error=error, budget=budget.max_bytes,
-                      budget_used=budget.used(), reserved=reserved)
+                      final=final, error=error, budget=b["max_bytes"],
+                      budget_used=b["used_bytes"], budget_pools=b["pools"],
+                      thumb_limits=thumb_limits, budget_drops=budget_drops)
         if queue is not None:  # the scheduler keeps msgpack data: send pickled bytes
             queue.put(pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
         totals["chunks"] += 1
@@ -259,12 +239,11 @@ def camera_task(spec: CameraSpec, budget_fraction: float = 0.5) -> dict[str, Any
                 totals["frames"] += 1
                 if spec["thumb"] and now >= next_thumb:
                     next_thumb = now + spec["thumb"]
-                    thumb = frame.copy()  # not counted against max_held
+                    try:  # charged to the worker's budget; not counted against max_held
+                        thumb = frame.copy()
+                    except framepool.LimitError:
+                        thumb_limits += 1  # the budget is full: no thumbnail this time
                 del img, frame
-                bound = pool_bound(reader)
-                if bound > reserved:  # first frame, or the stream grew
-                    budget.reserve(camera, bound)
-                    reserved = bound
             if time.monotonic() >= next_chunk and (frames or thumb is not None):
                 next_chunk = time.monotonic() + spec["chunk"]
                 send(False)
@@ -274,7 +253,6 @@ def camera_task(spec: CameraSpec, budget_fraction: float = 0.5) -> dict[str, Any
         raise
     finally:
         reader.close()
-        budget.release(camera)
         try:
             send(True)
         except Exception:
@@ -342,6 +320,10 @@ class Fleet:
         """{worker address: readers open in its process}."""
         return dict(self.client.run(open_readers))
 
+    def budgets(self) -> dict[str, framepool.BudgetStats | None]:
+        """{worker address: its frame budget's figures (None: no camera yet)}."""
+        return dict(self.client.run(budget_stats))
+
 
 def summarise(counts: dict[str, dict[str, Any]], chunk: Chunk) -> None:
     c = counts.setdefault(chunk["camera"], {"frames": 0, "thumbs": 0, "age_max": 0.0})
@@ -364,7 +346,10 @@ def main() -> int:
     p.add_argument("--thumb", type=float, default=5.0, help="seconds between thumbnails")
     p.add_argument("--poll", type=float, default=0.5,
                    help="seconds between a camera's checks for stop/cancel")
-    p.add_argument("--budget-fraction", type=float, default=0.5)
+    p.add_argument("--budget-fraction", type=float, default=0.5,
+                   help="each worker's frame budget, as a fraction of its memory limit")
+    p.add_argument("--client-budget", default="64MiB",
+                   help="the budget of the thumbnails unpickled here (e.g. 64MiB)")
     p.add_argument("--worker-profile", action="store_true",
                    help="keep Dask's statistical profiler on in LocalCluster workers")
     args = p.parse_args()
@@ -378,6 +363,10 @@ def main() -> int:
         importlib.import_module("dask").config.set(
             {"distributed.worker.profile.enabled": False})
     w, h = (int(v) for v in args.size.split("x"))
+    # thumbnails unpickled here are framepool frames charged to this budget
+    framepool.set_default_budget(framepool.Budget(
+        int(importlib.import_module("dask.utils").parse_bytes(args.client_budget)),
+        name="fleet client"))
     if args.scheduler:
         cluster = None
         client = distributed.Client(args.scheduler)

@@ -54,14 +54,15 @@ def cv2_frames(path: str, loop: bool) -> Generator[Any, None, None]:
 def framepool_frames(path: str, loop: bool,
                      threads: int) -> Generator[framepool.Frame, None, None]:
     """framepool: each step rebinds `frame`, so the previous one goes back to
-    its pool. --loop seeks back to the start: the pools stay warm."""
-    with framepool.open(path, format="bgr24", max_held=2, threads=threads) as reader:
-        while True:
-            for frame in reader:
-                yield frame
-            if not loop:
-                return
-            reader.seek(0)
+    its pool. --loop is the reader's own loop (open(loop=-1)): at each end it
+    rewinds the input, or replays a short clip from memory, and keeps its
+    decoder and pools as they are. (A reader.seek(0) at each end would flush
+    the decoder instead: FFmpeg's frame threads then rebuild their
+    per-picture tables, and the heap reaches new high-water marks for the
+    first passes — +0.2 MiB steps up to frame 1300 on a 600-frame clip.)"""
+    with framepool.open(path, format="bgr24", max_held=2, threads=threads,
+                        loop=-1 if loop else 0) as reader:
+        yield from reader
 
 
 def run(mode: str, args: argparse.Namespace) -> int:

@@ -141,18 +141,32 @@ def client():
     cluster.close()
 
 
-def test_budget_refuses_a_camera_that_does_not_fit():
-    b = fleet.WorkerBudget(10 * 2**20)
-    b.reserve("a", 6 * 2**20)
-    with pytest.raises(fleet.BudgetError, match="camera b: its frame pools need 5.0 MiB"):
-        b.reserve("b", 5 * 2**20)
-    b.reserve("a", 8 * 2**20)  # a camera may grow within the budget
-    b.release("a")
-    b.reserve("b", 5 * 2**20)
-    assert b.used() == 5 * 2**20
+def test_worker_budget_outside_a_worker():
+    """Outside a Dask worker the budget is the fraction of the machine's
+    memory, made once and set as the process's default budget."""
+    old = framepool.set_default_budget(None)
+    fleet._budget = None
+    try:
+        b = fleet.worker_budget(0.25)
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        assert b.max_bytes == int(total * 0.25) and fleet.worker_budget(0.5) is b
+        assert framepool.get_default_budget() is b
+        assert fleet.budget_stats() == b.stats
+    finally:
+        fleet._budget = None
+        framepool.set_default_budget(old)
 
 
-def test_fleet_delivers_recovers_and_stops(cameras, client):
+@pytest.fixture
+def client_budget():
+    """The thumbnails unpickled in this process are charged to a budget."""
+    b = framepool.Budget(64 * 2**20, name="fleet client")
+    old = framepool.set_default_budget(b)
+    yield b
+    framepool.set_default_budget(old)
+
+
+def test_fleet_delivers_recovers_and_stops(cameras, client, client_budget):
     f = fleet.Fleet(client, [c.url for c in cameras], size=(160, 120), chunk=0.25, thumb=1.0,
                     poll=0.25)
     col = Collector(f)
@@ -162,14 +176,22 @@ def test_fleet_delivers_recovers_and_stops(cameras, client):
         col.wait("every camera delivers 20 frames",
                  lambda: all(len(col.frames_after(s["camera"], 0)) >= 20 for s in f.specs), 60)
         assert not col.errors, col.describe()
-        # each worker's frame budget is half its 1 GiB memory limit, and each
-        # camera has reserved its pools' bound from it
+        # each worker's frame budget is half its 1 GiB memory limit, and its
+        # cameras' readers (two pools each) and thumbnails are charged to it
         for s in f.specs:
             last = col.chunks[s["camera"]][-1]
             assert last["budget"] == 2**30 // 2, last["budget"]
-            assert 0 < last["reserved"] <= last["budget_used"] <= last["budget"], last
-            print(f"{s['camera']}: reserved {last['reserved'] / 2**20:.2f} MiB of the worker's "
-                  f"{last['budget'] / 2**20:.0f} MiB frame budget")
+            assert 0 < last["budget_used"] <= last["budget"], last
+            assert last["budget_pools"] >= 2 and last["budget_drops"] == 0, last
+            assert last["thumb_limits"] == 0, last
+            print(f"{s['camera']}: the worker's {last['budget'] / 2**20:.0f} MiB frame budget "
+                  f"holds {last['budget_used'] / 2**20:.2f} MiB in {last['budget_pools']} pools")
+        budgets = f.budgets()
+        assert len(budgets) == 2 and all(b is not None for b in budgets.values()), budgets
+        for addr, b in budgets.items():
+            assert b is not None and b["max_bytes"] == 2**30 // 2, (addr, b)
+            assert 0 < b["used_bytes"] <= b["peak_bytes"] <= b["max_bytes"], (addr, b)
+            assert b["pools"] >= 2, (addr, b)
         for s in f.specs:
             col.wait(f"{s['camera']} sends a thumbnail", lambda: any(
                 c["thumbnail"] is not None for c in col.chunks[s["camera"]]), 10)
@@ -178,6 +200,9 @@ def test_fleet_delivers_recovers_and_stops(cameras, client):
             t = thumbs[0]
             assert isinstance(t, framepool.Frame), type(t)  # unpickled: an ordinary frame
             assert np.asarray(t).shape == (120, 160), np.asarray(t).shape
+            # charged to this process's default budget (set by the fixture)
+            assert t.pool == f"copies 160x120 {t.format}", t.pool
+            assert client_budget.stats["used_bytes"] >= 160 * 120, client_budget.stats
 
         # a camera server killed: its camera is back within 3 s
         cam = f.specs[0]["camera"]

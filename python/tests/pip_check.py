@@ -8,12 +8,17 @@
      `pip install --no-index` of the wheel (offline), `pip show`, import from
      the venv's site-packages, __version__ == C_VERSION ==
      importlib.metadata.version, py.typed and the stubs present;
-  4. the binding's pytest suite (python/tests) run by the venv's python from
-     outside the checkout, against the installed package (FP_EXPECT_INSTALLED
-     makes test_packaging.py assert where framepool was imported from);
+  4. the binding's pytest suite (python/tests), once, run by the venv's
+     python from outside the checkout, against the installed package
+     (FP_EXPECT_INSTALLED makes test_packaging.py assert where framepool was
+     imported from). Every test runs; the depth knobs are lowered
+     (FP_HYPOTHESIS_SCALE 0.25, FP_STRESS_SECONDS 1, unless set): the same
+     sources run at full depth in ctest python_tests, and here the question
+     is whether the installed package works;
   5. `pip uninstall -y`: files gone, import fails;
   6. `pip install --no-build-isolation --no-index WORK/src` (a directory, no
-     wheel step), import, uninstall.
+     wheel step): installs, imports, checks the metadata, uninstalls (no
+     second pytest run).
 
 Every step has a time limit; on failure the step's output is printed and
 WORK is kept. Usage: pip_check.py --source DIR --work DIR [--python EXE]
@@ -136,6 +141,8 @@ def main():
             raise StepFailed(f"pip show: not installed in the venv\n{out}")
         print(step("import", [vpy, "-c", IMPORT_CHECK, clip], cwd=work, env=env, timeout=120))
         penv = dict(env, FP_EXPECT_INSTALLED=venv, FP_SOURCE_DIR=src)
+        penv.setdefault("FP_HYPOTHESIS_SCALE", "0.25")
+        penv.setdefault("FP_STRESS_SECONDS", "1")
         print(step("pytest (installed package)",
                    [vpy, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                     os.path.join(src, "python", "tests")], cwd=work, env=penv, timeout=900)

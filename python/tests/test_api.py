@@ -2,9 +2,12 @@
 by `from framepool import *`, stubs (_framepool.pyi) that name exactly what
 the extension has, and inspect.signature on every public callable."""
 import ast
+import enum
 import builtins
 import inspect
 import pathlib
+
+import pytest
 
 import framepool
 from framepool import _framepool
@@ -24,7 +27,8 @@ def stub_tree():
         if isinstance(node, ast.ClassDef):
             names[node.name] = \
                 {n.name for n in node.body if isinstance(n, ast.FunctionDef)} | \
-                {n.target.id for n in node.body if isinstance(n, ast.AnnAssign)}
+                {n.target.id for n in node.body if isinstance(n, ast.AnnAssign)} | \
+                {t.id for n in node.body if isinstance(n, ast.Assign) for t in n.targets}
         elif isinstance(node, ast.FunctionDef):
             names[node.name] = None
         elif isinstance(node, ast.AnnAssign):
@@ -75,7 +79,8 @@ def test_stubs_name_what_the_extension_has():
         cls = getattr(_framepool, name)
         if issubclass(cls, BaseException):
             continue
-        have = public(cls)
+        # an IntEnum's public names are its members (plus int's own methods)
+        have = set(cls.__members__) if issubclass(cls, enum.Enum) else public(cls)
         assert not have - members, f"{name}: not in the stubs: {sorted(have - members)}"
         only = {m for m in members if not m.startswith("_")} - have - \
             PENDING_MEMBERS.get(name, set())
@@ -89,8 +94,8 @@ def public_callables():
     for name in sorted(public(_framepool)):
         obj = getattr(_framepool, name)
         if inspect.isclass(obj):
-            if issubclass(obj, BaseException):
-                continue
+            if issubclass(obj, (BaseException, enum.Enum)):
+                continue  # exceptions; ErrorCode's methods are int's
             if name == "MemTrack":
                 out.append((name, obj))
             for m in sorted(public(obj)):
@@ -123,3 +128,46 @@ def test_signature_of_every_public_callable_matches_the_stubs():
 def test_public_callables_have_docstrings():
     undocumented = [n for n, fn in public_callables() if not (fn.__doc__ or "").strip()]
     assert not undocumented, undocumented
+
+
+# ---- error codes ---------------------------------------------------------------------
+
+# The C library's FP_E* values (include/framepool/base.h), written out.
+C_CODES = {"EINVAL": -22, "ENOMEM": -12, "EAGAIN": -11, "ETIMEDOUT": -110,
+           "ECANCELED": -125, "ENOENT": -2, "EBUSY": -16, "ELIMIT": -0x46500001,
+           "EFORMAT": -0x46500002, "ENOSTREAM": -0x46500003, "EDECODE": -0x46500004,
+           "EIO": -0x46500005, "ENODISPLAY": -0x46500006, "EUNKNOWN": -0x46500007,
+           "EHELD": -0x46500008}
+
+
+def test_error_codes_are_the_c_values():
+    assert issubclass(framepool.ErrorCode, enum.IntEnum)
+    assert {m.name: m.value for m in framepool.ErrorCode} == C_CODES
+    for name, value in C_CODES.items():
+        const = getattr(framepool, name)
+        assert const is framepool.ErrorCode[name] and const == value, name
+        assert name in framepool.ErrorCode.__doc__, name
+    assert "ErrorCode" in framepool.__all__
+    assert "ELIMIT" not in framepool.__all__  # errno's names stay errno's under import *
+
+
+def test_exception_codes_are_error_codes(clips, tmp_path):
+    with pytest.raises(framepool.NotFoundError) as e:
+        framepool.open("/nonexistent/framepool/clip.mp4")
+    assert e.value.code is framepool.ENOENT
+    bad = tmp_path / "text.mp4"
+    bad.write_text("not a video\n" * 100)
+    with pytest.raises(framepool.FormatError) as e:
+        framepool.open(bad)
+    assert e.value.code is framepool.EFORMAT and e.value.code == -0x46500002
+    reader = framepool.open(clips.h264, max_held=2)
+    kept = []
+    with pytest.raises(framepool.LimitError) as e:
+        for frame in reader:
+            kept.append(frame)
+    # the reader's own max_held bound: a LimitError whose code is EHELD
+    assert e.value.code is framepool.EHELD and e.value.code != framepool.ELIMIT
+    assert repr(e.value.code) == "<ErrorCode.EHELD: -1179648008>"
+    for frame in kept:
+        frame.release()
+    reader.close()

@@ -51,7 +51,11 @@ anything = st.recursive(
 
 KEYWORDS = ["format", "size", "every", "start", "end", "threads", "max_held", "live",
             "timeout", "stream", "convert_ahead", "prefill", "av_options", "loop",
-            "loop_cache", "interpolation"]
+            "loop_cache", "interpolation", "frame_threads", "budget"]
+
+# Budgets from tiny (every frame refused) to roomy, and any other value.
+budgets = st.integers(1, 64 * 2**20).map(C.Budget)
+any_budget = st.one_of(budgets, anything)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +106,66 @@ def test_open_with_any_value_of_one_keyword(tiny, keyword):
     def check(value):
         try_open(tiny, **{keyword: value})
     check()
+
+
+def test_open_with_any_budget_and_keywords(tiny):
+    @examples(300)
+    @given(budget=any_budget, kw=st.dictionaries(st.sampled_from(KEYWORDS[:-1]), anything,
+                                                 max_size=3))
+    def check(budget, kw):
+        try_open(tiny, budget=budget, **kw)
+        if isinstance(budget, C.Budget):
+            s = budget.stats  # the reader closed: its pools gave every byte back
+            assert s["used_bytes"] == 0 and s["peak_bytes"] <= s["max_bytes"], s
+    check()
+
+
+def test_budget_with_any_value():
+    @examples(400)
+    @given(max_bytes=anything, name=anything)
+    def check(max_bytes, name):
+        try:
+            b = C.Budget(max_bytes, name=name)
+        except DOCUMENTED:
+            return
+        assert b.max_bytes == max_bytes and b.stats["used_bytes"] == 0
+        assert repr(b).startswith("<framepool.Budget ")
+        try:
+            pickle.dumps(b)
+            raise AssertionError("a Budget pickled")
+        except TypeError:
+            pass
+    check()
+
+
+def test_copies_under_any_default_budget(tiny):
+    f = C.open(tiny, format="bgr24").read()
+    data = pickle.dumps(f)
+
+    @examples(300)
+    @given(budget=any_budget, n=st.integers(0, 6), how=st.sampled_from(["copy", "pickle"]))
+    def check(budget, n, how):
+        try:
+            C.set_default_budget(budget)
+        except DOCUMENTED:
+            assert not isinstance(budget, C.Budget) and budget is not None
+            return
+        try:
+            kept = []
+            for _ in range(n):
+                try:
+                    kept.append(f.copy() if how == "copy" else pickle.loads(data))
+                except framepool.LimitError as e:
+                    assert e.code == -0x46500001 and "max_bytes=" in str(e), e
+            if budget is not None:
+                assert budget.stats["used_bytes"] <= budget.stats["max_bytes"]
+            del kept
+            if budget is not None:
+                assert budget.stats["used_bytes"] == 0, budget.stats
+        finally:
+            C.set_default_budget(None)
+    check()
+    f.release()
 
 
 def test_open_with_any_combination(tiny):

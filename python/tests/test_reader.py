@@ -224,6 +224,29 @@ def test_live_reader_reconnects_and_stamps_wall_time():
         server.wait()
 
 
+def test_frame_threads_for_a_live_reader(clips):
+    """frame_threads=True: a live reader with threads > 1 decodes with frame
+    threads (C's fp_reader_options.frame_threads); a bool, or 0/1."""
+    port = free_port()
+    server = serve_tcp(port)
+    try:
+        with framepool.open(f"tcp://127.0.0.1:{port}", format="gray8", live="all",
+                            threads=2, frame_threads=True, timeout=20) as reader:
+            got = read_some(reader, 10, 20)
+            assert len(got) == 10 and reader.stats["connects"] == 1
+            assert reader.info["threads"] == 2, reader.info
+    finally:
+        server.kill()
+        server.wait()
+    with framepool.open(clips.h264, frame_threads=False) as r:  # files: no effect
+        assert r.read().index == 0
+    framepool.open(clips.h264, frame_threads=1).close()
+    for bad, exc in ((2, ValueError), (-1, ValueError), ("yes", TypeError),
+                     (1.0, TypeError), ([], TypeError)):
+        with pytest.raises(exc, match="frame_threads"):
+            framepool.open(clips.h264, frame_threads=bad)
+
+
 # ---- bad input: each gives a clear framepool.Error subclass ----------------------------
 
 def test_missing_file():

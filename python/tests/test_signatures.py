@@ -10,7 +10,7 @@ import framepool
 from framepool import _framepool as C
 
 PUBLIC = sorted(n for n in dir(C) if not n.startswith("_") and callable(getattr(C, n)))
-TYPES = [C.Frame, C.Reader, C.Plane, C.MemTrack]
+TYPES = [C.Frame, C.Reader, C.Plane, C.MemTrack, C.Budget]
 
 
 def members():
@@ -59,6 +59,9 @@ def test_info_and_stats_keys_are_documented(clips):
         assert re.search(rf"\b{k}\b", stats_doc), k
     for k in r.stats["pool"]:
         assert re.search(rf"\b{k}\b", stats_doc), k
+    budget_doc = C.Budget.stats.__doc__
+    for k in framepool.Budget(1).stats:
+        assert re.search(rf"\b{k}\b", budget_doc), k
     result = framepool.MemTrack().result()
     for k in result:
         assert re.search(rf"\b{k}\b", C.MemTrack.result.__doc__), k
