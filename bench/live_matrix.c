@@ -289,14 +289,25 @@ static int cmp_made(const void *a, const void *b)
 }
 
 /* Every frame the sources made (each log starts at frame 0, a keyframe;
- * the encoders make one every `gop` frames and no others). */
-static void read_made(const char *dir, int gop)
+ * the encoders make one every `gop` frames and no others). With
+ * `partial_lost` (HLS), the frames of the segment a publisher was writing
+ * when it was killed — from its last keyframe on, in every log but the
+ * newest — were never published (the playlist lists a segment once it is
+ * complete): they are left out, and counted in *lost. */
+static void read_made(const char *dir, int gop, int partial_lost, int *lost)
 {
     nmade = 0;
+    *lost = 0;
     DIR *d = opendir(dir);
     if (!d)
         zoo_fail("no zoo directory %s", dir);
     struct dirent *e;
+    int newest_file = -1, nfile = 0;
+    long newest = -1;
+    typedef struct span {
+        int from, last_key, to;
+    } span;
+    span files[64];
     while ((e = readdir(d))) {
         if (strncmp(e->d_name, "made-", 5) != 0)
             continue;
@@ -305,6 +316,7 @@ static void read_made(const char *dir, int gop)
         FILE *f = fopen(path, "r");
         if (!f)
             continue;
+        int from = nmade, last_key = -1;
         while (fgets(buf, sizeof buf, f)) {
             const char *p = strstr(buf, " pts:");
             if (!p || strncmp(p + 5, "NOPTS", 5) == 0)
@@ -317,12 +329,34 @@ static void read_made(const char *dir, int gop)
                 if (!made)
                     zoo_fail("out of memory");
             }
-            made[nmade++] = (made_frame){(long)((us / 10000) & ((1L << 18) - 1)),
-                                         frame >= 0 && frame % gop == 0};
+            int key = frame >= 0 && frame % gop == 0;
+            if (key)
+                last_key = nmade;
+            if (us > newest) {
+                newest = us;
+                newest_file = nfile;
+            }
+            made[nmade++] = (made_frame){(long)((us / 10000) & ((1L << 18) - 1)), key};
         }
         fclose(f);
+        if (nfile < 64)
+            files[nfile++] = (span){from, last_key, nmade};
     }
     closedir(d);
+    if (partial_lost) {
+        int w = 0;
+        for (int fi = 0; fi < nfile; fi++) {
+            int cut = fi == newest_file || files[fi].last_key < 0 ? files[fi].to
+                                                                    : files[fi].last_key;
+            for (int i = files[fi].from; i < files[fi].to; i++) {
+                if (i < cut)
+                    made[w++] = made[i];
+                else
+                    (*lost)++;
+            }
+        }
+        nmade = w;
+    }
     qsort(made, (size_t)nmade, sizeof *made, cmp_made);
 }
 
@@ -599,8 +633,15 @@ static void run_group(zoo_kind kind, client *cs, int nc)
     sleep_s(kind == ZOO_HLS ? 8 : 2);
     for (int i = 0; i < nc; i++)
         stop_client(&cs[i]);
-    int gop = (int)(z.gop * z.fps + 0.5);
-    read_made(z.dir, gop < 1 ? 1 : gop);
+    int gop = (int)(z.gop * z.fps + 0.5), lost = 0;
+    read_made(z.dir, gop < 1 ? 1 : gop, kind == ZOO_HLS, &lost);
+    if (lost) {
+        size_t n = strlen(notes);
+        snprintf(notes + n, sizeof notes - n,
+                 "- hls: %d frames made in segments the publisher never finished (it was "
+                 "killed at a fault) are not counted as sent\n",
+                 lost);
+    }
     if (nmade == 0)
         zoo_fail("%s: the source logged no frame (%s)", zoo_name(kind), z.dir);
     for (int i = 0; i < nc; i++) {
