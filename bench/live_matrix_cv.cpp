@@ -2,9 +2,12 @@
 // with the FFmpeg backend for SECONDS the way an OpenCV loop that survives a
 // camera going away does (read until it fails, release, open again after
 // 0.5 s), with open and read timeouts of 10 s (framepool's default stall).
-// Prints "s T" at start, "c T" after each successful open and "x T PTS" per
-// frame (T: CLOCK_MONOTONIC seconds, PTS: CAP_PROP_POS_MSEC / 1000).
+// Prints "s T" at start, "c T" after each successful open and "x T STAMP -1"
+// per frame (T: CLOCK_MONOTONIC seconds, STAMP: the source's stamp of the
+// picture, tests/zoo.h, read from its green channel; -1 unread).
 // FFmpeg options come from OPENCV_FFMPEG_CAPTURE_OPTIONS ("k;v|k;v").
+#include "zoo.h"
+
 #include <opencv2/core.hpp>
 #include <opencv2/videoio.hpp>
 
@@ -27,9 +30,9 @@ int main(int argc, char **argv)
         return 2;
     }
     double seconds = std::atof(argv[2]);
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
     double start = now();
     std::printf("s %.6f\n", start);
-    std::fflush(stdout);
     try {
         std::vector<int> params = {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, 10000,
                                    cv::CAP_PROP_READ_TIMEOUT_MSEC, 10000};
@@ -41,9 +44,12 @@ int main(int argc, char **argv)
                 continue;
             }
             std::printf("c %.6f\n", now());
-            while (now() - start < seconds && cap.read(m))
-                std::printf("x %.6f %.6f\n", now(), cap.get(cv::CAP_PROP_POS_MSEC) / 1000.0);
-            std::fflush(stdout);
+            while (now() - start < seconds && cap.read(m)) {
+                long stamp = -1;
+                if (m.type() == CV_8UC3)
+                    stamp = zoo_stamp_read(m.data + 1, (int)m.step, 3, m.cols, m.rows);
+                std::printf("x %.6f %ld -1\n", now(), stamp);
+            }
             cap.release();
             if (now() - start < seconds)
                 std::this_thread::sleep_for(std::chrono::milliseconds(500));

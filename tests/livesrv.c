@@ -3,7 +3,9 @@
 #include "livesrv.h"
 
 #include "testutil.h"
+#include "zoo.h"
 
+#include <stdarg.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -15,6 +17,18 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* The zoo's helpers (tests/zoo.c) fail the test that called them. */
+void zoo_fail(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ck_abort_msg("%s", buf);
+    abort(); /* not reached */
+}
 
 int free_port(int type)
 {
@@ -90,47 +104,15 @@ pid_t ffmpeg_server(const char *src, const char *size, const char *bsf, int list
 {
     ck_assert_msg(have_program("ffmpeg -version"),
                   "this test needs the ffmpeg program (Debian package ffmpeg; scripts/setup)");
-    char input[160];
-    snprintf(input, sizeof input, "%s%ssize=%s:rate=25", src, strchr(src, '=') ? ":" : "=",
-             size);
-    const char *argv[40];
-    int n = 0;
-    argv[n++] = "ffmpeg";
-    argv[n++] = "-nostdin";
-    argv[n++] = "-hide_banner";
-    argv[n++] = "-loglevel";
-    argv[n++] = "error";
-    argv[n++] = "-re";
-    argv[n++] = "-f";
-    argv[n++] = "lavfi";
-    argv[n++] = "-i";
-    argv[n++] = input;
-    argv[n++] = "-t";
-    argv[n++] = "60";
-    argv[n++] = "-c:v";
-    argv[n++] = "mpeg2video";
-    argv[n++] = "-g";
-    argv[n++] = "12";
-    argv[n++] = "-q:v";
-    argv[n++] = "4";
-    /* every packet on the wire at once, no one-frame decoder delay: what a camera does */
-    argv[n++] = "-flags";
-    argv[n++] = "+low_delay";
-    argv[n++] = "-flush_packets";
-    argv[n++] = "1";
-    if (bsf) {
-        argv[n++] = "-bsf:v";
-        argv[n++] = bsf;
-    }
-    argv[n++] = "-f";
-    argv[n++] = "mpegts";
-    if (listen_http) {
-        argv[n++] = "-listen";
-        argv[n++] = "1";
-    }
-    argv[n++] = out;
-    argv[n] = NULL;
-    return spawn((char *const *)argv);
+    zoo_publisher p = {.src = src, .size = size, .fps = 25, .seconds = "60",
+                       .codec = "mpeg2video", .gop = 12 / 25.0, .bsf = bsf, .fmt = "mpegts",
+                       .listen = listen_http, .out = out};
+    zoo_argv *a = calloc(1, sizeof *a); /* large: not on a test thread's stack */
+    ck_assert_ptr_nonnull(a);
+    zoo_publisher_argv(a, &p);
+    pid_t pid = spawn((char *const *)a->v);
+    free(a);
+    return pid;
 }
 
 pid_t tcp_server(int port, const char *src, const char *size, const char *bsf)

@@ -4,7 +4,8 @@
  * test thread that started it (PR_SET_PDEATHSIG) and stops by itself after
  * 60 s. A missing server program fails the test with a message naming the
  * Debian package (scripts/setup installs them). FP_LIVE_VERBOSE=1 shows the
- * servers' stderr. */
+ * servers' stderr. A program using these links tests/zoo.c too: this file
+ * defines its zoo_fail (the test fails). */
 #ifndef FP_LIVESRV_H
 #define FP_LIVESRV_H
 
@@ -35,8 +36,8 @@ void reap(pid_t *p);
 /* Whether the shell command `cmd` succeeds (its output discarded). */
 int have_program(const char *cmd);
 
-/* ffmpeg serving a 25 fps test pattern (MPEG-2 in MPEG-TS) at `out`, for at
- * most 60 s. `src` is a lavfi source ("testsrc2", "color=c=red"), `size`
+/* ffmpeg serving a 25 fps test pattern (MPEG-2 in MPEG-TS, a keyframe every
+ * 12 frames; the zoo's publisher, tests/zoo.h) at `out`, for at most 60 s. `src` is a lavfi source ("testsrc2", "color=c=red"), `size`
  * "WxH", `bsf` an optional bitstream filter; `listen_http` adds -listen 1
  * (an HTTP server for one client). */
 pid_t ffmpeg_server(const char *src, const char *size, const char *bsf, int listen_http,

@@ -12,12 +12,16 @@ Options, for servers set up the way cameras are:
   --user USER:PASS      the credentials (default admin:secret)
   --session-timeout S   drop a session without keep-alive after S seconds
                         (GStreamer's default is 60)
+  --stamp-epoch US      draw the making time into each picture (tests/zoo.h:
+                        centiseconds of CLOCK_REALTIME since US microseconds)
+                        and log each frame made to --made-log FILE
 Prints "ready" on stdout once it listens. Needs python3-gi,
 gir1.2-gst-rtsp-server-1.0 and gstreamer1.0-plugins-{base,good,ugly}
 (scripts/setup installs them).
 """
 import argparse
 import sys
+import time
 
 import gi
 
@@ -25,6 +29,78 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+
+class Stamper:
+    """Frames for appsrc: a moving bar and the stamp of tests/zoo.h (a white
+    and a black reference square, then 18 bits of the making time in
+    centiseconds since the epoch), made at the frame rate on the main loop
+    while the media plays, each logged as FFmpeg's metadata filter does."""
+
+    def __init__(self, a, w, h):
+        self.a, self.w, self.h = a, w, h
+        self.log = open(a.made_log, "a", buffering=1) if a.made_log else None
+        self.frame = 0
+        self.src = None
+        self.timer = 0
+
+    def configure(self, factory, media):
+        # a new media encodes anew: its frame 0 is a keyframe
+        self.frame = 0
+        self.src = media.get_element().get_child_by_name("src")
+        media.connect("unprepared", self.unprepared)
+        if not self.timer:
+            self.next_t = time.monotonic()
+            self.timer = GLib.timeout_add(5, self.tick)
+
+    def unprepared(self, media):
+        self.src = None
+
+    def picture(self, cs):
+        w, h = self.w, self.h
+        y = bytearray(b"\x50") * (w * h)
+        bar = (self.frame * 4) % w
+        for row in range(16, h):
+            y[row * w + bar:row * w + min(w, bar + 16)] = b"\xe0" * min(16, w - bar)
+        def square(i, v):
+            for row in range(16):
+                y[row * w + 16 * i:row * w + 16 * i + 16] = bytes([v]) * 16
+        if w >= 320 and h >= 16:
+            for row in range(16):
+                y[row * w:row * w + 320] = b"\x10" * 320
+            square(0, 235)
+            for k in range(18):
+                if (cs >> k) & 1:
+                    square(2 + k, 235)
+        return bytes(y) + b"\x80" * (2 * (w // 2) * (h // 2))
+
+    def tick(self):
+        if self.src is None:
+            self.timer = 0
+            return False
+        now = time.monotonic()
+        if now < self.next_t:
+            return True
+        # frames made before the media plays would wait in appsrc, or be
+        # flushed: make (and log) frames only while it plays
+        _, state, _ = self.src.get_state(0)
+        if state != Gst.State.PLAYING:
+            self.frame = 0
+            self.next_t = now
+            return True
+        self.next_t += 1.0 / self.a.fps
+        if self.next_t < now:
+            self.next_t = now + 1.0 / self.a.fps
+        made = time.time_ns() // 1000 - self.a.stamp_epoch
+        cs = (made // 10000) & ((1 << 18) - 1)
+        buf = Gst.Buffer.new_wrapped(self.picture(cs))
+        if self.src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
+            self.timer = 0
+            return False
+        if self.log:
+            self.log.write(f"frame:{self.frame} pts:{made} pts_time:{made / 1e6:.6f}\n")
+        self.frame += 1
+        return True
 
 
 def main():
@@ -37,6 +113,8 @@ def main():
     ap.add_argument("--auth", choices=("basic", "digest"))
     ap.add_argument("--user", default="admin:secret")
     ap.add_argument("--session-timeout", type=int, default=0)
+    ap.add_argument("--stamp-epoch", type=int, default=0)
+    ap.add_argument("--made-log")
     a = ap.parse_args()
     w, h = a.size.split("x")
     Gst.init(None)
@@ -45,12 +123,18 @@ def main():
     server.set_service(a.port)
     factory = GstRtspServer.RTSPMediaFactory()
     keyint = max(1, int(round(a.gop * a.fps)))
-    factory.set_launch(
-        "( videotestsrc is-live=true pattern=ball "
-        f"! video/x-raw,width={w},height={h},framerate={a.fps}/1 "
-        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={keyint} "
-        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
-    )
+    encode = (f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={keyint} "
+              "! rtph264pay name=pay0 pt=96 config-interval=1 )")
+    if a.stamp_epoch:
+        factory.set_launch(
+            "( appsrc name=src is-live=true format=time do-timestamp=true "
+            f"caps=video/x-raw,format=I420,width={w},height={h},framerate={a.fps}/1 "
+            + encode)
+        factory.connect("media-configure", Stamper(a, int(w), int(h)).configure)
+    else:
+        factory.set_launch(
+            "( videotestsrc is-live=true pattern=ball "
+            f"! video/x-raw,width={w},height={h},framerate={a.fps}/1 " + encode)
     factory.set_shared(True)
 
     if a.auth:

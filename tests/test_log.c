@@ -5,6 +5,7 @@
  * message, the hook's lines and stderr (fd 2 captured). */
 #define _GNU_SOURCE
 #include "livesrv.h"
+#include "zoo.h"
 #include "log_priv.h" /* fp__log */
 #include "testutil.h"
 
@@ -398,23 +399,6 @@ END_TEST
 static char hls_dir[64];
 static pid_t hls_pid;
 
-static void wait_listening(int port)
-{
-    double t0 = tu_now();
-    for (;;) {
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
-        close(s);
-        if (ok)
-            return;
-        ck_assert_msg(tu_now() - t0 < 20 * SLACK, "the HTTP server on port %d never listened",
-                      port);
-        usleep(20000);
-    }
-}
-
 static int hls_start(void)
 {
     ck_assert_msg(have_program("ffmpeg -version"), "ffmpeg is missing (Debian package ffmpeg)");
@@ -433,7 +417,7 @@ static int hls_start(void)
     char *argv[] = {"/usr/bin/python3", "-m", "http.server", ps, "--bind", "127.0.0.1",
                     "--directory", hls_dir, NULL};
     hls_pid = spawn(argv);
-    wait_listening(port);
+    zoo_wait_tcp(port, "the HTTP server", 20 * SLACK);
     return port;
 }
 

@@ -132,21 +132,27 @@ static void need(const char *cmd, const char *package)
               package);
 }
 
-/* Waits until something listens on TCP `port` of 127.0.0.1. */
-static void wait_tcp(int port, const char *what)
+void zoo_wait_tcp(int port, const char *what, double seconds)
 {
     double t0 = now_s();
     for (;;) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
+        ZOO_CHECK(s >= 0, "socket: %s", strerror(errno));
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         int ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
         close(s);
         if (ok)
             return;
-        ZOO_CHECK(now_s() - t0 < 30, "%s never listened on port %d", what, port);
+        ZOO_CHECK(now_s() - t0 < seconds, "%s never listened on port %d (waited %.0f s)", what,
+                  port, seconds);
         usleep(20000);
     }
+}
+
+static void wait_tcp(int port, const char *what)
+{
+    zoo_wait_tcp(port, what, 30);
 }
 
 static void sleep_s(double s)
@@ -159,68 +165,146 @@ static pid_t spawn_argv(const char **argv)
     return spawn((char *const *)argv);
 }
 
-/* ffmpeg encoding a test pattern in real time to `out` in format `fmt`. */
-static pid_t ffmpeg_feed(const zoo *z, const char *codec, const char *fmt, const char *out,
-                         const char *extra1, const char *extra2)
+void zoo_argv_add(zoo_argv *a, const char *s)
 {
-    char input[96], gop[16];
-    snprintf(input, sizeof input, "testsrc2=size=%s:rate=%d", z->size, z->fps);
-    snprintf(gop, sizeof gop, "%d", (int)(z->gop * z->fps + 0.5) < 1 ? 1 : (int)(z->gop * z->fps + 0.5));
-    const char *argv[48];
-    int n = 0;
-    argv[n++] = "ffmpeg";
-    argv[n++] = "-nostdin";
-    argv[n++] = "-hide_banner";
-    argv[n++] = "-loglevel";
-    argv[n++] = "error";
-    argv[n++] = "-re";
-    argv[n++] = "-f";
-    argv[n++] = "lavfi";
-    argv[n++] = "-i";
-    argv[n++] = input;
-    argv[n++] = "-t";
-    argv[n++] = ZOO_SECONDS;
-    argv[n++] = "-c:v";
-    argv[n++] = codec;
-    if (strcmp(codec, "libx264") == 0) {
+    size_t len = strlen(s) + 1;
+    ZOO_CHECK(a->n + 1 < (int)(sizeof a->v / sizeof a->v[0]) && a->used + len <= sizeof a->store,
+              "zoo_argv: too long at '%.40s'", s);
+    char *dst = a->store + a->used;
+    memcpy(dst, s, len);
+    a->used += len;
+    a->v[a->n++] = dst;
+    a->v[a->n] = NULL;
+}
+
+static void argv_addf(zoo_argv *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void argv_addf(zoo_argv *a, const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ZOO_CHECK(n >= 0 && (size_t)n < sizeof buf, "zoo_argv: an argument of %d bytes", n);
+    zoo_argv_add(a, buf);
+}
+
+/* The stamp (zoo.h): the making time in the frame's pts (CLOCK_REALTIME
+ * microseconds since the epoch, via setpts' RTCTIME), logged by the metadata
+ * filter and drawn as bits; then the pts go back to the frame count. */
+static void stamp_filter(char *out, size_t cap, long long epoch_us, const char *log)
+{
+    size_t n = (size_t)snprintf(out, cap,
+                                "settb=AVTB,setpts=RTCTIME-%lld,metadata=mode=add:key=fp:value=1,"
+                                "metadata=mode=print:key=fp:direct=1:file=%s,"
+                                "drawbox=x=0:y=0:w=320:h=16:color=black:t=fill,"
+                                "drawbox=x=0:y=0:w=16:h=16:color=white:t=fill",
+                                epoch_us, log);
+    for (int k = 0; k < 18 && n < cap; k++)
+        n += (size_t)snprintf(out + n, cap - n,
+                              ",drawbox=x=%d:y=0:w=16:h=16:color=white:t=fill:"
+                              "enable='mod(floor(t*100/%ld),2)'",
+                              32 + 16 * k, 1L << k);
+    if (n < cap)
+        n += (size_t)snprintf(out + n, cap - n, ",setpts=N/FRAME_RATE/TB");
+    ZOO_CHECK(n < cap, "stamp filter longer than %zu bytes", cap);
+}
+
+void zoo_publisher_argv(zoo_argv *a, const zoo_publisher *p)
+{
+    const char *src = p->src ? p->src : "testsrc2";
+    int gop = (int)(p->gop * p->fps + 0.5);
+    if (gop < 1)
+        gop = 1;
+    zoo_argv_add(a, "ffmpeg");
+    zoo_argv_add(a, "-nostdin");
+    zoo_argv_add(a, "-hide_banner");
+    zoo_argv_add(a, "-loglevel");
+    zoo_argv_add(a, "error");
+    zoo_argv_add(a, "-re");
+    zoo_argv_add(a, "-f");
+    zoo_argv_add(a, "lavfi");
+    zoo_argv_add(a, "-i");
+    argv_addf(a, "%s%ssize=%s:rate=%d", src, strchr(src, '=') ? ":" : "=", p->size, p->fps);
+    zoo_argv_add(a, "-t");
+    zoo_argv_add(a, p->seconds);
+    if (p->stamp_epoch_us) {
+        char vf[4096];
+        stamp_filter(vf, sizeof vf, p->stamp_epoch_us, p->made_log);
+        zoo_argv_add(a, "-vf");
+        zoo_argv_add(a, vf);
+    }
+    zoo_argv_add(a, "-c:v");
+    zoo_argv_add(a, p->codec);
+    if (strcmp(p->codec, "libx264") == 0) {
         /* what a camera or OBS sends: a fixed keyframe interval, no B-frames */
-        argv[n++] = "-preset";
-        argv[n++] = "ultrafast";
-        argv[n++] = "-tune";
-        argv[n++] = "zerolatency";
-        argv[n++] = "-pix_fmt";
-        argv[n++] = "yuv420p";
-        argv[n++] = "-g";
-        argv[n++] = gop;
-        argv[n++] = "-keyint_min";
-        argv[n++] = gop;
-        argv[n++] = "-sc_threshold";
-        argv[n++] = "0";
+        zoo_argv_add(a, "-preset");
+        zoo_argv_add(a, "ultrafast");
+        zoo_argv_add(a, "-tune");
+        zoo_argv_add(a, "zerolatency");
+        zoo_argv_add(a, "-pix_fmt");
+        zoo_argv_add(a, "yuv420p");
+        zoo_argv_add(a, "-g");
+        argv_addf(a, "%d", gop);
+        zoo_argv_add(a, "-keyint_min");
+        argv_addf(a, "%d", gop);
+        zoo_argv_add(a, "-sc_threshold");
+        zoo_argv_add(a, "0");
+    } else if (strcmp(p->codec, "mpeg2video") == 0) {
+        zoo_argv_add(a, "-g");
+        argv_addf(a, "%d", gop);
+        zoo_argv_add(a, "-q:v");
+        zoo_argv_add(a, "4");
+        /* every packet on the wire at once, no one-frame decoder delay: what a camera does */
+        zoo_argv_add(a, "-flags");
+        zoo_argv_add(a, "+low_delay");
+        zoo_argv_add(a, "-flush_packets");
+        zoo_argv_add(a, "1");
     } else {
-        argv[n++] = "-q:v";
-        argv[n++] = "6";
+        zoo_argv_add(a, "-q:v");
+        zoo_argv_add(a, "6");
     }
-    if (extra1) {
-        /* "-opt=value" pairs, split at the first '=' */
-        const char *ex[2] = {extra1, extra2};
-        static char buf[2][128];
-        for (int i = 0; i < 2 && ex[i]; i++) {
-            snprintf(buf[i], sizeof buf[i], "%s", ex[i]);
-            char *eq = strchr(buf[i], '=');
-            if (eq) {
-                *eq = 0;
-                argv[n++] = buf[i];
-                argv[n++] = eq + 1;
-            } else {
-                argv[n++] = buf[i];
-            }
-        }
+    if (p->bsf) {
+        zoo_argv_add(a, "-bsf:v");
+        zoo_argv_add(a, p->bsf);
     }
-    argv[n++] = "-f";
-    argv[n++] = fmt;
-    argv[n++] = out;
-    argv[n] = NULL;
-    return spawn_argv(argv);
+    for (const char *const *e = p->extra; e && *e; e++)
+        zoo_argv_add(a, *e);
+    zoo_argv_add(a, "-f");
+    zoo_argv_add(a, p->fmt);
+    if (p->listen) {
+        zoo_argv_add(a, "-listen");
+        zoo_argv_add(a, "1");
+    }
+    zoo_argv_add(a, p->out);
+}
+
+/* The publisher of zoo `z` (its size, rate, GOP and stamps). */
+static zoo_publisher publisher_of(zoo *z, const char *codec, const char *fmt, const char *out,
+                                  const char *const *extra, char *log, size_t logcap)
+{
+    zoo_publisher p = {.size = z->size, .fps = z->fps, .seconds = ZOO_SECONDS, .codec = codec,
+                       .gop = z->gop, .extra = extra, .fmt = fmt, .out = out};
+    if (z->stamp_epoch_us) {
+        snprintf(log, logcap, "%s/made-%d.log", z->dir, z->runs++);
+        p.stamp_epoch_us = z->stamp_epoch_us;
+        p.made_log = log;
+    }
+    return p;
+}
+
+/* ffmpeg encoding a test pattern in real time to `out` in format `fmt`. */
+static pid_t ffmpeg_feed(zoo *z, const char *codec, const char *fmt, const char *out,
+                         const char *const *extra)
+{
+    char log[128];
+    zoo_publisher p = publisher_of(z, codec, fmt, out, extra, log, sizeof log);
+    zoo_argv *a = calloc(1, sizeof *a); /* large: not on a test thread's stack */
+    ZOO_CHECK(a, "out of memory");
+    zoo_publisher_argv(a, &p);
+    pid_t pid = spawn((char *const *)a->v);
+    free(a);
+    return pid;
 }
 
 static void server_start(zoo *z)
@@ -230,7 +314,7 @@ static void server_start(zoo *z)
     snprintf(p2, sizeof p2, "%d", z->port2);
     switch (z->kind) {
     case ZOO_RTSP: {
-        char fps[16], gop[16], st[16];
+        char fps[16], gop[16], st[16], epoch[32], log[128];
         snprintf(fps, sizeof fps, "%d", z->fps);
         snprintf(gop, sizeof gop, "%g", z->gop);
         snprintf(st, sizeof st, "%d", z->session_timeout);
@@ -243,6 +327,14 @@ static void server_start(zoo *z)
             argv[n++] = z->auth;
             argv[n++] = "--user";
             argv[n++] = z->user ? z->user : "admin:secret";
+        }
+        if (z->stamp_epoch_us) {
+            snprintf(epoch, sizeof epoch, "%lld", z->stamp_epoch_us);
+            snprintf(log, sizeof log, "%s/made-%d.log", z->dir, z->runs++);
+            argv[n++] = "--stamp-epoch";
+            argv[n++] = epoch;
+            argv[n++] = "--made-log";
+            argv[n++] = log;
         }
         argv[n] = NULL;
         z->srv = spawn_argv(argv);
@@ -268,16 +360,40 @@ static void server_start(zoo *z)
         break;
     }
     case ZOO_MJPEG: {
-        char fps[16];
-        snprintf(fps, sizeof fps, "%d", z->fps);
-        const char *argv[] = {"/bin/sh", FP_SOURCE_DIR "/tests/zoo/mjpeg_server.sh", p1, z->size,
-                              fps, ZOO_SECONDS, NULL};
-        z->srv = spawn_argv(argv);
+        /* the script runs the publisher once per client; @RUN@ in its
+         * arguments becomes the run's number (one made log each) */
+        char out[96], log[128];
+        snprintf(out, sizeof out, "http://127.0.0.1:%d/cam.mjpg", z->port);
+        zoo_publisher p = publisher_of(z, "mjpeg", "mpjpeg", out, NULL, log, sizeof log);
+        if (z->stamp_epoch_us)
+            snprintf(log, sizeof log, "%s/made-%d-@RUN@.log", z->dir, z->runs - 1);
+        p.listen = 1;
+        zoo_argv *a = calloc(1, sizeof *a);
+        ZOO_CHECK(a, "out of memory");
+        zoo_argv_add(a, "/bin/sh");
+        zoo_argv_add(a, FP_SOURCE_DIR "/tests/zoo/mjpeg_server.sh");
+        zoo_argv_add(a, ZOO_SECONDS);
+        zoo_publisher_argv(a, &p);
+        z->srv = spawn((char *const *)a->v);
+        free(a);
         wait_tcp(z->port, "the MJPEG server"); /* takes one client: the next run serves */
         break;
     }
     }
 }
+
+/* A live HLS publisher as streaming servers run it across publisher
+ * restarts: 2 s segments, a sliding playlist of 5 whose old segments are
+ * deleted, never an end tag, the wall clock of each segment, and media
+ * sequence numbers that go on from the last run (the epoch second) so that
+ * a player polling the playlist sees newer segments, not a sequence that
+ * started over. */
+static const char *const hls_options[] = {
+    "-hls_time", "2", "-hls_list_size", "5", "-hls_flags",
+    "delete_segments+omit_endlist+program_date_time+discont_start",
+    "-hls_start_number_source", "epoch", NULL};
+static const char *const hls_options_restart[] = {"-hls_time", "2", "-hls_list_size", "5",
+                                                  "-hls_flags", "delete_segments", NULL};
 
 void zoo_feed_start(zoo *z)
 {
@@ -285,15 +401,16 @@ void zoo_feed_start(zoo *z)
     switch (z->kind) {
     case ZOO_RTMP:
         snprintf(out, sizeof out, "rtmp://127.0.0.1:%d/live/cam", z->port);
-        z->feed = ffmpeg_feed(z, "libx264", "flv", out, NULL, NULL);
+        z->feed = ffmpeg_feed(z, "libx264", "flv", out, NULL);
         break;
     case ZOO_HLS:
         snprintf(out, sizeof out, "%s/hls/live.m3u8", z->dir);
-        z->feed = ffmpeg_feed(z, "libx264", "hls", out, "-hls_time=2", "-hls_list_size=5");
+        z->feed = ffmpeg_feed(z, "libx264", "hls", out,
+                              z->hls_sequence_restarts ? hls_options_restart : hls_options);
         break;
     case ZOO_SRT:
         snprintf(out, sizeof out, "udp://127.0.0.1:%d?pkt_size=1316", z->port2);
-        z->feed = ffmpeg_feed(z, "libx264", "mpegts", out, NULL, NULL);
+        z->feed = ffmpeg_feed(z, "libx264", "mpegts", out, NULL);
         break;
     default:
         return; /* the server makes its own stream */
@@ -328,7 +445,7 @@ void zoo_start(zoo *z)
     need("ffmpeg -version", "ffmpeg");
     z->port = free_port(z->kind == ZOO_SRT ? SOCK_DGRAM : SOCK_STREAM);
     z->port2 = free_port(z->kind == ZOO_SRT ? SOCK_DGRAM : SOCK_STREAM);
-    if (z->kind == ZOO_RTMP || z->kind == ZOO_HLS) {
+    if (z->kind == ZOO_RTMP || z->kind == ZOO_HLS || z->stamp_epoch_us) {
         snprintf(z->dir, sizeof z->dir, "/tmp/fp_zoo_XXXXXX");
         ZOO_CHECK(mkdtemp(z->dir), "mkdtemp: %s", strerror(errno));
     }

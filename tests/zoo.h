@@ -5,20 +5,33 @@
  * missing program fails (zoo_fail) naming the Debian package to install
  * (scripts/setup). Plain C, no test framework: bench/live_matrix uses it.
  *
- *   rtsp   GStreamer RTSP (tests/rtsp_server.py): H.264, RTP over UDP or TCP
- *          as the client asks, optional GOP, basic/digest auth, session timeout
+ *   rtsp   GStreamer RTSP (tests/rtsp_server.py): H.264 320x240 25 fps, 1 s
+ *          GOP, RTP over UDP or TCP as the client asks, basic/digest auth,
+ *          session timeout
  *   rtmp   nginx + libnginx-mod-rtmp, an ffmpeg publisher (H.264 768x432 10 fps,
  *          4 s GOP)
- *   hls    ffmpeg's hls muxer (2 s segments, sliding playlist of 5) in the
- *          nginx prefix, served by that nginx over HTTP
+ *   hls    ffmpeg's hls muxer (2 s segments, sliding playlist of 5, old
+ *          segments deleted, no end tag, media sequence numbers that go on
+ *          across publisher runs) in the nginx prefix, served by that nginx
  *   srt    srt-live-transmit (listener) relaying an ffmpeg MPEG-TS stream
- *          (H.264 640x360 25 fps, 2 s GOP) that it receives over UDP
- *   mjpeg  ffmpeg -f mpjpeg -listen 1: multipart JPEG over HTTP, 10 fps
+ *          (H.264 640x360 25 fps, 2 s GOP) that it receives over UDP; one
+ *          caller at a time (a second one fails to connect)
+ *   mjpeg  ffmpeg -f mpjpeg -listen 1 (tests/zoo/mjpeg_server.sh): multipart
+ *          JPEG over HTTP, 640x360 10 fps, one client at a time
  *
  * Faults: zoo_feed_stop/zoo_feed_start (the stream stops and returns: the
  * publisher of rtmp/hls/srt), zoo_server_restart, zoo_server_pause/resume
  * (SIGSTOP/SIGCONT of the server process itself), zoo_set_size (the source
- * changes its frame size). */
+ * changes its frame size).
+ *
+ * Stamps (stamp_epoch_us set before zoo_start): every source draws into each
+ * picture the time it made it, and logs every frame it made. The stamp is a
+ * strip 320x16 at the top left: a white and a black 16x16 reference square,
+ * then 18 squares, bit k white when bit k of the making time is set, in
+ * centiseconds of CLOCK_REALTIME since stamp_epoch_us (wraps after 43 min).
+ * The log: files made-N.log in z->dir, one per start of a source, one line
+ * per frame made, "... pts_time:S" (S: seconds since the epoch) as FFmpeg's
+ * metadata filter prints it. zoo_stamp_read reads a stamp back. */
 #ifndef FP_ZOO_H
 #define FP_ZOO_H
 
@@ -35,6 +48,8 @@ typedef struct zoo {
     const char *auth;     /* rtsp: NULL, "basic" or "digest" */
     const char *user;     /* rtsp auth: "user:pass" */
     int session_timeout;  /* rtsp: seconds (0: GStreamer's 60) */
+    int hls_sequence_restarts; /* hls: each publisher run numbers its segments from 0
+                                  (ffmpeg's default), not on from the last run */
     /* state */
     int port, port2;
     pid_t srv, feed;
@@ -43,6 +58,8 @@ typedef struct zoo {
     char url[256];        /* what a client opens (no credentials) */
     const char *av_options; /* FFmpeg options a client needs (NULL: none) */
     int feeding;
+    long long stamp_epoch_us; /* 0: no stamps (see above) */
+    int runs;             /* sources started (made-N.log) */
 } zoo;
 
 /* Defined by the program using the zoo (a test: ck_abort_msg; a benchmark:
@@ -62,6 +79,67 @@ void zoo_server_pause(zoo *z);
 void zoo_server_resume(zoo *z);
 /* Restarts the source with frames of `size` ("WxH"). */
 void zoo_set_size(zoo *z, const char *size);
+/* Waits until something listens on TCP `port` of 127.0.0.1, at most `seconds`;
+ * zoo_fail names `what` when nothing did. */
+void zoo_wait_tcp(int port, const char *what, double seconds);
+
+/* An argv under construction: zoo_argv_add copies the string into `store`. */
+typedef struct zoo_argv {
+    const char *v[96];
+    int n;
+    char store[8192];
+    size_t used;
+} zoo_argv;
+void zoo_argv_add(zoo_argv *a, const char *s);
+
+/* The ffmpeg publisher every zoo and livesrv source uses: a lavfi test
+ * pattern in real time, encoded as cameras and OBS do. */
+typedef struct zoo_publisher {
+    const char *src;      /* lavfi source (NULL: "testsrc2"), e.g. "color=c=red" */
+    const char *size;     /* "WxH" */
+    int fps;
+    const char *seconds;  /* -t */
+    const char *codec;    /* "libx264": a fixed keyframe interval `gop`, no B-frames;
+                             "mpeg2video": `gop`, low delay, packets flushed;
+                             anything else (mjpeg): -q:v 6 */
+    double gop;           /* seconds between keyframes */
+    const char *bsf;      /* optional bitstream filter */
+    const char *const *extra; /* more output options, NULL-terminated (NULL: none) */
+    long long stamp_epoch_us; /* non-zero: draw stamps and log to `made_log` (zoo.h) */
+    const char *made_log;
+    const char *fmt;      /* output format */
+    int listen;           /* -listen 1 (an HTTP server for one client) */
+    const char *out;
+} zoo_publisher;
+/* Appends the whole ffmpeg command line of `p` to `a` (NULL-terminated). */
+void zoo_publisher_argv(zoo_argv *a, const zoo_publisher *p);
+
+/* The making time of the picture stamped at `p` (a plane of 8-bit samples,
+ * `step` bytes between pixels of a row, rows `stride` apart, w x h; a luma
+ * plane or one channel of a packed RGB picture), in centiseconds since the
+ * zoo's stamp epoch; -1 when the picture carries no readable stamp. */
+static inline long zoo_stamp_read(const unsigned char *p, int stride, int step, int w, int h)
+{
+    if (w < 320 || h < 16)
+        return -1;
+    int mean[20];
+    for (int i = 0; i < 20; i++) {
+        int sum = 0;
+        for (int y = 4; y < 12; y++)
+            for (int x = 16 * i + 4; x < 16 * i + 12; x++)
+                sum += p[y * stride + x * step];
+        mean[i] = sum / 64;
+    }
+    int white = mean[0], black = mean[1];
+    if (white < 160 || black > 96)
+        return -1;
+    long v = 0;
+    for (int k = 0; k < 18; k++)
+        if (mean[2 + k] > (white + black) / 2)
+            v |= 1L << k;
+    return v;
+}
+
 /* Writes the URL with credentials `userpass` ("u:p") into out. */
 void zoo_url_with(const zoo *z, const char *userpass, char *out, size_t cap);
 

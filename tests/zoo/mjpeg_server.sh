@@ -1,14 +1,28 @@
 #!/bin/sh
 # A cheap camera's MJPEG over HTTP (multipart/x-mixed-replace), for framepool's
-# live tests: mjpeg_server.sh PORT SIZE FPS SECONDS
-# ffmpeg's mpjpeg muxer with -listen 1 serves one client per run; like a
-# camera, this serves the next client when one goes away, for SECONDS in all.
-# The ffmpeg serving now is this shell's child (SIGSTOP goes to it).
+# live tests: mjpeg_server.sh SECONDS ffmpeg ARGS...
+# The ffmpeg command (tests/zoo.c builds it: an mpjpeg muxer with -listen 1)
+# serves one client per run; like a camera, this serves the next client when
+# one goes away, for SECONDS in all. @RUN@ in ARGS becomes the run's number
+# (1, 2, ...), e.g. for a log file per run. The ffmpeg serving now is this
+# shell's child (SIGSTOP goes to it).
 set -u
-port=$1 size=$2 fps=$3 seconds=$4
+seconds=$1
+shift
 end=$(( $(date +%s) + seconds ))
+run=0
+serve() {
+  n=$#
+  for a do
+    case $a in
+      *@RUN@*) a="${a%%@RUN@*}$run${a#*@RUN@}" ;;
+    esac
+    set -- "$@" "$a"
+  done
+  shift "$n"
+  "$@"
+}
 while [ "$(date +%s)" -lt "$end" ]; do
-  ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi \
-    -i "testsrc2=size=$size:rate=$fps" -t "$seconds" -c:v mjpeg -q:v 6 \
-    -f mpjpeg -listen 1 "http://127.0.0.1:$port/cam.mjpg" || sleep 0.2
+  run=$((run + 1))
+  serve "$@" || sleep 0.2
 done
