@@ -249,7 +249,10 @@ typedef void (*fp_live_event_fn)(const fp_live_event *ev, void *user);
 typedef struct fp_live_options {
     fp_live_mode mode;          /* FP_LIVE_OFF (default) = not a live source */
     unsigned queue;             /* FP_LIVE_ALL: frames kept ahead (0 = 8, at most 256);
-                                   LATEST always keeps 1 */
+                                   LATEST always keeps 1. Sources that deliver in bursts
+                                   (HLS: a whole segment at once) need a queue of a
+                                   burst's frames (fps x segment seconds) for ALL to keep
+                                   every frame while the caller catches up */
     double reconnect_min;       /* seconds: the base of the backoff (0 = 0.5): the longest
                                    wait of the first tries; see "Reconnecting" above */
     double reconnect_max;       /* upper bound of the backoff (0 = 30) */
