@@ -514,7 +514,7 @@ static void print_row(const result *r)
         snprintf(age, sizeof age, "-");
         snprintf(rss, sizeof rss, "-");
     }
-    printf("%4d %9.1f %9.1f %7llu %21s %8.3f %5.0f%% %5.0f%% %13s  %s%s\n", r->n, r->sent_fps,
+    printf("%4d %9.1f %9.1f %7llu %21s %8.3f %5.0f%% %5.1f%% %13s  %s%s\n", r->n, r->sent_fps,
            r->deliv_fps, (unsigned long long)(r->drops + r->budget_drops), age, r->cpu_pf_ms,
            r->peer_cpu * 100, r->srv_cpu * 100, rss, r->pass ? "ok" : "FAIL: ", r->why);
     fflush(stdout);
