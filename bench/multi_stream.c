@@ -517,6 +517,10 @@ static void print_row(const result *r)
     printf("%4d %9.1f %9.1f %7llu %21s %8.3f %5.0f%% %5.1f%% %13s  %s%s\n", r->n, r->sent_fps,
            r->deliv_fps, (unsigned long long)(r->drops + r->budget_drops), age, r->cpu_pf_ms,
            r->peer_cpu * 100, r->srv_cpu * 100, rss, r->pass ? "ok" : "FAIL: ", r->why);
+    if (r->errors || r->mismatch || r->reconnects)
+        printf("     %llu read errors, %llu frames not the one stamped, %llu reconnects\n",
+               (unsigned long long)r->errors, (unsigned long long)r->mismatch,
+               (unsigned long long)r->reconnects);
     fflush(stdout);
 }
 
