@@ -236,7 +236,7 @@ static double hist_pct(const uint64_t *h, uint64_t total, double q)
     for (int b = 0; b <= MS_BINS; b++) {
         acc += h[b];
         if (acc > want)
-            return (b + 0.5) / 1000.0;
+            return b == MS_BINS ? MS_BINS / 1000.0 : (b + 0.5) / 1000.0;
     }
     return MS_BINS / 1000.0;
 }
@@ -508,7 +508,9 @@ static void print_row(const result *r)
 {
     char age[32], rss[32];
     if (r->delivered) {
-        snprintf(age, sizeof age, "%.0f/%.0f/%.0f", r->p50 * 1e3, r->p95 * 1e3, r->max * 1e3);
+        /* a percentile in the histogram's last bin is "at least" its bound */
+        snprintf(age, sizeof age, "%s%.0f/%s%.0f/%.0f", r->p50 >= MS_BINS / 1e3 ? ">" : "",
+                 r->p50 * 1e3, r->p95 >= MS_BINS / 1e3 ? ">" : "", r->p95 * 1e3, r->max * 1e3);
         snprintf(rss, sizeof rss, "%.1f/%.1f", r->rss_end, r->rss_max);
     } else {
         snprintf(age, sizeof age, "-");

@@ -25,7 +25,7 @@
 #include <time.h>
 
 #define MS_MAXS 64
-#define MS_BINS 5000 /* age histogram: 1 ms bins over 0..5 s; bin MS_BINS holds older */
+#define MS_BINS 10000 /* age histogram: 1 ms bins over 0..10 s; bin MS_BINS holds older */
 #define MS_STAMP_ROW 8
 #define MS_STAMP_BITS 8
 #define MS_STAMP_W 160
