@@ -69,6 +69,7 @@ typedef struct result {
     double wall;                  /* the window, seconds */
     double sent_fps, deliv_fps;   /* all streams */
     uint64_t delivered, drops, budget_drops, mismatch, errors, reconnects;
+    uint64_t win_drops;           /* framepool: dropped + budget_drops within the window */
     uint64_t worst_deliv;         /* the fewest frames one stream delivered in the window */
     double expected;              /* frames one stream was sent in the window (fps x wall) */
     double p50, p95, max;         /* age, seconds */
@@ -229,6 +230,19 @@ static void *fp_loop(void *arg)
     return NULL;
 }
 
+/* dropped + budget_drops of every reader so far (live readers' stats may be
+ * read from any thread) */
+static uint64_t reader_drops(fp_stream *fs, int n)
+{
+    uint64_t d = 0;
+    for (int i = 0; i < n; i++) {
+        fp_reader_stats st;
+        if (fp_reader_get_stats(fs[i].r, &st) == FP_OK)
+            d += st.dropped + st.budget_drops;
+    }
+    return d;
+}
+
 /* ---- one step ---- */
 
 static int wait_child(pid_t p, double seconds)
@@ -368,6 +382,7 @@ static void run_step(enum peer peer, int n, const config *cfg, result *res)
     fp_procstat_read(&self, &ps0);
     for (int i = 0; i < n; i++)
         sent0 += __atomic_load_n(&sh->s[i].sent, __ATOMIC_RELAXED);
+    uint64_t drops0 = reader_drops(fs, nfs);
     double t0 = bench_now();
     __atomic_store_n(&sh->measuring, 1, __ATOMIC_RELEASE);
     int scap = (int)(cfg->seconds * 10) + 16;
@@ -403,6 +418,7 @@ static void run_step(enum peer peer, int n, const config *cfg, result *res)
         srv_c1 += run_seconds(srv[i]);
     for (int i = 0; i < n; i++)
         sent1 += __atomic_load_n(&sh->s[i].sent, __ATOMIC_RELAXED);
+    res->win_drops = reader_drops(fs, nfs) - drops0;
     fp_procstat_close(&self);
     usleep(50000); /* a loop that read `measuring` just before it closed finishes its record */
 
@@ -532,8 +548,10 @@ static void print_row(const result *r)
            r->deliv_fps, (unsigned long long)(r->drops + r->budget_drops), age, r->cpu_pf_ms,
            r->peer_cpu * 100, r->srv_cpu * 100, rss, r->pass ? "ok" : "FAIL: ", r->why);
     if (r->fp_age_max > 0)
-        printf("     framepool's own age_max (from the packet's arrival, whole step): %.0f ms\n",
-               r->fp_age_max * 1e3);
+        printf("     framepool's own age_max (from the packet's arrival, whole step): %.0f ms; "
+               "drops in the window %llu of %llu\n",
+               r->fp_age_max * 1e3, (unsigned long long)r->win_drops,
+               (unsigned long long)(r->drops + r->budget_drops));
     if (r->errors || r->mismatch || r->reconnects)
         printf("     %llu read errors, %llu frames not the one stamped, %llu reconnects\n",
                (unsigned long long)r->errors, (unsigned long long)r->mismatch,
