@@ -138,3 +138,86 @@ pid_t rtsp_server(int port, const char *size)
                           "60", NULL};
     return spawn((char *const *)argv);
 }
+
+/* ---- the event recorder ------------------------------------------------------------------- */
+
+void lv_events_init(lv_events *e)
+{
+    memset(e, 0, sizeof *e);
+    pthread_mutex_init(&e->mu, NULL);
+}
+
+void lv_events_record(const fp_live_event *ev, void *user)
+{
+    lv_events *e = user;
+    ck_assert_ptr_nonnull(ev->message);
+    pthread_mutex_lock(&e->mu);
+    if (e->n < LV_MAX_EV) {
+        int i = e->n++;
+        e->type[i] = ev->type;
+        e->attempt[i] = ev->attempt;
+        e->error[i] = ev->error;
+        e->delay[i] = ev->delay;
+        e->first_frame[i] = ev->first_frame;
+        e->w[i] = ev->width;
+        e->h[i] = ev->height;
+        snprintf(e->msg[i], sizeof e->msg[i], "%s", ev->message);
+    }
+    if (ev->type > 0 && ev->type < 8)
+        e->count[ev->type]++;
+    pthread_mutex_unlock(&e->mu);
+    if (e->verbose || getenv("FP_LIVE_VERBOSE"))
+        fprintf(stderr, "event %d attempt %d delay %.2f err %d: %s\n", ev->type, ev->attempt,
+                ev->delay, ev->error, ev->message);
+}
+
+int lv_events_count(lv_events *e, int type)
+{
+    pthread_mutex_lock(&e->mu);
+    int c = e->count[type];
+    pthread_mutex_unlock(&e->mu);
+    return c;
+}
+
+int lv_events_wait(lv_events *e, int type, int n, double seconds)
+{
+    double end = tu_now() + seconds * tu_slack();
+    while (tu_now() < end) {
+        if (lv_events_count(e, type) >= n)
+            return 1;
+        usleep(10000);
+    }
+    return lv_events_count(e, type) >= n;
+}
+
+int lv_events_last(lv_events *e, int type)
+{
+    pthread_mutex_lock(&e->mu);
+    int k = -1;
+    for (int i = 0; i < e->n; i++)
+        if (e->type[i] == type)
+            k = i;
+    pthread_mutex_unlock(&e->mu);
+    return k;
+}
+
+const char *lv_events_text(lv_events *e)
+{
+    static char buf[LV_MAX_EV * 100];
+    size_t at = 0;
+    buf[0] = 0;
+    pthread_mutex_lock(&e->mu);
+    for (int i = 0; i < e->n && at + 1 < sizeof buf; i++)
+        at += (size_t)snprintf(buf + at, sizeof buf - at, "\n  event %d: %.200s", e->type[i],
+                               e->msg[i]);
+    pthread_mutex_unlock(&e->mu);
+    return buf;
+}
+
+void lv_events_assert_no(lv_events *e, const char *secret)
+{
+    pthread_mutex_lock(&e->mu);
+    for (int i = 0; i < e->n; i++)
+        ck_assert_msg(!strstr(e->msg[i], secret), "event shows credentials: %s", e->msg[i]);
+    pthread_mutex_unlock(&e->mu);
+}

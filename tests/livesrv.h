@@ -9,7 +9,10 @@
 #ifndef FP_LIVESRV_H
 #define FP_LIVESRV_H
 
+#include <framepool.h>
+
 #include <check.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -49,6 +52,36 @@ pid_t tcp_server(int port, const char *src, const char *size, const char *bsf);
 /* tests/rtsp_server.py at rtsp://127.0.0.1:port/test (H.264, 25 fps, frames
  * of `size`), RTP over UDP or TCP as the client asks, for at most 60 s. */
 pid_t rtsp_server(int port, const char *size);
+
+/* An fp_live_event recorder for the live tests: set live.on_event to
+ * lv_events_record and live.user to an lv_events made by lv_events_init.
+ * The first LV_MAX_EV events are kept whole (count[] counts them all);
+ * FP_LIVE_VERBOSE=1 (or verbose) prints each one. */
+#define LV_MAX_EV 512
+typedef struct lv_events {
+    pthread_mutex_t mu;
+    int n;
+    int type[LV_MAX_EV], attempt[LV_MAX_EV], error[LV_MAX_EV], w[LV_MAX_EV], h[LV_MAX_EV];
+    double delay[LV_MAX_EV], first_frame[LV_MAX_EV];
+    char msg[LV_MAX_EV][300];
+    int count[8];
+    int verbose;
+} lv_events;
+
+void lv_events_init(lv_events *e);
+/* The on_event callback (fails the test if an event has no message). */
+void lv_events_record(const fp_live_event *ev, void *user);
+/* How many events of `type` came so far. */
+int lv_events_count(lv_events *e, int type);
+/* Waits until `type` came at least `n` times, up to `seconds` x tu_slack();
+ * returns whether it did. */
+int lv_events_wait(lv_events *e, int type, int n, double seconds);
+/* The index of the last kept event of `type`, or -1. */
+int lv_events_last(lv_events *e, int type);
+/* Every kept event, one a line, for failure messages (a static buffer). */
+const char *lv_events_text(lv_events *e);
+/* Fails the test if any kept event's message contains `secret`. */
+void lv_events_assert_no(lv_events *e, const char *secret);
 
 /* Adds test `t` to TCase `tc` unless FP_LIVE_ONLY is set and not part of
  * its name (FP_LIVE_ONLY=name runs the tests whose name contains it). */

@@ -40,88 +40,7 @@
 
 /* ---- events ------------------------------------------------------------------------------ */
 
-#define MAX_EV 512
-typedef struct rec {
-    pthread_mutex_t mu;
-    int n;
-    int type[MAX_EV], attempt[MAX_EV], error[MAX_EV], w[MAX_EV], h[MAX_EV];
-    double delay[MAX_EV], first_frame[MAX_EV];
-    char msg[MAX_EV][200];
-    int count[8];
-    int verbose;
-} rec;
-
-static void on_event(const fp_live_event *ev, void *user)
-{
-    rec *e = user;
-    ck_assert_ptr_nonnull(ev->message);
-    pthread_mutex_lock(&e->mu);
-    if (e->n < MAX_EV) {
-        int i = e->n++;
-        e->type[i] = ev->type;
-        e->attempt[i] = ev->attempt;
-        e->error[i] = ev->error;
-        e->delay[i] = ev->delay;
-        e->first_frame[i] = ev->first_frame;
-        e->w[i] = ev->width;
-        e->h[i] = ev->height;
-        snprintf(e->msg[i], sizeof e->msg[i], "%s", ev->message);
-    }
-    if (ev->type > 0 && ev->type < 8)
-        e->count[ev->type]++;
-    pthread_mutex_unlock(&e->mu);
-    if (e->verbose || getenv("FP_LIVE_VERBOSE"))
-        fprintf(stderr, "event %d attempt %d delay %.2f err %d: %s\n", ev->type, ev->attempt,
-                ev->delay, ev->error, ev->message);
-}
-
-static void rec_init(rec *e)
-{
-    memset(e, 0, sizeof *e);
-    pthread_mutex_init(&e->mu, NULL);
-}
-
-static int rec_count(rec *e, int type)
-{
-    pthread_mutex_lock(&e->mu);
-    int c = e->count[type];
-    pthread_mutex_unlock(&e->mu);
-    return c;
-}
-
-/* Waits until `type` happened at least `n` times; returns whether it did. */
-static int wait_event(rec *e, int type, int n, double seconds)
-{
-    double end = tu_now() + seconds * SLACK;
-    while (tu_now() < end) {
-        if (rec_count(e, type) >= n)
-            return 1;
-        usleep(10000);
-    }
-    return rec_count(e, type) >= n;
-}
-
-/* The index of the last event of `type`, or -1. */
-static int rec_last(rec *e, int type)
-{
-    pthread_mutex_lock(&e->mu);
-    int k = -1;
-    for (int i = 0; i < e->n; i++)
-        if (e->type[i] == type)
-            k = i;
-    pthread_mutex_unlock(&e->mu);
-    return k;
-}
-
-static void rec_assert_no(rec *e, const char *secret)
-{
-    pthread_mutex_lock(&e->mu);
-    for (int i = 0; i < e->n; i++)
-        ck_assert_msg(!strstr(e->msg[i], secret), "event shows credentials: %s", e->msg[i]);
-    pthread_mutex_unlock(&e->mu);
-}
-
-static fp_reader_options live_opts(fp_live_mode mode, rec *e)
+static fp_reader_options live_opts(fp_live_mode mode, lv_events *e)
 {
     fp_reader_options o = {0};
     o.threads = 1;
@@ -129,7 +48,7 @@ static fp_reader_options live_opts(fp_live_mode mode, rec *e)
     o.live.reconnect_min = 0.1;
     o.live.reconnect_max = 0.4;
     o.live.stall = 2.0 * SLACK;
-    o.live.on_event = on_event;
+    o.live.on_event = lv_events_record;
     o.live.user = e;
     return o;
 }
@@ -224,8 +143,8 @@ static void end(void)
 START_TEST(options_and_api)
 {
     begin();
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     fp_reader *r = NULL;
     fp_reader_options o = live_opts(FP_LIVE_ALL, &e);
     o.live.mode = (fp_live_mode)7;
@@ -262,8 +181,8 @@ START_TEST(options_and_api)
     ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
     ck_assert_int_eq(st.connected, 0);
     /* waiting in the 30 s backoff: close ends it at once */
-    ck_assert(wait_event(&e, FP_LIVE_RECONNECTING, 1, 2));
-    ck_assert_double_ge(e.delay[rec_last(&e, FP_LIVE_RECONNECTING)], 15.0);
+    ck_assert(lv_events_wait(&e, FP_LIVE_RECONNECTING, 1, 2));
+    ck_assert_double_ge(e.delay[lv_events_last(&e, FP_LIVE_RECONNECTING)], 15.0);
     t0 = tu_now();
     fp_reader_close(&r);
     ck_assert_double_lt(tu_now() - t0, 0.2 * SLACK);
@@ -275,8 +194,8 @@ START_TEST(tcp_down_at_start_kill_restart_resize)
 {
     begin();
     int fds0 = count_fds();
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     fp_reader_options o = live_opts(FP_LIVE_LATEST, &e);
@@ -287,8 +206,8 @@ START_TEST(tcp_down_at_start_kill_restart_resize)
     fp_image *img = NULL;
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(fp_reader_next(r, &img), FP_ETIMEDOUT);
-    ck_assert_int_ge(rec_count(&e, FP_LIVE_RECONNECTING), 2);
-    int k = rec_last(&e, FP_LIVE_RECONNECTING);
+    ck_assert_int_ge(lv_events_count(&e, FP_LIVE_RECONNECTING), 2);
+    int k = lv_events_last(&e, FP_LIVE_RECONNECTING);
     ck_assert_int_ge(e.attempt[k], 2);
     ck_assert(e.delay[k] > 0 && e.delay[k] <= 0.4);
     ck_assert_int_eq(e.error[k], FP_EIO);
@@ -299,8 +218,8 @@ START_TEST(tcp_down_at_start_kill_restart_resize)
     ck_assert_int_eq(read_frames(r, &m, 30, 10, &w, &h), 30);
     ck_assert_int_eq(w, 320);
     ck_assert_int_eq(h, 240);
-    ck_assert(wait_event(&e, FP_LIVE_CONNECTED, 1, 1));
-    int c = rec_last(&e, FP_LIVE_CONNECTED);
+    ck_assert(lv_events_wait(&e, FP_LIVE_CONNECTED, 1, 1));
+    int c = lv_events_last(&e, FP_LIVE_CONNECTED);
     ck_assert_int_eq(e.w[c], 320);
     fp_reader_stats st;
     fp_reader_get_stats(r, &st);
@@ -315,7 +234,7 @@ START_TEST(tcp_down_at_start_kill_restart_resize)
     int cycles = SAN ? 1 : 2;
     for (int cyc = 0; cyc < cycles; cyc++) {
         reap(&srv);
-        ck_assert(wait_event(&e, FP_LIVE_DISCONNECTED, cyc + 1, 5));
+        ck_assert(lv_events_wait(&e, FP_LIVE_DISCONNECTED, cyc + 1, 5));
         /* down: next waits, never ends */
         int rc = fp_reader_next(r, &img);
         ck_assert(rc == FP_ETIMEDOUT || rc == 1);
@@ -326,15 +245,15 @@ START_TEST(tcp_down_at_start_kill_restart_resize)
         srv = tcp_server(port, "testsrc2", size, NULL);
         ck_assert_int_eq(read_frames(r, &m, 25, 10, &w, &h), 25);
         ck_assert_int_eq(w, cyc % 2 == 0 ? 160 : 320);
-        ck_assert_int_eq(rec_count(&e, FP_LIVE_SIZE_CHANGED), cyc + 1);
-        int s = rec_last(&e, FP_LIVE_SIZE_CHANGED);
+        ck_assert_int_eq(lv_events_count(&e, FP_LIVE_SIZE_CHANGED), cyc + 1);
+        int s = lv_events_last(&e, FP_LIVE_SIZE_CHANGED);
         ck_assert_int_eq(e.w[s], w);
     }
     fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.size_changes, (uint64_t)cycles);
     ck_assert_uint_ge(st.connects, (uint64_t)cycles + 1);
-    ck_assert_int_eq(rec_count(&e, FP_LIVE_CONNECTED), cycles + 1);
-    ck_assert_int_eq(rec_count(&e, FP_LIVE_GAVE_UP), 0);
+    ck_assert_int_eq(lv_events_count(&e, FP_LIVE_CONNECTED), cycles + 1);
+    ck_assert_int_eq(lv_events_count(&e, FP_LIVE_GAVE_UP), 0);
     fp_reader_close(&r);
     reap(&srv);
     ck_assert_int_eq(count_fds(), fds0);
@@ -345,8 +264,8 @@ END_TEST
 START_TEST(stall_with_socket_open)
 {
     begin();
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
@@ -360,11 +279,11 @@ START_TEST(stall_with_socket_open)
     /* the server freezes with its socket open */
     double t0 = tu_now();
     kill(srv, SIGSTOP);
-    ck_assert(wait_event(&e, FP_LIVE_STALLED, 1, 4));
+    ck_assert(lv_events_wait(&e, FP_LIVE_STALLED, 1, 4));
     double dt = tu_now() - t0;
     ck_assert_double_ge(dt, 0.8 * SLACK);
     /* DISCONNECTED follows STALLED on the reader's thread: wait for it */
-    ck_assert(wait_event(&e, FP_LIVE_DISCONNECTED, 1, 2));
+    ck_assert(lv_events_wait(&e, FP_LIVE_DISCONNECTED, 1, 2));
     fp_reader_stats st;
     fp_reader_get_stats(r, &st);
     ck_assert_uint_eq(st.stalls, 1);
@@ -383,8 +302,8 @@ START_TEST(same_picture_is_a_stall)
 {
     begin();
     for (int repeat_ok = 0; repeat_ok < 2; repeat_ok++) {
-        rec e;
-        rec_init(&e);
+        lv_events e;
+        lv_events_init(&e);
         char url[96];
         int port = local_url(url, sizeof url, "tcp", "");
         pid_t srv = tcp_server(port, "color=c=red", "320x240", NULL);
@@ -397,13 +316,13 @@ START_TEST(same_picture_is_a_stall)
         mono m = {0};
         ck_assert_int_eq(read_frames(r, &m, 10, 10, NULL, NULL), 10);
         if (!repeat_ok) {
-            ck_assert(wait_event(&e, FP_LIVE_STALLED, 1, 4));
-            int k = rec_last(&e, FP_LIVE_STALLED);
+            ck_assert(lv_events_wait(&e, FP_LIVE_STALLED, 1, 4));
+            int k = lv_events_last(&e, FP_LIVE_STALLED);
             ck_assert_msg(strstr(e.msg[k], "same picture"), "%s", e.msg[k]);
         } else {
             /* frames keep coming: 2.5 stall periods without a stall */
             ck_assert_int_ge(read_frames(r, &m, 1000, 2.5, NULL, NULL), 30);
-            ck_assert_int_eq(rec_count(&e, FP_LIVE_STALLED), 0);
+            ck_assert_int_eq(lv_events_count(&e, FP_LIVE_STALLED), 0);
         }
         fp_reader_close(&r);
         reap(&srv);
@@ -415,8 +334,8 @@ END_TEST
 START_TEST(corrupt_packets_keep_flowing)
 {
     begin();
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = tcp_server(port, "testsrc2", "320x240", "noise=amount=20000");
@@ -447,8 +366,8 @@ START_TEST(latest_and_all_when_behind)
 {
     begin();
     for (int mode = FP_LIVE_ALL; mode <= FP_LIVE_LATEST; mode++) {
-        rec e;
-        rec_init(&e);
+        lv_events e;
+        lv_events_init(&e);
         char url[96];
         int port = local_url(url, sizeof url, "tcp", "");
         pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
@@ -501,8 +420,8 @@ END_TEST
 START_TEST(max_held_bound)
 {
     begin();
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
@@ -531,9 +450,9 @@ START_TEST(max_held_bound)
     /* frames kept across a reconnect still count: the server dies and comes back
      * while the caller holds b and c */
     reap(&srv);
-    ck_assert(wait_event(&e, FP_LIVE_DISCONNECTED, 1, 5));
+    ck_assert(lv_events_wait(&e, FP_LIVE_DISCONNECTED, 1, 5));
     srv = tcp_server(port, "testsrc2", "160x120", NULL);
-    ck_assert(wait_event(&e, FP_LIVE_CONNECTED, 2, 8));
+    ck_assert(lv_events_wait(&e, FP_LIVE_CONNECTED, 2, 8));
     for (int i = 0; i < 100; i++) { /* a frame of the new connection is queued */
         fp_reader_get_stats(r, &st);
         if (st.queued)
@@ -570,8 +489,8 @@ END_TEST
 START_TEST(native_frames_count_released)
 {
     begin();
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
@@ -810,8 +729,8 @@ static size_t make_clip(const char *args, unsigned char *buf, size_t cap)
 static int gives_up(const char *url, const char *av_options, const char *expect,
                     const char *secret)
 {
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     fp_reader_options o = live_opts(FP_LIVE_LATEST, &e);
     o.live.max_reconnects = 2;
     o.live.reconnect_min = 0.05;
@@ -825,17 +744,17 @@ static int gives_up(const char *url, const char *av_options, const char *expect,
     int rc = fp_reader_next(r, &img); /* waits (no timeout) for the end */
     ck_assert_int_eq(rc, 0);
     ck_assert_double_lt(tu_now() - t0, 10 * SLACK);
-    ck_assert_int_eq(rec_count(&e, FP_LIVE_GAVE_UP), 1);
-    ck_assert_int_eq(rec_count(&e, FP_LIVE_RECONNECTING), 2);
-    ck_assert_int_eq(rec_count(&e, FP_LIVE_CONNECTED) > 0, 0);
-    int k = rec_last(&e, FP_LIVE_GAVE_UP);
+    ck_assert_int_eq(lv_events_count(&e, FP_LIVE_GAVE_UP), 1);
+    ck_assert_int_eq(lv_events_count(&e, FP_LIVE_RECONNECTING), 2);
+    ck_assert_int_eq(lv_events_count(&e, FP_LIVE_CONNECTED) > 0, 0);
+    int k = lv_events_last(&e, FP_LIVE_GAVE_UP);
     ck_assert_int_eq(e.attempt[k], 2);
     int err = e.error[k];
     ck_assert_int_lt(err, 0);
     ck_assert_msg(strstr(e.msg[k], expect), "'%s' lacks '%s'", e.msg[k], expect);
     ck_assert_msg(strstr(fp_reader_errmsg(r), "gave up"), "%s", fp_reader_errmsg(r));
     if (secret) {
-        rec_assert_no(&e, secret);
+        lv_events_assert_no(&e, secret);
         ck_assert(!strstr(fp_reader_errmsg(r), secret));
     }
     /* and it stays at its end */
@@ -915,8 +834,8 @@ static double cpu_seconds(void)
 START_TEST(waits_cost_nothing_and_end_at_once)
 {
     begin();
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     /* an unreachable host (TEST-NET-1): the connect blocks; close ends it */
     fp_reader_options o = live_opts(FP_LIVE_LATEST, &e);
     o.live.stall = 60;
@@ -941,22 +860,22 @@ START_TEST(waits_cost_nothing_and_end_at_once)
     ck_assert_double_lt(tu_now() - t0, 0.5 * SLACK);
 
     /* a refused port in a 2 s backoff: no CPU while waiting */
-    rec_init(&e);
+    lv_events_init(&e);
     o = live_opts(FP_LIVE_LATEST, &e);
     o.live.reconnect_min = 2;
     o.live.reconnect_max = 2;
     char url[96];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", free_port(SOCK_STREAM));
     ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
-    ck_assert(wait_event(&e, FP_LIVE_RECONNECTING, 1, 2));
+    ck_assert(lv_events_wait(&e, FP_LIVE_RECONNECTING, 1, 2));
     c0 = cpu_seconds();
     usleep(800000);
     cpu = cpu_seconds() - c0;
     ck_assert_msg(cpu < 0.02 * SLACK, "backoff used %.3f s CPU in 0.8 s", cpu);
-    ck_assert_int_eq(rec_count(&e, FP_LIVE_RECONNECTING), 1);
+    ck_assert_int_eq(lv_events_count(&e, FP_LIVE_RECONNECTING), 1);
     /* interrupt cuts the backoff short: the next try comes at once */
     fp_reader_interrupt(r);
-    ck_assert(wait_event(&e, FP_LIVE_RECONNECTING, 2, 0.5));
+    ck_assert(lv_events_wait(&e, FP_LIVE_RECONNECTING, 2, 0.5));
     fp_reader_close(&r);
     end();
 }
@@ -965,8 +884,8 @@ END_TEST
 static void http_or_udp(int udp)
 {
     begin();
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     int port = free_port(udp ? SOCK_DGRAM : SOCK_STREAM);
     char url[128], out[128];
     if (udp) {
@@ -994,9 +913,9 @@ static void http_or_udp(int udp)
     ck_assert_int_eq(read_frames(r, &m, 25, 10, NULL, NULL), 25);
     reap(&srv);
     if (!udp)
-        ck_assert(wait_event(&e, FP_LIVE_DISCONNECTED, 1, 5));
+        ck_assert(lv_events_wait(&e, FP_LIVE_DISCONNECTED, 1, 5));
     else
-        ck_assert(wait_event(&e, FP_LIVE_STALLED, 1, 5));
+        ck_assert(lv_events_wait(&e, FP_LIVE_STALLED, 1, 5));
     srv = ffmpeg_server("testsrc2", "320x240", NULL, !udp, out);
     ck_assert_int_eq(read_frames(r, &m, 25, 10, NULL, NULL), 25);
     fp_reader_stats st;
@@ -1028,8 +947,8 @@ START_TEST(rtsp_udp_and_tcp)
     snprintf(url, sizeof url, "rtsp://127.0.0.1:%d/test", port);
     const char *transports[] = {"rtsp_transport=udp", "rtsp_transport=tcp:timeout=2000000"};
     for (int t = 0; t < 2; t++) {
-        rec e;
-        rec_init(&e);
+        lv_events e;
+        lv_events_init(&e);
         fp_reader_options o = live_opts(FP_LIVE_LATEST, &e);
         o.av_options = transports[t];
         o.timeout_us = 500000;
@@ -1044,11 +963,11 @@ START_TEST(rtsp_udp_and_tcp)
         if (t == 1) {
             /* the server dies and comes back (kill -9) at another size */
             reap(&srv);
-            ck_assert(wait_event(&e, FP_LIVE_DISCONNECTED, 1, 8));
+            ck_assert(lv_events_wait(&e, FP_LIVE_DISCONNECTED, 1, 8));
             srv = rtsp_server(port, "160x120");
             ck_assert_int_eq(read_frames(r, &m, 25, 20, &w, &h), 25);
             ck_assert_int_eq(w, 160);
-            ck_assert_int_ge(rec_count(&e, FP_LIVE_SIZE_CHANGED), 1);
+            ck_assert_int_ge(lv_events_count(&e, FP_LIVE_SIZE_CHANGED), 1);
         }
         fp_reader_close(&r);
     }
@@ -1063,11 +982,11 @@ START_TEST(shared_budget)
     fp_budget *b = NULL;
     size_t cap = 8u << 20;
     ck_assert_int_eq(fp_budget_new(cap, &b), 0);
-    rec e[2];
+    lv_events e[2];
     pid_t srv[2];
     fp_reader *r[2] = {NULL, NULL};
     for (int i = 0; i < 2; i++) {
-        rec_init(&e[i]);
+        lv_events_init(&e[i]);
         char url[96];
         int port = local_url(url, sizeof url, "tcp", "");
         srv[i] = tcp_server(port, "testsrc2", "320x240", NULL);
@@ -1116,7 +1035,7 @@ static int port_listening(int port)
 
 /* The wait reader.h documents for the n-th failed try in a row: [d/2, d];
  * `fast`: the count started at the end of a connection that delivered. */
-static void check_delay(const rec *e, int i, double rmin, double rmax, int fast)
+static void check_delay(const lv_events *e, int i, double rmin, double rmax, int fast)
 {
     int n = e->attempt[i];
     double d = rmin;
@@ -1140,8 +1059,8 @@ static void check_delay(const rec *e, int i, double rmin, double rmax, int fast)
 START_TEST(reconnect_schedule)
 {
     begin();
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     const double rmin = 0.1, rmax = 0.8;
@@ -1152,7 +1071,7 @@ START_TEST(reconnect_schedule)
     fp_reader *r = NULL;
     ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
     /* down at start: nothing delivered yet, doubling from the second try */
-    ck_assert(wait_event(&e, FP_LIVE_RECONNECTING, 4, 10));
+    ck_assert(lv_events_wait(&e, FP_LIVE_RECONNECTING, 4, 10));
     pthread_mutex_lock(&e.mu);
     for (int i = 0, k = 0; i < e.n && k < 4; i++) {
         ck_assert_int_eq(e.type[i], FP_LIVE_RECONNECTING);
@@ -1162,13 +1081,13 @@ START_TEST(reconnect_schedule)
             ck_assert_double_gt(e.delay[i], rmin); /* [0.4, 0.8] */
     }
     pthread_mutex_unlock(&e.mu);
-    ck_assert_int_eq(rec_count(&e, FP_LIVE_CONNECTED), 0);
+    ck_assert_int_eq(lv_events_count(&e, FP_LIVE_CONNECTED), 0);
     pid_t srv = tcp_server(port, "testsrc2", "320x240", NULL);
     mono m = {0};
     ck_assert_int_eq(read_frames(r, &m, 10, 10, NULL, NULL), 10);
     /* CONNECTED came before its first frame was handed out, with its time */
-    ck_assert_int_eq(rec_count(&e, FP_LIVE_CONNECTED), 1);
-    int c = rec_last(&e, FP_LIVE_CONNECTED);
+    ck_assert_int_eq(lv_events_count(&e, FP_LIVE_CONNECTED), 1);
+    int c = lv_events_last(&e, FP_LIVE_CONNECTED);
     fp_reader_stats st;
     ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
     ck_assert_msg(e.first_frame[c] > 0 && e.first_frame[c] < 10 * SLACK &&
@@ -1183,10 +1102,10 @@ START_TEST(reconnect_schedule)
     /* the server goes away and stays down for 8 tries: 5 at about reconnect_min,
      * then doubling to reconnect_max */
     reap(&srv);
-    ck_assert(wait_event(&e, FP_LIVE_DISCONNECTED, 1, 5));
-    int d1 = rec_last(&e, FP_LIVE_DISCONNECTED);
-    int base = rec_count(&e, FP_LIVE_RECONNECTING);
-    ck_assert(wait_event(&e, FP_LIVE_RECONNECTING, base + 8, 10));
+    ck_assert(lv_events_wait(&e, FP_LIVE_DISCONNECTED, 1, 5));
+    int d1 = lv_events_last(&e, FP_LIVE_DISCONNECTED);
+    int base = lv_events_count(&e, FP_LIVE_RECONNECTING);
+    ck_assert(lv_events_wait(&e, FP_LIVE_RECONNECTING, base + 8, 10));
     pthread_mutex_lock(&e.mu);
     int seen = 0, maxd = 0;
     for (int i = d1 + 1; i < e.n && seen < 8; i++) {
@@ -1212,21 +1131,21 @@ START_TEST(reconnect_schedule)
         while (!port_listening(port) && tu_now() < end)
             usleep(2000);
         ck_assert_msg(port_listening(port), "the server does not listen on %d", port);
-        int at_back = rec_count(&e, FP_LIVE_RECONNECTING);
-        ck_assert(wait_event(&e, FP_LIVE_CONNECTED, 2 + round, 10));
+        int at_back = lv_events_count(&e, FP_LIVE_RECONNECTING);
+        ck_assert(lv_events_wait(&e, FP_LIVE_CONNECTED, 2 + round, 10));
         ck_assert_int_eq(read_frames(r, &m, 5, 10, NULL, NULL), 5);
         /* at most the try under way when it came back failed */
-        ck_assert_int_le(rec_count(&e, FP_LIVE_RECONNECTING), at_back + 1);
-        c = rec_last(&e, FP_LIVE_CONNECTED);
+        ck_assert_int_le(lv_events_count(&e, FP_LIVE_RECONNECTING), at_back + 1);
+        c = lv_events_last(&e, FP_LIVE_CONNECTED);
         ck_assert_double_gt(e.first_frame[c], 0);
         if (round == 1)
             break;
         /* again, back after 2 failed tries: the fast tries, count from 1 */
         reap(&srv);
-        ck_assert(wait_event(&e, FP_LIVE_DISCONNECTED, 2, 5));
-        int d2 = rec_last(&e, FP_LIVE_DISCONNECTED);
-        base = rec_count(&e, FP_LIVE_RECONNECTING);
-        ck_assert(wait_event(&e, FP_LIVE_RECONNECTING, base + 2, 10));
+        ck_assert(lv_events_wait(&e, FP_LIVE_DISCONNECTED, 2, 5));
+        int d2 = lv_events_last(&e, FP_LIVE_DISCONNECTED);
+        base = lv_events_count(&e, FP_LIVE_RECONNECTING);
+        ck_assert(lv_events_wait(&e, FP_LIVE_RECONNECTING, base + 2, 10));
         pthread_mutex_lock(&e.mu);
         seen = 0;
         for (int i = d2 + 1; i < e.n; i++)
@@ -1246,7 +1165,7 @@ START_TEST(reconnect_schedule)
     pthread_mutex_unlock(&e.mu);
     ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
     ck_assert_int_eq(st.connects, 3);
-    ck_assert_int_eq(rec_count(&e, FP_LIVE_DISCONNECTED), 2);
+    ck_assert_int_eq(lv_events_count(&e, FP_LIVE_DISCONNECTED), 2);
     fp_reader_close(&r);
     reap(&srv);
     end();

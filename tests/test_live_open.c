@@ -44,61 +44,6 @@
 #define SAN UNDER_SANITIZER
 #define SLACK tu_slack()
 
-/* ---- events ------------------------------------------------------------------------------ */
-
-#define MAX_EV 128
-typedef struct rec {
-    pthread_mutex_t mu;
-    int n;
-    int type[MAX_EV];
-    char msg[MAX_EV][300];
-    int count[8];
-} rec;
-
-static void on_event(const fp_live_event *ev, void *user)
-{
-    rec *e = user;
-    pthread_mutex_lock(&e->mu);
-    if (e->n < MAX_EV) {
-        e->type[e->n] = ev->type;
-        snprintf(e->msg[e->n], sizeof e->msg[e->n], "%s", ev->message);
-        e->n++;
-    }
-    if (ev->type > 0 && ev->type < 8)
-        e->count[ev->type]++;
-    pthread_mutex_unlock(&e->mu);
-    if (getenv("FP_LIVE_VERBOSE"))
-        fprintf(stderr, "event %d: %s\n", ev->type, ev->message);
-}
-
-static void rec_init(rec *e)
-{
-    memset(e, 0, sizeof *e);
-    pthread_mutex_init(&e->mu, NULL);
-}
-
-static int rec_count(rec *e, int type)
-{
-    pthread_mutex_lock(&e->mu);
-    int c = e->count[type];
-    pthread_mutex_unlock(&e->mu);
-    return c;
-}
-
-/* Every event so far, one a line, for failure messages. */
-static const char *rec_text(rec *e)
-{
-    static char buf[MAX_EV * 100];
-    size_t at = 0;
-    buf[0] = 0;
-    pthread_mutex_lock(&e->mu);
-    for (int i = 0; i < e->n && at + 1 < sizeof buf; i++)
-        at += (size_t)snprintf(buf + at, sizeof buf - at, "\n  event %d: %.200s", e->type[i],
-                               e->msg[i]);
-    pthread_mutex_unlock(&e->mu);
-    return buf;
-}
-
 static double wall_now(void)
 {
     struct timespec ts;
@@ -177,7 +122,7 @@ static void wait_listen(int port)
     }
 }
 
-static fp_reader_options live_opts(fp_live_mode mode, rec *e)
+static fp_reader_options live_opts(fp_live_mode mode, lv_events *e)
 {
     fp_reader_options o = {0};
     o.live.mode = mode;
@@ -185,7 +130,7 @@ static fp_reader_options live_opts(fp_live_mode mode, rec *e)
     o.live.reconnect_max = 0.5;
     o.live.stall = 3.0 * SLACK;
     o.live.open_timeout = 15.0 * SLACK;
-    o.live.on_event = on_event;
+    o.live.on_event = lv_events_record;
     o.live.user = e;
     o.timeout_us = (int64_t)(2e6 * SLACK);
     return o;
@@ -193,7 +138,7 @@ static fp_reader_options live_opts(fp_live_mode mode, rec *e)
 
 /* Next frame, waiting through timeouts while the reader (re)connects, for at
  * most `seconds`. Returns 1 with a frame, or fails the test. */
-static int next_frame(fp_reader *r, fp_image **img, double seconds, rec *e)
+static int next_frame(fp_reader *r, fp_image **img, double seconds, lv_events *e)
 {
     double end = tu_now() + seconds * SLACK;
     for (;;) {
@@ -202,7 +147,7 @@ static int next_frame(fp_reader *r, fp_image **img, double seconds, rec *e)
             return 1;
         ck_assert_msg(rc == FP_ETIMEDOUT && tu_now() < end,
                       "no frame within %.0f s: next %d (%s); events:%s", seconds * SLACK, rc,
-                      fp_reader_errmsg(r), rec_text(e));
+                      fp_reader_errmsg(r), lv_events_text(e));
     }
 }
 
@@ -218,8 +163,8 @@ typedef struct delay_run {
  * decoder threads, frame threads or not. */
 static void run_delay(int frame_threads, int n, delay_run *out)
 {
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = h264_server(port, "640x360", "slices=4", 25, NULL, 0);
@@ -292,8 +237,8 @@ static void count_free(void *user)
 
 START_TEST(native_views_no_alloc)
 {
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = h264_server(port, "320x240", NULL, 25, NULL, 0);
@@ -377,8 +322,8 @@ END_TEST
 
 START_TEST(short_probe_misses_parameters)
 {
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     /* the client joins 1.5 s into a 4 s GOP (the first 38 packets are not
@@ -393,22 +338,22 @@ START_TEST(short_probe_misses_parameters)
     fp_image *img = NULL;
     next_frame(r, &img, 30, &e);
     ck_assert_msg(img->flags & FP_IMAGE_KEY, "the first frame is not a keyframe;%s",
-                  rec_text(&e));
+                  lv_events_text(&e));
     ck_assert_int_eq(img->width, 320);
     ck_assert_int_eq(img->height, 240);
     fp_reader_stats st;
     ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
     printf("short probe without parameters: first frame %.2f s after the open, %llu decode "
            "errors before it%s\n",
-           st.first_frame, (unsigned long long)st.decode_errors, rec_text(&e));
+           st.first_frame, (unsigned long long)st.decode_errors, lv_events_text(&e));
     /* one connection: the undecodable packets before the keyframe neither
      * failed the open nor ended the connection */
-    ck_assert_msg(rec_count(&e, FP_LIVE_CONNECTED) == 1 &&
-                      rec_count(&e, FP_LIVE_RECONNECTING) == 0 && st.reconnects == 0,
-                  "the first try did not deliver;%s", rec_text(&e));
+    ck_assert_msg(lv_events_count(&e, FP_LIVE_CONNECTED) == 1 &&
+                      lv_events_count(&e, FP_LIVE_RECONNECTING) == 0 && st.reconnects == 0,
+                  "the first try did not deliver;%s", lv_events_text(&e));
     for (int i = 0; i < 10; i++)
         next_frame(r, &img, 5, &e);
-    ck_assert_int_eq(rec_count(&e, FP_LIVE_RECONNECTING), 0);
+    ck_assert_int_eq(lv_events_count(&e, FP_LIVE_RECONNECTING), 0);
     fp_unref(&img);
     fp_reader_close(&r);
     reap(&srv);
@@ -419,8 +364,8 @@ END_TEST
 
 START_TEST(first_frame_is_first_keyframe)
 {
-    rec e;
-    rec_init(&e);
+    lv_events e;
+    lv_events_init(&e);
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     /* 4 s GOP joined 1.5 s in; every packet carries SPS/PPS (a camera that
@@ -443,8 +388,8 @@ START_TEST(first_frame_is_first_keyframe)
     printf("first frame: key %d time %.3f s, its packet arrived %.3f s after the open, "
            "stats.first_frame %.3f s, in the caller's hands %.3f s after the arrival%s\n",
            !!(img->flags & FP_IMAGE_KEY), img->time, arrived, st.first_frame,
-           t_got - img->wall_time, rec_text(&e));
-    ck_assert_msg(st.connects == 1 && rec_count(&e, FP_LIVE_RECONNECTING) == 0,
+           t_got - img->wall_time, lv_events_text(&e));
+    ck_assert_msg(st.connects == 1 && lv_events_count(&e, FP_LIVE_RECONNECTING) == 0,
                   "the short probe of a stream with SPS in every packet failed");
     ck_assert_msg(img->flags & FP_IMAGE_KEY, "the first frame delivered is not a keyframe");
     /* the keyframe is frame 100 of the server, the client's first packet was
