@@ -542,7 +542,7 @@ START_TEST(live_reader_over_its_budget_goes_on)
     o.live.mode = FP_LIVE_ALL;
     o.live.reconnect_min = 0.1;
     o.live.reconnect_max = 0.4;
-    double stall = 2.0 * tu_slack();
+    double stall = 1.0 * tu_slack();
     o.live.stall = stall;
     o.live.on_event = count_events;
     fp_reader *r = NULL;
