@@ -54,27 +54,7 @@ int local_url(char *url, size_t cap, const char *scheme, const char *path)
 
 pid_t spawn_logged(char *const argv[], const char *out)
 {
-    pid_t p = fork();
-    ck_assert_int_ge(p, 0);
-    if (p == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open("/dev/null", O_RDWR);
-        dup2(fd, 0);
-        if (out) {
-            int log = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (log < 0)
-                _exit(127);
-            dup2(log, 1);
-            dup2(log, 2);
-        } else {
-            dup2(fd, 1);
-            if (!getenv("FP_LIVE_VERBOSE"))
-                dup2(fd, 2);
-        }
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    return p;
+    return zoo_spawn(argv, out);
 }
 
 pid_t spawn(char *const argv[])
@@ -94,9 +74,7 @@ void reap(pid_t *p)
 
 int have_program(const char *cmd)
 {
-    char buf[1024];
-    ck_assert_uint_lt((unsigned)snprintf(buf, sizeof buf, "%s >/dev/null 2>&1", cmd), sizeof buf);
-    return system(buf) == 0;
+    return zoo_have_program(cmd);
 }
 
 pid_t ffmpeg_server(const char *src, const char *size, const char *bsf, int listen_http,

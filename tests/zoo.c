@@ -90,16 +90,15 @@ static int free_port(int type)
     return ntohs(a.sin_port);
 }
 
-static int have_program(const char *cmd)
+int zoo_have_program(const char *cmd)
 {
     char buf[1024];
-    snprintf(buf, sizeof buf, "%s >/dev/null 2>&1", cmd);
+    ZOO_CHECK((size_t)snprintf(buf, sizeof buf, "%s >/dev/null 2>&1", cmd) < sizeof buf,
+              "zoo_have_program: a command of %zu bytes", strlen(cmd));
     return system(buf) == 0;
 }
 
-/* argv[0] searched in PATH, stdin/stdout on /dev/null, stderr too unless
- * FP_LIVE_VERBOSE; SIGKILL when the calling thread ends. */
-static pid_t spawn(char *const argv[])
+pid_t zoo_spawn(char *const argv[], const char *out)
 {
     pid_t p = fork();
     ZOO_CHECK(p >= 0, "fork: %s", strerror(errno));
@@ -107,9 +106,17 @@ static pid_t spawn(char *const argv[])
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open("/dev/null", O_RDWR);
         dup2(fd, 0);
-        dup2(fd, 1);
-        if (!getenv("FP_LIVE_VERBOSE"))
-            dup2(fd, 2);
+        if (out) {
+            int log = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (log < 0)
+                _exit(127);
+            dup2(log, 1);
+            dup2(log, 2);
+        } else {
+            dup2(fd, 1);
+            if (!getenv("FP_LIVE_VERBOSE"))
+                dup2(fd, 2);
+        }
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -128,7 +135,7 @@ static void reap(pid_t *p)
 
 static void need(const char *cmd, const char *package)
 {
-    ZOO_CHECK(have_program(cmd), "this needs %s (Debian package %s; scripts/setup)", cmd,
+    ZOO_CHECK(zoo_have_program(cmd), "this needs %s (Debian package %s; scripts/setup)", cmd,
               package);
 }
 
@@ -162,7 +169,7 @@ static void sleep_s(double s)
 
 static pid_t spawn_argv(const char **argv)
 {
-    return spawn((char *const *)argv);
+    return zoo_spawn((char *const *)argv, NULL);
 }
 
 void zoo_argv_add(zoo_argv *a, const char *s)
@@ -302,7 +309,7 @@ static pid_t ffmpeg_feed(zoo *z, const char *codec, const char *fmt, const char 
     zoo_argv *a = calloc(1, sizeof *a); /* large: not on a test thread's stack */
     ZOO_CHECK(a, "out of memory");
     zoo_publisher_argv(a, &p);
-    pid_t pid = spawn((char *const *)a->v);
+    pid_t pid = zoo_spawn((char *const *)a->v, NULL);
     free(a);
     return pid;
 }
@@ -374,7 +381,7 @@ static void server_start(zoo *z)
         zoo_argv_add(a, FP_SOURCE_DIR "/tests/zoo/mjpeg_server.sh");
         zoo_argv_add(a, ZOO_SECONDS);
         zoo_publisher_argv(a, &p);
-        z->srv = spawn((char *const *)a->v);
+        z->srv = zoo_spawn((char *const *)a->v, NULL);
         free(a);
         wait_tcp(z->port, "the MJPEG server"); /* takes one client: the next run serves */
         break;

@@ -83,6 +83,16 @@ void zoo_set_size(zoo *z, const char *size);
  * zoo_fail names `what` when nothing did. */
 void zoo_wait_tcp(int port, const char *what, double seconds);
 
+/* Whether the shell command `cmd` succeeds (its output discarded). */
+int zoo_have_program(const char *cmd);
+
+/* Starts argv (argv[0] searched in PATH) with stdin on /dev/null and stdout
+ * and stderr appended to the file `out` (created), or with out NULL on
+ * /dev/null (stderr only unless FP_LIVE_VERBOSE is set); the child gets
+ * SIGKILL when the calling thread ends. Returns its PID; a failed fork
+ * goes to zoo_fail. */
+pid_t zoo_spawn(char *const argv[], const char *out);
+
 /* An argv under construction: zoo_argv_add copies the string into `store`. */
 typedef struct zoo_argv {
     const char *v[96];
