@@ -6,7 +6,7 @@
 # Also fails when `struct fp_reader` is defined anywhere but reader.c.
 # Run as: cmake -DCC=... -DINCLUDE=... -DCORE=... -DAV=... -P
 include(${CMAKE_CURRENT_LIST_DIR}/include_scan.cmake)
-set(stages input decoder convert ahead bridge)
+set(stages input readahead decoder convert ahead bridge)
 set(up_headers "(engine|source|live|readerpriv)\\.h")
 set(up_calls "(fp__engine_[a-z_]+|fp__conn_[a-z_]+|fp__reader_[a-z_]+|fp__live_[a-z_]+|fp_reader_[a-z_]+)[ \t\n]*\\(")
 set(failures "")

@@ -848,6 +848,9 @@ static PyObject *reader_stats(FpyReader *rd, void *closure)
     SET(d, "age_max", PyFloat_FromDouble(s.age_max));
     SET(d, "queued", PyLong_FromUnsignedLong(s.queued));
     SET(d, "budget_drops", PyLong_FromUnsignedLongLong(s.budget_drops));
+    SET(d, "packets_dropped", PyLong_FromUnsignedLongLong(s.packets_dropped));
+    SET(d, "packets_queued", PyLong_FromUnsignedLong(s.packets_queued));
+    SET(d, "first_frame", PyFloat_FromDouble(s.first_frame));
     SET(d, "wrapped", PyLong_FromUnsignedLongLong(s.wrapped));
     return d;
 }
@@ -966,12 +969,16 @@ static PyGetSetDef reader_getset[] = {
          "peak, hits, misses, bytes, idle_bytes, max_buffers).\n"
          "Live sources (0 otherwise): connects: connections that delivered a frame "
          "(CONNECTED); reconnects: connection tries after the first, successful or not; "
-         "dropped: frames dropped because the caller fell behind; stalls: stalls detected; "
+         "dropped: LATEST's frames replaced by a newer one before they were read; stalls: "
+         "stalls detected; "
          "connected: a connection delivered its first frame and is open now; age_last: "
          "seconds between arrival and delivery of the last frame; "
          "age_max: the largest age_last; queued: frames waiting in the live queue now; "
          "budget_drops: frames lost because a pool could not grow (a shared budget was "
-         "full); wrapped: frames delivered by wrapping FFmpeg memory (decoders without "
+         "full); packets_dropped: packets dropped undecoded (LATEST skipping to a newer "
+         "keyframe, ALL a GOP at a time when the live buffer was full); packets_queued: "
+         "packets waiting to be decoded now; first_frame: seconds from the last "
+         "connection's open to its first frame; wrapped: frames delivered by wrapping FFmpeg memory (decoders without "
          "direct rendering)."),
      NULL},
     {"closed", (getter)reader_closed, NULL,
@@ -1036,7 +1043,8 @@ static int parse_size(PyObject *size, int *w, int *h)
 
 /* live=None/False: a file-like reader; "latest" or "all"; or a dict with
  * "mode" and any of "queue", "reconnect_min", "reconnect_max",
- * "max_reconnects", "stall", "repeat_ok" (fp_live_options). Events are not
+ * "max_reconnects", "stall", "repeat_ok", "open_timeout", "buffer"
+ * (fp_live_options). Events are not
  * delivered to Python (the reader's thread would need the GIL); their
  * counts are in reader.stats, and a give-up is raised by the next read. */
 static int parse_live_mode(PyObject *v, fp_live_mode *mode)
@@ -1083,15 +1091,21 @@ static int parse_live(PyObject *live, fp_live_options *out)
                 return -1;
             have_mode = 1;
         } else if (!strcmp(k, "reconnect_min") || !strcmp(k, "reconnect_max") ||
-                   !strcmp(k, "stall")) {
+                   !strcmp(k, "stall") || !strcmp(k, "open_timeout")) {
             if (fpy_arg_double(value, name, 0, 86400, &d) < 0)
                 return -1;
             if (!strcmp(k, "reconnect_min"))
                 out->reconnect_min = d;
             else if (!strcmp(k, "reconnect_max"))
                 out->reconnect_max = d;
-            else
+            else if (!strcmp(k, "stall"))
                 out->stall = d;
+            else
+                out->open_timeout = d;
+        } else if (!strcmp(k, "buffer")) {
+            if (fpy_arg_ll(value, name, 0, 1LL << 30, &l) < 0)
+                return -1;
+            out->buffer = (size_t)l;
         } else if (!strcmp(k, "queue")) {
             if (fpy_arg_ll(value, name, 0, 256, &l) < 0)
                 return -1;
@@ -1108,7 +1122,7 @@ static int parse_live(PyObject *live, fp_live_options *out)
         } else {
             PyErr_Format(PyExc_ValueError,
                          "unknown live option '%s' (mode, queue, reconnect_min, reconnect_max, "
-                         "max_reconnects, stall, repeat_ok)",
+                         "max_reconnects, stall, repeat_ok, open_timeout, buffer)",
                          k);
             return -1;
         }

@@ -117,11 +117,24 @@ typedef struct fp_reader fp_reader;
  *   thread's job; an unparsable URL, a refused port or an unreachable host
  *   show up as events (and as fp_reader_errmsg after GAVE_UP), not as an
  *   error of the open. Only bad options (FP_EINVAL) and FP_ENOMEM fail it.
- * - The thread drains the source all the time (RTSP/UDP lose packets when the
- *   demuxer is not read), decodes, converts, and keeps at most `queue` frames
- *   (LATEST: 1). In ALL mode the OLDEST queued frame is dropped when the
- *   caller falls behind; in LATEST mode each new frame replaces the queued
- *   one. Drops are counted (stats.dropped).
+ * - Each connection has two threads: one drains the source all the time
+ *   (RTSP/UDP lose packets and RTSP sends no keep-alive when the demuxer is
+ *   not read) into a bounded backlog of packets, stamping each with its
+ *   arrival (fp_image.wall_time); the reader's thread decodes, converts,
+ *   and keeps at most `queue` decoded frames (LATEST: 1).
+ * - Backlog. When the caller or the decoder falls behind, packets wait to
+ *   be decoded (stats.packets_queued), up to live.buffer bytes (default 8
+ *   MiB: seconds of a camera stream; a burst such as an HLS segment that
+ *   arrives at once waits there). ALL mode never drops a decoded frame: when
+ *   `queue` frames wait for the caller, the reader's thread waits too and
+ *   the packets wait behind them; once live.buffer is full, the oldest
+ *   packets go a GOP at a time (up to the next keyframe, so that what is
+ *   decoded next is clean). LATEST mode replaces the queued frame with each
+ *   new one (stats.dropped) and, when a newer keyframe has already arrived,
+ *   drops the packets before it undecoded: a decoder that cannot keep up
+ *   (a saturated CPU) jumps to the newest picture it can decode cleanly, so
+ *   the age of a delivered frame stays within about one keyframe interval
+ *   plus decode time. Packets dropped: stats.packets_dropped.
  * - fp_reader_next waits for the next queued frame, up to timeout_us (0 =
  *   without limit): 1 with a frame; FP_ETIMEDOUT when none came in time (the
  *   reader stays usable; reconnecting goes on); FP_ECANCELED after
@@ -167,7 +180,8 @@ typedef struct fp_reader fp_reader;
  * - A stall counts as a disconnect: once a connection delivered a frame, no
  *   new frame for `stall` seconds (a server that stopped sending with its
  *   socket open; a frame lost because a shared budget is full counts as a
- *   new frame here: the source is sending), or the same picture
+ *   new frame here: the source is sending; time the reader's thread spends
+ *   waiting for the caller in ALL mode does not count), or the same picture
  *   for `stall` seconds (a "connected but dead" camera repeating one frame;
  *   four rows of every frame are hashed; set repeat_ok for sources whose
  *   picture may legitimately stay identical that long).
@@ -184,7 +198,8 @@ typedef struct fp_reader fp_reader;
  *   framepool function except fp_reader_close on this reader). A URL in a
  *   message never shows credentials.
  * - Memory is bounded by construction: the decoder's need + queue + max_held
- *   frames per connection (decoder pool, conversion pool); give several
+ *   frames per connection (decoder pool, conversion pool), plus live.buffer
+ *   bytes of packets (only while behind); give several
  *   readers one fp_budget (options.budget) to cap their pools together.
  *   max_held counts every frame the reader handed out and the caller has
  *   not released (stats.held), whatever connection it came from: frames
@@ -210,9 +225,10 @@ typedef struct fp_reader fp_reader;
  */
 typedef enum fp_live_mode {
     FP_LIVE_OFF = 0, /* default: file semantics (every frame; end = 0) */
-    FP_LIVE_ALL,     /* every frame through a bounded queue; the OLDEST are dropped when
-                        the caller falls behind */
-    FP_LIVE_LATEST   /* only the newest decoded frame: bounded latency */
+    FP_LIVE_ALL,     /* every frame through a bounded queue; when the caller falls behind
+                        longer than live.buffer holds, whole GOPs are dropped */
+    FP_LIVE_LATEST   /* only the newest decoded frame: bounded latency (skips to a newer
+                        keyframe when decoding falls behind) */
 } fp_live_mode;
 
 enum {
@@ -248,11 +264,10 @@ typedef void (*fp_live_event_fn)(const fp_live_event *ev, void *user);
 
 typedef struct fp_live_options {
     fp_live_mode mode;          /* FP_LIVE_OFF (default) = not a live source */
-    unsigned queue;             /* FP_LIVE_ALL: frames kept ahead (0 = 8, at most 256);
-                                   LATEST always keeps 1. Sources that deliver in bursts
-                                   (HLS: a whole segment at once) need a queue of a
-                                   burst's frames (fps x segment seconds) for ALL to keep
-                                   every frame while the caller catches up */
+    unsigned queue;             /* FP_LIVE_ALL: decoded frames kept ahead (0 = 8, at most
+                                   256); LATEST always keeps 1. A burst (HLS: a whole
+                                   segment at once) waits as packets (live.buffer), not
+                                   here: a bigger queue only costs memory */
     double reconnect_min;       /* seconds: the base of the backoff (0 = 0.5): the longest
                                    wait of the first tries; see "Reconnecting" above */
     double reconnect_max;       /* upper bound of the backoff (0 = 30) */
@@ -265,6 +280,8 @@ typedef struct fp_live_options {
     void *user;                 /* passed to on_event */
     double open_timeout;        /* seconds for each connection's connect + probe + first
                                    frame (0 = 20); `stall` counts only after its first frame */
+    size_t buffer;              /* bytes of packets that may wait to be decoded (0 = 8 MiB,
+                                   at most 1 GiB); see "Backlog" above */
 } fp_live_options;
 
 /* Options; zero means the documented default for every field. */
@@ -557,18 +574,22 @@ typedef struct fp_reader_stats {
     /* live sources (zero otherwise) */
     uint64_t reconnects;      /* connection tries after the first (successful or not) */
     uint64_t connects;        /* connections that delivered a frame (one CONNECTED each) */
-    uint64_t dropped;         /* decoded frames dropped because the caller fell behind
-                                 (ALL: the oldest queued; LATEST: each replaced frame) */
+    uint64_t dropped;         /* LATEST: decoded frames replaced by a newer one before the
+                                 caller took them (ALL never drops a decoded frame) */
     uint64_t stalls;          /* stalls detected (no new frame / same picture) */
     uint64_t budget_drops;    /* frames lost because a pool could not grow (the shared
                                  budget was full): the stream goes on without them (not
-                                 decode errors). Live: published with the next frame */
+                                 decode errors) */
     int connected;            /* 1 from a connection's first frame (CONNECTED) to its end */
     unsigned queued;          /* frames waiting in the queue now */
     double age_last;          /* seconds: wall clock at delivery - wall_time, last frame */
     double age_max;           /* the largest age_last so far */
     double first_frame;       /* live: seconds from the start of the last connection's open
                                  to its first frame (0 before any) */
+    uint64_t packets_dropped; /* live: packets of the stream dropped before decoding (see
+                                 "Backlog"): LATEST skipping to a newer keyframe that had
+                                 arrived, ALL a GOP at a time when live.buffer was full */
+    unsigned packets_queued;  /* live: packets waiting to be decoded now (the backlog) */
 } fp_reader_stats;
 
 /* Fills *out with a snapshot. Returns 0 or FP_EINVAL. Not thread-safe with

@@ -61,6 +61,9 @@ struct fp__engine {
     uint64_t delivered, skipped, corrupt, wrapped, budget_drops;
     int64_t rearm_us;            /* live: the stall limit a budget drop re-arms (0 = none) */
     uint64_t rearm_seen;         /* budget drops (decoder + output) when last re-armed */
+    _Atomic uint64_t *drops_sink; /* live: where the budget drops are published at once */
+    fp_reader_info sinfo;        /* a connection's stream fields (stream_info), taken before its
+                                    read-ahead started: the demuxer is that thread's */
 };
 
 static void engine_finalize(void *obj);
@@ -318,8 +321,14 @@ static int read_packet(fp__engine *e)
 static void rearm_on_budget_drop(fp__engine *e)
 {
     uint64_t drops = e->dec.budget_drops + e->budget_drops;
-    if (e->rearm_us <= 0 || drops == e->rearm_seen)
+    if (drops == e->rearm_seen)
         return;
+    if (e->drops_sink)
+        atomic_store_explicit(e->drops_sink, drops, memory_order_relaxed);
+    if (e->rearm_us <= 0) {
+        e->rearm_seen = drops;
+        return;
+    }
     e->rearm_seen = drops;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -521,11 +530,37 @@ static int engine_seek(void *s, double seconds, int flags)
     return FP_OK;
 }
 
+/* The fields of fp_reader_info that come from the demuxer's stream. */
+static void stream_info(const fp__engine *e, fp_reader_info *out)
+{
+    const AVStream *st = e->dec.st;
+    AVRational fr = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
+    out->fps_num = fr.num > 0 && fr.den > 0 ? fr.num : 0;
+    out->fps_den = fr.num > 0 && fr.den > 0 ? fr.den : 1;
+    AVRational tb = st->time_base;
+    AVFormatContext *ic = e->in.ic;
+    if (st->duration != AV_NOPTS_VALUE)
+        out->duration = (double)st->duration * av_q2d(tb);
+    else if (ic->duration != AV_NOPTS_VALUE)
+        out->duration = (double)ic->duration / AV_TIME_BASE;
+    if (st->nb_frames > 0)
+        out->frame_count = st->nb_frames;
+    else if (out->duration > 0 && e->fps > 0)
+        out->frame_count = llround(out->duration * e->fps);
+    else
+        out->frame_count = -1;
+    AVRational sar = av_guess_sample_aspect_ratio(ic, (AVStream *)st, NULL);
+    out->sar_num = sar.num > 0 ? sar.num : 0;
+    out->sar_den = sar.num > 0 ? sar.den : 1;
+    out->time_base_num = tb.num;
+    out->time_base_den = tb.den;
+    out->container = ic->iformat ? ic->iformat->name : "";
+}
+
 static int engine_info(const void *s, fp_reader_info *out)
 {
     const fp__engine *e = s;
     const AVCodecContext *d = e->dec.dec;
-    const AVStream *st = e->dec.st;
     const fp__convert *cv = &e->cv;
     int fmt = cv->cur_fmt != AV_PIX_FMT_NONE ? cv->cur_fmt : d->pix_fmt;
     out->width = cv->cur_fmt != AV_PIX_FMT_NONE ? cv->cur_w : d->width;
@@ -553,29 +588,22 @@ static int engine_info(const void *s, fp_reader_info *out)
         out->out_format = cv->out_fmt;
     }
     out->fps = e->fps;
-    AVRational fr = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
-    out->fps_num = fr.num > 0 && fr.den > 0 ? fr.num : 0;
-    out->fps_den = fr.num > 0 && fr.den > 0 ? fr.den : 1;
-    AVRational tb = st->time_base;
-    AVFormatContext *ic = e->in.ic;
-    if (st->duration != AV_NOPTS_VALUE)
-        out->duration = (double)st->duration * av_q2d(tb);
-    else if (ic->duration != AV_NOPTS_VALUE)
-        out->duration = (double)ic->duration / AV_TIME_BASE;
-    if (st->nb_frames > 0)
-        out->frame_count = st->nb_frames;
-    else if (out->duration > 0 && e->fps > 0)
-        out->frame_count = llround(out->duration * e->fps);
-    else
-        out->frame_count = -1;
-    AVRational sar = av_guess_sample_aspect_ratio(ic, (AVStream *)st, NULL);
-    out->sar_num = sar.num > 0 ? sar.num : 0;
-    out->sar_den = sar.num > 0 ? sar.den : 1;
-    out->time_base_num = tb.num;
-    out->time_base_den = tb.den;
+    if (e->in.ra) {
+        const fp_reader_info *k = &e->sinfo;
+        out->fps_num = k->fps_num;
+        out->fps_den = k->fps_den;
+        out->duration = k->duration;
+        out->frame_count = k->frame_count;
+        out->sar_num = k->sar_num;
+        out->sar_den = k->sar_den;
+        out->time_base_num = k->time_base_num;
+        out->time_base_den = k->time_base_den;
+        out->container = k->container;
+    } else {
+        stream_info(e, out);
+    }
     out->stream_index = e->dec.vs;
     out->codec = d->codec ? d->codec->name : avcodec_get_name(d->codec_id);
-    out->container = ic->iformat ? ic->iformat->name : "";
     out->threads = e->dec.threads;
     out->zero_copy = e->dec.zero_copy;
     out->decoder_buffers = e->dec.need;
@@ -600,6 +628,8 @@ static int engine_stats(void *s, fp_reader_stats *out)
     out->loops = e->in.loops;
     out->loops_replayed = e->in.loops_replayed;
     out->budget_drops = e->dec.budget_drops + e->budget_drops;
+    out->packets_dropped = fp__readahead_dropped(&e->in);
+    out->packets_queued = fp__readahead_queued(&e->in);
     unsigned held = 0, dec_only = 0;
     fp__decoder_counts(&e->dec, &held, &dec_only);
     out->decoder_held = dec_only;
@@ -644,16 +674,23 @@ struct fp__bridge *fp__engine_bridge(fp__engine *e)
 
 /* ---- connections (live.c) ------------------------------------------------------------------ */
 
-int fp__conn_open(const char *url, const fp_reader_options *o, const char *what,
-                  _Atomic int *abort_flag, int64_t open_deadline_us, const char *file, int line,
-                  const char *func, fp__engine **out, fp__err *err)
+int fp__conn_open(const char *url, const fp_reader_options *o, const fp__conn_config *cc,
+                  const char *file, int line, const char *func, fp__engine **out, fp__err *err)
 {
-    int rc = engine_new(o, what, NULL, abort_flag, 1, file, line, func, out, err);
+    int rc = engine_new(o, cc->what, NULL, cc->abort_flag, 1, file, line, func, out, err);
     if (rc)
         return rc;
-    fp__input_set_stall_deadline(&(*out)->in, open_deadline_us);
+    fp__engine *e = *out;
+    e->drops_sink = cc->drops_sink;
+    fp__input_set_stall_deadline(&e->in, cc->open_deadline_us);
     fp__engine_input in = {.kind = FP__IN_URL, .url = url};
-    rc = engine_start(*out, &in);
+    rc = engine_start(e, &in);
+    if (!rc) {
+        stream_info(e, &e->sinfo);
+        rc = fp__readahead_start(&e->in, cc->buffer_bytes, cc->latest, &e->err);
+        if (rc)
+            record_err(e, rc);
+    }
     return rc ? open_failed(out, rc, err) : FP_OK;
 }
 

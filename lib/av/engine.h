@@ -57,12 +57,23 @@ typedef enum fp__conn_end {
     FP__CONN_FAILED,        /* any other error: the connection's message says why */
 } fp__conn_end;
 
-/* Opens a connection to `url`. The open phase aborts at the CLOCK_MONOTONIC
- * time open_deadline_us (0 = none) with FP_ETIMEDOUT. Returns 0 with *out, or
- * an error whose whole message ("<what>: ...") is in *err. */
-int fp__conn_open(const char *url, const fp_reader_options *o, const char *what,
-                  _Atomic int *abort_flag, int64_t open_deadline_us, const char *file, int line,
-                  const char *func, fp__engine **out, fp__err *err);
+/* How to open a connection. */
+typedef struct fp__conn_config {
+    const char *what;            /* "open '<url without credentials>'": its messages' prefix */
+    _Atomic int *abort_flag;     /* non-zero aborts every blocking call (borrowed) */
+    int64_t open_deadline_us;    /* CLOCK_MONOTONIC time the open phase ends (0 = none) */
+    size_t buffer_bytes;         /* the read-ahead's bound (packets waiting to be decoded) */
+    int latest;                  /* the read-ahead skips to a newer queued keyframe */
+    _Atomic uint64_t *drops_sink; /* NULL, or where the connection's budget_drops total is
+                                    stored as soon as it changes (borrowed) */
+} fp__conn_config;
+
+/* Opens a connection to `url`: the open phase aborts at open_deadline_us with
+ * FP_ETIMEDOUT; then a read-ahead thread drains the demuxer (input.h) and
+ * each read takes the packets it queued. Returns 0 with *out, or an error
+ * whose whole message ("<what>: ...") is in *err. */
+int fp__conn_open(const char *url, const fp_reader_options *o, const fp__conn_config *cc,
+                  const char *file, int line, const char *func, fp__engine **out, fp__err *err);
 /* Reads the next frame (as fp_reader_next: +1 in *img) within the
  * CLOCK_MONOTONIC deadline `deadline_us` (0 = none). A frame lost inside the
  * read because a shared budget is full (budget_drops) shows that the source

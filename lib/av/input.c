@@ -89,11 +89,14 @@ static int interrupt_cb(void *opaque)
 {
     fp__input *r = opaque;
     if (atomic_load_explicit(r->interrupted, memory_order_relaxed) ||
-        (r->abort_flag && atomic_load_explicit(r->abort_flag, memory_order_relaxed))) {
+        (r->abort_flag && atomic_load_explicit(r->abort_flag, memory_order_relaxed)) ||
+        atomic_load_explicit(&r->ra_quit, memory_order_relaxed)) {
         atomic_store(&r->int_reason, FP__INT_CANCEL);
         atomic_store(&r->last_reason, FP__INT_CANCEL);
         return 1;
     }
+    if (atomic_load_explicit(&r->ra_on, memory_order_relaxed))
+        return 0; /* the read-ahead's thread: the deadlines bound the queue's reader */
     int64_t dl = atomic_load_explicit(&r->deadline_us, memory_order_relaxed);
     int64_t sdl = atomic_load_explicit(&r->stall_deadline_us, memory_order_relaxed);
     if (!dl && !sdl)
@@ -429,6 +432,7 @@ static void cache_free(fp__input *r);
 
 void fp__input_close(fp__input *r)
 {
+    fp__readahead_stop(r);
     cache_free(r);
     if (r->ic)
         avformat_close_input(&r->ic);
@@ -440,10 +444,7 @@ void fp__input_close(fp__input *r)
 
 /* ---- reading packets ----------------------------------------------------------------------- */
 
-/* Reads the next packet of the video stream from the demuxer into `pkt`,
- * as the container gives it. Returns 1 with a packet, 0 at the end of input,
- * or a negative error. */
-static int demux_packet(fp__input *r, AVPacket *pkt, fp__err *err)
+int fp__input_demux(fp__input *r, AVPacket *pkt, int *rejected, fp__err *err)
 {
     for (;;) {
         /* An interrupt or deadline leaves AVERROR_EXIT sticky in the I/O
@@ -471,7 +472,7 @@ static int demux_packet(fp__input *r, AVPacket *pkt, fp__err *err)
             if (r->ic->pb && (avio_feof(r->ic->pb) || ioe == AVERROR_EOF))
                 return 0; /* a truncated file: what was there has been read */
             if (e == AVERROR_INVALIDDATA) {
-                r->rejected = e; /* counted against the error budget by the engine */
+                *rejected = e; /* counted against the error budget by the engine */
                 return FP__INPUT_REJECTED;
             }
             return fp__input_error(r, e, "reading", err);
@@ -536,6 +537,16 @@ give_up:
 /* Reads the next packet of the video stream into `pkt`: from the kept pass
  * while replaying it, else from the demuxer (keeping it while a pass is being
  * kept). Then, for options.loop, shifts it by the passes already played. */
+/* Records when the packet with `pts` arrived (CLOCK_REALTIME s). */
+static void stamp_arrival(fp__input *r, int64_t pts, double wall)
+{
+    r->wall_last = wall;
+    unsigned n = sizeof r->wall_ring / sizeof r->wall_ring[0];
+    r->wall_ring[r->wall_pos % n].pts = pts;
+    r->wall_ring[r->wall_pos % n].wall = wall;
+    r->wall_pos++;
+}
+
 int fp__input_read_packet(fp__input *r, AVPacket *pkt, fp__err *err)
 {
     if (r->lc_replay) {
@@ -544,8 +555,15 @@ int fp__input_read_packet(fp__input *r, AVPacket *pkt, fp__err *err)
         if (av_packet_ref(pkt, r->lc_pkts[r->lc_pos]) < 0)
             return fp__err_set(err, FP_ENOMEM, "out of memory replaying a kept packet");
         r->lc_pos++;
+    } else if (r->ra) {
+        double wall;
+        int rc = fp__readahead_pop(r, pkt, &wall, err);
+        if (rc != 1)
+            return rc;
+        stamp_arrival(r, pkt->pts, wall);
+        return 1;
     } else {
-        int rc = demux_packet(r, pkt, err);
+        int rc = fp__input_demux(r, pkt, &r->rejected, err);
         if (rc == 0 && r->lc_state == FP__LC_FILLING && r->lc_n)
             r->lc_state = FP__LC_FULL; /* the whole pass is kept */
         if (rc != 1)
@@ -575,11 +593,7 @@ int fp__input_read_packet(fp__input *r, AVPacket *pkt, fp__err *err)
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    r->wall_last = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-    unsigned n = sizeof r->wall_ring / sizeof r->wall_ring[0];
-    r->wall_ring[r->wall_pos % n].pts = pkt->pts;
-    r->wall_ring[r->wall_pos % n].wall = r->wall_last;
-    r->wall_pos++;
+    stamp_arrival(r, pkt->pts, (double)ts.tv_sec + ts.tv_nsec * 1e-9);
     return 1;
 }
 

@@ -44,6 +44,12 @@ typedef struct fp__input {
     _Atomic int64_t deadline_us;
     _Atomic int64_t stall_deadline_us; /* CLOCK_MONOTONIC us by which the next packet must
                                     come, else the blocking call aborts (0 = none) */
+    /* a live connection's read-ahead (readahead.c): while it runs, its thread
+     * alone calls the demuxer, whose blocking calls then abort only on the
+     * interrupt, the abort flag or ra_quit; the deadlines bound the wait for
+     * the queue instead */
+    struct fp__readahead *ra;
+    _Atomic int ra_on, ra_quit;
     /* FFmpeg */
     AVFormatContext *ic;
     AVIOContext *avio;           /* custom input (memory or callbacks), owned */
@@ -131,6 +137,29 @@ int fp__input_read_packet(fp__input *in, AVPacket *pkt, fp__err *err);
  * bounded by the deadline and interrupt. Returns 0 or an error in *err
  * ("<during>: ..."). */
 int fp__input_seek(fp__input *in, int64_t ts, const char *during, fp__err *err);
+/* The demuxer call itself: the next packet of the stream into `pkt`, as
+ * the container gives it. 1, 0 at the end of input, FP__INPUT_REJECTED
+ * (the AVERROR in *rejected), or a negative error in *err. */
+int fp__input_demux(fp__input *in, AVPacket *pkt, int *rejected, fp__err *err);
+
+/* ---- a live connection's read-ahead (readahead.c) ----
+ * Starts the thread that drains the demuxer of an opened input (its stream
+ * set) into a queue of at most max_bytes of packets (and 1024 packets);
+ * from then on fp__input_read_packet takes packets from that queue, waiting
+ * up to the stall deadline (FP_ETIMEDOUT, last reason FP__INT_STALL). When
+ * behind: `latest` drops the packets before a newer queued keyframe; else the
+ * oldest packets go a GOP at a time once the bound is reached. Returns 0 or
+ * an error in *err. Stopped (joined) by fp__input_close. */
+int fp__readahead_start(fp__input *in, size_t max_bytes, int latest, fp__err *err);
+void fp__readahead_stop(fp__input *in);
+/* The next queued packet (moved into pkt) with its arrival time in *wall;
+ * what fp__input_read_packet returns. */
+int fp__readahead_pop(fp__input *in, AVPacket *pkt, double *wall, fp__err *err);
+/* Packets of the stream dropped so far; packets queued now (0 without a
+ * read-ahead). Any thread. */
+uint64_t fp__readahead_dropped(fp__input *in);
+unsigned fp__readahead_queued(fp__input *in);
+
 /* options.loop: whether the end of this pass starts another one. */
 int fp__input_loops_left(const fp__input *in);
 /* options.loop: no more passes (a rewind failed). */

@@ -40,6 +40,8 @@
 
 #define LIVE_QUEUE_DEFAULT 8u
 #define LIVE_QUEUE_MAX 256u
+#define LIVE_BUFFER_DEFAULT ((size_t)8 << 20)
+#define LIVE_BUFFER_MAX ((size_t)1 << 30)
 #define LIVE_MSG 512
 
 typedef struct live_slot {
@@ -80,6 +82,9 @@ typedef struct fp__live {
     fp_reader_stats base;        /* sums over closed connections */
     fp_reader_stats cur;         /* the current connection's last snapshot */
     uint64_t reconnects, connects, dropped, stalls, delivered, size_changes;
+    _Atomic uint64_t conn_budget_drops; /* the current connection's budget_drops, stored by it
+                                   as they happen (written by the thread, outside mu while
+                                   it reads; reset under mu when the connection ends) */
     int connected;
     double age_last, age_max;
     double first_frame;          /* seconds from the last connection's open to its first frame */
@@ -308,6 +313,9 @@ int fp__live_check(const fp_reader_options *o, fp__err *err)
     if (l->reconnect_min > 0 && l->reconnect_max > 0 && l->reconnect_max < l->reconnect_min)
         return fp__err_set(err, FP_EINVAL, "live.reconnect_max %g < reconnect_min %g",
                                l->reconnect_max, l->reconnect_min);
+    if (l->buffer > LIVE_BUFFER_MAX)
+        return fp__err_set(err, FP_EINVAL, "live.buffer %zu is too large (at most %zu bytes)",
+                           l->buffer, LIVE_BUFFER_MAX);
     if (l->max_reconnects < 0)
         return fp__err_set(err, FP_EINVAL, "negative live.max_reconnects (0 = forever)");
     if (o->start != 0 || o->end != 0)
@@ -354,6 +362,7 @@ static void stats_add(fp_reader_stats *a, const fp_reader_stats *b)
     a->decode_errors += b->decode_errors;
     a->wrapped += b->wrapped;
     a->budget_drops += b->budget_drops;
+    a->packets_dropped += b->packets_dropped;
 }
 
 /* Frames the caller holds (delivered and not yet released). */
@@ -384,8 +393,13 @@ static int connect_once(fp__live *L, fp__engine **out, char *msg, size_t cap)
     fp_reader_options o = L->iopt;
     if (short_probe)
         o.av_options = L->probe_opts;
-    int rc = fp__conn_open(L->url, &o, L->open_what, &L->stop, open_deadline, L->site_file,
-                           L->site_line, L->site_func, out, &err);
+    fp__conn_config cc = {.what = L->open_what,
+                          .abort_flag = &L->stop,
+                          .open_deadline_us = open_deadline,
+                          .buffer_bytes = L->lo.buffer,
+                          .latest = L->lo.mode == FP_LIVE_LATEST,
+                          .drops_sink = &L->conn_budget_drops};
+    int rc = fp__conn_open(L->url, &o, &cc, L->site_file, L->site_line, L->site_func, out, &err);
     if (rc) {
         snprintf(msg, cap, "%s", err.msg);
         /* the server answered but the short probe missed the stream's parameters:
@@ -490,17 +504,22 @@ static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, siz
         int rc = fp__conn_read(c, &img, L->read_deadline, first ? 0 : stall_us, &why,
                                L->site_file, L->site_line, L->site_func);
         if (why == FP__CONN_HELD) {
-            /* the caller is behind: make room by dropping the oldest queued frame, or
-             * wait for the caller to release one */
+            /* the caller holds max_held frames: LATEST makes room by dropping the
+             * queued frame; ALL (and LATEST with nothing queued) waits for the
+             * caller to release one, while the packets wait in the read-ahead.
+             * (A release is not signalled: the wait looks again every 10 ms.) */
             fp_image *old = NULL;
             pthread_mutex_lock(&L->mu);
-            old = queue_pop_locked(L);
+            if (L->lo.mode == FP_LIVE_LATEST)
+                old = queue_pop_locked(L);
             if (old)
                 L->dropped++;
             else if (!atomic_load(&L->stop))
                 cond_wait_until(&L->cv_wake, &L->mu, mono_us() + 10000);
             pthread_mutex_unlock(&L->mu);
             fp_unref(&old);
+            if (!first) /* waiting for the caller is not a stall */
+                L->read_deadline = mono_us() + stall_us;
             continue;
         }
         if (rc <= 0) {
@@ -598,6 +617,18 @@ static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, siz
         /* publish: the frame and the statistics */
         fp_image *drop = NULL;
         pthread_mutex_lock(&L->mu);
+        if (L->qlen == L->qcap && L->lo.mode == FP_LIVE_ALL) {
+            /* ALL: wait for the caller to take one; the packets wait in the
+             * read-ahead, and this wait is not a stall */
+            while (L->qlen == L->qcap && !atomic_load(&L->stop))
+                pthread_cond_wait(&L->cv_wake, &L->mu);
+            L->read_deadline = mono_us() + stall_us;
+            if (atomic_load(&L->stop)) {
+                pthread_mutex_unlock(&L->mu);
+                fp_unref(&img);
+                return END_STOP;
+            }
+        }
         if (L->qlen == L->qcap) {
             drop = queue_pop_locked(L);
             L->dropped++;
@@ -686,6 +717,7 @@ static void *live_main(void *arg)
             pthread_mutex_lock(&L->mu);
             stats_add(&L->base, &cs);
             memset(&L->cur, 0, sizeof L->cur);
+            atomic_store(&L->conn_budget_drops, 0);
             L->connected = 0;
             if (end == END_STALL || end == END_REPEAT)
                 L->stalls++;
@@ -832,6 +864,8 @@ int fp__live_open(const char *url, const fp_reader_options *opts, const fp__sour
         L->lo.stall = 10;
     if (L->lo.open_timeout <= 0)
         L->lo.open_timeout = 20;
+    if (!L->lo.buffer)
+        L->lo.buffer = LIVE_BUFFER_DEFAULT;
     L->timeout_us = opts->timeout_us;
     L->iopt = *opts;
     memset(&L->iopt.live, 0, sizeof L->iopt.live);
@@ -979,6 +1013,10 @@ static int live_stats(void *s, fp_reader_stats *out)
     fp__live *L = s;
     pthread_mutex_lock(&L->mu);
     *out = L->cur;
+    /* budget drops as they happen, not with the next frame */
+    uint64_t bd = atomic_load(&L->conn_budget_drops);
+    if (bd > out->budget_drops)
+        out->budget_drops = bd;
     stats_add(out, &L->base);
     out->delivered = L->delivered;
     out->size_changes = L->size_changes;

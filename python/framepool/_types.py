@@ -17,6 +17,8 @@ class LiveOptions(TypedDict, total=False):
     max_reconnects: int
     stall: float
     repeat_ok: bool
+    open_timeout: float
+    buffer: int
 
 
 class PoolStats(TypedDict):
@@ -94,6 +96,9 @@ class ReaderStats(TypedDict):
     age_max: float
     queued: int
     budget_drops: int
+    packets_dropped: int
+    packets_queued: int
+    first_frame: float
     wrapped: int
 
 

@@ -45,7 +45,8 @@ anything = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.tuples(inner, inner),
                             st.dictionaries(st.one_of(st.text(max_size=15), st.sampled_from(
                                 ["mode", "queue", "stall", "reconnect_min", "reconnect_max",
-                                 "max_reconnects", "repeat_ok"]), st.integers(), st.none(),
+                                 "max_reconnects", "repeat_ok", "open_timeout", "buffer"]),
+                                st.integers(), st.none(),
                                 st.binary(max_size=4)), inner, max_size=4)),
     max_leaves=6)
 
