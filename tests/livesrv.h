@@ -39,6 +39,11 @@ void reap(pid_t *p);
 /* Whether the shell command `cmd` succeeds (its output discarded). */
 int have_program(const char *cmd);
 
+/* Waits until something listens on TCP port `port` of 127.0.0.1, read from
+ * /proc/net/tcp so that no client is spent on a server that takes one; fails
+ * the test after `seconds` x tu_slack(). */
+void wait_listening(int port, double seconds);
+
 /* ffmpeg serving a 25 fps test pattern (MPEG-2 in MPEG-TS, a keyframe every
  * 12 frames; the zoo's publisher, tests/zoo.h) at `out`, for at most 60 s. `src` is a lavfi source ("testsrc2", "color=c=red"), `size`
  * "WxH", `bsf` an optional bitstream filter; `listen_http` adds -listen 1

@@ -476,30 +476,6 @@ START_TEST(rtsp_tcp_stop_cont_kill_restart_resize)
 }
 END_TEST
 
-/* Waits until something listens on tcp port `port` of 127.0.0.1 (read from
- * /proc/net/tcp, so that no client is spent on a server that takes one). */
-static void wait_listening(int port, double seconds)
-{
-    char want[32];
-    snprintf(want, sizeof want, "0100007F:%04X", port);
-    double end = tu_now() + seconds * SLACK;
-    do {
-        FILE *f = fopen("/proc/net/tcp", "r");
-        ck_assert_ptr_nonnull(f);
-        char row[256], local[64], remote[64];
-        unsigned state;
-        int found = 0;
-        while (!found && fgets(row, sizeof row, f))
-            found = sscanf(row, " %*d: %63s %63s %x", local, remote, &state) == 3 &&
-                    !strcmp(local, want) && state == 0x0A; /* TCP_LISTEN */
-        fclose(f);
-        if (found)
-            return;
-        usleep(20000);
-    } while (tu_now() < end);
-    ck_abort_msg("nothing listens on port %d after %.0f s", port, seconds * SLACK);
-}
-
 /* --seconds ends a run by itself, with the summary and the verdict. */
 START_TEST(seconds_ends_the_run)
 {

@@ -98,30 +98,6 @@ static pid_t h264_server(int port, const char *size, const char *x264, int gop,
     return spawn((char *const *)argv);
 }
 
-/* Waits until something listens on 127.0.0.1:port (/proc/net/tcp), without
- * connecting (the servers take one client). */
-static void wait_listen(int port)
-{
-    double end = tu_now() + 20 * SLACK;
-    char want[32];
-    snprintf(want, sizeof want, "0100007F:%04X", port);
-    for (;;) {
-        FILE *f = fopen("/proc/net/tcp", "r");
-        ck_assert_ptr_nonnull(f);
-        char line[512], local[64], remote[64], st[8];
-        int found = 0;
-        while (!found && fgets(line, sizeof line, f))
-            found = sscanf(line, " %*s %63s %63s %7s", local, remote, st) == 3 &&
-                    !strcmp(local, want) && !strcmp(st, "0A");
-        fclose(f);
-        if (found)
-            return;
-        ck_assert_msg(tu_now() < end, "no server listens on port %d after %.0f s", port,
-                      20 * SLACK);
-        usleep(10000);
-    }
-}
-
 static fp_reader_options live_opts(fp_live_mode mode, lv_events *e)
 {
     fp_reader_options o = {0};
@@ -168,7 +144,7 @@ static void run_delay(int frame_threads, int n, delay_run *out)
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = h264_server(port, "640x360", "slices=4", 25, NULL, 0);
-    wait_listen(port);
+    wait_listening(port, 20);
     fp_reader_options o = live_opts(FP_LIVE_LATEST, &e);
     o.threads = 2;
     o.frame_threads = frame_threads;
@@ -242,7 +218,7 @@ START_TEST(native_views_no_alloc)
     char url[96];
     int port = local_url(url, sizeof url, "tcp", "");
     pid_t srv = h264_server(port, "320x240", NULL, 25, NULL, 0);
-    wait_listen(port);
+    wait_listening(port, 20);
     /* the weak slot table's first chunk, kept for the life of the process */
     static const fp_type warm_type = {"warm", NULL};
     void *warm = fp_new(&warm_type, 8);
@@ -331,7 +307,7 @@ START_TEST(short_probe_misses_parameters)
      * the short probe */
     const char *bsf = "noise=drop=lt(n\\,38)";
     pid_t srv = h264_server(port, "320x240", NULL, 100, bsf, 0);
-    wait_listen(port);
+    wait_listening(port, 20);
     fp_reader_options o = live_opts(FP_LIVE_ALL, &e);
     fp_reader *r = NULL;
     ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
@@ -372,7 +348,7 @@ START_TEST(first_frame_is_first_keyframe)
      * repeats them), so the short probe succeeds before the keyframe */
     pid_t srv = h264_server(port, "320x240", NULL, 100,
                             "noise=drop=lt(n\\,38),dump_extra=freq=all", 1);
-    wait_listen(port);
+    wait_listening(port, 20);
     fp_reader_options o = live_opts(FP_LIVE_ALL, &e);
     fp_reader *r = NULL;
     double t_open = wall_now();

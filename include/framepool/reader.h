@@ -281,7 +281,10 @@ typedef struct fp_live_options {
     double open_timeout;        /* seconds for each connection's connect + probe + first
                                    frame (0 = 20); `stall` counts only after its first frame */
     size_t buffer;              /* bytes of packets that may wait to be decoded (0 = 8 MiB,
-                                   at most 1 GiB); see "Backlog" above */
+                                   at most 1 GiB; 1024 packets at most in any case); see
+                                   "Backlog" above. Keep it above a few keyframe intervals
+                                   of the stream: ALL drops whole GOPs, and a GOP larger
+                                   than the buffer loses its tail */
 } fp_live_options;
 
 /* Options; zero means the documented default for every field. */

@@ -628,8 +628,9 @@ static int engine_stats(void *s, fp_reader_stats *out)
     out->loops = e->in.loops;
     out->loops_replayed = e->in.loops_replayed;
     out->budget_drops = e->dec.budget_drops + e->budget_drops;
-    out->packets_dropped = fp__readahead_dropped(&e->in);
-    out->packets_queued = fp__readahead_queued(&e->in);
+    const fp__backlog *bl = fp__readahead_counts(&e->in);
+    out->packets_dropped = bl ? atomic_load(&bl->dropped) : 0;
+    out->packets_queued = bl ? atomic_load(&bl->queued) : 0;
     unsigned held = 0, dec_only = 0;
     fp__decoder_counts(&e->dec, &held, &dec_only);
     out->decoder_held = dec_only;
@@ -687,7 +688,7 @@ int fp__conn_open(const char *url, const fp_reader_options *o, const fp__conn_co
     rc = engine_start(e, &in);
     if (!rc) {
         stream_info(e, &e->sinfo);
-        rc = fp__readahead_start(&e->in, cc->buffer_bytes, cc->latest, &e->err);
+        rc = fp__readahead_start(&e->in, cc->buffer_bytes, cc->latest, cc->backlog, &e->err);
         if (rc)
             record_err(e, rc);
     }

@@ -11,6 +11,7 @@
 #define FRAMEPOOL_AV_ENGINE_H
 
 #include "err.h"
+#include "input.h" /* fp__backlog */
 #include "framepool/reader.h"
 #include "source.h"
 
@@ -66,6 +67,7 @@ typedef struct fp__conn_config {
     int latest;                  /* the read-ahead skips to a newer queued keyframe */
     _Atomic uint64_t *drops_sink; /* NULL, or where the connection's budget_drops total is
                                     stored as soon as it changes (borrowed) */
+    fp__backlog *backlog;        /* NULL, or the read-ahead's counts (borrowed; see input.h) */
 } fp__conn_config;
 
 /* Opens a connection to `url`: the open phase aborts at open_deadline_us with

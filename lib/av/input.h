@@ -142,23 +142,33 @@ int fp__input_seek(fp__input *in, int64_t ts, const char *during, fp__err *err);
  * (the AVERROR in *rejected), or a negative error in *err. */
 int fp__input_demux(fp__input *in, AVPacket *pkt, int *rejected, fp__err *err);
 
-/* ---- a live connection's read-ahead (readahead.c) ----
+/* ---- a live connection's read-ahead (readahead.c) ---- */
+
+/* A read-ahead's counts, readable from any thread at any time (a live
+ * reader keeps one for all its connections, so that they go on across
+ * them): packets of the stream dropped, packets queued now. */
+typedef struct fp__backlog {
+    _Atomic uint64_t dropped;
+    _Atomic unsigned queued;
+} fp__backlog;
+
+/*
  * Starts the thread that drains the demuxer of an opened input (its stream
  * set) into a queue of at most max_bytes of packets (and 1024 packets);
  * from then on fp__input_read_packet takes packets from that queue, waiting
  * up to the stall deadline (FP_ETIMEDOUT, last reason FP__INT_STALL). When
  * behind: `latest` drops the packets before a newer queued keyframe; else the
  * oldest packets go a GOP at a time once the bound is reached. Returns 0 or
- * an error in *err. Stopped (joined) by fp__input_close. */
-int fp__readahead_start(fp__input *in, size_t max_bytes, int latest, fp__err *err);
+ * an error in *err. `counts` (borrowed for the input's life; NULL = its
+ * own) receives the counts. Stopped (joined) by fp__input_close. */
+int fp__readahead_start(fp__input *in, size_t max_bytes, int latest, fp__backlog *counts,
+                        fp__err *err);
 void fp__readahead_stop(fp__input *in);
 /* The next queued packet (moved into pkt) with its arrival time in *wall;
  * what fp__input_read_packet returns. */
 int fp__readahead_pop(fp__input *in, AVPacket *pkt, double *wall, fp__err *err);
-/* Packets of the stream dropped so far; packets queued now (0 without a
- * read-ahead). Any thread. */
-uint64_t fp__readahead_dropped(fp__input *in);
-unsigned fp__readahead_queued(fp__input *in);
+/* The counts (NULL without a read-ahead). */
+const fp__backlog *fp__readahead_counts(const fp__input *in);
 
 /* options.loop: whether the end of this pass starts another one. */
 int fp__input_loops_left(const fp__input *in);

@@ -82,6 +82,8 @@ typedef struct fp__live {
     fp_reader_stats base;        /* sums over closed connections */
     fp_reader_stats cur;         /* the current connection's last snapshot */
     uint64_t reconnects, connects, dropped, stalls, delivered, size_changes;
+    fp__backlog backlog;         /* every connection's read-ahead counts (packets dropped over
+                                   all of them, queued now) */
     _Atomic uint64_t conn_budget_drops; /* the current connection's budget_drops, stored by it
                                    as they happen (written by the thread, outside mu while
                                    it reads; reset under mu when the connection ends) */
@@ -362,7 +364,6 @@ static void stats_add(fp_reader_stats *a, const fp_reader_stats *b)
     a->decode_errors += b->decode_errors;
     a->wrapped += b->wrapped;
     a->budget_drops += b->budget_drops;
-    a->packets_dropped += b->packets_dropped;
 }
 
 /* Frames the caller holds (delivered and not yet released). */
@@ -398,7 +399,8 @@ static int connect_once(fp__live *L, fp__engine **out, char *msg, size_t cap)
                           .open_deadline_us = open_deadline,
                           .buffer_bytes = L->lo.buffer,
                           .latest = L->lo.mode == FP_LIVE_LATEST,
-                          .drops_sink = &L->conn_budget_drops};
+                          .drops_sink = &L->conn_budget_drops,
+                          .backlog = &L->backlog};
     int rc = fp__conn_open(L->url, &o, &cc, L->site_file, L->site_line, L->site_func, out, &err);
     if (rc) {
         snprintf(msg, cap, "%s", err.msg);
@@ -1018,6 +1020,8 @@ static int live_stats(void *s, fp_reader_stats *out)
     if (bd > out->budget_drops)
         out->budget_drops = bd;
     stats_add(out, &L->base);
+    out->packets_dropped = atomic_load(&L->backlog.dropped);
+    out->packets_queued = atomic_load(&L->backlog.queued);
     out->delivered = L->delivered;
     out->size_changes = L->size_changes;
     out->held = caller_held(L);

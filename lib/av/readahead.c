@@ -62,7 +62,8 @@ struct fp__readahead {
     int ended;         /* the thread's last word: end_rc (0 = end of input) */
     int end_rc;
     fp__err end_err;
-    uint64_t dropped;  /* packets of the stream dropped */
+    fp__backlog own;
+    fp__backlog *counts; /* &own or the owner's (packets dropped, queued: kept as they change) */
 };
 
 static double wall_now(void)
@@ -89,12 +90,13 @@ static void drop_first(fp__readahead *ra, unsigned k)
         ra_slot *s = slot(ra, 0);
         if (s->pkt) {
             ra->bytes -= (size_t)s->pkt->size;
-            ra->dropped++;
+            atomic_fetch_add(&ra->counts->dropped, 1);
             av_packet_free(&s->pkt);
         }
         ra->head = (ra->head + 1) % RA_SLOTS;
         ra->n--;
     }
+    atomic_store(&ra->counts->queued, ra->n);
 }
 
 /* Under mu: the index of the newest queued keyframe after the head, or 0. */
@@ -161,7 +163,7 @@ static void *ra_main(void *arg)
                 }
             }
             if (drop) {
-                ra->dropped++;
+                atomic_fetch_add(&ra->counts->dropped, 1);
                 av_packet_free(&pkt);
             } else {
                 ra->need_key = 0;
@@ -182,6 +184,7 @@ static void *ra_main(void *arg)
             ra->end_err = err;
         }
         int end = ra->ended;
+        atomic_store(&ra->counts->queued, ra->n);
         pthread_cond_signal(&ra->cv);
         pthread_mutex_unlock(&ra->mu);
         if (end)
@@ -189,7 +192,8 @@ static void *ra_main(void *arg)
     }
 }
 
-int fp__readahead_start(fp__input *in, size_t max_bytes, int latest, fp__err *err)
+int fp__readahead_start(fp__input *in, size_t max_bytes, int latest, fp__backlog *counts,
+                        fp__err *err)
 {
     fp__readahead *ra = calloc(1, sizeof *ra);
     if (!ra)
@@ -197,6 +201,7 @@ int fp__readahead_start(fp__input *in, size_t max_bytes, int latest, fp__err *er
     ra->in = in;
     ra->latest = latest;
     ra->max_bytes = max_bytes;
+    ra->counts = counts ? counts : &ra->own;
     pthread_mutex_init(&ra->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -225,7 +230,14 @@ void fp__readahead_stop(fp__input *in)
         return;
     atomic_store(&in->ra_quit, 1);
     pthread_join(ra->th, NULL);
-    drop_first(ra, ra->n);
+    /* what was still queued goes with the connection: not a drop */
+    while (ra->n) {
+        ra_slot *s = slot(ra, 0);
+        av_packet_free(&s->pkt);
+        ra->head = (ra->head + 1) % RA_SLOTS;
+        ra->n--;
+    }
+    atomic_store(&ra->counts->queued, 0);
     pthread_cond_destroy(&ra->cv);
     pthread_mutex_destroy(&ra->mu);
     free(ra);
@@ -258,6 +270,7 @@ int fp__readahead_pop(fp__input *in, AVPacket *pkt, double *wall, fp__err *err)
             slot(ra, 0)->pkt = NULL;
             ra->head = (ra->head + 1) % RA_SLOTS;
             ra->n--;
+            atomic_store(&ra->counts->queued, ra->n);
             *wall = s.wall;
             if (!s.pkt) {
                 pthread_mutex_unlock(&ra->mu);
@@ -289,24 +302,7 @@ int fp__readahead_pop(fp__input *in, AVPacket *pkt, double *wall, fp__err *err)
     }
 }
 
-uint64_t fp__readahead_dropped(fp__input *in)
+const fp__backlog *fp__readahead_counts(const fp__input *in)
 {
-    fp__readahead *ra = in->ra;
-    if (!ra)
-        return 0;
-    pthread_mutex_lock(&ra->mu);
-    uint64_t d = ra->dropped;
-    pthread_mutex_unlock(&ra->mu);
-    return d;
-}
-
-unsigned fp__readahead_queued(fp__input *in)
-{
-    fp__readahead *ra = in->ra;
-    if (!ra)
-        return 0;
-    pthread_mutex_lock(&ra->mu);
-    unsigned n = ra->n;
-    pthread_mutex_unlock(&ra->mu);
-    return n;
+    return in->ra ? in->ra->counts : NULL;
 }
