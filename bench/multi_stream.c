@@ -238,7 +238,7 @@ static uint64_t reader_drops(fp_stream *fs, int n)
     for (int i = 0; i < n; i++) {
         fp_reader_stats st;
         if (fp_reader_get_stats(fs[i].r, &st) == FP_OK)
-            d += st.dropped + st.budget_drops;
+            d += st.dropped + st.packets_dropped + st.budget_drops;
     }
     return d;
 }
@@ -472,7 +472,7 @@ out_peer:
         pthread_join(fs[i].th, NULL);
         fp_reader_stats st;
         if (fp_reader_get_stats(fs[i].r, &st) == FP_OK) {
-            res->drops += st.dropped;
+            res->drops += st.dropped + st.packets_dropped;
             res->budget_drops += st.budget_drops;
             res->reconnects += st.reconnects;
             if (st.age_max > res->fp_age_max)

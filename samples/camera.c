@@ -222,11 +222,13 @@ int main(int argc, char **argv)
             next_status += 1;
             fp_reader_stats s;
             fp_reader_get_stats(r, &s);
+            /* dropped: frames lost to the loop being slow, decoded (LATEST) or
+             * as packets; backlog: packets waiting to be decoded */
             printf("[%7.2f s] %s frames=%llu size=%dx%d age=%.0f ms (max %.0f) dropped=%llu "
-                   "stalls=%llu reconnects=%llu\n",
+                   "backlog=%u stalls=%llu reconnects=%llu\n",
                    now_mono() - t0, s.connected ? "live        " : "down        ",
-                   (unsigned long long)frames, w, h,
-                   s.age_last * 1e3, s.age_max * 1e3, (unsigned long long)s.dropped,
+                   (unsigned long long)frames, w, h, s.age_last * 1e3, s.age_max * 1e3,
+                   (unsigned long long)(s.dropped + s.packets_dropped), s.packets_queued,
                    (unsigned long long)s.stalls, (unsigned long long)s.reconnects);
             fflush(stdout);
         }
@@ -240,7 +242,7 @@ int main(int argc, char **argv)
            "%llu dropped, frame age max %.2f ms\n",
            (unsigned long long)frames, now_mono() - t0, (unsigned long long)s.connects,
            (unsigned long long)s.reconnects, (unsigned long long)s.stalls,
-           (unsigned long long)s.dropped, age_max * 1e3);
+           (unsigned long long)(s.dropped + s.packets_dropped), age_max * 1e3);
     fp_reader_close(&r);
     int verdict = fp_memtrack_print(mt, stdout);
     fp_unref(&mt);
