@@ -249,6 +249,46 @@ def test_frame_threads_for_a_live_reader(clips):
 
 # ---- bad input: each gives a clear framepool.Error subclass ----------------------------
 
+def test_live_backlog_options_and_stats():
+    """live={'buffer': bytes, 'open_timeout': s} reach C's fp_live_options;
+    a live reader's stats have every key of framepool.ReaderStats, the
+    backlog's among them; a caller that pauses in ALL mode finds the frames
+    waiting (as packets), none dropped."""
+    import time
+    from framepool._types import LiveOptions, ReaderStats
+    port = free_port()
+    server = serve_tcp(port)
+    try:
+        live = {"mode": "all", "buffer": 4 << 20, "open_timeout": 15, "stall": 10,
+                "queue": 2, "reconnect_min": 0.1, "reconnect_max": 0.5, "max_reconnects": 0,
+                "repeat_ok": False}
+        assert set(live) == set(LiveOptions.__annotations__)
+        with framepool.open(f"tcp://127.0.0.1:{port}", format="gray8", live=live,
+                            timeout=20) as reader:
+            assert len(read_some(reader, 5, 20)) == 5
+            time.sleep(1.0)  # the caller pauses: 25 frames arrive meanwhile
+            s = reader.stats
+            assert set(s) == set(ReaderStats.__annotations__), set(s) ^ set(
+                ReaderStats.__annotations__)
+            assert s["packets_queued"] > 0, s
+            got = read_some(reader, 25, 20)
+            frames = [t for _, _, t in got]
+            steps = {round((b - a) * 25) for a, b in zip(frames, frames[1:])}
+            assert steps == {1}, f"ALL lost frames during the pause: steps {steps}"
+            s = reader.stats
+            assert s["dropped"] == 0 and s["packets_dropped"] == 0, s
+            assert 0 < s["first_frame"] < 15, s
+    finally:
+        server.kill()
+        server.wait()
+    for bad in ({"mode": "all", "buffer": -1}, {"mode": "all", "buffer": 2**30 + 1},
+                {"mode": "all", "open_timeout": -1}, {"mode": "all", "open_timeout": 1e6}):
+        with pytest.raises((ValueError, OverflowError)) as e:
+            framepool.open("tcp://127.0.0.1:9", live=bad)
+        key = "buffer" if "buffer" in bad else "open_timeout"
+        assert key in str(e.value), str(e.value)
+
+
 def test_missing_file():
     with pytest.raises(framepool.NotFoundError, match="no such file") as e:
         framepool.open("/nonexistent/framepool/clip.mp4")
