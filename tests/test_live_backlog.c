@@ -7,7 +7,8 @@
  * in a burst, as an HLS segment or a server's backlog after a stall does.
  * Every delivered frame is checked against ffmpeg's framemd5 of the clip at
  * its position (its time x 25): a frame decoded after dropped packets must
- * be clean, so drops may only end at a keyframe.
+ * be clean, so drops may only end at a keyframe; and its index must be that
+ * position (dropped packets count in the index: its gaps are frames lost).
  *
  *  - ALL, a burst and a slow caller: every frame, in order, none dropped
  *    (the burst waits as packets; the old frame queue of 8 dropped frames);
@@ -113,6 +114,9 @@ static void check_clean(seen *s, const fp_image *img, char (*md5)[33], int frame
     int k = frame_number(img);
     ck_assert_msg(k >= 0 && k < frames, "%s: frame time %.3f is not in the clip", what,
                   img->time);
+    /* index: decoded frames plus dropped packets, so the frame number */
+    ck_assert_msg(img->index == k, "%s: frame %d has index %lld", what, k,
+                  (long long)img->index);
     char hex[33];
     image_md5(img, hex);
     ck_assert_msg(!strcmp(hex, md5[k]),

@@ -189,8 +189,11 @@ typedef struct fp_reader fp_reader;
  *   `time` and `pts` stay monotonic across reconnects: each connection's
  *   timestamps are rebased to continue after the last frame of the previous
  *   one (plus the wall-clock gap between them), in the time base of the first
- *   connection (fp_reader_info). `index` counts the frames the reader decoded
- *   (monotonic; gaps are drops). A new resolution (mid-stream or after a
+ *   connection (fp_reader_info). `index` counts the frames the reader
+ *   decoded and the packets it dropped undecoded (stats.packets_dropped), so
+ *   within a connection it is the stream's frame number since the
+ *   connection's first packet: monotonic, and a gap is frames lost (dropped
+ *   packets, LATEST's replaced frames). A new resolution (mid-stream or after a
  *   reconnect) is handled as in a file: a new pool generation, a
  *   FP_LIVE_SIZE_CHANGED event, stats.size_changes.
  * - Events go to live.on_event on the reader's thread with no framepool lock

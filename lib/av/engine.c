@@ -274,6 +274,9 @@ static int frame_wanted(fp__engine *e, int64_t pts, int64_t *index)
         e->next_index = llround(t * e->fps);
         e->index_from_time = 0;
     }
+    /* a live connection's read-ahead dropped packets before this frame's: its
+     * index goes on by as many, so that a gap in indices is frames lost */
+    e->next_index += fp__input_take_gap(&e->in, pts);
     *index = e->next_index++;
     if (pts != AV_NOPTS_VALUE && pts >= e->end_pts)
         return -1;

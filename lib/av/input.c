@@ -537,13 +537,15 @@ give_up:
 /* Reads the next packet of the video stream into `pkt`: from the kept pass
  * while replaying it, else from the demuxer (keeping it while a pass is being
  * kept). Then, for options.loop, shifts it by the passes already played. */
-/* Records when the packet with `pts` arrived (CLOCK_REALTIME s). */
-static void stamp_arrival(fp__input *r, int64_t pts, double wall)
+/* Records when the packet with `pts` arrived (CLOCK_REALTIME s) and the
+ * packets dropped before it. */
+static void stamp_arrival(fp__input *r, int64_t pts, double wall, unsigned gap)
 {
     r->wall_last = wall;
     unsigned n = sizeof r->wall_ring / sizeof r->wall_ring[0];
     r->wall_ring[r->wall_pos % n].pts = pts;
     r->wall_ring[r->wall_pos % n].wall = wall;
+    r->wall_ring[r->wall_pos % n].gap = gap;
     r->wall_pos++;
 }
 
@@ -557,10 +559,11 @@ int fp__input_read_packet(fp__input *r, AVPacket *pkt, fp__err *err)
         r->lc_pos++;
     } else if (r->ra) {
         double wall;
-        int rc = fp__readahead_pop(r, pkt, &wall, err);
+        unsigned gap = 0;
+        int rc = fp__readahead_pop(r, pkt, &wall, &gap, err);
         if (rc != 1)
             return rc;
-        stamp_arrival(r, pkt->pts, wall);
+        stamp_arrival(r, pkt->pts, wall, gap);
         return 1;
     } else {
         int rc = fp__input_demux(r, pkt, &r->rejected, err);
@@ -593,8 +596,23 @@ int fp__input_read_packet(fp__input *r, AVPacket *pkt, fp__err *err)
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    stamp_arrival(r, pkt->pts, (double)ts.tv_sec + ts.tv_nsec * 1e-9);
+    stamp_arrival(r, pkt->pts, (double)ts.tv_sec + ts.tv_nsec * 1e-9, 0);
     return 1;
+}
+
+unsigned fp__input_take_gap(fp__input *r, int64_t pts)
+{
+    unsigned n = sizeof r->wall_ring / sizeof r->wall_ring[0];
+    if (pts != AV_NOPTS_VALUE)
+        for (unsigned i = 0; i < n && i < r->wall_pos; i++) {
+            unsigned k = (r->wall_pos - 1 - i) % n;
+            if (r->wall_ring[k].pts == pts) {
+                unsigned g = r->wall_ring[k].gap;
+                r->wall_ring[k].gap = 0;
+                return g;
+            }
+        }
+    return 0;
 }
 
 double fp__input_wall_time(const fp__input *r, int64_t pts)

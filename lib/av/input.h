@@ -82,7 +82,7 @@ typedef struct fp__input {
     uint64_t loops_replayed;     /* rewinds served from memory */
     /* wall clock (CLOCK_REALTIME s) when recent packets of the stream were
      * read, by pts: a decoded frame takes the arrival time of its packet */
-    struct { int64_t pts; double wall; } wall_ring[32];
+    struct { int64_t pts; double wall; unsigned gap; } wall_ring[32];
     unsigned wall_pos;
     double wall_last;            /* arrival of the newest packet */
 } fp__input;
@@ -129,6 +129,10 @@ int fp__input_error(fp__input *in, int e, const char *during, fp__err *err);
 /* The arrival wall-clock time (CLOCK_REALTIME s) of the packet with `pts`,
  * or of the newest packet when it is no longer known. */
 double fp__input_wall_time(const fp__input *in, int64_t pts);
+/* The count of packets of the stream the read-ahead dropped just before
+ * the packet with `pts` (recent packets only), handed out once (0 after). A
+ * frame index goes on by it, so that gaps in indices are frames lost. */
+unsigned fp__input_take_gap(fp__input *in, int64_t pts);
 /* Reads the next packet of the stream into `pkt`. Returns 1 with a packet,
  * 0 at the end of input, FP__INPUT_REJECTED (a corrupt packet: count it and
  * call again), or a negative error in *err. */
@@ -164,9 +168,10 @@ typedef struct fp__backlog {
 int fp__readahead_start(fp__input *in, size_t max_bytes, int latest, fp__backlog *counts,
                         fp__err *err);
 void fp__readahead_stop(fp__input *in);
-/* The next queued packet (moved into pkt) with its arrival time in *wall;
- * what fp__input_read_packet returns. */
-int fp__readahead_pop(fp__input *in, AVPacket *pkt, double *wall, fp__err *err);
+/* The next queued packet (moved into pkt) with its arrival time in *wall
+ * and the count of packets dropped just before it in *gap; what
+ * fp__input_read_packet returns. */
+int fp__readahead_pop(fp__input *in, AVPacket *pkt, double *wall, unsigned *gap, fp__err *err);
 /* The counts (NULL without a read-ahead). */
 const fp__backlog *fp__readahead_counts(const fp__input *in);
 

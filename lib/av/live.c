@@ -95,6 +95,7 @@ typedef struct fp__live {
     /* ---- the thread's own ---- */
     uint64_t rng;
     int64_t frame_index;         /* index given to the next frame */
+    int64_t conn_index0;         /* the current connection's index 0 in the reader's count */
     int have_last;               /* a frame was produced before (timestamps) */
     double last_time;            /* time of the last frame produced */
     int64_t last_pts;
@@ -464,7 +465,14 @@ static void rebase(fp__live *L, fp_image *img, const fp_reader_info *ci, int fir
         pts = L->last_pts + 1;
     img->time = t;
     img->pts = pts;
-    img->index = L->frame_index++;
+    /* the connection's own index (decoded frames, plus the packets its
+     * read-ahead dropped) continues the reader's count */
+    if (first)
+        L->conn_index0 = L->frame_index;
+    img->index += L->conn_index0;
+    if (img->index < L->frame_index)
+        img->index = L->frame_index;
+    L->frame_index = img->index + 1;
     L->have_last = 1;
     L->last_time = t;
     L->last_pts = pts;

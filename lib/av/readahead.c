@@ -42,6 +42,7 @@
 typedef struct ra_slot {
     AVPacket *pkt; /* NULL: a packet the demuxer rejected (code) */
     int code;
+    unsigned gap;  /* packets of the stream dropped just before this one */
     double wall;   /* CLOCK_REALTIME s when it was read */
 } ra_slot;
 
@@ -59,6 +60,7 @@ struct fp__readahead {
     unsigned head, n;
     size_t bytes;
     int need_key;      /* ALL after an overflow: drop until a keyframe */
+    unsigned pending_gap; /* packets dropped since the last one queued (the next one's gap) */
     int ended;         /* the thread's last word: end_rc (0 = end of input) */
     int end_rc;
     fp__err end_err;
@@ -83,19 +85,27 @@ static int is_key(const ra_slot *s)
     return s->pkt && (s->pkt->flags & AV_PKT_FLAG_KEY);
 }
 
-/* Under mu: drops the first k queued entries (packets counted as dropped). */
+/* Under mu: drops the first k queued entries (packets counted as dropped,
+ * and as the gap before the next one). */
 static void drop_first(fp__readahead *ra, unsigned k)
 {
+    unsigned gap = 0;
     for (unsigned i = 0; i < k; i++) {
         ra_slot *s = slot(ra, 0);
+        gap += s->gap;
         if (s->pkt) {
             ra->bytes -= (size_t)s->pkt->size;
             atomic_fetch_add(&ra->counts->dropped, 1);
             av_packet_free(&s->pkt);
+            gap++;
         }
         ra->head = (ra->head + 1) % RA_SLOTS;
         ra->n--;
     }
+    if (ra->n)
+        slot(ra, 0)->gap += gap;
+    else
+        ra->pending_gap += gap;
     atomic_store(&ra->counts->queued, ra->n);
 }
 
@@ -164,10 +174,12 @@ static void *ra_main(void *arg)
             }
             if (drop) {
                 atomic_fetch_add(&ra->counts->dropped, 1);
+                ra->pending_gap++;
                 av_packet_free(&pkt);
             } else {
                 ra->need_key = 0;
-                *slot(ra, ra->n) = (ra_slot){.pkt = pkt, .wall = wall};
+                *slot(ra, ra->n) = (ra_slot){.pkt = pkt, .gap = ra->pending_gap, .wall = wall};
+                ra->pending_gap = 0;
                 ra->n++;
                 ra->bytes += (size_t)pkt->size;
             }
@@ -255,7 +267,7 @@ static int wait_until(fp__readahead *ra, int64_t until_us)
     return pthread_cond_timedwait(&ra->cv, &ra->mu, &ts);
 }
 
-int fp__readahead_pop(fp__input *in, AVPacket *pkt, double *wall, fp__err *err)
+int fp__readahead_pop(fp__input *in, AVPacket *pkt, double *wall, unsigned *gap, fp__err *err)
 {
     fp__readahead *ra = in->ra;
     pthread_mutex_lock(&ra->mu);
@@ -272,6 +284,7 @@ int fp__readahead_pop(fp__input *in, AVPacket *pkt, double *wall, fp__err *err)
             ra->n--;
             atomic_store(&ra->counts->queued, ra->n);
             *wall = s.wall;
+            *gap = s.gap;
             if (!s.pkt) {
                 pthread_mutex_unlock(&ra->mu);
                 in->rejected = s.code;
