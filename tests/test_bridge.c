@@ -552,9 +552,9 @@ START_TEST(live_reader_over_its_budget_goes_on)
     int n = 0;
     fp_reader_stats st;
     fp_budget_stats bs;
-    uint64_t tries = 0;
-    /* the budget's refusals count at once (the reader's stats.budget_drops is
-     * published with its next frame) */
+    uint64_t tries = 0, drops_at_last = 0, refusals_at_last = 0;
+    /* the budget's refusals count at once; the reader's stats.budget_drops
+     * too: checked after the loop against its value at the last frame */
     double end = tu_now() + 30 * tu_slack() + 3 * stall, refused_since = 0;
     for (;;) {
         fp_budget_get_stats(bud, &bs);
@@ -571,6 +571,11 @@ START_TEST(live_reader_over_its_budget_goes_on)
         ck_assert_msg(rc == 1, "next: %d %s", rc, fp_reader_errmsg(r));
         ck_assert_msg(n < MAX, "the budget of %zu bytes held %d frames", cap, n);
         held[n++] = img;
+        fp_reader_stats ls;
+        ck_assert_int_eq(fp_reader_get_stats(r, &ls), 0);
+        drops_at_last = ls.budget_drops;
+        fp_budget_get_stats(bud, &bs);
+        refusals_at_last = bs.refusals;
         if (n == 1) { /* connected: tries before the server listened are not counted */
             ck_assert_int_eq(fp_reader_get_stats(r, &st), 0);
             tries = st.reconnects;
@@ -590,6 +595,14 @@ START_TEST(live_reader_over_its_budget_goes_on)
     ck_assert_int_eq(atomic_load(&disconnects), 0);
     ck_assert_int_eq(st.connected, 1);
     ck_assert_uint_lt(st.decode_errors, FP_READER_ERROR_BUDGET_MIN);
+    /* the lost frames show in the reader's statistics while they happen,
+     * not with the next frame delivered */
+    ck_assert_msg(bs.refusals > refusals_at_last && st.budget_drops > drops_at_last &&
+                      st.budget_drops <= bs.refusals,
+                  "budget_drops %llu at the last frame delivered, %llu now; refusals %llu "
+                  "then, %llu now",
+                  (unsigned long long)drops_at_last, (unsigned long long)st.budget_drops,
+                  (unsigned long long)refusals_at_last, (unsigned long long)bs.refusals);
     /* the caller lets go: frames come again on the same connection */
     for (int i = 0; i < n; i++)
         fp_unref(&held[i]);
