@@ -3,7 +3,8 @@
  * by fault, next to cv::VideoCapture: a compatibility matrix.
  *
  *   live_matrix [--servers rtsp,rtmp,hls,srt,mjpeg] [--clients all,latest,cv]
- *               [--up S] [--down S] [--recover S] [--hls-sequence-restarts]
+ *               [--faults feed,restart,crash,pause,size] [--up S] [--down S]
+ *               [--recover S] [--hls-sequence-restarts]
  *
  * Every source stamps each picture with the time it made it and logs every
  * frame it made (tests/zoo.h "Stamps"): each client reads the stamp of each
@@ -12,9 +13,12 @@
  * Schedule, per server: the server starts and streams for a few seconds;
  * the clients start (framepool ALL and LATEST: this program with --client;
  * OpenCV: bench/live_matrix_cv; each in its own process; RTSP over TCP and
- * over UDP); then each fault of that server — the stream stops for `down` s
- * (3) and returns, the server restarts, the server process is stopped for
- * `down` s and continued, the frame size changes. A phase (the start or a
+ * over UDP); then each fault of that server (--faults: a subset) — the
+ * stream stops for `down` s (3) and returns ("feed"), the server restarts
+ * gracefully as its service manager does it ("restart": its stop signal,
+ * tests/zoo.h), the server crashes (SIGKILL) and starts again ("crash"), the
+ * server process is stopped for `down` s and continued ("pause"), the frame
+ * size changes ("size"). The start is always run. A phase (the start or a
  * fault) lasts until every client got a frame made after the fault ended
  * (at most `recover` s, 40), then `up` s more (8). Clients of RTSP, RTMP and
  * HLS watch one server together; srt-live-transmit and the MJPEG camera
@@ -156,9 +160,11 @@ static int client_main(const char *mode, const char *url, double seconds, const 
 
 /* ---- clients and what they printed ----------------------------------------------------------- */
 
-enum { F_NONE, F_FEED, F_RESTART, F_PAUSE, F_SIZE, F_COUNT };
-static const char *fault_names[] = {"start", "stream stop 3s", "server restart", "SIGSTOP 3s",
-                                    "size change"};
+enum { F_NONE, F_FEED, F_RESTART, F_CRASH, F_PAUSE, F_SIZE, F_COUNT };
+static const char *fault_names[] = {"start", "stream stop 3s", "server restart", "server crash",
+                                    "SIGSTOP 3s", "size change"};
+/* --faults names */
+static const char *fault_keys[] = {"start", "feed", "restart", "crash", "pause", "size"};
 
 typedef struct line {
     char kind;       /* 'c' connected, 'x' frame */
@@ -183,6 +189,7 @@ typedef struct client {
 
 static double up_s = 8, down_s = 3, recover_s = 40;
 static int hls_sequence_restarts; /* the HLS publisher numbers segments from 0 each run */
+static unsigned fault_filter = ~0u; /* --faults */
 static char self_path[4096];
 
 static void start_client(client *c, const zoo *z, const char *av)
@@ -419,9 +426,9 @@ static unsigned faults_of(zoo_kind k)
     switch (k) {
     case ZOO_RTSP:
     case ZOO_MJPEG:
-        return 1u << F_RESTART | 1u << F_PAUSE | 1u << F_SIZE;
+        return 1u << F_RESTART | 1u << F_CRASH | 1u << F_PAUSE | 1u << F_SIZE;
     default:
-        return 1u << F_FEED | 1u << F_RESTART | 1u << F_PAUSE | 1u << F_SIZE;
+        return 1u << F_FEED | 1u << F_RESTART | 1u << F_CRASH | 1u << F_PAUSE | 1u << F_SIZE;
     }
 }
 
@@ -541,6 +548,40 @@ static void analyse(client *c, const zoo *z, const phase *ph, int nph)
             if (made[i].key && made_at(made[i].stamp) >= t_up)
                 key = made_at(made[i].stamp);
         int verbose = getenv("FP_MATRIX_KEEP") != NULL, run0 = -1;
+        if (verbose) {
+            /* the timeline of the phase, in s after t_up: the fault, the
+             * keyframes the source made, this client's connections (framepool:
+             * with its first frame) and first frame */
+            char tl[512];
+            int n = snprintf(tl, sizeof tl, "fault at %+.2f; keyframes at",
+                             (p == 0 ? c->start : ph[p].t_fault) - t_up);
+            int nk = 0;
+            for (int i = 0; i < nmade && nk < 3; i++) {
+                double m = made_at(made[i].stamp);
+                if (made[i].key && m >= t_up - z->gop && m < t_end && n < (int)sizeof tl) {
+                    n += snprintf(tl + n, sizeof tl - n, " %+.2f", m - t_up);
+                    nk += m >= t_up;
+                }
+            }
+            for (int i = 0; i < c->n && n < (int)sizeof tl; i++) {
+                const line *l = &c->l[i];
+                if (l->t >= (p == 0 ? c->start : ph[p].t_fault) && l->t < t_end &&
+                    l->kind == 'c')
+                    n += snprintf(tl + n, sizeof tl - n, "; connected %+.2f", l->t - t_up);
+            }
+            for (int i = 0; i < c->n && n < (int)sizeof tl; i++) {
+                const line *l = &c->l[i];
+                if (l->kind == 'x' && l->t >= t_up && l->t < t_end && l->stamp >= 0 &&
+                    made_at(l->stamp) >= t_up) {
+                    n += snprintf(tl + n, sizeof tl - n,
+                                  "; first fresh frame made %+.2f, handed over %+.2f",
+                                  made_at(l->stamp) - t_up, l->t - t_up);
+                    break;
+                }
+            }
+            fprintf(stderr, "live_matrix: %s %s %s%s: t_up %.3f (mono); %s\n", zoo_name(z->kind),
+                    fault_names[ph[p].fault], c->name, c->transport, t_up, tl);
+        }
         for (int i = 0; i < nmade; i++) {
             double m = made_at(made[i].stamp);
             if (m < t_up || m >= t_end)
@@ -586,7 +627,7 @@ static void run_group(zoo_kind kind, client *cs, int nc)
             snprintf(av, sizeof av, "rtsp_transport=%s", cs[i].transport);
         start_client(&cs[i], &z, av);
     }
-    unsigned faults = faults_of(kind);
+    unsigned faults = faults_of(kind) & fault_filter;
     phase ph[F_COUNT];
     int nph = 0;
     ph[nph].fault = F_NONE;
@@ -608,6 +649,9 @@ static void run_group(zoo_kind kind, client *cs, int nc)
         case F_RESTART:
             zoo_server_restart(&z);
             break;
+        case F_CRASH:
+            zoo_server_crash(&z);
+            break;
         case F_PAUSE:
             zoo_server_pause(&z);
             sleep_s(down_s);
@@ -619,7 +663,7 @@ static void run_group(zoo_kind kind, client *cs, int nc)
         }
         hold_phase(cs, nc, p);
         long d1 = kind == ZOO_SRT ? udp_drops(z.port2) : -1;
-        p->udp_drops = d0 >= 0 && d1 >= 0 && f != F_RESTART ? d1 - d0 : -1;
+        p->udp_drops = d0 >= 0 && d1 >= 0 && f != F_RESTART && f != F_CRASH ? d1 - d0 : -1;
         if (p->udp_drops >= 0) {
             size_t n = strlen(notes);
             snprintf(notes + n, sizeof notes - n,
@@ -758,9 +802,26 @@ int main(int argc, char **argv)
             recover_s = atof(argv[++i]);
         else if (!strcmp(argv[i], "--hls-sequence-restarts"))
             hls_sequence_restarts = 1;
+        else if (!strcmp(argv[i], "--faults") && i + 1 < argc) {
+            char list[128];
+            const char *fl[F_COUNT];
+            snprintf(list, sizeof list, "%s", argv[++i]);
+            int nf = split(list, fl, F_COUNT);
+            fault_filter = 0;
+            for (int j = 0; j < nf; j++) {
+                int f = -1;
+                for (int k2 = 0; k2 < F_COUNT; k2++)
+                    if (!strcmp(fl[j], fault_keys[k2]))
+                        f = k2;
+                if (f < 0)
+                    zoo_fail("unknown fault '%s' (feed, restart, crash, pause, size)", fl[j]);
+                fault_filter |= 1u << f;
+            }
+        }
         else {
             fprintf(stderr, "usage: live_matrix [--servers LIST] [--clients all,latest,cv] "
-                            "[--up S] [--down S] [--recover S] [--hls-sequence-restarts]\n");
+                            "[--faults feed,restart,crash,pause,size] [--up S] [--down S] [--recover S] "
+                            "[--hls-sequence-restarts]\n");
             return 2;
         }
     }

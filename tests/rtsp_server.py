@@ -15,11 +15,13 @@ Options, for servers set up the way cameras are:
   --stamp-epoch US      draw the making time into each picture (tests/zoo.h:
                         centiseconds of CLOCK_REALTIME since US microseconds)
                         and log each frame made to --made-log FILE
-Prints "ready" on stdout once it listens. Needs python3-gi,
+Prints "ready" on stdout once it listens. SIGTERM closes every client's
+connection and ends the server (a graceful stop). Needs python3-gi,
 gir1.2-gst-rtsp-server-1.0 and gstreamer1.0-plugins-{base,good,ugly}
 (scripts/setup installs them).
 """
 import argparse
+import signal
 import sys
 import time
 
@@ -172,6 +174,16 @@ def main():
     print("ready", flush=True)
     loop = GLib.MainLoop()
     GLib.timeout_add(int(a.seconds * 1000), loop.quit)
+
+    def on_term():
+        # a service manager's stop (SIGTERM), as deployments handle it: close
+        # every client's connection (their sessions and the shared media go
+        # with them), then end
+        server.client_filter(lambda srv, client: GstRtspServer.RTSPFilterResult.REMOVE)
+        loop.quit()
+        return GLib.SOURCE_REMOVE
+
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, on_term)
     loop.run()
 
 
