@@ -4,7 +4,7 @@
  *
  *   live_matrix [--servers rtsp,rtmp,hls,srt,mjpeg] [--clients all,latest,cv]
  *               [--faults feed,restart,crash,pause,size] [--up S] [--down S]
- *               [--recover S] [--hls-sequence-restarts]
+ *               [--recover S] [--hls-sequence-restarts] [--reconnect-min S]
  *
  * Every source stamps each picture with the time it made it and logs every
  * frame it made (tests/zoo.h "Stamps"): each client reads the stamp of each
@@ -42,7 +42,8 @@
  *   rd age     framepool only: ms from the packet's arrival at the reader
  *              (fp_image.wall_time) to hand-over, mean/max
  * and per client run the CPU time of its process per frame delivered. The
- * table (markdown) is printed on stdout. FP_MATRIX_KEEP=1 keeps the
+ * table (markdown) is printed on stdout. --reconnect-min sets the framepool
+ * clients' live.reconnect_min (default: the library's, 0.5 s). FP_MATRIX_KEEP=1 keeps the
  * clients' output files (/tmp/fp_live_matrix_*) and prints which frames
  * each client missed.
  */
@@ -130,6 +131,9 @@ static int client_main(const char *mode, const char *url, double seconds, const 
     o.live.on_event = client_event;
     o.av_options = av_options && *av_options ? av_options : NULL;
     o.timeout_us = 100000;
+    const char *rmin = getenv("FP_MATRIX_RECONNECT_MIN"); /* --reconnect-min */
+    if (rmin && *rmin)
+        o.live.reconnect_min = atof(rmin);
     fp_reader *r = NULL;
     if (fp_reader_open(url, &o, &r) < 0) {
         fprintf(stderr, "live_matrix client: %s\n", fp_errmsg());
@@ -414,7 +418,7 @@ static row rows[1024];
 static int nrows;
 
 static double epoch_mono; /* CLOCK_MONOTONIC of the stamp epoch */
-static char notes[4096];  /* printed after the table */
+static char notes[8192];  /* printed after the table */
 
 static double made_at(long stamp)
 {
@@ -608,6 +612,52 @@ static void analyse(client *c, const zoo *z, const phase *ph, int nph)
     }
 }
 
+/* RTSP: what the server's event log (tests/rtsp_server.py --events) says
+ * about each phase that restarted it — when it listened, when the shared
+ * media made its first frame (a keyframe: the media is prepared for the
+ * first client's DESCRIBE), the clients' PLAYs, the next keyframe — as a
+ * note under the table (s after t_up). */
+static void rtsp_notes(const zoo *z, const phase *ph, int nph)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/rtsp-events.log", z->dir);
+    for (int p = 0; p < nph; p++) {
+        int f = ph[p].fault;
+        if (f != F_RESTART && f != F_CRASH && f != F_SIZE)
+            continue;
+        FILE *in = fopen(path, "r");
+        if (!in)
+            return;
+        char buf[256], plays[256] = "";
+        double listen = NAN, key0 = NAN, key1 = NAN;
+        int nplay = 0, pl = 0;
+        while (fgets(buf, sizeof buf, in)) {
+            double t = atof(buf);
+            if (t < ph[p].t_fault || t >= ph[p].t_end)
+                continue;
+            if (strstr(buf, " listening") && isnan(listen))
+                listen = t;
+            else if (strstr(buf, "keyframe made (frame 0)") && isnan(key0))
+                key0 = t;
+            else if (strstr(buf, "keyframe made") && !isnan(key0) && isnan(key1))
+                key1 = t;
+            else if (strstr(buf, " play") && isnan(key1) && pl < (int)sizeof plays - 16) {
+                pl += snprintf(plays + pl, sizeof plays - pl, "%s%+.2f", nplay ? ", " : "",
+                               t - ph[p].t_up);
+                nplay++;
+            }
+        }
+        fclose(in);
+        size_t n = strlen(notes);
+        snprintf(notes + n, sizeof notes - n,
+                 "- rtsp, %s (s after t_up, server's event log): listening %+.2f; the shared "
+                 "media's first frame, a keyframe, made %+.2f; PLAYs before the next keyframe: "
+                 "%s; the next keyframe %+.2f\n",
+                 fault_names[f], listen - ph[p].t_up, key0 - ph[p].t_up, nplay ? plays : "none",
+                 key1 - ph[p].t_up);
+    }
+}
+
 static void run_group(zoo_kind kind, client *cs, int nc)
 {
     zoo z;
@@ -688,6 +738,8 @@ static void run_group(zoo_kind kind, client *cs, int nc)
     }
     if (nmade == 0)
         zoo_fail("%s: the source logged no frame (%s)", zoo_name(kind), z.dir);
+    if (kind == ZOO_RTSP)
+        rtsp_notes(&z, ph, nph);
     for (int i = 0; i < nc; i++) {
         analyse(&cs[i], &z, ph, nph);
         free(cs[i].l);
@@ -802,6 +854,8 @@ int main(int argc, char **argv)
             recover_s = atof(argv[++i]);
         else if (!strcmp(argv[i], "--hls-sequence-restarts"))
             hls_sequence_restarts = 1;
+        else if (!strcmp(argv[i], "--reconnect-min") && i + 1 < argc)
+            setenv("FP_MATRIX_RECONNECT_MIN", argv[++i], 1); /* the clients inherit it */
         else if (!strcmp(argv[i], "--faults") && i + 1 < argc) {
             char list[128];
             const char *fl[F_COUNT];
@@ -821,7 +875,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: live_matrix [--servers LIST] [--clients all,latest,cv] "
                             "[--faults feed,restart,crash,pause,size] [--up S] [--down S] [--recover S] "
-                            "[--hls-sequence-restarts]\n");
+                            "[--hls-sequence-restarts] [--reconnect-min S]\n");
             return 2;
         }
     }

@@ -322,7 +322,7 @@ static void server_start(zoo *z)
     snprintf(p2, sizeof p2, "%d", z->port2);
     switch (z->kind) {
     case ZOO_RTSP: {
-        char fps[16], gop[16], st[16], epoch[32], log[128];
+        char fps[16], gop[16], st[16], epoch[32], log[128], events[128];
         snprintf(fps, sizeof fps, "%d", z->fps);
         snprintf(gop, sizeof gop, "%g", z->gop);
         snprintf(st, sizeof st, "%d", z->session_timeout);
@@ -343,6 +343,9 @@ static void server_start(zoo *z)
             argv[n++] = epoch;
             argv[n++] = "--made-log";
             argv[n++] = log;
+            snprintf(events, sizeof events, "%s/rtsp-events.log", z->dir);
+            argv[n++] = "--events";
+            argv[n++] = events;
         }
         argv[n] = NULL;
         z->srv = spawn_argv(argv);
@@ -482,8 +485,9 @@ void zoo_stop(zoo *z)
 {
     reap(&z->feed);
     reap_server(z);
-    if (z->dir[0])
-    {
+    if (z->dir[0] && getenv("FP_ZOO_KEEP")) {
+        fprintf(stderr, "zoo: kept %s (FP_ZOO_KEEP)\n", z->dir);
+    } else if (z->dir[0]) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", z->dir);
         if (system(cmd) != 0)

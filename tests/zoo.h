@@ -42,7 +42,11 @@
  * centiseconds of CLOCK_REALTIME since stamp_epoch_us (wraps after 43 min).
  * The log: files made-N.log in z->dir, one per start of a source, one line
  * per frame made, "... pts_time:S" (S: seconds since the epoch) as FFmpeg's
- * metadata filter prints it. zoo_stamp_read reads a stamp back. */
+ * metadata filter prints it. zoo_stamp_read reads a stamp back. The RTSP
+ * server also logs what happens to it (listening, clients' requests, the
+ * media's preparation, keyframes made; CLOCK_MONOTONIC seconds) to
+ * rtsp-events.log in z->dir. With FP_ZOO_KEEP set in the environment,
+ * zoo_stop leaves z->dir in place (and prints its path). */
 #ifndef FP_ZOO_H
 #define FP_ZOO_H
 
