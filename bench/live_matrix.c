@@ -3,7 +3,8 @@
  * by fault, next to cv::VideoCapture: a compatibility matrix.
  *
  *   live_matrix [--servers rtsp,rtmp,hls,srt,mjpeg] [--clients all,latest,cv]
- *               [--up S] [--down S] [--recover S] [--hls-sequence-restarts]
+ *               [--faults feed,restart,crash,pause,size] [--up S] [--down S]
+ *               [--recover S] [--hls-sequence-restarts] [--reconnect-min S]
  *
  * Every source stamps each picture with the time it made it and logs every
  * frame it made (tests/zoo.h "Stamps"): each client reads the stamp of each
@@ -12,9 +13,12 @@
  * Schedule, per server: the server starts and streams for a few seconds;
  * the clients start (framepool ALL and LATEST: this program with --client;
  * OpenCV: bench/live_matrix_cv; each in its own process; RTSP over TCP and
- * over UDP); then each fault of that server — the stream stops for `down` s
- * (3) and returns, the server restarts, the server process is stopped for
- * `down` s and continued, the frame size changes. A phase (the start or a
+ * over UDP); then each fault of that server (--faults: a subset) — the
+ * stream stops for `down` s (3) and returns ("feed"), the server restarts
+ * gracefully as its service manager does it ("restart": its stop signal,
+ * tests/zoo.h), the server crashes (SIGKILL) and starts again ("crash"), the
+ * server process is stopped for `down` s and continued ("pause"), the frame
+ * size changes ("size"). The start is always run. A phase (the start or a
  * fault) lasts until every client got a frame made after the fault ended
  * (at most `recover` s, 40), then `up` s more (8). Clients of RTSP, RTMP and
  * HLS watch one server together; srt-live-transmit and the MJPEG camera
@@ -38,7 +42,8 @@
  *   rd age     framepool only: ms from the packet's arrival at the reader
  *              (fp_image.wall_time) to hand-over, mean/max
  * and per client run the CPU time of its process per frame delivered. The
- * table (markdown) is printed on stdout. FP_MATRIX_KEEP=1 keeps the
+ * table (markdown) is printed on stdout. --reconnect-min sets the framepool
+ * clients' live.reconnect_min (default: the library's, 0.5 s). FP_MATRIX_KEEP=1 keeps the
  * clients' output files (/tmp/fp_live_matrix_*) and prints which frames
  * each client missed.
  */
@@ -126,6 +131,9 @@ static int client_main(const char *mode, const char *url, double seconds, const 
     o.live.on_event = client_event;
     o.av_options = av_options && *av_options ? av_options : NULL;
     o.timeout_us = 100000;
+    const char *rmin = getenv("FP_MATRIX_RECONNECT_MIN"); /* --reconnect-min */
+    if (rmin && *rmin)
+        o.live.reconnect_min = atof(rmin);
     fp_reader *r = NULL;
     if (fp_reader_open(url, &o, &r) < 0) {
         fprintf(stderr, "live_matrix client: %s\n", fp_errmsg());
@@ -156,9 +164,11 @@ static int client_main(const char *mode, const char *url, double seconds, const 
 
 /* ---- clients and what they printed ----------------------------------------------------------- */
 
-enum { F_NONE, F_FEED, F_RESTART, F_PAUSE, F_SIZE, F_COUNT };
-static const char *fault_names[] = {"start", "stream stop 3s", "server restart", "SIGSTOP 3s",
-                                    "size change"};
+enum { F_NONE, F_FEED, F_RESTART, F_CRASH, F_PAUSE, F_SIZE, F_COUNT };
+static const char *fault_names[] = {"start", "stream stop 3s", "server restart", "server crash",
+                                    "SIGSTOP 3s", "size change"};
+/* --faults names */
+static const char *fault_keys[] = {"start", "feed", "restart", "crash", "pause", "size"};
 
 typedef struct line {
     char kind;       /* 'c' connected, 'x' frame */
@@ -183,6 +193,7 @@ typedef struct client {
 
 static double up_s = 8, down_s = 3, recover_s = 40;
 static int hls_sequence_restarts; /* the HLS publisher numbers segments from 0 each run */
+static unsigned fault_filter = ~0u; /* --faults */
 static char self_path[4096];
 
 static void start_client(client *c, const zoo *z, const char *av)
@@ -407,7 +418,7 @@ static row rows[1024];
 static int nrows;
 
 static double epoch_mono; /* CLOCK_MONOTONIC of the stamp epoch */
-static char notes[4096];  /* printed after the table */
+static char notes[8192];  /* printed after the table */
 
 static double made_at(long stamp)
 {
@@ -419,9 +430,9 @@ static unsigned faults_of(zoo_kind k)
     switch (k) {
     case ZOO_RTSP:
     case ZOO_MJPEG:
-        return 1u << F_RESTART | 1u << F_PAUSE | 1u << F_SIZE;
+        return 1u << F_RESTART | 1u << F_CRASH | 1u << F_PAUSE | 1u << F_SIZE;
     default:
-        return 1u << F_FEED | 1u << F_RESTART | 1u << F_PAUSE | 1u << F_SIZE;
+        return 1u << F_FEED | 1u << F_RESTART | 1u << F_CRASH | 1u << F_PAUSE | 1u << F_SIZE;
     }
 }
 
@@ -541,6 +552,40 @@ static void analyse(client *c, const zoo *z, const phase *ph, int nph)
             if (made[i].key && made_at(made[i].stamp) >= t_up)
                 key = made_at(made[i].stamp);
         int verbose = getenv("FP_MATRIX_KEEP") != NULL, run0 = -1;
+        if (verbose) {
+            /* the timeline of the phase, in s after t_up: the fault, the
+             * keyframes the source made, this client's connections (framepool:
+             * with its first frame) and first frame */
+            char tl[512];
+            int n = snprintf(tl, sizeof tl, "fault at %+.2f; keyframes at",
+                             (p == 0 ? c->start : ph[p].t_fault) - t_up);
+            int nk = 0;
+            for (int i = 0; i < nmade && nk < 3; i++) {
+                double m = made_at(made[i].stamp);
+                if (made[i].key && m >= t_up - z->gop && m < t_end && n < (int)sizeof tl) {
+                    n += snprintf(tl + n, sizeof tl - n, " %+.2f", m - t_up);
+                    nk += m >= t_up;
+                }
+            }
+            for (int i = 0; i < c->n && n < (int)sizeof tl; i++) {
+                const line *l = &c->l[i];
+                if (l->t >= (p == 0 ? c->start : ph[p].t_fault) && l->t < t_end &&
+                    l->kind == 'c')
+                    n += snprintf(tl + n, sizeof tl - n, "; connected %+.2f", l->t - t_up);
+            }
+            for (int i = 0; i < c->n && n < (int)sizeof tl; i++) {
+                const line *l = &c->l[i];
+                if (l->kind == 'x' && l->t >= t_up && l->t < t_end && l->stamp >= 0 &&
+                    made_at(l->stamp) >= t_up) {
+                    n += snprintf(tl + n, sizeof tl - n,
+                                  "; first fresh frame made %+.2f, handed over %+.2f",
+                                  made_at(l->stamp) - t_up, l->t - t_up);
+                    break;
+                }
+            }
+            fprintf(stderr, "live_matrix: %s %s %s%s: t_up %.3f (mono); %s\n", zoo_name(z->kind),
+                    fault_names[ph[p].fault], c->name, c->transport, t_up, tl);
+        }
         for (int i = 0; i < nmade; i++) {
             double m = made_at(made[i].stamp);
             if (m < t_up || m >= t_end)
@@ -567,6 +612,52 @@ static void analyse(client *c, const zoo *z, const phase *ph, int nph)
     }
 }
 
+/* RTSP: what the server's event log (tests/rtsp_server.py --events) says
+ * about each phase that restarted it — when it listened, when the shared
+ * media made its first frame (a keyframe: the media is prepared for the
+ * first client's DESCRIBE), the clients' PLAYs, the next keyframe — as a
+ * note under the table (s after t_up). */
+static void rtsp_notes(const zoo *z, const phase *ph, int nph)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/rtsp-events.log", z->dir);
+    for (int p = 0; p < nph; p++) {
+        int f = ph[p].fault;
+        if (f != F_RESTART && f != F_CRASH && f != F_SIZE)
+            continue;
+        FILE *in = fopen(path, "r");
+        if (!in)
+            return;
+        char buf[256], plays[256] = "";
+        double listen = NAN, key0 = NAN, key1 = NAN;
+        int nplay = 0, pl = 0;
+        while (fgets(buf, sizeof buf, in)) {
+            double t = atof(buf);
+            if (t < ph[p].t_fault || t >= ph[p].t_end)
+                continue;
+            if (strstr(buf, " listening") && isnan(listen))
+                listen = t;
+            else if (strstr(buf, "keyframe made (frame 0)") && isnan(key0))
+                key0 = t;
+            else if (strstr(buf, "keyframe made") && !isnan(key0) && isnan(key1))
+                key1 = t;
+            else if (strstr(buf, " play") && isnan(key1) && pl < (int)sizeof plays - 16) {
+                pl += snprintf(plays + pl, sizeof plays - pl, "%s%+.2f", nplay ? ", " : "",
+                               t - ph[p].t_up);
+                nplay++;
+            }
+        }
+        fclose(in);
+        size_t n = strlen(notes);
+        snprintf(notes + n, sizeof notes - n,
+                 "- rtsp, %s (s after t_up, server's event log): listening %+.2f; the shared "
+                 "media's first frame, a keyframe, made %+.2f; PLAYs before the next keyframe: "
+                 "%s; the next keyframe %+.2f\n",
+                 fault_names[f], listen - ph[p].t_up, key0 - ph[p].t_up, nplay ? plays : "none",
+                 key1 - ph[p].t_up);
+    }
+}
+
 static void run_group(zoo_kind kind, client *cs, int nc)
 {
     zoo z;
@@ -586,7 +677,7 @@ static void run_group(zoo_kind kind, client *cs, int nc)
             snprintf(av, sizeof av, "rtsp_transport=%s", cs[i].transport);
         start_client(&cs[i], &z, av);
     }
-    unsigned faults = faults_of(kind);
+    unsigned faults = faults_of(kind) & fault_filter;
     phase ph[F_COUNT];
     int nph = 0;
     ph[nph].fault = F_NONE;
@@ -608,6 +699,9 @@ static void run_group(zoo_kind kind, client *cs, int nc)
         case F_RESTART:
             zoo_server_restart(&z);
             break;
+        case F_CRASH:
+            zoo_server_crash(&z);
+            break;
         case F_PAUSE:
             zoo_server_pause(&z);
             sleep_s(down_s);
@@ -619,7 +713,7 @@ static void run_group(zoo_kind kind, client *cs, int nc)
         }
         hold_phase(cs, nc, p);
         long d1 = kind == ZOO_SRT ? udp_drops(z.port2) : -1;
-        p->udp_drops = d0 >= 0 && d1 >= 0 && f != F_RESTART ? d1 - d0 : -1;
+        p->udp_drops = d0 >= 0 && d1 >= 0 && f != F_RESTART && f != F_CRASH ? d1 - d0 : -1;
         if (p->udp_drops >= 0) {
             size_t n = strlen(notes);
             snprintf(notes + n, sizeof notes - n,
@@ -644,6 +738,8 @@ static void run_group(zoo_kind kind, client *cs, int nc)
     }
     if (nmade == 0)
         zoo_fail("%s: the source logged no frame (%s)", zoo_name(kind), z.dir);
+    if (kind == ZOO_RTSP)
+        rtsp_notes(&z, ph, nph);
     for (int i = 0; i < nc; i++) {
         analyse(&cs[i], &z, ph, nph);
         free(cs[i].l);
@@ -758,9 +854,28 @@ int main(int argc, char **argv)
             recover_s = atof(argv[++i]);
         else if (!strcmp(argv[i], "--hls-sequence-restarts"))
             hls_sequence_restarts = 1;
+        else if (!strcmp(argv[i], "--reconnect-min") && i + 1 < argc)
+            setenv("FP_MATRIX_RECONNECT_MIN", argv[++i], 1); /* the clients inherit it */
+        else if (!strcmp(argv[i], "--faults") && i + 1 < argc) {
+            char list[128];
+            const char *fl[F_COUNT];
+            snprintf(list, sizeof list, "%s", argv[++i]);
+            int nf = split(list, fl, F_COUNT);
+            fault_filter = 0;
+            for (int j = 0; j < nf; j++) {
+                int f = -1;
+                for (int k2 = 0; k2 < F_COUNT; k2++)
+                    if (!strcmp(fl[j], fault_keys[k2]))
+                        f = k2;
+                if (f < 0)
+                    zoo_fail("unknown fault '%s' (feed, restart, crash, pause, size)", fl[j]);
+                fault_filter |= 1u << f;
+            }
+        }
         else {
             fprintf(stderr, "usage: live_matrix [--servers LIST] [--clients all,latest,cv] "
-                            "[--up S] [--down S] [--recover S] [--hls-sequence-restarts]\n");
+                            "[--faults feed,restart,crash,pause,size] [--up S] [--down S] [--recover S] "
+                            "[--hls-sequence-restarts] [--reconnect-min S]\n");
             return 2;
         }
     }

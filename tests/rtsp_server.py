@@ -15,11 +15,17 @@ Options, for servers set up the way cameras are:
   --stamp-epoch US      draw the making time into each picture (tests/zoo.h:
                         centiseconds of CLOCK_REALTIME since US microseconds)
                         and log each frame made to --made-log FILE
-Prints "ready" on stdout once it listens. Needs python3-gi,
+  --events FILE         append what happens, one line each, "T what"
+                        (T: CLOCK_MONOTONIC seconds): listening, each
+                        client's connection and requests, the media's
+                        preparation and states, the keyframes made
+Prints "ready" on stdout once it listens. SIGTERM closes every client's
+connection and ends the server (a graceful stop). Needs python3-gi,
 gir1.2-gst-rtsp-server-1.0 and gstreamer1.0-plugins-{base,good,ugly}
 (scripts/setup installs them).
 """
 import argparse
+import signal
 import sys
 import time
 
@@ -29,6 +35,14 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+
+EVENTS = None
+
+
+def event(what):
+    if EVENTS:
+        EVENTS.write(f"{time.monotonic():.6f} {what}\n")
 
 
 class Stamper:
@@ -49,11 +63,15 @@ class Stamper:
         self.frame = 0
         self.src = media.get_element().get_child_by_name("src")
         media.connect("unprepared", self.unprepared)
+        event("media configured")
+        media.connect("prepared", lambda m: event("media prepared"))
+        media.connect("new-state", lambda m, st: event(f"media state {int(st)}"))
         if not self.timer:
             self.next_t = time.monotonic()
             self.timer = GLib.timeout_add(5, self.tick)
 
     def unprepared(self, media):
+        event("media unprepared")
         self.src = None
 
     def picture(self, cs):
@@ -99,6 +117,8 @@ class Stamper:
             return False
         if self.log:
             self.log.write(f"frame:{self.frame} pts:{made} pts_time:{made / 1e6:.6f}\n")
+        if self.frame % max(1, int(round(self.a.gop * self.a.fps))) == 0:
+            event(f"keyframe made (frame {self.frame})")
         self.frame += 1
         return True
 
@@ -115,7 +135,10 @@ def main():
     ap.add_argument("--session-timeout", type=int, default=0)
     ap.add_argument("--stamp-epoch", type=int, default=0)
     ap.add_argument("--made-log")
+    ap.add_argument("--events")
     a = ap.parse_args()
+    global EVENTS
+    EVENTS = open(a.events, "a", buffering=1) if a.events else None
     w, h = a.size.split("x")
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -165,13 +188,35 @@ def main():
         pool = server.get_session_pool()
         GLib.timeout_add(500, lambda: pool.cleanup() >= 0)
 
+    if EVENTS:
+        def on_connected(srv, client):
+            n = id(client) % 10000
+            event(f"client {n} connected")
+            for sig in ("describe", "setup", "play", "teardown"):
+                client.connect(f"{sig}-request", lambda c, ctx, s=sig: event(f"client {n} {s}"))
+            client.connect("closed", lambda c: event(f"client {n} closed"))
+
+        server.connect("client-connected", on_connected)
+
     server.get_mount_points().add_factory("/test", factory)
     if server.attach(None) == 0:
         print("rtsp_server: cannot listen on port", a.port, file=sys.stderr)
         sys.exit(2)
     print("ready", flush=True)
+    event("listening")
     loop = GLib.MainLoop()
     GLib.timeout_add(int(a.seconds * 1000), loop.quit)
+
+    def on_term():
+        # a service manager's stop (SIGTERM), as deployments handle it: close
+        # every client's connection (their sessions and the shared media go
+        # with them), then end
+        event("SIGTERM")
+        server.client_filter(lambda srv, client: GstRtspServer.RTSPFilterResult.REMOVE)
+        loop.quit()
+        return GLib.SOURCE_REMOVE
+
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, on_term)
     loop.run()
 
 

@@ -210,8 +210,8 @@ static void zoo_faults(zoo_kind kind, const char *av_options, unsigned faults)
     }
     if (faults & F_RESTART) {
         int c0 = count(&u, FP_LIVE_CONNECTED);
-        zoo_server_restart(&z);
-        snprintf(what, sizeof what, "%s: after a server restart", name);
+        zoo_server_crash(&z);
+        snprintf(what, sizeof what, "%s: after a server crash (SIGKILL) and restart", name);
         expect_frames(&u, (unsigned long long)need, 40, what);
         /* HLS opens every segment anew: a quick restart needs no reconnect */
         ck_assert_msg(kind == ZOO_HLS || count(&u, FP_LIVE_CONNECTED) > c0,

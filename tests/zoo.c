@@ -61,6 +61,7 @@ void zoo_init(zoo *z, zoo_kind kind)
 }
 
 static void reap_server(zoo *z);
+static pid_t child_of(pid_t pid);
 
 /* ---- process helpers (no test framework: bench/live_matrix uses this file) ---- */
 
@@ -321,7 +322,7 @@ static void server_start(zoo *z)
     snprintf(p2, sizeof p2, "%d", z->port2);
     switch (z->kind) {
     case ZOO_RTSP: {
-        char fps[16], gop[16], st[16], epoch[32], log[128];
+        char fps[16], gop[16], st[16], epoch[32], log[128], events[128];
         snprintf(fps, sizeof fps, "%d", z->fps);
         snprintf(gop, sizeof gop, "%g", z->gop);
         snprintf(st, sizeof st, "%d", z->session_timeout);
@@ -342,6 +343,9 @@ static void server_start(zoo *z)
             argv[n++] = epoch;
             argv[n++] = "--made-log";
             argv[n++] = log;
+            snprintf(events, sizeof events, "%s/rtsp-events.log", z->dir);
+            argv[n++] = "--events";
+            argv[n++] = events;
         }
         argv[n] = NULL;
         z->srv = spawn_argv(argv);
@@ -481,8 +485,9 @@ void zoo_stop(zoo *z)
 {
     reap(&z->feed);
     reap_server(z);
-    if (z->dir[0])
-    {
+    if (z->dir[0] && getenv("FP_ZOO_KEEP")) {
+        fprintf(stderr, "zoo: kept %s (FP_ZOO_KEEP)\n", z->dir);
+    } else if (z->dir[0]) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", z->dir);
         if (system(cmd) != 0)
@@ -491,15 +496,69 @@ void zoo_stop(zoo *z)
     z->dir[0] = 0;
 }
 
-void zoo_server_restart(zoo *z)
+/* Waits at most `seconds` for `pid` to end; 1 when it did (and was reaped). */
+static int wait_exit(pid_t pid, double seconds)
+{
+    double t0 = now_s();
+    for (;;) {
+        pid_t w = waitpid(pid, NULL, WNOHANG);
+        if (w == pid || (w < 0 && errno == ECHILD))
+            return 1;
+        if (now_s() - t0 >= seconds)
+            return 0;
+        usleep(10000);
+    }
+}
+
+/* Stops the server as its service manager does (zoo.h): the stop signal,
+ * then, if it is still running after the manager's timeout, SIGTERM (nginx)
+ * and SIGKILL. */
+static void stop_server_gracefully(zoo *z)
+{
+    if (z->srv <= 0)
+        return;
+    kill(z->srv, SIGCONT);
+    if (z->kind == ZOO_MJPEG) {
+        /* systemd signals the whole unit: the script (no next run) and its ffmpeg */
+        pid_t c = child_of(z->srv);
+        kill(z->srv, SIGTERM);
+        if (c > 0)
+            kill(c, SIGTERM);
+    } else {
+        kill(z->srv, z->kind == ZOO_RTMP || z->kind == ZOO_HLS ? SIGQUIT : SIGTERM);
+    }
+    int gone = wait_exit(z->srv, 5);
+    if (!gone && (z->kind == ZOO_RTMP || z->kind == ZOO_HLS)) {
+        kill(z->srv, SIGTERM); /* nginx.service: QUIT/5, then SIGTERM (fast shutdown) */
+        gone = wait_exit(z->srv, 5);
+    }
+    if (!gone)
+        reap_server(z);
+    z->srv = 0;
+}
+
+static void restart_with(zoo *z, int graceful)
 {
     int fed = z->feeding;
-    reap_server(z);
+    if (graceful)
+        stop_server_gracefully(z);
+    else
+        reap_server(z);
     if (z->kind == ZOO_RTMP)
         zoo_feed_stop(z); /* its publisher lost the connection: it ends, then comes back */
     server_start(z);
     if (fed && !z->feed)
         zoo_feed_start(z);
+}
+
+void zoo_server_restart(zoo *z)
+{
+    restart_with(z, 1);
+}
+
+void zoo_server_crash(zoo *z)
+{
+    restart_with(z, 0);
 }
 
 /* The first child of `pid` (from /proc), or 0. */

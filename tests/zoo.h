@@ -20,9 +20,20 @@
  *          JPEG over HTTP, 640x360 10 fps, one client at a time
  *
  * Faults: zoo_feed_stop/zoo_feed_start (the stream stops and returns: the
- * publisher of rtmp/hls/srt), zoo_server_restart, zoo_server_pause/resume
+ * publisher of rtmp/hls/srt), zoo_server_restart (a graceful restart, as a
+ * service manager does it: the server's stop signal, then start again),
+ * zoo_server_crash (SIGKILL, then start again), zoo_server_pause/resume
  * (SIGSTOP/SIGCONT of the server process itself), zoo_set_size (the source
  * changes its frame size).
+ *
+ * The stop signals of zoo_server_restart: nginx (rtmp, hls) SIGQUIT, a
+ * graceful shutdown, then SIGTERM after 5 s and SIGKILL after 5 s more
+ * (Debian's nginx.service: --retry QUIT/5, TimeoutStopSec=5); srt-live-transmit
+ * SIGTERM (it closes its sockets: libsrt tells its peers the connection
+ * ended); the RTSP server SIGTERM (tests/rtsp_server.py then closes every
+ * client's connection and ends); the MJPEG camera SIGTERM to the script and
+ * its ffmpeg. Whatever is still running 5 s after its signal gets SIGKILL.
+ * An rtmp publisher is restarted as soon as the server listens again.
  *
  * Stamps (stamp_epoch_us set before zoo_start): every source draws into each
  * picture the time it made it, and logs every frame it made. The stamp is a
@@ -31,7 +42,11 @@
  * centiseconds of CLOCK_REALTIME since stamp_epoch_us (wraps after 43 min).
  * The log: files made-N.log in z->dir, one per start of a source, one line
  * per frame made, "... pts_time:S" (S: seconds since the epoch) as FFmpeg's
- * metadata filter prints it. zoo_stamp_read reads a stamp back. */
+ * metadata filter prints it. zoo_stamp_read reads a stamp back. The RTSP
+ * server also logs what happens to it (listening, clients' requests, the
+ * media's preparation, keyframes made; CLOCK_MONOTONIC seconds) to
+ * rtsp-events.log in z->dir. With FP_ZOO_KEEP set in the environment,
+ * zoo_stop leaves z->dir in place (and prints its path). */
 #ifndef FP_ZOO_H
 #define FP_ZOO_H
 
@@ -74,7 +89,11 @@ void zoo_start(zoo *z);
 void zoo_stop(zoo *z);
 void zoo_feed_stop(zoo *z);
 void zoo_feed_start(zoo *z);
+/* The server stops gracefully (its stop signal, above) and starts again;
+ * returns when it listens. */
 void zoo_server_restart(zoo *z);
+/* The server is SIGKILLed (a crash) and starts again; returns when it listens. */
+void zoo_server_crash(zoo *z);
 void zoo_server_pause(zoo *z);
 void zoo_server_resume(zoo *z);
 /* Restarts the source with frames of `size` ("WxH"). */
