@@ -118,7 +118,7 @@ static void client_event(const fp_live_event *ev, void *user)
 
 /* Prints "s T" at start, "c T" per connection, "x T STAMP AGE_MS DROPPED" per
  * frame (T: CLOCK_MONOTONIC s; STAMP: zoo_stamp_read, -1 unread; AGE_MS: now
- * - wall_time; DROPPED: stats.dropped so far), line-buffered so that the
+ * - wall_time; DROPPED: stats.dropped + stats.packets_dropped so far), line-buffered so that the
  * harness follows it live. */
 static int client_main(const char *mode, const char *url, double seconds, const char *av_options)
 {
@@ -150,7 +150,7 @@ static int client_main(const char *mode, const char *url, double seconds, const 
             fp_reader_get_stats(r, &st);
             pthread_mutex_lock(&out_mu);
             printf("x %.6f %ld %.3f %llu\n", t, stamp, img->wall_time > 0 ? 1000 * age : -1.0,
-                   (unsigned long long)st.dropped);
+                   (unsigned long long)(st.dropped + st.packets_dropped));
             pthread_mutex_unlock(&out_mu);
         } else if (rc == 0) {
             break;
