@@ -34,8 +34,9 @@
  *   backlog    frames handed over after t_up that were made before it (an
  *              HLS playlist's earlier segments, frames a stopped server
  *              queued), not in got/sent; "+N dup" frames delivered twice
- *   q drops    framepool only: frames its queue dropped because the client
- *              fell behind (stats.dropped; LATEST drops by design)
+ *   q drops    framepool only: frames dropped because the client or its
+ *              decoder fell behind (stats.dropped + packets_dropped; LATEST
+ *              drops by design)
  *   conns      connections made in the phase
  *   age        ms from making to hand-over of the fresh frames (end to end:
  *              encoder, server, network, client), mean/max

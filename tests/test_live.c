@@ -1049,8 +1049,11 @@ static void check_delay(const lv_events *e, int i, double rmin, double rmax, int
 {
     int n = e->attempt[i];
     double d = rmin;
-    for (int k = fast ? 5 : 1; k < n && d < rmax; k++)
-        d *= 2;
+    if (fast && n <= 20)
+        d = rmin / 5;
+    else
+        for (int k = fast ? 21 : 1; k < n && d < rmax; k++)
+            d *= 2;
     if (d > rmax)
         d = rmax;
     ck_assert_msg(n >= 1 && e->delay[i] >= d / 2 - 1e-9 && e->delay[i] <= d + 1e-9,
@@ -1061,8 +1064,9 @@ static void check_delay(const lv_events *e, int i, double rmin, double rmax, int
 /* The reconnect schedule (reader.h "Reconnecting"), from the RECONNECTING
  * events' attempt and delay fields (no wall clock): a source down at start
  * gets the plain doubling from reconnect_min; after a connection that
- * delivered, the first 5 failed tries wait [min/2, min], then the wait
- * doubles up to reconnect_max (a server that stays down is not stormed); a
+ * delivered, the first 20 failed tries wait [min/10, min/5], then the wait
+ * doubles from reconnect_min up to reconnect_max (a server that stays down
+ * is not stormed); a
  * connection that delivers starts the count over; a server that comes back
  * is connected by the first try after it listens; CONNECTED comes with the
  * first frame and carries its time (= stats.first_frame). */
@@ -1109,30 +1113,30 @@ START_TEST(reconnect_schedule)
     ck_assert_int_eq(st.connects, 1);
     ck_assert_int_eq(st.connected, 1);
 
-    /* the server goes away and stays down for 8 tries: 5 at about reconnect_min,
-     * then doubling to reconnect_max */
+    /* the server goes away and stays down for 23 tries: 20 at about
+     * reconnect_min / 5, then doubling from reconnect_min to reconnect_max */
     reap(&srv);
     ck_assert(lv_events_wait(&e, FP_LIVE_DISCONNECTED, 1, 5));
     int d1 = lv_events_last(&e, FP_LIVE_DISCONNECTED);
     int base = lv_events_count(&e, FP_LIVE_RECONNECTING);
-    ck_assert(lv_events_wait(&e, FP_LIVE_RECONNECTING, base + 8, 10));
+    ck_assert(lv_events_wait(&e, FP_LIVE_RECONNECTING, base + 23, 10));
     pthread_mutex_lock(&e.mu);
     int seen = 0, maxd = 0;
-    for (int i = d1 + 1; i < e.n && seen < 8; i++) {
+    for (int i = d1 + 1; i < e.n && seen < 23; i++) {
         if (e.type[i] != FP_LIVE_RECONNECTING)
             continue;
         seen++;
         ck_assert_int_eq(e.attempt[i], seen); /* the count started over */
         ck_assert_int_eq(e.error[i], FP_EIO); /* refused */
         check_delay(&e, i, rmin, rmax, 1);
-        if (seen <= 5)
-            ck_assert_double_le(e.delay[i], rmin);
+        if (seen <= 20)
+            ck_assert_double_le(e.delay[i], rmin / 5);
         else
-            maxd = e.delay[i] > rmin ? maxd + 1 : maxd;
+            maxd = e.delay[i] > rmin / 5 ? maxd + 1 : maxd;
     }
     pthread_mutex_unlock(&e.mu);
-    ck_assert_int_eq(seen, 8);
-    ck_assert_int_eq(maxd, 3); /* tries 6, 7, 8 wait longer than reconnect_min */
+    ck_assert_int_eq(seen, 23);
+    ck_assert_int_eq(maxd, 3); /* tries 21, 22, 23 wait longer than the fast tries */
 
     /* back: the first try after the server listens connects */
     for (int round = 0; round < 2; round++) {

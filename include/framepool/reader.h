@@ -146,18 +146,21 @@ typedef struct fp_reader fp_reader;
  *   frame — refused, timed out, no stream — fails; a connection that
  *   delivered frames and then ended starts a new count as try 1) waits a
  *   uniformly random delay in [d/2, d] (so many readers of one server do
- *   not retry in step), with
- *     d = reconnect_min                                  for n <= f,
- *     d = min(reconnect_max, reconnect_min * 2^(n-f))    for n > f,
- *   f = 5 when the count started at the end of a connection that delivered,
- *   f = 1 while no connection has delivered yet (a source down at start, a
- *   wrong URL or password: plain doubling from the second try). So a server
- *   that restarts is tried again every reconnect_min/2 to reconnect_min
- *   seconds for 5 tries (at the defaults 0.25-0.5 s: 1.25-2.5 s of fast
- *   tries) and is reconnected within about reconnect_min of being back; one
- *   that stays down is tried at most 2/reconnect_min times a second during
- *   those 5 tries, then half as often at each try, down to once every
- *   reconnect_max/2 to reconnect_max seconds (defaults: 15-30 s). A wait
+ *   not retry in step). After a connection that delivered (a server that
+ *   restarts, a camera that rebooted):
+ *     d = reconnect_min / 5                                for n <= 20,
+ *     d = min(reconnect_max, reconnect_min * 2^(n-21))     for n > 20;
+ *   while no connection has delivered yet (a source down at start, a wrong
+ *   URL or password):
+ *     d = min(reconnect_max, reconnect_min * 2^(n-1)).
+ *   So a server that restarts is tried every 0.05-0.1 s at the defaults for
+ *   20 tries (about 1.5 s) and reconnected within 0.1 s of being back: in
+ *   time to play before the first keyframe its publisher sends again (an
+ *   RTMP server keeps no GOP for late players: a player 0.2 s late waits a
+ *   whole GOP); a server that stays down is then tried at reconnect_min and
+ *   half as often at each try, down to once every reconnect_max/2 to
+ *   reconnect_max seconds (defaults: 15-30 s); one that never worked gets
+ *   the doubling from its second try. A wait
  *   costs no CPU (a condition variable) and close ends it at once.
  * - Each connection's open — connect, probe, and up to its first frame — is
  *   bounded by `open_timeout` (default 20 s: an RTMP server's FLV probe takes

@@ -671,20 +671,27 @@ static void backoff_wait(fp__live *L, double delay)
 }
 
 /* The reconnect schedule (reader.h): the n-th failed try in a row waits a
- * uniformly random delay in [d/2, d] with d = reconnect_min for n <= f, then
- * d = min(reconnect_max, reconnect_min * 2^(n - f)); f = LIVE_FAST_TRIES
- * when the count started at the end of a connection that delivered, 1 when
- * no connection delivered yet. A server that restarts is back within a
- * second or two: it is tried again about every reconnect_min until then;
+ * uniformly random delay in [d/2, d]. After a connection that delivered:
+ * d = reconnect_min / LIVE_FAST_DIV for n <= LIVE_FAST_TRIES, then
+ * d = min(reconnect_max, reconnect_min * 2^(n - LIVE_FAST_TRIES - 1)).
+ * Before any connection delivered: d = min(reconnect_max, reconnect_min *
+ * 2^(n - 1)). A server that restarts is back within a second or two, and
+ * the first clients to play get the first keyframe it sends (nginx-rtmp
+ * keeps no GOP: a player that comes 0.2 s after the publisher waits a whole
+ * GOP): it is tried about every reconnect_min / 5 for the first 20 tries;
  * one that stays down, or never worked (a wrong URL or password), is tried
  * less and less often. */
-#define LIVE_FAST_TRIES 5
+#define LIVE_FAST_TRIES 20
+#define LIVE_FAST_DIV 5
 
 static double backoff_delay(fp__live *L, int fails, int fast)
 {
     double d = L->lo.reconnect_min;
-    for (int i = fast ? LIVE_FAST_TRIES : 1; i < fails && d < L->lo.reconnect_max; i++)
-        d *= 2;
+    if (fast && fails <= LIVE_FAST_TRIES)
+        d /= LIVE_FAST_DIV;
+    else
+        for (int i = fast ? LIVE_FAST_TRIES + 1 : 1; i < fails && d < L->lo.reconnect_max; i++)
+            d *= 2;
     if (d > L->lo.reconnect_max)
         d = L->lo.reconnect_max;
     return d * (0.5 + 0.5 * (double)(rng_next(L) >> 11) / 9007199254740992.0);
