@@ -11,7 +11,8 @@
  * happens, a status line every second (frames, frame age,
  * drops, reconnects), and at the end the memory-per-frame verdict. --latest
  * (the default) always hands out the newest frame; --all hands out every
- * frame through a bounded queue and drops the oldest when the loop is slow.
+ * frame: when the loop is slow, packets wait (the status line's backlog)
+ * and the frames get older, until the reader's buffer is full.
  *   --seconds S         stop after S seconds (default: until Ctrl-C or SIGTERM)
  *   --work MS           simulate a loop that spends MS milliseconds on each frame
  *   --av-options K=V    FFmpeg options, e.g. rtsp_transport=tcp

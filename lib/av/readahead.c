@@ -109,6 +109,12 @@ static void drop_first(fp__readahead *ra, unsigned k)
     atomic_store(&ra->counts->queued, ra->n);
 }
 
+/* Under mu: whether a packet of `size` bytes finds the queue full. */
+static int full_for(const fp__readahead *ra, size_t size)
+{
+    return ra->n && (ra->n == RA_SLOTS || ra->bytes + size > ra->max_bytes);
+}
+
 /* Under mu: the index of the newest queued keyframe after the head, or 0. */
 static unsigned newest_key(fp__readahead *ra)
 {
@@ -123,7 +129,7 @@ static unsigned newest_key(fp__readahead *ra)
  * to resume from yet). */
 static int make_room(fp__readahead *ra, size_t size, int key)
 {
-    while (ra->n && (ra->n == RA_SLOTS || ra->bytes + size > ra->max_bytes)) {
+    while (full_for(ra, size)) {
         unsigned next = 0; /* the oldest keyframe after the head */
         for (unsigned i = 1; i < ra->n && !next; i++)
             if (is_key(slot(ra, i)))
@@ -156,18 +162,17 @@ static void *ra_main(void *arg)
         if (rc == 1) {
             int key = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
             int drop = 0;
-            int full = ra->n && (ra->n == RA_SLOTS || ra->bytes + (size_t)pkt->size > ra->max_bytes);
             if (ra->need_key && !key) {
                 drop = 1;
             } else if (!ra->latest) {
                 drop = make_room(ra, (size_t)pkt->size, key);
-            } else if (full) {
+            } else if (full_for(ra, (size_t)pkt->size)) {
                 /* LATEST past its bound: what is queued is older than this packet.
                  * A keyframe makes all of it useless; else cut at the newest queued
                  * keyframe, and with none, wait for the next keyframe */
                 unsigned k = key ? ra->n : newest_key(ra);
                 drop_first(ra, k);
-                if (ra->n && (ra->n == RA_SLOTS || ra->bytes + (size_t)pkt->size > ra->max_bytes)) {
+                if (full_for(ra, (size_t)pkt->size)) {
                     drop = 1;
                     ra->need_key = 1;
                 }
@@ -286,6 +291,12 @@ int fp__readahead_pop(fp__input *in, AVPacket *pkt, double *wall, unsigned *gap,
             *wall = s.wall;
             *gap = s.gap;
             if (!s.pkt) {
+                /* a rejected packet: the packets dropped before it were before the
+                 * next one too */
+                if (ra->n)
+                    slot(ra, 0)->gap += s.gap;
+                else
+                    ra->pending_gap += s.gap;
                 pthread_mutex_unlock(&ra->mu);
                 in->rejected = s.code;
                 return FP__INPUT_REJECTED;
