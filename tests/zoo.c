@@ -140,18 +140,22 @@ static void need(const char *cmd, const char *package)
               package);
 }
 
+/* Whether a TCP connect to 127.0.0.1:port succeeds now. */
+static int tcp_connects(int port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    ZOO_CHECK(s >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
+    close(s);
+    return ok;
+}
+
 void zoo_wait_tcp(int port, const char *what, double seconds)
 {
     double t0 = now_s();
-    for (;;) {
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        ZOO_CHECK(s >= 0, "socket: %s", strerror(errno));
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
-        close(s);
-        if (ok)
-            return;
+    while (!tcp_connects(port)) {
         ZOO_CHECK(now_s() - t0 < seconds, "%s never listened on port %d (waited %.0f s)", what,
                   port, seconds);
         usleep(20000);
@@ -161,6 +165,30 @@ void zoo_wait_tcp(int port, const char *what, double seconds)
 static void wait_tcp(int port, const char *what)
 {
     zoo_wait_tcp(port, what, 30);
+}
+
+/* wait_tcp for a server whose output goes to `log`: when it never listens,
+ * the end of that log is in the failure's message. */
+static void wait_tcp_logged(int port, const char *what, const char *log)
+{
+    double t0 = now_s();
+    while (now_s() - t0 < 30) {
+        if (tcp_connects(port))
+            return;
+        usleep(20000);
+    }
+    char tail[700] = "";
+    FILE *f = fopen(log, "r");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        long end = ftell(f);
+        fseek(f, end > (long)sizeof tail - 1 ? end - (long)sizeof tail + 1 : 0, SEEK_SET);
+        size_t n = fread(tail, 1, sizeof tail - 1, f);
+        tail[n] = 0;
+        fclose(f);
+    }
+    zoo_fail("%s never listened on port %d (waited 30 s); the end of %s:\n%s", what, port, log,
+             tail);
 }
 
 static void sleep_s(double s)
@@ -385,9 +413,13 @@ static void server_start(zoo *z)
         zoo_argv_add(a, FP_SOURCE_DIR "/tests/zoo/mjpeg_server.sh");
         zoo_argv_add(a, ZOO_SECONDS);
         zoo_publisher_argv(a, &p);
-        z->srv = zoo_spawn((char *const *)a->v, NULL);
+        /* its output is kept: a run that cannot serve says why there */
+        char out_log[160];
+        snprintf(out_log, sizeof out_log, "%s/mjpeg-server.log", z->dir);
+        z->srv = zoo_spawn((char *const *)a->v, out_log);
         free(a);
-        wait_tcp(z->port, "the MJPEG server"); /* takes one client: the next run serves */
+        wait_tcp_logged(z->port, "the MJPEG server", out_log); /* takes one client: the next
+                                                                  run serves */
         break;
     }
     }

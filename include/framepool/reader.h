@@ -274,8 +274,9 @@ typedef struct fp_live_options {
                                    256); LATEST always keeps 1. A burst (HLS: a whole
                                    segment at once) waits as packets (live.buffer), not
                                    here: a bigger queue only costs memory */
-    double reconnect_min;       /* seconds: the base of the backoff (0 = 0.5): the longest
-                                   wait of the first tries; see "Reconnecting" above */
+    double reconnect_min;       /* seconds: the base of the backoff (0 = 0.5); the first
+                                   tries after a connection that delivered wait a fifth
+                                   of it; see "Reconnecting" above */
     double reconnect_max;       /* upper bound of the backoff (0 = 30) */
     int max_reconnects;         /* 0 = reconnect forever (default); N = give up after N
                                    failed tries in a row (FP_LIVE_GAVE_UP) */
