@@ -152,30 +152,54 @@ static void read_to_end(fp_reader *r, seen *s, char (*md5)[33], int frames, unsi
     fp_unref(&img);
 }
 
-static void begin(void)
+/* One case: the clip, its oracle, its server and a live reader on it. */
+typedef struct backlog_case {
+    char md5[MAXF][33];
+    int frames;
+    lv_events e;
+    pid_t srv;
+    fp_reader *r;
+} backlog_case;
+
+/* Makes clip `name` (`frames` frames of `size`), starts its server
+ * (`realtime`: at 25 fps) and opens a live reader of `mode` on it with
+ * live.buffer `buffer` (0: the default) and live.stall `stall` (0:
+ * live_opts's). */
+static void start_case(backlog_case *c, const char *name, const char *size, int frames,
+                       int realtime, fp_live_mode mode, size_t buffer, double stall)
 {
     signal(SIGPIPE, SIG_IGN);
+    char path[512];
+    c->frames = frames;
+    make_clip(name, size, frames, path, sizeof path, c->md5);
+    lv_events_init(&c->e);
+    char url[96];
+    int port = local_url(url, sizeof url, "tcp", "");
+    c->srv = clip_server(port, path, realtime);
+    fp_reader_options o = live_opts(mode, &c->e);
+    o.live.buffer = buffer;
+    if (stall > 0)
+        o.live.stall = stall;
+    c->r = NULL;
+    ck_assert_int_eq(fp_reader_open(url, &o, &c->r), 0);
+}
+
+static void end_case(backlog_case *c)
+{
+    fp_reader_close(&c->r);
+    reap(&c->srv);
 }
 
 START_TEST(all_burst_slow_caller_keeps_every_frame)
 {
-    begin();
-    static char md5[MAXF][33];
-    char path[512];
-    const int frames = 250;
-    make_clip("backlog_320.ts", "320x240", frames, path, sizeof path, md5);
-    lv_events e;
-    lv_events_init(&e);
-    char url[96];
-    int port = local_url(url, sizeof url, "tcp", "");
-    pid_t srv = clip_server(port, path, 0);
-    fp_reader_options o = live_opts(FP_LIVE_ALL, &e);
-    fp_reader *r = NULL;
-    ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
+    static backlog_case c;
+    start_case(&c, "backlog_320.ts", "320x240", 250, 0, FP_LIVE_ALL, 0, 0);
+    fp_reader *r = c.r;
+    const int frames = c.frames;
     seen s = {0};
     /* 10 ms a frame: the 10 s clip arrives within a fraction of a second,
      * the caller takes 2.5 s */
-    read_to_end(r, &s, md5, frames, 10000, "ALL burst", &e);
+    read_to_end(r, &s, c.md5, frames, 10000, "ALL burst", &c.e);
     fp_reader_stats st;
     fp_reader_get_stats(r, &st);
     printf("ALL burst: %d frames, dropped %llu, packets dropped %llu, age max %.3f s\n", s.n,
@@ -186,33 +210,23 @@ START_TEST(all_burst_slow_caller_keeps_every_frame)
     ck_assert_uint_eq(st.packets_dropped, 0);
     /* the backlog was real: the last frames waited while the caller caught up */
     ck_assert_msg(st.age_max > 1.0, "age max %.3f s: the burst did not wait", st.age_max);
-    fp_reader_close(&r);
-    reap(&srv);
+    end_case(&c);
 }
 END_TEST
 
 START_TEST(all_buffer_full_drops_whole_gops)
 {
-    begin();
-    static char md5[MAXF][33];
-    char path[512];
-    const int frames = 250;
-    make_clip("backlog_320.ts", "320x240", frames, path, sizeof path, md5);
-    lv_events e;
-    lv_events_init(&e);
-    char url[96];
-    int port = local_url(url, sizeof url, "tcp", "");
-    pid_t srv = clip_server(port, path, 0);
-    fp_reader_options o = live_opts(FP_LIVE_ALL, &e);
-    o.live.buffer = 256 << 10; /* about 3 GOPs: a quarter of the clip */
-    fp_reader *r = NULL;
-    ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
+    static backlog_case c;
+    /* live.buffer about 3 GOPs: a quarter of the clip */
+    start_case(&c, "backlog_320.ts", "320x240", 250, 0, FP_LIVE_ALL, 256 << 10, 0);
+    fp_reader *r = c.r;
+    const int frames = c.frames;
     /* read nothing until the server has sent the whole clip and ended */
     int status = 0;
-    ck_assert_int_eq(waitpid(srv, &status, 0), srv);
-    srv = 0;
+    ck_assert_int_eq(waitpid(c.srv, &status, 0), c.srv);
+    c.srv = 0;
     seen s = {0};
-    read_to_end(r, &s, md5, frames, 0, "ALL buffer full", &e);
+    read_to_end(r, &s, c.md5, frames, 0, "ALL buffer full", &c.e);
     fp_reader_stats st;
     fp_reader_get_stats(r, &st);
     printf("ALL buffer full: %d frames, %d gaps, packets dropped %llu, decoded %llu\n", s.n,
@@ -222,27 +236,18 @@ START_TEST(all_buffer_full_drops_whole_gops)
     ck_assert_uint_eq(st.dropped, 0);
     /* every frame of the clip is either delivered or a dropped packet */
     ck_assert_uint_eq((uint64_t)s.n + st.packets_dropped, (uint64_t)frames);
-    fp_reader_close(&r);
+    end_case(&c);
 }
 END_TEST
 
 START_TEST(latest_skips_to_the_newest_keyframe)
 {
-    begin();
-    static char md5[MAXF][33];
-    char path[512];
-    const int frames = 500;
-    make_clip("backlog_640.ts", "640x360", frames, path, sizeof path, md5);
-    lv_events e;
-    lv_events_init(&e);
-    char url[96];
-    int port = local_url(url, sizeof url, "tcp", "");
-    pid_t srv = clip_server(port, path, 0);
-    fp_reader_options o = live_opts(FP_LIVE_LATEST, &e);
-    fp_reader *r = NULL;
-    ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
+    static backlog_case c;
+    start_case(&c, "backlog_640.ts", "640x360", 500, 0, FP_LIVE_LATEST, 0, 0);
+    fp_reader *r = c.r;
+    const int frames = c.frames;
     seen s = {0};
-    read_to_end(r, &s, md5, frames, 0, "LATEST burst", &e);
+    read_to_end(r, &s, c.md5, frames, 0, "LATEST burst", &c.e);
     fp_reader_stats st;
     fp_reader_get_stats(r, &st);
     printf("LATEST burst: %d frames delivered, decoded %llu of %d, packets dropped %llu, "
@@ -254,27 +259,19 @@ START_TEST(latest_skips_to_the_newest_keyframe)
     ck_assert_uint_gt(st.packets_dropped, 0);
     ck_assert_uint_lt(st.decoded, (uint64_t)frames);
     ck_assert_uint_eq(st.packets + st.packets_dropped, (uint64_t)frames);
-    fp_reader_close(&r);
-    reap(&srv);
+    end_case(&c);
 }
 END_TEST
 
 START_TEST(all_caller_pause_is_not_a_stall)
 {
-    begin();
-    static char md5[MAXF][33];
-    char path[512];
-    const int frames = 250;
-    make_clip("backlog_320.ts", "320x240", frames, path, sizeof path, md5);
-    lv_events e;
-    lv_events_init(&e);
-    char url[96];
-    int port = local_url(url, sizeof url, "tcp", "");
-    pid_t srv = clip_server(port, path, 1); /* at 25 fps: 10 s */
-    fp_reader_options o = live_opts(FP_LIVE_ALL, &e);
-    o.live.stall = 1.0 * SLACK;
-    fp_reader *r = NULL;
-    ck_assert_int_eq(fp_reader_open(url, &o, &r), 0);
+    static backlog_case c;
+    const double stall = 1.0 * SLACK;
+    start_case(&c, "backlog_320.ts", "320x240", 250, 1 /* at 25 fps: 10 s */, FP_LIVE_ALL, 0,
+               stall);
+    fp_reader *r = c.r;
+    const int frames = c.frames;
+    char (*md5)[33] = c.md5;
     fp_image *img = NULL;
     seen s = {0};
     for (int i = 0; i < 10; i++) {
@@ -283,13 +280,13 @@ START_TEST(all_caller_pause_is_not_a_stall)
     }
     fp_unref(&img);
     /* the caller stops for 2.5 stall limits while the source goes on */
-    usleep((useconds_t)(2.5 * o.live.stall * 1e6));
+    usleep((useconds_t)(2.5 * stall * 1e6));
     fp_reader_stats st;
     fp_reader_get_stats(r, &st);
     ck_assert_msg(st.packets_queued > 0, "nothing waited while the caller paused");
-    ck_assert_msg(lv_events_count(&e, FP_LIVE_STALLED) == 0 &&
-                      lv_events_count(&e, FP_LIVE_DISCONNECTED) == 0,
-                  "the caller's pause ended the connection; events:\n%s", lv_events_text(&e));
+    ck_assert_msg(lv_events_count(&c.e, FP_LIVE_STALLED) == 0 &&
+                      lv_events_count(&c.e, FP_LIVE_DISCONNECTED) == 0,
+                  "the caller's pause ended the connection; events:\n%s", lv_events_text(&c.e));
     /* then every frame after the pause, in order, none lost */
     for (int i = 0; i < 100; i++) {
         ck_assert_int_eq(fp_reader_next(r, &img), 1);
@@ -301,8 +298,7 @@ START_TEST(all_caller_pause_is_not_a_stall)
     ck_assert_uint_eq(st.stalls, 0);
     ck_assert_uint_eq(st.reconnects, 0);
     ck_assert_uint_eq(st.packets_dropped, 0);
-    fp_reader_close(&r);
-    reap(&srv);
+    end_case(&c);
 }
 END_TEST
 
