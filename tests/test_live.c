@@ -1144,14 +1144,15 @@ START_TEST(reconnect_schedule)
         double end = tu_now() + 10 * SLACK;
         /* a try every 10-20 ms may connect before this sees the port listen
          * (ffmpeg closes its listener once it has its client) */
-        int connected = 0;
-        while (!port_listening(port) &&
+        int listening = 0, connected = 0;
+        while (!(listening = port_listening(port)) &&
                !(connected = lv_events_count(&e, FP_LIVE_CONNECTED) >= 2 + round) &&
                tu_now() < end)
             usleep(2000);
-        ck_assert_msg(connected || port_listening(port) ||
-                          lv_events_count(&e, FP_LIVE_CONNECTED) >= 2 + round,
-                      "the server does not listen on %d", port);
+        ck_assert_msg(listening || connected,
+                      "the server does not listen on %d and the reader did not connect; "
+                      "events:\n%s",
+                      port, lv_events_text(&e));
         int at_back = lv_events_count(&e, FP_LIVE_RECONNECTING);
         ck_assert(lv_events_wait(&e, FP_LIVE_CONNECTED, 2 + round, 10));
         ck_assert_int_eq(read_frames(r, &m, 5, 10, NULL, NULL), 5);
