@@ -326,13 +326,11 @@ static void rearm_on_budget_drop(fp__engine *e)
     uint64_t drops = e->dec.budget_drops + e->budget_drops;
     if (drops == e->rearm_seen)
         return;
+    e->rearm_seen = drops;
     if (e->drops_sink)
         atomic_store_explicit(e->drops_sink, drops, memory_order_relaxed);
-    if (e->rearm_us <= 0) {
-        e->rearm_seen = drops;
+    if (e->rearm_us <= 0)
         return;
-    }
-    e->rearm_seen = drops;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
