@@ -1,9 +1,13 @@
 """Fixtures: clips made at test time with the ffmpeg command (testsrc2), and
 the real footage in ../shared/videos when it exists."""
+import faulthandler
 import os
 import pathlib
 import shutil
 import subprocess
+import sys
+import threading
+import time
 
 import pytest
 
@@ -74,3 +78,64 @@ def shared_videos():
         pytest.skip(f"real footage not found in {SHARED_VIDEOS} (only in the project's "
                     "shared checkout); the generated clips still run")
     return SHARED_VIDEOS
+
+
+# ---- a hung test ends the run with what every thread was doing ---------------------------
+#
+# A deadlock would otherwise sit until ctest's timeout and leave only pytest's
+# progress dots. FP_TEST_HANG_S (default 240) after a test began,
+# faulthandler prints every Python thread's stack to fd 2 (from a C thread of
+# its own, so even while the GIL is held; ctest runs pytest with
+# --capture=sys so that fd 2 is not a capture file then); two seconds later the watchdog prints the
+# test's id and every thread's native stack (gdb) and ends the process with
+# exit status 70. (If the hang holds the GIL the watchdog cannot run: the
+# Python stacks are then what ctest's timeout leaves.)
+
+HANG_S = float(os.environ.get("FP_TEST_HANG_S", "240"))
+_current = {"id": None, "since": 0.0}
+
+
+def _native_stacks():
+    gdb = shutil.which("gdb")
+    if not gdb:
+        return "(no gdb: native stacks not shown)"
+    try:
+        p = subprocess.run([gdb, "-p", str(os.getpid()), "-batch", "-nx", "-ex",
+                            "thread apply all bt"], capture_output=True, text=True,
+                           timeout=120)
+        return p.stdout + p.stderr
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"(gdb failed: {e})"
+
+
+def _watch():
+    while True:
+        time.sleep(1.0)
+        test, since = _current["id"], _current["since"]
+        if test is None or time.monotonic() - since < HANG_S + 2:
+            continue
+        if _capman is not None:  # as pytest-timeout does: show it, not capture it
+            _capman.suspend_global_capture(in_=True)
+        report = (f"\n*** {test} has run {HANG_S:.0f} s: a hang; every thread follows ***\n"
+                  + _native_stacks())
+        os.write(2, report.encode(errors="replace"))
+        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+        os._exit(70)
+
+
+_capman = None
+
+
+def pytest_configure(config):
+    global _capman
+    _capman = config.pluginmanager.getplugin("capturemanager")
+    threading.Thread(target=_watch, name="fp-test-watchdog", daemon=True).start()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _current["id"], _current["since"] = item.nodeid, time.monotonic()
+    faulthandler.dump_traceback_later(HANG_S, file=sys.__stderr__)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+    _current["id"] = None

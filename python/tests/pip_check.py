@@ -144,7 +144,7 @@ def main():
         penv.setdefault("FP_HYPOTHESIS_SCALE", "0.25")
         penv.setdefault("FP_STRESS_SECONDS", "1")
         print(step("pytest (installed package)",
-                   [vpy, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   [vpy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--capture=sys",
                     os.path.join(src, "python", "tests")], cwd=work, env=penv, timeout=900)
               .strip().splitlines()[-1])
         step("pip uninstall", [vpy, "-m", "pip", "uninstall", "-y", "framepool"], env=env,
