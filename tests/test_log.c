@@ -13,12 +13,16 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SLACK (UNDER_SANITIZER ? 3.0 : 1.0)
@@ -267,6 +271,82 @@ START_TEST(switch_waits_for_old_calls)
 }
 END_TEST
 
+/* ---- fork ----------------------------------------------------------------------------------- */
+
+static atomic_int fork_stop;
+
+static void quiet_hook(int level, const char *source, const char *line, void *user)
+{
+    (void)level;
+    (void)source;
+    (void)line;
+    atomic_fetch_add((atomic_int *)user, 1);
+}
+
+static void *busy_logger(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&fork_stop))
+        fp__log(FP_LOG_ERROR, NULL, "busy line");
+    return NULL;
+}
+
+/* Waits for `pid` at most `seconds`; returns its exit status, or -1 after
+ * killing a child that never ended. */
+static int wait_child_bounded(pid_t pid, double seconds)
+{
+    for (double t = 0; t < seconds; t += 0.005) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(5000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+/* obj.h promises that a child forked at any moment can use framepool: two
+ * threads pass lines to the hook without pause while the main thread
+ * forks; each child logs a line and switches the hook (which waits for the
+ * old hook's calls: those of threads the child does not have must not
+ * count). Without the log lock among the locks taken around fork, a child
+ * forked while a thread held it hung at its first line. */
+START_TEST(a_child_forked_while_threads_log_can_log)
+{
+    atomic_int calls = 0;
+    fp_log_set_callback(quiet_hook, &calls);
+    atomic_store(&fork_stop, 0);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, busy_logger, NULL), 0);
+    int hung = 0, failed = 0, forked = 0;
+    for (int i = 0; i < 40 && !hung && !failed; i++, forked++) {
+        while (atomic_load(&calls) < 50 * (i + 1)) /* the threads are logging */
+            sched_yield();
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            atomic_int mine = 0;
+            fp__log(FP_LOG_ERROR, NULL, "child line");
+            fp_log_set_callback(quiet_hook, &mine);
+            fp__log(FP_LOG_ERROR, NULL, "child line 2");
+            _exit(atomic_load(&mine) == 1 ? 0 : 3);
+        }
+        int rc = wait_child_bounded(pid, 10.0 * SLACK);
+        hung += rc == -1;
+        failed += rc != 0 && rc != -1;
+    }
+    atomic_store(&fork_stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    fp_log_set_callback(NULL, NULL);
+    ck_assert_msg(!hung && !failed,
+                  "child %d forked while threads logged %s", forked,
+                  hung ? "hung (killed after 10 s): it could not log" : "could not switch the hook");
+}
+END_TEST
+
 /* ---- a password through every path ---------------------------------------------------------- */
 
 /* Every form FFmpeg takes credentials from, on a port nobody listens on. */
@@ -480,6 +560,7 @@ int main(void)
     tcase_add_test(tc, levels_and_hook);
     tcase_add_test(tc, default_prints_to_stderr);
     tcase_add_test(tc, switch_waits_for_old_calls);
+    tcase_add_test(tc, a_child_forked_while_threads_log_can_log);
     LIVE_ADD(tc, errmsg_and_ffmpeg_lines);
     LIVE_ADD(tc, live_events_and_gave_up);
     LIVE_ADD(tc, hls_segment_urls);

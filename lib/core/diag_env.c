@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* on_exit */
 #include "diag_internal.h"
 #include "internal.h"
+#include "log_priv.h"
 #include "typestat.h"
 
 #include <errno.h>
@@ -182,10 +183,12 @@ static void fork_prepare(void)
     fp__diag_track_atfork(0);
     fp__obj_atfork(0);
     fp__weak_atfork(0);
+    fp__log_atfork(0); /* a leaf: nothing is taken under it */
 }
 
 static void fork_release(int phase)
 {
+    fp__log_atfork(phase);
     fp__weak_atfork(phase);
     fp__obj_atfork(phase);
     fp__diag_track_atfork(phase);

@@ -6,6 +6,11 @@
  * calls of the hook it replaces have returned: each call counts itself in
  * the slot of the hook's generation (two slots, by parity), so a switch
  * waits only for calls of the old hook, never for later ones.
+ *
+ * fork: the log lock is one of the locks the library takes around a fork
+ * (diag_env.c), the last one, since nothing is taken under it; without it a
+ * child forked while another thread was passing a line on found the lock
+ * held for good and hung at its first line.
  */
 #include "log_priv.h"
 
@@ -95,8 +100,24 @@ static void emit_line(int level, const char *source, const char *line)
     log_depth--;
 
     pthread_mutex_lock(&log_mu);
-    if (--log_active[slot] == 0)
+    /* (a child forked inside this call starts its counts at 0: fp__log_atfork) */
+    if (log_active[slot] > 0 && --log_active[slot] == 0)
         pthread_cond_broadcast(&log_cv);
+    pthread_mutex_unlock(&log_mu);
+}
+
+void fp__log_atfork(int phase)
+{
+    if (phase == 0) {
+        pthread_mutex_lock(&log_mu);
+        return;
+    }
+    if (phase == 2) {
+        /* the hook calls other threads were making are not in the child: a
+         * fp_log_set_callback there must not wait for them */
+        log_active[0] = log_active[1] = 0;
+        pthread_cond_init(&log_cv, NULL);
+    }
     pthread_mutex_unlock(&log_mu);
 }
 

@@ -28,4 +28,9 @@ void fp__log_text(int level, const char *source, const char *text);
  * FFmpeg's level in step. */
 void fp__log_on_level(void (*fn)(int level));
 
+/* fork (diag_env.c's pthread_atfork handlers): 0 takes the log lock (after
+ * every other lock of the library), 1 releases it in the parent, 2 in the
+ * child, where the hook calls of other threads are forgotten. */
+void fp__log_atfork(int phase);
+
 #endif

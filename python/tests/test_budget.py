@@ -389,7 +389,15 @@ def test_a_forked_child_uses_the_inherited_budget(clips):
         finally:
             os._exit(status)
     os.close(wfd)
-    _, st = os.waitpid(pid, 0)
+    while True:  # bounded: a child that hangs is killed and reported
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done or time.monotonic() - t0 > 60:
+            break
+        time.sleep(0.01)
+    if not done:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung (killed after 60 s)")
     took = time.monotonic() - t0
     out = os.read(rfd, 200).decode()
     os.close(rfd)

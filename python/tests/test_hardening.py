@@ -77,10 +77,12 @@ def test_memtrack_report_survives_init_on_another_thread():
         started.clear()
         th = threading.Thread(target=report)
         th.start()
-        started.wait()
-        while th.is_alive():
+        assert started.wait(60)
+        deadline = time.monotonic() + 120
+        while th.is_alive() and time.monotonic() < deadline:
             t.__init__(capacity=64)  # replaces the tracker while report() runs
-        th.join()
+        th.join(60)
+        assert not th.is_alive(), "report() never returned"
     assert len(out) == 5 and all(isinstance(s, str) and s for s in out)
 
 

@@ -69,7 +69,8 @@ def test_one_reader_two_threads_is_refused(clips):
         seen.append(str(e))
     except framepool.LimitError:
         pass
-    t.join()
+    t.join(60)
+    assert not t.is_alive()
     # two threads racing on one reader: at least one call was refused, and
     # the reader still works
     assert seen and "another thread" in seen[0]
