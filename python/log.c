@@ -51,17 +51,24 @@ static int fp_to_py_level(int fp)
     return 10;
 }
 
+/* Handler calls under way on this thread (emit() nests when a handler
+ * calls log_flush): a flush from inside a handler must not wait for the log
+ * thread, which may itself be waiting for a lock this thread's handler holds. */
+static _Thread_local int emit_depth;
+
 /* Emits one line to the logger (GIL held). */
 static void emit(int fp_level, const char *source, const char *line)
 {
     if (!logger)
         return;
+    emit_depth++;
     PyObject *extra = Py_BuildValue("{s:s}", "fp_source", source);
     PyObject *args = Py_BuildValue("(iss" "s)", fp_to_py_level(fp_level), "[%s] %s", source,
                                    line);
     PyObject *kw = extra ? Py_BuildValue("{s:O}", "extra", extra) : NULL;
     PyObject *meth = PyObject_GetAttrString(logger, "log");
     PyObject *r = meth && args && kw ? PyObject_Call(meth, args, kw) : NULL;
+    emit_depth--;
     if (!r)
         PyErr_WriteUnraisable(logger);
     Py_XDECREF(r);
@@ -220,10 +227,14 @@ PyObject *fpy_log_flush(PyObject *module, PyObject *noargs)
         emit_batch(batch, n, dropped);
         total += n;
     }
-    /* and the batch the emitter took, if any: emitted when this returns */
+    /* and the batch the emitter took, if any: emitted when this returns. Not
+     * from inside a handler (on the emitter or any thread): logging's handlers
+     * hold their lock while they emit, and the emitter may be waiting for that
+     * very lock to emit its batch — waiting for it here would deadlock. */
+    if (emit_depth > 0)
+        return PyLong_FromLong(total);
     Py_BEGIN_ALLOW_THREADS /* the emitter needs the GIL to finish it */
     pthread_mutex_lock(&q_lock);
-    /* (a handler running on the emitter that calls log_flush would wait for itself) */
     while (inflight && !(emitter_running && pthread_equal(pthread_self(), emitter)))
         pthread_cond_wait(&idle_cv, &q_lock);
     pthread_mutex_unlock(&q_lock);

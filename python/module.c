@@ -628,8 +628,11 @@ static PyMethodDef mod_methods[] = {
     {"log_flush", fpy_log_flush, METH_NOARGS,
      PyDoc_STR("log_flush()\n--\n\n"
                "Emits the log lines queued so far to the 'framepool' logger on this thread "
-               "(they are otherwise emitted by framepool's log thread within milliseconds); "
-               "returns how many.")},
+               "(they are otherwise emitted by framepool's log thread within milliseconds) "
+               "and waits for those the log thread is emitting; returns how many it emitted. "
+               "Called from a logging handler it does not wait for the log thread (that "
+               "thread may be waiting for the handler's lock). Do not call it while holding "
+               "a lock your handlers take.")},
     {"set_default_budget", fpy_set_default_budget, METH_O,
      PyDoc_STR("set_default_budget(budget, /)\n--\n\n"
                "Makes `budget` (a framepool.Budget, or None for none) the budget of this "

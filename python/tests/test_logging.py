@@ -4,6 +4,9 @@ by framepool's log thread (never from a decoder thread, never while a
 framepool lock is held), and nothing reaches stderr meanwhile."""
 import logging
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -119,6 +122,52 @@ def test_a_handler_that_calls_framepool_does_not_deadlock(clips):
     finally:
         C.log_level(old)
         logger.removeHandler(h)
+
+
+def test_log_flush_in_a_handler_while_the_log_thread_waits_for_its_lock(clips):
+    """A handler (which holds logging's handler lock while it emits) calls
+    log_flush() while framepool's log thread has taken a batch and waits for
+    that very lock: the flush must not wait for the log thread. It did, and
+    the two waited for each other for good (found by the suite under load).
+    In a child, so that a deadlock fails the test instead of hanging it."""
+    code = textwrap.dedent("""
+        import logging, sys, threading, time, framepool
+        from framepool import _framepool as C
+        entered = threading.Event()
+
+        class Slow(logging.Handler):
+            def emit(self, record):
+                if threading.current_thread() is threading.main_thread() \\
+                        and not entered.is_set():
+                    entered.set()
+                    time.sleep(0.5)  # the log thread takes a batch, waits for our lock
+                    C.log_flush()
+
+        logging.getLogger("framepool").addHandler(Slow(logging.DEBUG))
+        C.log_level(logging.DEBUG)
+        stop = threading.Event()
+
+        def decode():  # DEBUG lines without pause, from decoder threads
+            while not stop.is_set():
+                with framepool.open(sys.argv[1], format="gray8", threads=2) as r:
+                    for _ in r:
+                        pass
+
+        t = threading.Thread(target=decode, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 30
+        while not entered.is_set() and time.monotonic() < deadline:
+            C.log_flush()  # emits on this thread: the handler runs here
+        stop.set()
+        t.join(30)
+        print("FLUSHED" if entered.is_set() else "NO LINE")
+    """)
+    try:
+        p = subprocess.run([sys.executable, "-c", code, str(clips.h264)], capture_output=True,
+                           text=True, timeout=60)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"log_flush() in a handler deadlocked with the log thread: {e.stderr}")
+    assert p.returncode == 0 and p.stdout.strip() == "FLUSHED", p.stdout + p.stderr
 
 
 @pytest.mark.parametrize("form", ["tcp://admin:hunter2@127.0.0.1:{port}",
