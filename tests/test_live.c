@@ -221,6 +221,8 @@ START_TEST(tcp_down_at_start_kill_restart_resize)
     ck_assert(lv_events_wait(&e, FP_LIVE_CONNECTED, 1, 1));
     int c = lv_events_last(&e, FP_LIVE_CONNECTED);
     ck_assert_int_eq(e.w[c], 320);
+    ck_assert_msg(strstr(e.msg[c], "mpeg2video 320x240, 25 fps, first frame "), "CONNECTED: %s",
+                  e.msg[c]);
     fp_reader_stats st;
     fp_reader_get_stats(r, &st);
     ck_assert_int_eq(st.connected, 1);

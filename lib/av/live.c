@@ -582,13 +582,14 @@ static int stream(fp__live *L, fp__engine *c, int *delivered_any, char *msg, siz
             L->connected = 1;
             L->first_frame = ttff;
             pthread_mutex_unlock(&L->mu);
+            char rate[32] = ", frame rate unknown";
+            if (ci.fps > 0)
+                snprintf(rate, sizeof rate, ", %.4g fps", ci.fps);
             emit(L,
                  (fp_live_event){.type = FP_LIVE_CONNECTED, .width = ci.width,
                                  .height = ci.height, .first_frame = ttff},
-                 "connected to '%s': %s %dx%d%s%.4g fps, first frame %.2f s after the open "
-                 "began",
-                 L->shown, ci.codec, ci.width, ci.height, ci.fps > 0 ? ", " : "",
-                 ci.fps > 0 ? ci.fps : 0.0, ttff);
+                 "connected to '%s': %s %dx%d%s, first frame %.2f s after the open began",
+                 L->shown, ci.codec, ci.width, ci.height, rate, ttff);
         }
         /* a new source size, mid-stream or since the last connection */
         fp_reader_stats cs;
