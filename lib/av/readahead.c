@@ -85,6 +85,16 @@ static int is_key(const ra_slot *s)
     return s->pkt && (s->pkt->flags & AV_PKT_FLAG_KEY);
 }
 
+/* Under mu: packets of the stream lost before the head went (`gap` of
+ * them): they were before the next one queued too (or the next to come). */
+static void pass_gap(fp__readahead *ra, unsigned gap)
+{
+    if (ra->n)
+        slot(ra, 0)->gap += gap;
+    else
+        ra->pending_gap += gap;
+}
+
 /* Under mu: drops the first k queued entries (packets counted as dropped,
  * and as the gap before the next one). */
 static void drop_first(fp__readahead *ra, unsigned k)
@@ -102,10 +112,7 @@ static void drop_first(fp__readahead *ra, unsigned k)
         ra->head = (ra->head + 1) % RA_SLOTS;
         ra->n--;
     }
-    if (ra->n)
-        slot(ra, 0)->gap += gap;
-    else
-        ra->pending_gap += gap;
+    pass_gap(ra, gap);
     atomic_store(&ra->counts->queued, ra->n);
 }
 
@@ -291,12 +298,7 @@ int fp__readahead_pop(fp__input *in, AVPacket *pkt, double *wall, unsigned *gap,
             *wall = s.wall;
             *gap = s.gap;
             if (!s.pkt) {
-                /* a rejected packet: the packets dropped before it were before the
-                 * next one too */
-                if (ra->n)
-                    slot(ra, 0)->gap += s.gap;
-                else
-                    ra->pending_gap += s.gap;
+                pass_gap(ra, s.gap); /* a rejected packet: no frame to count them */
                 pthread_mutex_unlock(&ra->mu);
                 in->rejected = s.code;
                 return FP__INPUT_REJECTED;
