@@ -202,20 +202,9 @@ void lv_events_assert_no(lv_events *e, const char *secret)
 
 void wait_listening(int port, double seconds)
 {
-    char want[32];
-    snprintf(want, sizeof want, "0100007F:%04X", port);
     double end = tu_now() + seconds * tu_slack();
     do {
-        FILE *f = fopen("/proc/net/tcp", "r");
-        ck_assert_ptr_nonnull(f);
-        char row[256], local[64], remote[64];
-        unsigned state;
-        int found = 0;
-        while (!found && fgets(row, sizeof row, f))
-            found = sscanf(row, " %*d: %63s %63s %x", local, remote, &state) == 3 &&
-                    !strcmp(local, want) && state == 0x0A; /* TCP_LISTEN */
-        fclose(f);
-        if (found)
+        if (zoo_port_in_state(port, 1, ZOO_TCP_LISTEN))
             return;
         usleep(20000);
     } while (tu_now() < end);

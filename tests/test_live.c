@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "livesrv.h"
+#include "zoo.h"
 #include "testutil.h"
 
 #include <framepool.h>
@@ -1028,23 +1029,6 @@ END_TEST
 
 /* ---- the reconnect schedule ---------------------------------------------------------------- */
 
-/* Whether something listens on TCP port `port` of 127.0.0.1, from
- * /proc/net/tcp: no connection is made (the ffmpeg server takes one client). */
-static int port_listening(int port)
-{
-    FILE *f = fopen("/proc/net/tcp", "r");
-    ck_assert_ptr_nonnull(f);
-    char line[256];
-    int found = 0;
-    while (!found && fgets(line, sizeof line, f)) {
-        unsigned addr = 0, lport = 0, st = 0;
-        if (sscanf(line, " %*d: %x:%x %*x:%*x %x", &addr, &lport, &st) == 3)
-            found = (int)lport == port && st == 0x0A; /* TCP_LISTEN */
-    }
-    fclose(f);
-    return found;
-}
-
 /* The wait reader.h documents for the n-th failed try in a row: [d/2, d];
  * `fast`: the count started at the end of a connection that delivered. */
 static void check_delay(const lv_events *e, int i, double rmin, double rmax, int fast)
@@ -1147,7 +1131,7 @@ START_TEST(reconnect_schedule)
         /* a try every 10-20 ms may connect before this sees the port listen
          * (ffmpeg closes its listener once it has its client) */
         int listening = 0, connected = 0;
-        while (!(listening = port_listening(port)) &&
+        while (!(listening = zoo_port_in_state(port, 0, ZOO_TCP_LISTEN)) &&
                !(connected = lv_events_count(&e, FP_LIVE_CONNECTED) >= 2 + round) &&
                tu_now() < end)
             usleep(2000);

@@ -167,34 +167,31 @@ static void wait_tcp(int port, const char *what)
     zoo_wait_tcp(port, what, 30);
 }
 
-/* Whether 127.0.0.1:port has a listening socket or an established
- * connection (from /proc/net/tcp): a server that takes one client at a time
- * is up either way, and this does not take its client (a reader that
- * reconnects every few tens of milliseconds may be that client before the
- * listener is ever seen). */
-static int port_serving(int port)
+int zoo_port_in_state(int port, int loopback_only, unsigned states)
 {
     FILE *f = fopen("/proc/net/tcp", "r");
-    if (!f)
-        return 0;
+    ZOO_CHECK(f, "/proc/net/tcp: %s", strerror(errno));
     char line[256];
     int found = 0;
     while (!found && fgets(line, sizeof line, f)) {
         unsigned addr = 0, lport = 0, st = 0;
         if (sscanf(line, " %*d: %x:%x %*x:%*x %x", &addr, &lport, &st) == 3)
-            found = (int)lport == port && (st == 0x0A || st == 0x01); /* LISTEN, ESTABLISHED */
+            found = (int)lport == port && st < 32 && (states & (1u << st)) &&
+                    (!loopback_only || addr == 0x0100007Fu); /* 127.0.0.1 as the kernel prints it */
     }
     fclose(f);
     return found;
 }
 
-/* Waits up to 30 s for a one-client server to serve on `port`; when it
- * never does, the failure shows the end of its output `log` ("" = none). */
+/* Waits up to 30 s for a one-client server to serve on `port`: listening,
+ * or already serving a client (a reader that reconnects every few tens of
+ * milliseconds may be that client before the listener is ever seen); when
+ * it never does, the failure shows the end of its output `log` ("" = none). */
 static void wait_serving(int port, const char *what, const char *log)
 {
     double t0 = now_s();
     while (now_s() - t0 < 30) {
-        if (port_serving(port))
+        if (zoo_port_in_state(port, 0, ZOO_TCP_LISTEN | ZOO_TCP_ESTABLISHED))
             return;
         usleep(5000);
     }

@@ -102,6 +102,15 @@ void zoo_set_size(zoo *z, const char *size);
  * zoo_fail names `what` when nothing did. */
 void zoo_wait_tcp(int port, const char *what, double seconds);
 
+/* TCP states of /proc/net/tcp, as bits for zoo_port_in_state. */
+#define ZOO_TCP_ESTABLISHED (1u << 0x01)
+#define ZOO_TCP_LISTEN (1u << 0x0A)
+/* Whether /proc/net/tcp shows a socket on local port `port` (on 127.0.0.1
+ * only, when `loopback_only`) in one of `states`. Reading it connects to
+ * nothing, so a server that takes one client keeps it for the reader under
+ * test. zoo_fail when the file cannot be read. */
+int zoo_port_in_state(int port, int loopback_only, unsigned states);
+
 /* Whether the shell command `cmd` succeeds (its output discarded). */
 int zoo_have_program(const char *cmd);
 
