@@ -86,9 +86,9 @@ def shared_videos():
 # progress dots. FP_TEST_HANG_S (default 240) after a test began,
 # faulthandler prints every Python thread's stack to fd 2 (from a C thread of
 # its own, so even while the GIL is held; ctest runs pytest with
-# --capture=sys so that fd 2 is not a capture file then); two seconds later the watchdog prints the
-# test's id and every thread's native stack (gdb) and ends the process with
-# exit status 70. (If the hang holds the GIL the watchdog cannot run: the
+# --capture=sys so that fd 2 is not a capture file then); two seconds later
+# the watchdog prints the test's id and every thread's native stack (gdb) and
+# ends the process with exit status 70. (If the hang holds the GIL the watchdog cannot run: the
 # Python stacks are then what ctest's timeout leaves.)
 
 HANG_S = float(os.environ.get("FP_TEST_HANG_S", "240"))
